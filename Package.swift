@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The lab's own matrix kernel and rounding kernels are written with SIMD types; code
+// generation for the build machine's vector units makes them fast. Results do not depend
+// on it: the kernels fix the summation order and use fused multiply-add everywhere, so the
+// bits are the same whatever the vector width (see DESIGN.md "Determinism").
+#if arch(x86_64)
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
+#else
+let fastMath: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "PrecisionLab",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "plab", targets: ["plab"]),
+        .library(name: "Numerics", targets: ["Numerics"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
+        ),
+        .systemLibrary(
+            name: "CEdit",
+            pkgConfig: "libedit",
+            providers: [.apt(["libedit-dev"]), .brew(["libedit"])]
+        ),
+        .target(
+            name: "Numerics",
+            dependencies: ["CBLAS"],
+            swiftSettings: fastMath
+        ),
+        .target(
+            name: "Lab",
+            dependencies: ["Numerics"],
+            swiftSettings: fastMath
+        ),
+        .executableTarget(
+            name: "plab",
+            dependencies: [
+                "Numerics", "Lab", "CEdit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fastMath
+        ),
+        .testTarget(
+            name: "NumericsTests",
+            dependencies: ["Numerics", "CBLAS"],
+            swiftSettings: fastMath
+        ),
+        .testTarget(
+            name: "PlabTests",
+            dependencies: []
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
