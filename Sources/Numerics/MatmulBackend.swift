@@ -1,0 +1,49 @@
+// The two matrix-product backends behind one interface (DESIGN.md "Determinism").
+
+import CBLAS
+
+/// Plain float32 matrix products, row-major: `C = op(A)·op(B) + (accumulate ? C : 0)` with
+/// op(A) of shape (m, k) and op(B) of shape (k, n). Everything the lab's quantized products
+/// and models compute goes through one of these.
+public protocol MatmulBackend: Sendable {
+    /// `openblas` or `portable`: recorded in transcripts, so a replay uses the same one.
+    var name: String { get }
+
+    /// C (m×n, leading dimension ldc) = op(A)·op(B), plus C's old value if `accumulate`.
+    /// `transA`: A is stored (k×m) and used transposed; `transB` likewise for B (stored n×k).
+    /// Leading dimensions are those of the stored matrices.
+    func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+              a: UnsafePointer<Float>, lda: Int,
+              b: UnsafePointer<Float>, ldb: Int,
+              c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool)
+}
+
+/// OpenBLAS's `cblas_sgemm`: the fastest, but OpenBLAS chooses its kernel (and so its
+/// summation order) by CPU, so the last bits can differ between machines.
+public struct OpenBLASBackend: MatmulBackend {
+    public let name = "openblas"
+    public init() {}
+
+    public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                     a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb),
+                    accumulate ? 1 : 0, c, Int32(ldc))
+    }
+}
+
+/// The backend named `name`: `openblas` or `portable`.
+public func matmulBackend(named name: String) throws(NumericsError) -> any MatmulBackend {
+    switch name.lowercased() {
+    case "openblas": return OpenBLASBackend()
+    case "portable": return PortableBackend()
+    default: throw .invalidArgument("unknown matrix-product backend '\(name)'; accepted: openblas portable")
+    }
+}
