@@ -1,0 +1,281 @@
+// Scaled quantization ("fake quantization"): values become a format's values times a scale.
+//
+// Shapes are written (rows, cols) of a row-major matrix; a vector is one row.
+
+/// Which elements share one scale.
+public enum ScaleGranularity: Hashable, Sendable, CustomStringConvertible {
+    /// No scaling: the format's values themselves (scale 1), as BF16 or FP16 storage.
+    case unscaled
+    /// One scale for the whole tensor (TransformerEngine's per-tensor scaling).
+    case tensor
+    /// One scale per 1×G group along each row (activations, per token and G channels:
+    /// DeepSeek-V3 and Jet-RL use G = 128; MXFP8 uses 32). The last group of a row whose
+    /// length is not a multiple of G is shorter.
+    case rowGroups(Int)
+    /// One scale per G×1 group down each column (an activation re-quantized along the other
+    /// axis for the weight-gradient product).
+    case columnGroups(Int)
+    /// One scale per R×C block (weights: 128×128 in DeepSeek-V3 and Jet-RL); edge blocks are
+    /// smaller.
+    case blocks(Int, Int)
+
+    public var description: String {
+        switch self {
+        case .unscaled: return "unscaled"
+        case .tensor: return "tensor"
+        case .rowGroups(let g): return "1x\(g)"
+        case .columnGroups(let g): return "\(g)x1"
+        case .blocks(let r, let c): return "\(r)x\(c)"
+        }
+    }
+
+    /// Parses `unscaled`, `tensor`, `1xG`, `Gx1` or `RxC`.
+    public static func parse(_ text: String) throws(NumericsError) -> ScaleGranularity {
+        let t = text.lowercased()
+        if t == "unscaled" || t == "none" { return .unscaled }
+        if t == "tensor" { return .tensor }
+        let parts = t.split(separator: "x", omittingEmptySubsequences: false)
+        if parts.count == 2, let r = Int(parts[0]), let c = Int(parts[1]) {
+            guard r > 0, c > 0 else {
+                throw .invalidArgument("scaling '\(text)': group and block sizes must be at least 1")
+            }
+            if r == 1 { return .rowGroups(c) }
+            if c == 1 { return .columnGroups(r) }
+            return .blocks(r, c)
+        }
+        throw .invalidArgument("unknown scaling '\(text)'; accepted: unscaled tensor 1xG Gx1 RxC (e.g. 1x128, 128x128)")
+    }
+
+    /// Checks sizes against a matrix: every size must be at least 1.
+    func validate() throws(NumericsError) {
+        switch self {
+        case .unscaled, .tensor: return
+        case .rowGroups(let g), .columnGroups(let g):
+            if g < 1 { throw .invalidArgument("group size \(g) must be at least 1") }
+        case .blocks(let r, let c):
+            if r < 1 || c < 1 { throw .invalidArgument("block size \(r)x\(c) must be at least 1x1") }
+        }
+    }
+
+    /// The (rows, cols) of one scale's tile, for a matrix of the given shape.
+    func tile(rows: Int, cols: Int) -> (Int, Int) {
+        switch self {
+        case .unscaled, .tensor: return (max(rows, 1), max(cols, 1))
+        case .rowGroups(let g): return (1, g)
+        case .columnGroups(let g): return (g, 1)
+        case .blocks(let r, let c): return (r, c)
+        }
+    }
+}
+
+/// How a scale is computed from the group's largest magnitude `amax`.
+public enum ScaleFormula: String, Sendable, Hashable, CaseIterable {
+    /// `s = amax / max; q = cast(x / s)` — DeepSeek-V3, vLLM.
+    case amaxOverMax = "amax/max"
+    /// `sc = max / amax; q = cast(clamp(x · sc, ±max)); s = 1 / sc` — TransformerEngine, verl.
+    /// Differs from `amaxOverMax` in the last bit of some scales and values.
+    case maxOverAmax = "max/amax"
+
+    public static func parse(_ text: String) throws(NumericsError) -> ScaleFormula {
+        switch text.lowercased() {
+        case "amax/max", "deepseek", "vllm": return .amaxOverMax
+        case "max/amax", "te", "transformer-engine", "verl": return .maxOverAmax
+        default: throw .invalidArgument("unknown scale formula '\(text)'; accepted: amax/max max/amax")
+        }
+    }
+}
+
+/// A complete quantization rule: format, rounding and overflow, scaling granularity, the
+/// scale formula, and whether scales are rounded to powers of two.
+public struct Quantization: Hashable, Sendable, CustomStringConvertible {
+    public var format: NumberFormat
+    public var rounding: RoundingMode
+    public var saturate: Bool
+    public var granularity: ScaleGranularity
+    public var formula: ScaleFormula
+    /// Round each scale up to a power of two (E8M0-style, as MXFP8 and TransformerEngine's
+    /// power-of-two option): `s = 2^⌈log2(amax / max)⌉`, so the group maximum never
+    /// exceeds max and the scale multiplies exactly.
+    public var powerOfTwoScales: Bool
+
+    public init(format: NumberFormat, rounding: RoundingMode = .nearestEven, saturate: Bool = false,
+                granularity: ScaleGranularity = .unscaled, formula: ScaleFormula = .amaxOverMax,
+                powerOfTwoScales: Bool = false) {
+        self.format = format
+        self.rounding = rounding
+        self.saturate = saturate
+        self.granularity = granularity
+        self.formula = formula
+        self.powerOfTwoScales = powerOfTwoScales
+    }
+
+    /// No rounding at all: float32 as is.
+    public static let none = Quantization(format: .fp32)
+
+    /// Whether this rule leaves every float32 unchanged.
+    public var isIdentity: Bool {
+        format == .fp32 && granularity == .unscaled && rounding != .stochastic
+    }
+
+    public var description: String {
+        var s = format.name
+        if granularity != .unscaled {
+            s += " \(granularity) \(formula.rawValue)"
+            if powerOfTwoScales { s += " pow2" }
+        }
+        if rounding != .nearestEven { s += " \(rounding.rawValue)" }
+        if saturate { s += " sat" }
+        return s
+    }
+}
+
+/// A matrix quantized under a `Quantization`: the format's values `q` and one scale per tile,
+/// so that the represented value is `q · scale`.
+public struct QuantizedMatrix: Sendable {
+    public let rows: Int
+    public let cols: Int
+    /// The format's values, row-major (rows, cols).
+    public var values: [Float]
+    /// One scale per tile, row-major over tiles (scaleRows, scaleCols).
+    public var scales: [Float]
+    public let tileRows: Int
+    public let tileCols: Int
+    /// Finite inputs whose scaled value would overflow the format under its own
+    /// nearest rounding: clamped when saturating, ±inf or NaN otherwise. Never silent.
+    public var saturated: Int
+    /// Inputs that were NaN or infinite.
+    public var nonFinite: Int
+
+    public var scaleRows: Int { (rows + tileRows - 1) / tileRows }
+    public var scaleCols: Int { (cols + tileCols - 1) / tileCols }
+
+    /// The scale of element (r, c).
+    @inlinable public func scale(row r: Int, col c: Int) -> Float {
+        scales[(r / tileRows) * scaleCols + c / tileCols]
+    }
+
+    /// The represented values `q · scale` in float32 (exact when scales are powers of two).
+    public func dequantized() -> [Float] {
+        var out = values
+        if scales.allSatisfy({ $0 == 1 }) { return out }
+        for r in 0..<rows {
+            for c in 0..<cols { out[r * cols + c] = values[r * cols + c] * scale(row: r, col: c) }
+        }
+        return out
+    }
+}
+
+extension Quantization {
+    /// Quantizes a row-major (rows, cols) matrix. Stochastic rounding gives element i the
+    /// draw `stream.draw(at: offset + i)`.
+    public func quantize(_ x: UnsafeBufferPointer<Float>, rows: Int, cols: Int,
+                         stream: RandomStream = RandomStream(key: 0), offset: UInt64 = 0)
+        throws(NumericsError) -> QuantizedMatrix {
+        try granularity.validate()
+        guard rows >= 0, cols >= 0, x.count == rows * cols else {
+            throw .invalidArgument("quantize: \(x.count) values do not fill a \(rows)x\(cols) matrix")
+        }
+        let (tr, tc) = granularity.tile(rows: rows, cols: cols)
+        var result = QuantizedMatrix(rows: rows, cols: cols, values: Array(x), scales: [],
+                                     tileRows: tr, tileCols: tc, saturated: 0, nonFinite: 0)
+        let rounder = Rounder(format: format, mode: rounding, saturate: saturate)
+        let overflowThreshold = Quantization.overflowThreshold(format)
+        let maxFinite = format.maxFinite
+        let sr = (rows + tr - 1) / tr, sc = (cols + tc - 1) / tc
+        result.scales = [Float](repeating: 1, count: granularity == .unscaled ? 1 : sr * sc)
+        var nonFinite = 0, saturated = 0
+        result.values.withUnsafeMutableBufferPointer { q in
+            for br in 0..<sr {
+                for bc in 0..<sc {
+                    let r0 = br * tr, r1 = min(rows, r0 + tr)
+                    let c0 = bc * tc, c1 = min(cols, c0 + tc)
+                    // amax over the tile (NaN anywhere makes it NaN).
+                    var amax: Float = 0
+                    for r in r0..<r1 {
+                        for c in c0..<c1 {
+                            let v = x[r * cols + c]
+                            if !v.isFinite { nonFinite += 1 }
+                            let m = abs(v)
+                            amax = (m.isNaN || amax.isNaN) ? .nan : max(amax, m)
+                        }
+                    }
+                    var scale: Float = 1     // what the stored value is multiplied by
+                    var multiplier: Float = 1, divisor: Float = 1
+                    var clamp = false
+                    if granularity != .unscaled, amax.isFinite, amax > 0 {
+                        if powerOfTwoScales {
+                            scale = Quantization.powerOfTwoScale(amax: amax, max: maxFinite)
+                            switch formula {
+                            case .amaxOverMax: divisor = scale
+                            case .maxOverAmax: multiplier = 1 / scale; clamp = true // exact
+                            }
+                        } else {
+                            switch formula {
+                            case .amaxOverMax:
+                                scale = amax / maxFinite
+                                divisor = scale
+                            case .maxOverAmax:
+                                multiplier = maxFinite / amax
+                                scale = 1 / multiplier
+                                clamp = true
+                            }
+                        }
+                        // A scale that underflows or overflows float32 falls back to 1.
+                        if !(scale.isNormal) { scale = 1; multiplier = 1; divisor = 1; clamp = false }
+                    }
+                    if granularity != .unscaled { result.scales[br * sc + bc] = scale }
+                    for r in r0..<r1 {
+                        let base = r * cols + c0, n = c1 - c0
+                        let src = x.baseAddress! + base, dst = q.baseAddress! + base
+                        // Scale into the destination, count what would overflow, clamp if
+                        // the formula says so, then round in place.
+                        if divisor != 1 {
+                            for c in 0..<n { dst[c] = src[c] / divisor }
+                        } else if multiplier != 1 {
+                            for c in 0..<n { dst[c] = src[c] * multiplier }
+                        } else {
+                            dst.update(from: src, count: n)
+                        }
+                        for c in 0..<n where abs(dst[c]) >= overflowThreshold && dst[c].isFinite { saturated += 1 }
+                        if clamp {
+                            for c in 0..<n where dst[c].isFinite { dst[c] = min(max(dst[c], -maxFinite), maxFinite) }
+                        }
+                        rounder.round(dst, into: dst, count: n, stream: stream, offset: offset &+ UInt64(base))
+                    }
+                }
+            }
+        }
+        result.saturated = saturated
+        result.nonFinite = nonFinite
+        return result
+    }
+
+    /// Quantizes an array holding a row-major (rows, cols) matrix.
+    public func quantize(_ x: [Float], rows: Int, cols: Int,
+                         stream: RandomStream = RandomStream(key: 0), offset: UInt64 = 0)
+        throws(NumericsError) -> QuantizedMatrix {
+        try x.withUnsafeBufferPointer { buf throws(NumericsError) in
+            try quantize(buf, rows: rows, cols: cols, stream: stream, offset: offset)
+        }
+    }
+
+    /// The smallest float32 magnitude that the format's own nearest rounding sends to
+    /// ±inf or NaN (found by bisection over bit patterns: rounding is monotone).
+    static func overflowThreshold(_ format: NumberFormat) -> Float {
+        let probe = Rounder(format: format)
+        var lo = format.maxFinite.bitPattern        // rounds to max: finite
+        var hi = Float.infinity.bitPattern          // overflows
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2
+            if probe.round(Float(bitPattern: mid)).isFinite { lo = mid } else { hi = mid }
+        }
+        return Float(bitPattern: hi)
+    }
+
+    /// The smallest power of two p with amax / p ≤ max (computed exactly: p · max is exact).
+    static func powerOfTwoScale(amax: Float, max maxFinite: Float) -> Float {
+        var e = Int(amax.exponent) - Int(maxFinite.exponent) - 1
+        while Double(sign: .plus, exponent: e, significand: 1) * Double(maxFinite) < Double(amax) { e += 1 }
+        return Float(sign: .plus, exponent: e, significand: 1)
+    }
+}

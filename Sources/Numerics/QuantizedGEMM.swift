@@ -1,0 +1,240 @@
+// The quantized matrix product: C = A·B under a recipe.
+//
+// Each operand is quantized to its format with its scaling; every product of two values of
+// formats up to 12 significant bits (E4M3, E5M2, BF16, FP16…) is exact in float32, so only the
+// accumulation needs modelling. The backend computes float32 products of the quantized values
+// over stretches of K along which both operands' scales are constant; the driver applies the
+// scales and combines the stretches in a fixed order.
+
+/// How a matrix product accumulates along K.
+public enum Accumulation: Hashable, Sendable, CustomStringConvertible {
+    /// Float32 accumulation throughout.
+    case fp32
+    /// Limited-precision accumulation with promotion, after DeepSeek-V3's description of
+    /// FP8 GEMMs on Hopper tensor cores: K is walked in steps of `step` elements (one MMA
+    /// instruction, 32 for FP8); each step's products are summed in float32 and added to a
+    /// running partial sum that keeps only `bits` significant bits (truncated toward zero,
+    /// ≈14 on H800); every `interval` elements (N_C = 128) the partial sum is multiplied by
+    /// its scales and added to a float32 accumulator, and the partial sum restarts from 0.
+    case limited(bits: Int, step: Int, interval: Int)
+
+    /// DeepSeek-V3's figures: 14 bits, MMA step 32, promotion every 128.
+    public static let hopperFP8 = Accumulation.limited(bits: 14, step: 32, interval: 128)
+
+    public var description: String {
+        switch self {
+        case .fp32: return "fp32"
+        case .limited(let bits, let step, let interval): return "\(bits)-bit/\(step), promote every \(interval)"
+        }
+    }
+
+    func validate() throws(NumericsError) {
+        if case .limited(let bits, let step, let interval) = self {
+            guard (1...24).contains(bits) else {
+                throw .invalidArgument("accumulator bits \(bits) out of range; accepted: 1…24")
+            }
+            guard step >= 1, interval >= step, interval % step == 0 else {
+                throw .invalidArgument("promotion interval \(interval) must be a positive multiple of the MMA step \(step)")
+            }
+        }
+    }
+}
+
+/// A matrix product's precision: each operand's quantization, the accumulation, and the
+/// output format.
+public struct GemmRecipe: Hashable, Sendable, CustomStringConvertible {
+    public var a: Quantization
+    public var b: Quantization
+    public var accumulation: Accumulation
+    /// The output is rounded to this (nearest even); fp32 leaves the accumulator as is.
+    public var output: NumberFormat
+
+    public init(a: Quantization = .none, b: Quantization = .none, accumulation: Accumulation = .fp32,
+                output: NumberFormat = .fp32) {
+        self.a = a
+        self.b = b
+        self.accumulation = accumulation
+        self.output = output
+    }
+
+    /// Plain float32: exactly `cblas_sgemm` on the openblas backend.
+    public static let fp32 = GemmRecipe()
+
+    /// Both operands rounded to `format` (unscaled), float32 accumulation, output in `format`:
+    /// what a BF16 or FP16 GEMM on a GPU does.
+    public static func uniform(_ format: NumberFormat) -> GemmRecipe {
+        GemmRecipe(a: Quantization(format: format), b: Quantization(format: format), output: format)
+    }
+
+    public var description: String {
+        "A \(a) · B \(b), accumulate \(accumulation), out \(output.name)"
+    }
+}
+
+/// Counts of what a quantized product lost beyond ordinary rounding.
+public struct GemmReport: Sendable, Equatable {
+    /// Operand elements that overflowed their format (clamped or inf/NaN).
+    public var saturated = 0
+    /// Operand elements that were already NaN or infinite.
+    public var nonFinite = 0
+
+    public init(saturated: Int = 0, nonFinite: Int = 0) {
+        self.saturated = saturated
+        self.nonFinite = nonFinite
+    }
+}
+
+/// One operand prepared for the product: quantized values as stored, and its scales.
+public struct PreparedOperand: Sendable {
+    public let matrix: QuantizedMatrix
+    public let transposed: Bool
+
+    public init(matrix: QuantizedMatrix, transposed: Bool) {
+        self.matrix = matrix
+        self.transposed = transposed
+    }
+
+    /// Quantizes a stored (rows, cols) matrix.
+    public init(_ values: [Float], rows: Int, cols: Int, transposed: Bool, quantization: Quantization,
+                stream: RandomStream = RandomStream(key: 0)) throws(NumericsError) {
+        self.matrix = try quantization.quantize(values, rows: rows, cols: cols, stream: stream)
+        self.transposed = transposed
+    }
+
+    /// The length of the K axis's scale tiles: K runs along columns of A (rows of B) as used.
+    func kTile(isA: Bool) -> Int {
+        let alongColumns = isA != transposed
+        return alongColumns ? matrix.tileCols : matrix.tileRows
+    }
+
+    /// Scale for logical operand position (i, k) of A (isA) or (k, j) of B.
+    func scale(outer: Int, k: Int, isA: Bool) -> Float {
+        let kAlongColumns = isA != transposed
+        return kAlongColumns ? matrix.scale(row: outer, col: k) : matrix.scale(row: k, col: outer)
+    }
+
+    var allScalesOne: Bool { matrix.scales.allSatisfy { $0 == 1 } }
+}
+
+/// C (m, n) = op(A) · op(B) under a recipe, on a backend.
+public struct QuantizedGEMM: Sendable {
+    public let recipe: GemmRecipe
+    public let backend: any MatmulBackend
+
+    public init(recipe: GemmRecipe, backend: any MatmulBackend) {
+        self.recipe = recipe
+        self.backend = backend
+    }
+
+    /// Quantizes both operands per the recipe and multiplies them.
+    /// A is stored (m, k), or (k, m) when `transA`; B is stored (k, n), or (n, k) when `transB`.
+    public func multiply(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int,
+                         transA: Bool = false, transB: Bool = false,
+                         stream: RandomStream = RandomStream(key: 0)) throws(NumericsError) -> (c: [Float], report: GemmReport) {
+        guard m > 0, n > 0, k > 0 else {
+            throw .invalidArgument("matrix product of shape \(m)x\(k) · \(k)x\(n): every dimension must be at least 1")
+        }
+        guard a.count == m * k, b.count == k * n else {
+            throw .invalidArgument("matrix product: A has \(a.count) values (needs \(m * k)), B has \(b.count) (needs \(k * n))")
+        }
+        try recipe.accumulation.validate()
+        let qa = try PreparedOperand(a, rows: transA ? k : m, cols: transA ? m : k, transposed: transA,
+                                     quantization: recipe.a, stream: stream.split("A"))
+        let qb = try PreparedOperand(b, rows: transB ? n : k, cols: transB ? k : n, transposed: transB,
+                                     quantization: recipe.b, stream: stream.split("B"))
+        var c = [Float](repeating: 0, count: m * n)
+        c.withUnsafeMutableBufferPointer { out in
+            multiplyPrepared(qa, qb, m: m, n: n, k: k, into: out.baseAddress!)
+        }
+        let report = GemmReport(saturated: qa.matrix.saturated + qb.matrix.saturated,
+                                nonFinite: qa.matrix.nonFinite + qb.matrix.nonFinite)
+        return (c, report)
+    }
+
+    /// Multiplies operands already quantized (weights are quantized once per sync, not per
+    /// product), writing C (m, n) row-major.
+    public func multiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
+                                 into c: UnsafeMutablePointer<Float>) {
+        // The K stretches: boundaries of either operand's scale tiles, plus the MMA steps and
+        // promotion intervals of limited accumulation.
+        let aTile = qa.allScalesOne ? k : qa.kTile(isA: true)
+        let bTile = qb.allScalesOne ? k : qb.kTile(isA: false)
+        var stretch = gcd(min(aTile, k), min(bTile, k))
+        var step = k, interval = k, bits = 24
+        if case .limited(let kept, let mmaStep, let promote) = recipe.accumulation {
+            bits = kept
+            step = mmaStep
+            interval = gcd(promote, stretch)          // promotion also happens at scale changes
+            step = gcd(step, interval)
+            stretch = interval
+        }
+        let scaled = !(qa.allScalesOne && qb.allScalesOne)
+        let lda = qa.matrix.cols, ldb = qb.matrix.cols
+        qa.matrix.values.withUnsafeBufferPointer { av in
+            qb.matrix.values.withUnsafeBufferPointer { bv in
+                let aBase = av.baseAddress!, bBase = bv.baseAddress!
+                // Pointer to the start of K index p in each operand.
+                func aAt(_ p: Int) -> UnsafePointer<Float> { qa.transposed ? aBase + p * lda : aBase + p }
+                func bAt(_ p: Int) -> UnsafePointer<Float> { qb.transposed ? bBase + p : bBase + p * ldb }
+
+                if !scaled && bits >= 24 && stretch >= k {
+                    // One product over all of K.
+                    backend.gemm(transA: qa.transposed, transB: qb.transposed, m: m, n: n, k: k,
+                                 a: aAt(0), lda: lda, b: bAt(0), ldb: ldb, c: c, ldc: n, accumulate: false)
+                    return
+                }
+                c.update(repeating: 0, count: m * n)
+                let partial = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+                let stepSum = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+                defer { partial.deallocate(); stepSum.deallocate() }
+                let truncate = Rounder(format: NumberFormat(name: "acc", exponentBits: 8, mantissaBits: bits - 1),
+                                       mode: .towardZero)
+                var k0 = 0
+                while k0 < k {
+                    let k1 = min(k, k0 + stretch)
+                    if bits >= 24 {
+                        backend.gemm(transA: qa.transposed, transB: qb.transposed, m: m, n: n, k: k1 - k0,
+                                     a: aAt(k0), lda: lda, b: bAt(k0), ldb: ldb, c: partial, ldc: n, accumulate: false)
+                    } else {
+                        // Limited accumulation inside the interval, one MMA step at a time.
+                        partial.update(repeating: 0, count: m * n)
+                        var s0 = k0
+                        while s0 < k1 {
+                            let s1 = min(k1, s0 + step)
+                            backend.gemm(transA: qa.transposed, transB: qb.transposed, m: m, n: n, k: s1 - s0,
+                                         a: aAt(s0), lda: lda, b: bAt(s0), ldb: ldb, c: stepSum, ldc: n, accumulate: false)
+                            for i in 0..<(m * n) {
+                                // The exact sum of a `bits`-bit value and a float32 fits a double
+                                // unless their exponents are over 29 apart; truncate it once.
+                                partial[i] = truncate.round(double: Double(partial[i]) + Double(stepSum[i]))
+                            }
+                            s0 = s1
+                        }
+                    }
+                    // Promotion: C += partial · (sA · sB), one fused multiply-add.
+                    if scaled {
+                        for i in 0..<m {
+                            let sa = qa.scale(outer: i, k: k0, isA: true)
+                            for j in 0..<n {
+                                let s = sa * qb.scale(outer: j, k: k0, isA: false)
+                                c[i * n + j] = c[i * n + j].addingProduct(partial[i * n + j], s)
+                            }
+                        }
+                    } else {
+                        for i in 0..<(m * n) { c[i] += partial[i] }
+                    }
+                    k0 = k1
+                }
+            }
+        }
+        if recipe.output != .fp32 {
+            Rounder(format: recipe.output).round(c, into: c, count: m * n)
+        }
+    }
+}
+
+func gcd(_ a: Int, _ b: Int) -> Int {
+    var (x, y) = (a, b)
+    while y != 0 { (x, y) = (y, x % y) }
+    return x
+}
