@@ -39,7 +39,7 @@ let package = Package(
         ),
         .target(
             name: "Lab",
-            dependencies: ["Numerics"],
+            dependencies: ["Numerics", "CBLAS"],
             swiftSettings: fastMath
         ),
         .executableTarget(

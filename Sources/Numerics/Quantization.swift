@@ -176,26 +176,25 @@ extension Quantization {
             throw .invalidArgument("quantize: \(x.count) values do not fill a \(rows)x\(cols) matrix")
         }
         let (tr, tc) = granularity.tile(rows: rows, cols: cols)
-        var result = QuantizedMatrix(rows: rows, cols: cols, values: Array(x), scales: [],
-                                     tileRows: tr, tileCols: tc, saturated: 0, nonFinite: 0)
         let rounder = Rounder(format: format, mode: rounding, saturate: saturate)
         let overflowThreshold = Quantization.overflowThreshold(format)
         let maxFinite = format.maxFinite
         let sr = (rows + tr - 1) / tr, sc = (cols + tc - 1) / tc
-        result.scales = [Float](repeating: 1, count: granularity == .unscaled ? 1 : sr * sc)
+        var scales = [Float](repeating: 1, count: granularity == .unscaled ? 1 : sr * sc)
         var nonFinite = 0, saturated = 0
-        result.values.withUnsafeMutableBufferPointer { q in
+        let values = [Float](unsafeUninitializedCapacity: rows * cols) { q, initialized in
+            initialized = rows * cols
+            guard let src0 = x.baseAddress, let dst0 = q.baseAddress else { return }
             for br in 0..<sr {
                 for bc in 0..<sc {
                     let r0 = br * tr, r1 = min(rows, r0 + tr)
                     let c0 = bc * tc, c1 = min(cols, c0 + tc)
-                    // amax over the tile (NaN anywhere makes it NaN).
+                    // amax over the tile (NaN anywhere makes it NaN; inf makes it inf).
                     var amax: Float = 0
-                    for r in r0..<r1 {
-                        for c in c0..<c1 {
-                            let v = x[r * cols + c]
-                            if !v.isFinite { nonFinite += 1 }
-                            let m = abs(v)
+                    if granularity != .unscaled {
+                        for r in r0..<r1 {
+                            let (m, bad) = amaxAndNonFinite(src0 + r * cols + c0, c1 - c0)
+                            nonFinite += bad
                             amax = (m.isNaN || amax.isNaN) ? .nan : max(amax, m)
                         }
                     }
@@ -223,28 +222,41 @@ extension Quantization {
                         // A scale that underflows or overflows float32 falls back to 1.
                         if !(scale.isNormal) { scale = 1; multiplier = 1; divisor = 1; clamp = false }
                     }
-                    if granularity != .unscaled { result.scales[br * sc + bc] = scale }
+                    if granularity != .unscaled { scales[br * sc + bc] = scale }
                     for r in r0..<r1 {
                         let base = r * cols + c0, n = c1 - c0
-                        let src = x.baseAddress! + base, dst = q.baseAddress! + base
+                        let src = src0 + base, dst = dst0 + base
+                        let draws = offset &+ UInt64(base)
+                        if granularity == .unscaled {
+                            let (large, bad) = countLargeAndNonFinite(src, n, overflowThreshold)
+                            saturated += large
+                            nonFinite += bad
+                            rounder.round(src, into: dst, count: n, stream: stream, offset: draws)
+                            continue
+                        }
+                        if multiplier == 1 && divisor == 1 {
+                            saturated += countLargeAndNonFinite(src, n, overflowThreshold).large
+                            rounder.round(src, into: dst, count: n, stream: stream, offset: draws)
+                            continue
+                        }
                         // Scale into the destination, count what would overflow, clamp if
                         // the formula says so, then round in place.
                         if divisor != 1 {
                             for c in 0..<n { dst[c] = src[c] / divisor }
-                        } else if multiplier != 1 {
-                            for c in 0..<n { dst[c] = src[c] * multiplier }
                         } else {
-                            dst.update(from: src, count: n)
+                            for c in 0..<n { dst[c] = src[c] * multiplier }
                         }
-                        for c in 0..<n where abs(dst[c]) >= overflowThreshold && dst[c].isFinite { saturated += 1 }
+                        saturated += countLargeAndNonFinite(dst, n, overflowThreshold).large
                         if clamp {
                             for c in 0..<n where dst[c].isFinite { dst[c] = min(max(dst[c], -maxFinite), maxFinite) }
                         }
-                        rounder.round(dst, into: dst, count: n, stream: stream, offset: offset &+ UInt64(base))
+                        rounder.round(dst, into: dst, count: n, stream: stream, offset: draws)
                     }
                 }
             }
         }
+        var result = QuantizedMatrix(rows: rows, cols: cols, values: values, scales: scales,
+                                     tileRows: tr, tileCols: tc, saturated: 0, nonFinite: 0)
         result.saturated = saturated
         result.nonFinite = nonFinite
         return result

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Numerics
 
-@main
 struct Plab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plab",

@@ -1,0 +1,4 @@
+import Lab
+
+configureAllocator()
+Plab.main()
