@@ -38,8 +38,23 @@ let package = Package(
             swiftSettings: fastMath
         ),
         .target(
+            name: "Model",
+            dependencies: ["Numerics"],
+            swiftSettings: fastMath
+        ),
+        .target(
+            name: "Mismatch",
+            dependencies: ["Numerics"],
+            swiftSettings: fastMath
+        ),
+        .target(
+            name: "Engines",
+            dependencies: ["Numerics", "Model", "Mismatch"],
+            swiftSettings: fastMath
+        ),
+        .target(
             name: "Lab",
-            dependencies: ["Numerics", "CBLAS"],
+            dependencies: ["Numerics", "Model", "Mismatch", "Engines", "CBLAS"],
             swiftSettings: fastMath
         ),
         .executableTarget(
@@ -53,6 +68,26 @@ let package = Package(
         .testTarget(
             name: "NumericsTests",
             dependencies: ["Numerics", "CBLAS"],
+            swiftSettings: fastMath
+        ),
+        .testTarget(
+            name: "ModelTests",
+            dependencies: ["Model", "Numerics"],
+            swiftSettings: fastMath
+        ),
+        .testTarget(
+            name: "MismatchTests",
+            dependencies: ["Mismatch", "Numerics"],
+            swiftSettings: fastMath
+        ),
+        .testTarget(
+            name: "EnginesTests",
+            dependencies: ["Engines", "Model", "Mismatch", "Numerics"],
+            swiftSettings: fastMath
+        ),
+        .testTarget(
+            name: "LabTests",
+            dependencies: ["Lab", "Engines", "Model", "Numerics"],
             swiftSettings: fastMath
         ),
         .testTarget(

@@ -1,0 +1,1 @@
+// Precision profiles and the two engines.

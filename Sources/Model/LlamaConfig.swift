@@ -1,0 +1,84 @@
+// The shape of a Llama-style decoder, with Hugging Face's names.
+
+import Numerics
+
+/// A Llama-style decoder's configuration, the keys of Hugging Face's `LlamaConfig`.
+///
+/// Dimensions used in shape comments throughout the model:
+/// B = batch, T = time (sequence length), C = hidden size, H = attention heads,
+/// Hkv = key/value heads, D = head dimension C/H, F = intermediate (MLP) size, V = vocabulary.
+public struct LlamaConfig: Sendable, Hashable, Codable {
+    public var hiddenSize: Int                 // C
+    public var intermediateSize: Int           // F
+    public var numAttentionHeads: Int          // H
+    public var numKeyValueHeads: Int           // Hkv (H a multiple of it: grouped-query attention)
+    public var numHiddenLayers: Int            // L
+    public var vocabSize: Int                  // V
+    public var rmsNormEps: Float
+    public var ropeTheta: Float
+    public var maxPositionEmbeddings: Int
+    public var tieWordEmbeddings: Bool
+
+    public init(hiddenSize: Int, intermediateSize: Int, numAttentionHeads: Int, numKeyValueHeads: Int? = nil,
+                numHiddenLayers: Int, vocabSize: Int, rmsNormEps: Float = 1e-5, ropeTheta: Float = 10_000,
+                maxPositionEmbeddings: Int = 256, tieWordEmbeddings: Bool = false) {
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.numAttentionHeads = numAttentionHeads
+        self.numKeyValueHeads = numKeyValueHeads ?? numAttentionHeads
+        self.numHiddenLayers = numHiddenLayers
+        self.vocabSize = vocabSize
+        self.rmsNormEps = rmsNormEps
+        self.ropeTheta = ropeTheta
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.tieWordEmbeddings = tieWordEmbeddings
+    }
+
+    /// D = C / H.
+    public var headDim: Int { hiddenSize / numAttentionHeads }
+    /// Width of the key and value projections, Hkv · D.
+    public var kvDim: Int { numKeyValueHeads * headDim }
+
+    /// Checks that the shapes fit together; the error names the offending setting.
+    public func validate() throws(NumericsError) {
+        func need(_ ok: Bool, _ message: @autoclosure () -> String) throws(NumericsError) {
+            if !ok { throw .invalidArgument(message()) }
+        }
+        try need(hiddenSize >= 1 && intermediateSize >= 1 && numHiddenLayers >= 0 && vocabSize >= 1,
+                 "hidden_size, intermediate_size and vocab_size must be at least 1 and num_hidden_layers at least 0")
+        try need(numAttentionHeads >= 1 && hiddenSize % numAttentionHeads == 0,
+                 "num_attention_heads (\(numAttentionHeads)) must divide hidden_size (\(hiddenSize))")
+        try need(headDim % 2 == 0, "head dimension hidden_size/num_attention_heads = \(headDim) must be even for rotary embeddings")
+        try need(numKeyValueHeads >= 1 && numAttentionHeads % numKeyValueHeads == 0,
+                 "num_key_value_heads (\(numKeyValueHeads)) must divide num_attention_heads (\(numAttentionHeads))")
+        try need(rmsNormEps > 0 && rmsNormEps.isFinite, "rms_norm_eps must be a positive number")
+        try need(ropeTheta > 1 && ropeTheta.isFinite, "rope_theta must be greater than 1")
+        try need(maxPositionEmbeddings >= 1, "max_position_embeddings must be at least 1")
+    }
+
+    /// The model's parameter tensors: Hugging Face names and (rows, cols) shapes, in the
+    /// order they are stored. Linear weights are (out, in) as in PyTorch: y = x·Wᵀ.
+    public var parameterShapes: [(name: String, rows: Int, cols: Int)] {
+        var out: [(String, Int, Int)] = [("model.embed_tokens.weight", vocabSize, hiddenSize)]
+        for l in 0..<numHiddenLayers {
+            let p = "model.layers.\(l)."
+            out += [
+                (p + "input_layernorm.weight", 1, hiddenSize),
+                (p + "self_attn.q_proj.weight", hiddenSize, hiddenSize),
+                (p + "self_attn.k_proj.weight", kvDim, hiddenSize),
+                (p + "self_attn.v_proj.weight", kvDim, hiddenSize),
+                (p + "self_attn.o_proj.weight", hiddenSize, hiddenSize),
+                (p + "post_attention_layernorm.weight", 1, hiddenSize),
+                (p + "mlp.gate_proj.weight", intermediateSize, hiddenSize),
+                (p + "mlp.up_proj.weight", intermediateSize, hiddenSize),
+                (p + "mlp.down_proj.weight", hiddenSize, intermediateSize),
+            ]
+        }
+        out.append(("model.norm.weight", 1, hiddenSize))
+        if !tieWordEmbeddings { out.append(("lm_head.weight", vocabSize, hiddenSize)) }
+        return out
+    }
+
+    /// Total number of parameters.
+    public var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.rows * $1.cols } }
+}

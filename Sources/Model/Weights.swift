@@ -1,0 +1,85 @@
+// The model's parameters in one flat float32 buffer.
+
+import Numerics
+
+/// Where one parameter tensor lives in the flat buffer.
+public struct TensorSlot: Sendable, Hashable {
+    public let name: String   // Hugging Face name, e.g. "model.layers.0.self_attn.q_proj.weight"
+    public let rows: Int      // 1 for vectors (norm weights)
+    public let cols: Int
+    public let offset: Int
+    public var count: Int { rows * cols }
+    /// The tensor's shape as Hugging Face stores it: [cols] for vectors, [rows, cols] otherwise.
+    public var shape: [Int] { rows == 1 && name.hasSuffix("norm.weight") ? [cols] : [rows, cols] }
+}
+
+/// All parameters of a model (or anything of the same layout: gradients, optimizer moments)
+/// in one contiguous buffer, in the order of `LlamaConfig.parameterShapes`.
+public struct ModelWeights: Sendable {
+    public let config: LlamaConfig
+    public let slots: [TensorSlot]
+    public var data: [Float]
+
+    /// Zero-filled storage for a configuration.
+    public init(config: LlamaConfig) {
+        self.config = config
+        var slots: [TensorSlot] = []
+        var offset = 0
+        for (name, rows, cols) in config.parameterShapes {
+            slots.append(TensorSlot(name: name, rows: rows, cols: cols, offset: offset))
+            offset += rows * cols
+        }
+        self.slots = slots
+        self.data = [Float](repeating: 0, count: offset)
+    }
+
+    /// The slot of a named tensor.
+    public func slot(_ name: String) -> TensorSlot? { slots.first { $0.name == name } }
+
+    /// The values of a named tensor (a copy).
+    public func tensor(_ name: String) -> [Float]? {
+        guard let s = slot(name) else { return nil }
+        return Array(data[s.offset..<(s.offset + s.count)])
+    }
+
+    /// Offsets of one decoder layer's tensors.
+    public func layer(_ l: Int) -> LayerSlots {
+        // Layout per layer: input norm, q, k, v, o, post norm, gate, up, down.
+        let base = 1 + l * 9
+        return LayerSlots(inputNorm: slots[base], q: slots[base + 1], k: slots[base + 2], v: slots[base + 3],
+                          o: slots[base + 4], postNorm: slots[base + 5], gate: slots[base + 6],
+                          up: slots[base + 7], down: slots[base + 8])
+    }
+
+    public var embedding: TensorSlot { slots[0] }
+    public var finalNorm: TensorSlot { slots[1 + config.numHiddenLayers * 9] }
+    /// The LM head: its own tensor, or the embedding when tied.
+    public var lmHead: TensorSlot { config.tieWordEmbeddings ? slots[0] : slots[2 + config.numHiddenLayers * 9] }
+
+    /// Fills the weights as a freshly initialised model: linear and embedding weights normal
+    /// with standard deviation `std` (Hugging Face's `initializer_range`, 0.02), norm weights 1.
+    /// Deterministic from the stream (Box–Muller over its draws).
+    public mutating func initialize(std: Float = 0.02, stream: RandomStream) {
+        var rng = stream
+        for s in slots {
+            if s.name.hasSuffix("norm.weight") {
+                for i in s.offset..<(s.offset + s.count) { data[i] = 1 }
+                continue
+            }
+            var i = s.offset
+            while i < s.offset + s.count {
+                let u1 = max(rng.nextUnit(), 0x1p-53), u2 = rng.nextUnit()
+                let r = (-2 * logD(u1)).squareRoot()
+                let (sn, cs) = sinCosD(2 * Double.pi * u2)
+                data[i] = Float(r * cs) * std
+                if i + 1 < s.offset + s.count { data[i + 1] = Float(r * sn) * std }
+                i += 2
+            }
+        }
+    }
+}
+
+/// One decoder layer's parameter slots.
+public struct LayerSlots: Sendable {
+    public let inputNorm, q, k, v, o, postNorm, gate, up, down: TensorSlot
+}
