@@ -1,0 +1,140 @@
+// Causal multi-head attention for one query row, as FlashAttention computes it, with its
+// backward. Both engines call `attendRow`, the training engine over a sequence's packed keys
+// and the rollout engine over its KV cache, so equal settings give equal bits.
+//
+// H = heads, Hkv = key/value heads (head h reads key/value head h / (H/Hkv)), D = head dim,
+// L = number of keys (positions 0…t).
+
+import Numerics
+
+/// How a query row's softmax over its keys is organised.
+public enum SoftmaxLayout: Hashable, Sendable {
+    /// One pass over the whole row (FlashAttention-2 style, training).
+    case wholeRow
+    /// Keys split into chunks of this length, each with its own max and sum, merged with
+    /// log-sum-exp weights at the end (flash-decoding, inference).
+    case chunked(Int)
+}
+
+/// out (H·D) = softmax(q·Kᵀ/√D) · V for one query row, per head.
+///
+/// Concretely, per head and chunk c of keys: m_c = max_j s_j; e_j = e^(s_j − m_c); l_c = Σ e_j;
+/// o_c = Σ_j round(e_j) · v_j (the probabilities are rounded to the activation format before
+/// the second product, as FlashAttention does); then with M = max m_c,
+/// out = round(Σ_c e^(m_c − M) o_c / Σ_c e^(m_c − M) l_c). A whole row is one chunk.
+/// If `probs` is given (L per head, H·L), the normalised probabilities p_j are saved there.
+public func attendRow(q: UnsafePointer<Float>,            // (H, D)
+                      keys: UnsafePointer<Float>,         // (L, Hkv·D) rows
+                      values: UnsafePointer<Float>,       // (L, Hkv·D)
+                      count l: Int, heads: Int, kvHeads: Int, headDim d: Int,
+                      layout: SoftmaxLayout, probabilityRounding: Rounder?, outputRounding: Rounder?,
+                      out: UnsafeMutablePointer<Float>,   // (H, D)
+                      probs: UnsafeMutablePointer<Float>?,// (H, L) or nil
+                      scratch: UnsafeMutablePointer<Float>) { // ≥ 2·L + D floats
+    let kvDim = kvHeads * d
+    let group = heads / kvHeads
+    let scale = 1 / Float(d).squareRoot()
+    let chunk: Int
+    switch layout {
+    case .wholeRow: chunk = l
+    case .chunked(let c): chunk = max(1, c)
+    }
+    let s = scratch, e = scratch + l, o = scratch + 2 * l
+    for h in 0..<heads {
+        let qh = q + h * d
+        let kvOffset = (h / group) * d
+        for j in 0..<l {
+            let kj = keys + j * kvDim + kvOffset
+            var dot: Float = 0
+            for i in 0..<d { dot = dot.addingProduct(qh[i], kj[i]) }
+            s[j] = dot * scale
+        }
+        let oh = out + h * d
+        for i in 0..<d { oh[i] = 0 }
+        var total: Float = 0
+        var globalMax = -Float.infinity
+        // Chunk maxima first, so the merge weights are known (a fixed, documented order).
+        var c0 = 0
+        while c0 < l {
+            let c1 = min(l, c0 + chunk)
+            var m = -Float.infinity
+            for j in c0..<c1 { m = max(m, s[j]) }
+            globalMax = max(globalMax, m)
+            c0 = c1
+        }
+        c0 = 0
+        while c0 < l {
+            let c1 = min(l, c0 + chunk)
+            var m = -Float.infinity
+            for j in c0..<c1 { m = max(m, s[j]) }
+            for j in c0..<c1 { e[j] = s[j] - m }
+            expInPlace(e + c0, c1 - c0)
+            var lc: Float = 0
+            for j in c0..<c1 { lc += e[j] }
+            roundInPlace(probabilityRounding, e + c0, c1 - c0)
+            for i in 0..<d { o[i] = 0 }
+            for j in c0..<c1 {
+                let vj = values + j * kvDim + kvOffset
+                let w = e[j]
+                for i in 0..<d { o[i] = o[i].addingProduct(w, vj[i]) }
+            }
+            let weight = chunk >= l ? 1 : expF(m - globalMax)
+            for i in 0..<d { oh[i] = oh[i].addingProduct(weight, o[i]) }
+            total = total.addingProduct(weight, lc)
+            c0 = c1
+        }
+        for i in 0..<d { oh[i] /= total }
+        if let probs {
+            // p_j = e^(s_j − M) / total, in float32 (unrounded), for the backward pass.
+            let ph = probs + h * l
+            for j in 0..<l { ph[j] = s[j] - globalMax }
+            expInPlace(ph, l)
+            for j in 0..<l { ph[j] /= total }
+        }
+    }
+    roundInPlace(outputRounding, out, heads * d)
+}
+
+/// Backward of `attendRow` (roundings as identity), with out = Σ_j p_j v_j, p = softmax(s),
+/// s_j = q·k_j/√D: dv_j += p_j·dout; dp_j = dout·v_j; ds_j = p_j (dp_j − Σ_k p_k dp_k);
+/// dq = Σ_j ds_j k_j/√D; dk_j += ds_j q/√D. Key and value gradients accumulate (several
+/// query rows and heads read the same key).
+public func attendRowBackward(dout: UnsafePointer<Float>,          // (H, D)
+                              q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                              probs: UnsafePointer<Float>,          // (H, L)
+                              count l: Int, heads: Int, kvHeads: Int, headDim d: Int,
+                              dq: UnsafeMutablePointer<Float>,      // (H, D), overwritten
+                              dkeys: UnsafeMutablePointer<Float>,   // (L, Hkv·D), accumulated
+                              dvalues: UnsafeMutablePointer<Float>, // (L, Hkv·D), accumulated
+                              scratch: UnsafeMutablePointer<Float>) { // ≥ L floats
+    let kvDim = kvHeads * d
+    let group = heads / kvHeads
+    let scale = 1 / Float(d).squareRoot()
+    let dp = scratch
+    for h in 0..<heads {
+        let kvOffset = (h / group) * d
+        let ph = probs + h * l, g = dout + h * d, qh = q + h * d, dqh = dq + h * d
+        var weighted: Float = 0
+        for j in 0..<l {
+            let vj = values + j * kvDim + kvOffset
+            let dvj = dvalues + j * kvDim + kvOffset
+            var dot: Float = 0
+            for i in 0..<d {
+                dot = dot.addingProduct(g[i], vj[i])
+                dvj[i] = dvj[i].addingProduct(ph[j], g[i])
+            }
+            dp[j] = dot
+            weighted = weighted.addingProduct(ph[j], dot)
+        }
+        for i in 0..<d { dqh[i] = 0 }
+        for j in 0..<l {
+            let ds = ph[j] * (dp[j] - weighted) * scale
+            let kj = keys + j * kvDim + kvOffset
+            let dkj = dkeys + j * kvDim + kvOffset
+            for i in 0..<d {
+                dqh[i] = dqh[i].addingProduct(ds, kj[i])
+                dkj[i] = dkj[i].addingProduct(ds, qh[i])
+            }
+        }
+    }
+}

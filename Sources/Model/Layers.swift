@@ -1,0 +1,193 @@
+// The decoder's layers: each forward with its backward right below it, over flat buffers.
+//
+// N = rows (tokens of all sequences packed one after another), C = hidden size,
+// H = heads, Hkv = key/value heads, D = head dimension, F = intermediate size, V = vocabulary.
+// Rounding is not decided here: a function that stores an activation takes the `Rounder?`
+// to apply (nil = keep float32), and the caller (an engine's profile) chooses it.
+// Backward passes treat each rounding as the identity (the straight-through estimator), as
+// mixed-precision training does.
+
+import Numerics
+
+@inline(__always)
+func roundInPlace(_ r: Rounder?, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    if let r { r.round(x, into: x, count: n) }
+}
+
+// MARK: RMSNorm
+
+/// RMSNorm of each row: `out = round(w ⊙ round(x / rms(x)))` with rms(x) = √(mean(x²) + eps).
+/// With `fused` the product is rounded once: `out = round(w ⊙ x / rms(x))` (one kernel).
+/// Statistics are computed in float32 with a fixed order. Saves 1/rms per row in `rstd` (N).
+public func rmsnormForward(_ x: UnsafePointer<Float>,          // (N, C)
+                           _ w: UnsafePointer<Float>,          // (C)
+                           _ out: UnsafeMutablePointer<Float>, // (N, C)
+                           _ rstd: UnsafeMutablePointer<Float>,// (N)
+                           rows n: Int, width c: Int, eps: Float, round: Rounder?, fused: Bool) {
+    for i in 0..<n {
+        let xi = x + i * c, oi = out + i * c
+        var ss: Float = 0
+        for j in 0..<c { ss = ss.addingProduct(xi[j], xi[j]) }
+        let r = 1 / (ss / Float(c) + eps).squareRoot()
+        rstd[i] = r
+        if fused {
+            for j in 0..<c { oi[j] = w[j] * (xi[j] * r) }
+            roundInPlace(round, oi, c)
+        } else {
+            for j in 0..<c { oi[j] = xi[j] * r }
+            roundInPlace(round, oi, c)
+            for j in 0..<c { oi[j] = w[j] * oi[j] }
+            roundInPlace(round, oi, c)
+        }
+    }
+}
+
+/// Backward of `rmsnormForward` (roundings as identity). With n̂ = x·r, out = w ⊙ n̂:
+/// dw += Σ_rows dout ⊙ n̂;  dx = r · (w⊙dout − n̂ · mean(w⊙dout ⊙ n̂)).
+public func rmsnormBackward(_ dout: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                            _ rstd: UnsafePointer<Float>,
+                            _ dx: UnsafeMutablePointer<Float>,   // (N, C), overwritten
+                            _ dw: UnsafeMutablePointer<Float>,   // (C), accumulated
+                            rows n: Int, width c: Int) {
+    for i in 0..<n {
+        let xi = x + i * c, gi = dout + i * c, dxi = dx + i * c
+        let r = rstd[i]
+        var dot: Float = 0
+        for j in 0..<c {
+            let nh = xi[j] * r
+            dw[j] += gi[j] * nh
+            dot += w[j] * gi[j] * nh
+        }
+        let mean = dot / Float(c)
+        for j in 0..<c { dxi[j] = r * (w[j] * gi[j] - xi[j] * r * mean) }
+    }
+}
+
+// MARK: Rotary position embedding
+
+/// cos and sin of position · θ^(−2i/D) for every position < maxPositions and i < D/2, in
+/// double precision with the lab's deterministic functions, stored as float32.
+public struct RotaryTable: Sendable {
+    public let halfDim: Int
+    public let cos: [Float]   // (maxPositions, D/2)
+    public let sin: [Float]
+
+    public init(headDim: Int, theta: Float, maxPositions: Int) {
+        let half = headDim / 2
+        halfDim = half
+        var c = [Float](repeating: 0, count: maxPositions * half), s = c
+        for i in 0..<half {
+            // Hugging Face: inv_freq = 1 / θ^(2i/D).
+            let invFreq = 1 / powD(Double(theta), Double(2 * i) / Double(headDim))
+            for p in 0..<maxPositions {
+                let (sn, cs) = sinCosD(Double(p) * invFreq)
+                c[p * half + i] = Float(cs)
+                s[p * half + i] = Float(sn)
+            }
+        }
+        cos = c
+        sin = s
+    }
+}
+
+/// Rotates each head of each row by its position (rotate-half convention, as Hugging Face
+/// Llama): for i < D/2, (x_i, x_{i+D/2}) ← (x_i·cos − x_{i+D/2}·sin, x_{i+D/2}·cos + x_i·sin).
+/// Computed in float32, then rounded once.
+public func ropeForward(_ x: UnsafeMutablePointer<Float>,  // (N, heads, D), in place
+                        positions: UnsafePointer<Int32>,    // (N)
+                        rows n: Int, heads: Int, headDim d: Int, table: RotaryTable, round: Rounder?) {
+    let half = d / 2
+    for r in 0..<n {
+        let p = Int(positions[r])
+        let cs = table.cos.withUnsafeBufferPointer { $0.baseAddress! + p * half }
+        let sn = table.sin.withUnsafeBufferPointer { $0.baseAddress! + p * half }
+        for h in 0..<heads {
+            let v = x + (r * heads + h) * d
+            for i in 0..<half {
+                let a = v[i], b = v[i + half]
+                v[i] = a * cs[i] - b * sn[i]
+                v[i + half] = b * cs[i] + a * sn[i]
+            }
+        }
+        roundInPlace(round, x + r * heads * d, heads * d)
+    }
+}
+
+/// Backward of `ropeForward`: the transpose of the rotation,
+/// (g_i, g_{i+D/2}) ← (g_i·cos + g_{i+D/2}·sin, g_{i+D/2}·cos − g_i·sin).
+public func ropeBackward(_ g: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>,
+                         rows n: Int, heads: Int, headDim d: Int, table: RotaryTable) {
+    let half = d / 2
+    for r in 0..<n {
+        let p = Int(positions[r])
+        for h in 0..<heads {
+            let v = g + (r * heads + h) * d
+            for i in 0..<half {
+                let c = table.cos[p * half + i], s = table.sin[p * half + i]
+                let a = v[i], b = v[i + half]
+                v[i] = a * c + b * s
+                v[i + half] = b * c - a * s
+            }
+        }
+    }
+}
+
+// MARK: SwiGLU
+
+/// `out = down-input = silu(gate) ⊙ up` with silu(g) = g / (1 + e^−g).
+/// Unfused: round(round(silu(gate)) ⊙ up) — two kernels; fused: round(silu(gate) ⊙ up).
+public func swigluForward(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
+                          _ out: UnsafeMutablePointer<Float>, count: Int, round: Rounder?, fused: Bool) {
+    for i in 0..<count { out[i] = -gate[i] }
+    expInPlace(out, count)
+    for i in 0..<count { out[i] = gate[i] / (1 + out[i]) }
+    if !fused { roundInPlace(round, out, count) }
+    for i in 0..<count { out[i] *= up[i] }
+    roundInPlace(round, out, count)
+}
+
+/// Backward of `swigluForward`: with σ = sigmoid(g), silu'(g) = σ(1 + g(1 − σ)):
+/// dgate = dout ⊙ up ⊙ silu'(gate), dup = dout ⊙ silu(gate).
+public func swigluBackward(_ dout: UnsafePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
+                           _ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { dgate[i] = -gate[i] }
+    expInPlace(dgate, count)
+    for i in 0..<count {
+        let g = gate[i]
+        let s = 1 / (1 + dgate[i])
+        let silu = g * s
+        dup[i] = dout[i] * silu
+        dgate[i] = dout[i] * up[i] * (s * (1 + g * (1 - s)))
+    }
+}
+
+// MARK: Log-softmax over the vocabulary
+
+/// log p = z − max − log Σ e^(z − max), per row, in float32 (the sum in a fixed order).
+public func logSoftmaxForward(_ logits: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows n: Int, vocab v: Int) {
+    for i in 0..<n {
+        let z = logits + i * v, o = out + i * v
+        var m = -Float.infinity
+        for j in 0..<v { m = max(m, z[j]) }
+        for j in 0..<v { o[j] = z[j] - m }
+        expInPlace(o, v)
+        var s: Float = 0
+        for j in 0..<v { s += o[j] }
+        let lse = logF(s)
+        for j in 0..<v { o[j] = z[j] - m - lse }
+    }
+}
+
+/// Backward of log-softmax for a loss that depends only on the chosen tokens' log p:
+/// given g = ∂L/∂log p(y) per row, ∂L/∂z_j = g · (1[j = y] − p_j).
+public func logSoftmaxBackward(_ logp: UnsafePointer<Float>, targets: UnsafePointer<Int32>, grad: UnsafePointer<Float>,
+                               _ dlogits: UnsafeMutablePointer<Float>, rows n: Int, vocab v: Int) {
+    for i in 0..<n {
+        let lp = logp + i * v, d = dlogits + i * v
+        for j in 0..<v { d[j] = lp[j] }
+        expInPlace(d, v)
+        let g = grad[i]
+        for j in 0..<v { d[j] = -g * d[j] }
+        d[Int(targets[i])] += g
+    }
+}

@@ -1,0 +1,415 @@
+// The Llama-style decoder: teacher-forced forward over packed sequences with its backward,
+// and the one-position decode step over a KV cache. Same layer functions in both, so that
+// equal precision and implementation settings give equal bits.
+//
+// N = packed rows (all tokens of all sequences), C = hidden, F = intermediate, V = vocabulary,
+// H = heads, Hkv = key/value heads, D = head dim, KV = Hkv·D.
+
+import Numerics
+
+/// Which linear layer a matrix product belongs to.
+public enum LinearKind: String, Sendable, Hashable, CaseIterable {
+    case q, k, v, o, gate, up, down, lmHead = "lm_head"
+}
+
+/// One linear layer of the model: its kind and decoder layer (−1 for the LM head).
+public struct LinearSite: Sendable, Hashable {
+    public let kind: LinearKind
+    public let layer: Int
+
+    public init(_ kind: LinearKind, layer: Int) {
+        self.kind = kind
+        self.layer = layer
+    }
+
+    /// The weight tensor of this layer in `weights`.
+    public func slot(in weights: ModelWeights) -> TensorSlot {
+        if kind == .lmHead { return weights.lmHead }
+        let l = weights.layer(layer)
+        switch kind {
+        case .q: return l.q
+        case .k: return l.k
+        case .v: return l.v
+        case .o: return l.o
+        case .gate: return l.gate
+        case .up: return l.up
+        case .down: return l.down
+        case .lmHead: return weights.lmHead
+        }
+    }
+}
+
+/// The matrix products of the model, in an engine's precision: the engine owns the
+/// (quantized) weights and decides each product's recipe and the rounding of its output.
+public protocol LinearKernel {
+    /// y (rows, out) = x (rows, in) · Wᵀ.
+    func forward(_ site: LinearSite, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>)
+    /// dx (rows, in) = dy · W (when dx is given) and dW (out, in) += dyᵀ · x, in float32.
+    func backward(_ site: LinearSite, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int,
+                  dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>)
+}
+
+/// Where activations are rounded and how the non-matrix kernels are organised: the part of
+/// a precision profile the model itself needs.
+public struct ForwardPlan: Sendable {
+    /// Rounding of every stored activation (residual stream, norm outputs, q/k/v, attention
+    /// output, MLP intermediates); nil keeps float32.
+    public var activation: Rounder?
+    /// Rounding of attention probabilities before the P·V product.
+    public var probabilities: Rounder?
+    /// Rounding of keys and values written to the KV cache (decode only).
+    public var kvCache: Rounder?
+    /// Residual add and RMSNorm in one kernel: statistics from the unrounded sum and one
+    /// rounding of the output, instead of two.
+    public var fusedResidualNorm: Bool
+    /// silu(gate)·up in one kernel (one rounding) instead of two.
+    public var fusedSiluMul: Bool
+    /// Attention softmax organisation.
+    public var softmax: SoftmaxLayout
+
+    public init(activation: Rounder? = nil, probabilities: Rounder? = nil, kvCache: Rounder? = nil,
+                fusedResidualNorm: Bool = false, fusedSiluMul: Bool = false, softmax: SoftmaxLayout = .wholeRow) {
+        self.activation = activation
+        self.probabilities = probabilities
+        self.kvCache = kvCache
+        self.fusedResidualNorm = fusedResidualNorm
+        self.fusedSiluMul = fusedSiluMul
+        self.softmax = softmax
+    }
+
+    /// Everything in float32, every kernel unfused, whole-row softmax.
+    public static let fp32 = ForwardPlan()
+}
+
+/// Packed sequences: row r holds token `tokens[r]` at `positions[r]` of sequence s, whose
+/// rows are starts[s]..<starts[s+1].
+public struct PackedBatch: Sendable {
+    public var tokens: [Int32]
+    public var positions: [Int32]
+    public var starts: [Int]
+
+    public init(sequences: [[Int32]]) {
+        var t: [Int32] = [], p: [Int32] = [], s = [0]
+        for seq in sequences {
+            t += seq
+            p += (0..<seq.count).map { Int32($0) }
+            s.append(t.count)
+        }
+        tokens = t
+        positions = p
+        starts = s
+    }
+
+    public var rows: Int { tokens.count }
+    public var sequenceCount: Int { starts.count - 1 }
+}
+
+/// What the forward pass keeps for the backward pass, per layer.
+public struct LayerCache {
+    var input: [Float]      // (N, C) residual stream entering the layer
+    var norm1: [Float]      // (N, C)
+    var rstd1: [Float]      // (N)
+    var q: [Float]          // (N, C) after RoPE
+    var k: [Float]          // (N, KV) after RoPE
+    var v: [Float]          // (N, KV)
+    var attn: [Float]       // (N, C) attention output
+    var probs: [Float]      // per row r at position t: H·(t+1) probabilities
+    var mid: [Float]        // (N, C) residual after attention (the norm2 input)
+    var norm2: [Float]      // (N, C)
+    var rstd2: [Float]      // (N)
+    var gate: [Float]       // (N, F)
+    var up: [Float]         // (N, F)
+    var act: [Float]        // (N, F) silu(gate)·up
+}
+
+/// The result of a teacher-forced forward pass.
+public struct ForwardResult {
+    /// Log-softmax of the logits at every row (N, V), float32.
+    public var logProbs: [Float]
+    /// Hidden state after each layer (L+1 entries of (N, C): the embedding output first),
+    /// kept for traces.
+    public var hiddenStates: [[Float]]
+    var layers: [LayerCache]
+    var finalInput: [Float]   // (N, C)
+    var finalNorm: [Float]    // (N, C)
+    var finalRstd: [Float]    // (N)
+    var probOffsets: [Int]    // start of each row's probabilities in LayerCache.probs
+}
+
+/// A Llama-style decoder with given weights (non-matrix parameters: embedding, norms) and a
+/// linear kernel for its matrix products.
+public struct Transformer {
+    public let config: LlamaConfig
+    public let rotary: RotaryTable
+
+    public init(config: LlamaConfig) {
+        self.config = config
+        self.rotary = RotaryTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositionEmbeddings)
+    }
+
+    // MARK: Teacher-forced forward
+
+    /// Runs every row of the batch; `logitsRounding` rounds the LM head's output (nil: it
+    /// is already as the kernel left it).
+    public func forward(_ batch: PackedBatch, weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan,
+                        logitsRounding: Rounder? = nil) -> ForwardResult {
+        let n = batch.rows, c = config.hiddenSize, f = config.intermediateSize, v = config.vocabSize
+        let kvDim = config.kvDim, h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
+        var x = embed(batch.tokens, weights: weights, round: plan.activation)   // (N, C) residual stream
+        var hidden: [[Float]] = [x]
+        // Probability offsets: row r at position t holds H·(t+1) values.
+        var probOffsets = [Int](repeating: 0, count: n + 1)
+        for r in 0..<n { probOffsets[r + 1] = probOffsets[r] + h * (Int(batch.positions[r]) + 1) }
+        var layers: [LayerCache] = []
+        // With a fused residual+norm, the norm reads the unrounded sum; `pending` holds it.
+        var pending: [Float]? = nil
+        for l in 0..<config.numHiddenLayers {
+            let slots = weights.layer(l)
+            var cache = LayerCache(input: x, norm1: [], rstd1: [], q: [], k: [], v: [], attn: [], probs: [],
+                                   mid: [], norm2: [], rstd2: [], gate: [], up: [], act: [])
+            let normIn = pending ?? x
+            cache.norm1 = rmsnorm(normIn, weights, slots.inputNorm, rows: n, rstd: &cache.rstd1, plan: plan)
+            if pending != nil { cache.input = normIn } // backward differentiates through the unrounded sum
+            cache.q = linear(kernel, LinearSite(.q, layer: l), cache.norm1, rows: n, out: c)
+            cache.k = linear(kernel, LinearSite(.k, layer: l), cache.norm1, rows: n, out: kvDim)
+            cache.v = linear(kernel, LinearSite(.v, layer: l), cache.norm1, rows: n, out: kvDim)
+            batch.positions.withUnsafeBufferPointer { pos in
+                ropeForward(&cache.q, positions: pos.baseAddress!, rows: n, heads: h, headDim: d, table: rotary, round: plan.activation)
+                ropeForward(&cache.k, positions: pos.baseAddress!, rows: n, heads: hkv, headDim: d, table: rotary, round: plan.activation)
+            }
+            cache.attn = [Float](repeating: 0, count: n * c)
+            cache.probs = [Float](repeating: 0, count: probOffsets[n])
+            attentionForward(batch, &cache, probOffsets: probOffsets, plan: plan)
+            let o = linear(kernel, LinearSite(.o, layer: l), cache.attn, rows: n, out: c)
+            var sum = [Float](repeating: 0, count: n * c)
+            for i in 0..<(n * c) { sum[i] = x[i] + o[i] }
+            x = sum
+            roundInPlace(plan.activation, &x)
+            cache.mid = plan.fusedResidualNorm ? sum : x
+            cache.norm2 = rmsnorm(cache.mid, weights, slots.postNorm, rows: n, rstd: &cache.rstd2, plan: plan)
+            cache.gate = linear(kernel, LinearSite(.gate, layer: l), cache.norm2, rows: n, out: f)
+            cache.up = linear(kernel, LinearSite(.up, layer: l), cache.norm2, rows: n, out: f)
+            cache.act = [Float](repeating: 0, count: n * f)
+            swigluForward(cache.gate, cache.up, &cache.act, count: n * f, round: plan.activation, fused: plan.fusedSiluMul)
+            let down = linear(kernel, LinearSite(.down, layer: l), cache.act, rows: n, out: c)
+            for i in 0..<(n * c) { sum[i] = x[i] + down[i] }
+            x = sum
+            roundInPlace(plan.activation, &x)
+            pending = plan.fusedResidualNorm ? sum : nil
+            hidden.append(x)
+            layers.append(cache)
+        }
+        let finalInput = pending ?? x
+        var finalRstd: [Float] = []
+        let finalNorm = rmsnorm(finalInput, weights, weights.finalNorm, rows: n, rstd: &finalRstd, plan: plan)
+        var logits = linear(kernel, LinearSite(.lmHead, layer: -1), finalNorm, rows: n, out: v)
+        roundInPlace(logitsRounding, &logits)
+        var logProbs = [Float](repeating: 0, count: n * v)
+        logSoftmaxForward(logits, &logProbs, rows: n, vocab: v)
+        return ForwardResult(logProbs: logProbs, hiddenStates: hidden, layers: layers, finalInput: finalInput,
+                             finalNorm: finalNorm, finalRstd: finalRstd, probOffsets: probOffsets)
+    }
+
+    /// The embedding rows of the tokens (N, C), rounded.
+    func embed(_ tokens: [Int32], weights: ModelWeights, round: Rounder?) -> [Float] {
+        let c = config.hiddenSize
+        var x = [Float](repeating: 0, count: tokens.count * c)
+        weights.data.withUnsafeBufferPointer { w in
+            x.withUnsafeMutableBufferPointer { xp in
+                let emb = w.baseAddress! + weights.embedding.offset
+                for (r, t) in tokens.enumerated() { (xp.baseAddress! + r * c).update(from: emb + Int(t) * c, count: c) }
+            }
+        }
+        roundInPlace(round, &x)
+        return x
+    }
+
+    func rmsnorm(_ x: [Float], _ weights: ModelWeights, _ slot: TensorSlot, rows n: Int,
+                         rstd: inout [Float], plan: ForwardPlan) -> [Float] {
+        let c = config.hiddenSize
+        var out = [Float](repeating: 0, count: n * c)
+        rstd = [Float](repeating: 0, count: n)
+        weights.data.withUnsafeBufferPointer { w in
+            rmsnormForward(x, w.baseAddress! + slot.offset, &out, &rstd, rows: n, width: c, eps: config.rmsNormEps,
+                           round: plan.activation, fused: plan.fusedResidualNorm)
+        }
+        return out
+    }
+
+    func linear(_ kernel: some LinearKernel, _ site: LinearSite, _ x: [Float], rows: Int, out: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: rows * out)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in kernel.forward(site, x: xp.baseAddress!, rows: rows, y: yp.baseAddress!) }
+        }
+        return y
+    }
+
+    private func attentionForward(_ batch: PackedBatch, _ cache: inout LayerCache, probOffsets: [Int], plan: ForwardPlan) {
+        let c = config.hiddenSize, kvDim = config.kvDim, d = config.headDim
+        let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
+        let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
+        defer { scratch.deallocate() }
+        cache.q.withUnsafeBufferPointer { q in
+            cache.k.withUnsafeBufferPointer { k in
+                cache.v.withUnsafeBufferPointer { v in
+                    cache.attn.withUnsafeMutableBufferPointer { out in
+                        cache.probs.withUnsafeMutableBufferPointer { probs in
+                            for s in 0..<batch.sequenceCount {
+                                let start = batch.starts[s]
+                                for r in start..<batch.starts[s + 1] {
+                                    let count = r - start + 1
+                                    attendRow(q: q.baseAddress! + r * c, keys: k.baseAddress! + start * kvDim,
+                                              values: v.baseAddress! + start * kvDim, count: count, heads: h, kvHeads: hkv,
+                                              headDim: d, layout: plan.softmax, probabilityRounding: plan.probabilities,
+                                              outputRounding: plan.activation, out: out.baseAddress! + r * c,
+                                              probs: probs.baseAddress! + probOffsets[r], scratch: scratch)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Backward
+
+    /// Back-propagates `dLogProb` (∂loss/∂log p of each row's target token; N values) through
+    /// the forward pass, accumulating parameter gradients into `grads` (same layout as the
+    /// weights; matrix gradients through the kernel). `gradientRounding` rounds the gradient
+    /// flowing between operators (nil keeps float32).
+    public func backward(_ batch: PackedBatch, targets: [Int32], dLogProb: [Float], forward fw: ForwardResult,
+                         weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights,
+                         gradientRounding: Rounder? = nil) {
+        let n = batch.rows, c = config.hiddenSize, f = config.intermediateSize, v = config.vocabSize
+        let kvDim = config.kvDim, h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
+        var dlogits = [Float](repeating: 0, count: n * v)
+        targets.withUnsafeBufferPointer { t in
+            logSoftmaxBackward(fw.logProbs, targets: t.baseAddress!, grad: dLogProb, &dlogits, rows: n, vocab: v)
+        }
+        roundInPlace(gradientRounding, &dlogits)
+        var dnorm = [Float](repeating: 0, count: n * c)
+        grads.data.withUnsafeMutableBufferPointer { g in
+            kernel.backward(LinearSite(.lmHead, layer: -1), dy: dlogits, x: fw.finalNorm, rows: n,
+                            dx: &dnorm, dW: g.baseAddress! + weights.lmHead.offset)
+        }
+        roundInPlace(gradientRounding, &dnorm)
+        var dx = [Float](repeating: 0, count: n * c)  // gradient of the residual stream
+        normBackward(dnorm, fw.finalInput, weights.finalNorm, fw.finalRstd, rows: n, weights: weights, grads: &grads, into: &dx)
+        roundInPlace(gradientRounding, &dx)
+        for l in stride(from: config.numHiddenLayers - 1, through: 0, by: -1) {
+            let cache = fw.layers[l]
+            let slots = weights.layer(l)
+            // MLP: x_out = mid + down(act); act = silu(gate)·up; gate, up = linear(norm2).
+            var dact = [Float](repeating: 0, count: n * f)
+            grads.data.withUnsafeMutableBufferPointer { g in
+                kernel.backward(LinearSite(.down, layer: l), dy: dx, x: cache.act, rows: n, dx: &dact, dW: g.baseAddress! + slots.down.offset)
+            }
+            roundInPlace(gradientRounding, &dact)
+            var dgate = [Float](repeating: 0, count: n * f), dup = dgate
+            swigluBackward(dact, cache.gate, cache.up, &dgate, &dup, count: n * f)
+            roundInPlace(gradientRounding, &dgate)
+            roundInPlace(gradientRounding, &dup)
+            var dn2 = [Float](repeating: 0, count: n * c), tmp = dn2
+            grads.data.withUnsafeMutableBufferPointer { g in
+                kernel.backward(LinearSite(.gate, layer: l), dy: dgate, x: cache.norm2, rows: n, dx: &dn2, dW: g.baseAddress! + slots.gate.offset)
+                kernel.backward(LinearSite(.up, layer: l), dy: dup, x: cache.norm2, rows: n, dx: &tmp, dW: g.baseAddress! + slots.up.offset)
+            }
+            for i in 0..<(n * c) { dn2[i] += tmp[i] }
+            roundInPlace(gradientRounding, &dn2)
+            normBackward(dn2, cache.mid, slots.postNorm, cache.rstd2, rows: n, weights: weights, grads: &grads, into: &tmp)
+            for i in 0..<(n * c) { dx[i] += tmp[i] }
+            roundInPlace(gradientRounding, &dx)
+            // Attention: mid = input + o(attn).
+            var dattn = [Float](repeating: 0, count: n * c)
+            grads.data.withUnsafeMutableBufferPointer { g in
+                kernel.backward(LinearSite(.o, layer: l), dy: dx, x: cache.attn, rows: n, dx: &dattn, dW: g.baseAddress! + slots.o.offset)
+            }
+            roundInPlace(gradientRounding, &dattn)
+            var dq = [Float](repeating: 0, count: n * c)
+            var dk = [Float](repeating: 0, count: n * kvDim), dv = dk
+            attentionBackward(batch, cache, dattn: dattn, probOffsets: fw.probOffsets, dq: &dq, dk: &dk, dv: &dv)
+            batch.positions.withUnsafeBufferPointer { pos in
+                ropeBackward(&dq, positions: pos.baseAddress!, rows: n, heads: h, headDim: d, table: rotary)
+                ropeBackward(&dk, positions: pos.baseAddress!, rows: n, heads: hkv, headDim: d, table: rotary)
+            }
+            roundInPlace(gradientRounding, &dq)
+            roundInPlace(gradientRounding, &dk)
+            roundInPlace(gradientRounding, &dv)
+            var dn1 = [Float](repeating: 0, count: n * c)
+            grads.data.withUnsafeMutableBufferPointer { g in
+                kernel.backward(LinearSite(.q, layer: l), dy: dq, x: cache.norm1, rows: n, dx: &dn1, dW: g.baseAddress! + slots.q.offset)
+                kernel.backward(LinearSite(.k, layer: l), dy: dk, x: cache.norm1, rows: n, dx: &tmp, dW: g.baseAddress! + slots.k.offset)
+                for i in 0..<(n * c) { dn1[i] += tmp[i] }
+                kernel.backward(LinearSite(.v, layer: l), dy: dv, x: cache.norm1, rows: n, dx: &tmp, dW: g.baseAddress! + slots.v.offset)
+                for i in 0..<(n * c) { dn1[i] += tmp[i] }
+            }
+            roundInPlace(gradientRounding, &dn1)
+            normBackward(dn1, cache.input, slots.inputNorm, cache.rstd1, rows: n, weights: weights, grads: &grads, into: &tmp)
+            for i in 0..<(n * c) { dx[i] += tmp[i] }
+            roundInPlace(gradientRounding, &dx)
+        }
+        // Embedding: scatter-add the residual gradient into the token rows.
+        grads.data.withUnsafeMutableBufferPointer { g in
+            let emb = g.baseAddress! + weights.embedding.offset
+            for r in 0..<n {
+                let row = emb + Int(batch.tokens[r]) * c
+                for j in 0..<c { row[j] += dx[r * c + j] }
+            }
+        }
+    }
+
+    private func normBackward(_ dout: [Float], _ x: [Float], _ slot: TensorSlot, _ rstd: [Float], rows n: Int,
+                              weights: ModelWeights, grads: inout ModelWeights, into dx: inout [Float]) {
+        let c = config.hiddenSize
+        weights.data.withUnsafeBufferPointer { w in
+            grads.data.withUnsafeMutableBufferPointer { g in
+                rmsnormBackward(dout, x, w.baseAddress! + slot.offset, rstd, &dx, g.baseAddress! + slot.offset, rows: n, width: c)
+            }
+        }
+    }
+
+    private func attentionBackward(_ batch: PackedBatch, _ cache: LayerCache, dattn: [Float], probOffsets: [Int],
+                                   dq: inout [Float], dk: inout [Float], dv: inout [Float]) {
+        let c = config.hiddenSize, kvDim = config.kvDim, d = config.headDim
+        let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
+        let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: longest + 16)
+        defer { scratch.deallocate() }
+        cache.q.withUnsafeBufferPointer { q in
+            cache.k.withUnsafeBufferPointer { k in
+                cache.v.withUnsafeBufferPointer { v in
+                    cache.probs.withUnsafeBufferPointer { probs in
+                        dattn.withUnsafeBufferPointer { g in
+                            dq.withUnsafeMutableBufferPointer { dqp in
+                                dk.withUnsafeMutableBufferPointer { dkp in
+                                    dv.withUnsafeMutableBufferPointer { dvp in
+                                        for s in 0..<batch.sequenceCount {
+                                            let start = batch.starts[s]
+                                            for r in start..<batch.starts[s + 1] {
+                                                attendRowBackward(dout: g.baseAddress! + r * c, q: q.baseAddress! + r * c,
+                                                                  keys: k.baseAddress! + start * kvDim, values: v.baseAddress! + start * kvDim,
+                                                                  probs: probs.baseAddress! + probOffsets[r], count: r - start + 1,
+                                                                  heads: h, kvHeads: hkv, headDim: d, dq: dqp.baseAddress! + r * c,
+                                                                  dkeys: dkp.baseAddress! + start * kvDim,
+                                                                  dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+@inline(__always)
+func roundInPlace(_ r: Rounder?, _ x: inout [Float]) {
+    guard let r else { return }
+    let n = x.count
+    x.withUnsafeMutableBufferPointer { p in r.round(p.baseAddress!, into: p.baseAddress!, count: n) }
+}

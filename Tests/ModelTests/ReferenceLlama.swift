@@ -1,0 +1,114 @@
+// An independent Double-precision Llama forward, written from Hugging Face's
+// `modeling_llama.py` semantics (rotate-half RoPE with inv_freq = 1/θ^(2i/D), RMSNorm
+// x·rsqrt(mean(x²)+eps)·w, causal softmax attention with grouped key/value heads, SwiGLU MLP),
+// sharing no code with the Model module beyond reading the weights by name.
+
+import Foundation
+import Model
+
+struct ReferenceLlama {
+    let config: LlamaConfig
+    let tensors: [String: [Double]]
+
+    init(_ weights: ModelWeights) {
+        config = weights.config
+        var t: [String: [Double]] = [:]
+        for s in weights.slots { t[s.name] = weights.tensor(s.name)!.map(Double.init) }
+        if config.tieWordEmbeddings { t["lm_head.weight"] = t["model.embed_tokens.weight"] }
+        tensors = t
+    }
+
+    init(config: LlamaConfig, tensors: [String: [Double]]) {
+        self.config = config
+        var t = tensors
+        if config.tieWordEmbeddings { t["lm_head.weight"] = t["model.embed_tokens.weight"] }
+        self.tensors = t
+    }
+
+    /// y = x·Wᵀ for x (n, in), W (out, in).
+    func linear(_ x: [Double], _ name: String, rows n: Int, inDim: Int, outDim: Int) -> [Double] {
+        let w = tensors[name]!
+        var y = [Double](repeating: 0, count: n * outDim)
+        for r in 0..<n { for o in 0..<outDim {
+            var s = 0.0
+            for i in 0..<inDim { s += x[r * inDim + i] * w[o * inDim + i] }
+            y[r * outDim + o] = s
+        } }
+        return y
+    }
+
+    func rmsnorm(_ x: [Double], _ name: String, rows n: Int) -> [Double] {
+        let c = config.hiddenSize, w = tensors[name]!
+        var y = x
+        for r in 0..<n {
+            var ss = 0.0
+            for j in 0..<c { ss += x[r * c + j] * x[r * c + j] }
+            let inv = 1 / (ss / Double(c) + Double(config.rmsNormEps)).squareRoot()
+            for j in 0..<c { y[r * c + j] = w[j] * x[r * c + j] * inv }
+        }
+        return y
+    }
+
+    func rope(_ x: inout [Double], rows n: Int, heads: Int) {
+        let d = config.headDim, half = d / 2
+        for r in 0..<n { for h in 0..<heads { for i in 0..<half {
+            let invFreq = 1 / pow(Double(config.ropeTheta), Double(2 * i) / Double(d))
+            let angle = Double(r) * invFreq
+            let base = (r * heads + h) * d
+            let a = x[base + i], b = x[base + i + half]
+            x[base + i] = a * cos(angle) - b * sin(angle)
+            x[base + i + half] = b * cos(angle) + a * sin(angle)
+        } } }
+    }
+
+    /// Log-softmax of the logits at every position of one sequence (T, V).
+    func logProbs(_ tokens: [Int32]) -> [Double] {
+        let n = tokens.count, c = config.hiddenSize, f = config.intermediateSize, v = config.vocabSize
+        let h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim, kvDim = config.kvDim
+        let emb = tensors["model.embed_tokens.weight"]!
+        var x = [Double](repeating: 0, count: n * c)
+        for r in 0..<n { for j in 0..<c { x[r * c + j] = emb[Int(tokens[r]) * c + j] } }
+        for l in 0..<config.numHiddenLayers {
+            let p = "model.layers.\(l)."
+            let xn = rmsnorm(x, p + "input_layernorm.weight", rows: n)
+            var q = linear(xn, p + "self_attn.q_proj.weight", rows: n, inDim: c, outDim: c)
+            var k = linear(xn, p + "self_attn.k_proj.weight", rows: n, inDim: c, outDim: kvDim)
+            let vv = linear(xn, p + "self_attn.v_proj.weight", rows: n, inDim: c, outDim: kvDim)
+            rope(&q, rows: n, heads: h)
+            rope(&k, rows: n, heads: hkv)
+            var attn = [Double](repeating: 0, count: n * c)
+            for r in 0..<n { for hh in 0..<h {
+                let kvh = hh / (h / hkv)
+                var scores = [Double](repeating: 0, count: r + 1)
+                for j in 0...r {
+                    var s = 0.0
+                    for i in 0..<d { s += q[r * c + hh * d + i] * k[j * kvDim + kvh * d + i] }
+                    scores[j] = s / Double(d).squareRoot()
+                }
+                let m = scores.max()!
+                let e = scores.map { exp($0 - m) }
+                let total = e.reduce(0, +)
+                for j in 0...r { for i in 0..<d { attn[r * c + hh * d + i] += e[j] / total * vv[j * kvDim + kvh * d + i] } }
+            } }
+            let o = linear(attn, p + "self_attn.o_proj.weight", rows: n, inDim: c, outDim: c)
+            for i in 0..<(n * c) { x[i] += o[i] }
+            let xn2 = rmsnorm(x, p + "post_attention_layernorm.weight", rows: n)
+            let g = linear(xn2, p + "mlp.gate_proj.weight", rows: n, inDim: c, outDim: f)
+            let u = linear(xn2, p + "mlp.up_proj.weight", rows: n, inDim: c, outDim: f)
+            var a = [Double](repeating: 0, count: n * f)
+            for i in 0..<(n * f) { a[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+            let down = linear(a, p + "mlp.down_proj.weight", rows: n, inDim: f, outDim: c)
+            for i in 0..<(n * c) { x[i] += down[i] }
+        }
+        let xf = rmsnorm(x, "model.norm.weight", rows: n)
+        let logits = linear(xf, "lm_head.weight", rows: n, inDim: c, outDim: v)
+        var out = logits
+        for r in 0..<n {
+            let row = Array(logits[(r * v)..<((r + 1) * v)])
+            let m = row.max()!
+            let lse = m + log(row.map { exp($0 - m) }.reduce(0, +))
+            for j in 0..<v { out[r * v + j] = row[j] - lse }
+        }
+        return out
+    }
+}

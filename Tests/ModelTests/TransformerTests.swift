@@ -1,0 +1,133 @@
+import Model
+import Numerics
+import Testing
+
+let tinyConfig = LlamaConfig(hiddenSize: 16, intermediateSize: 24, numAttentionHeads: 4, numKeyValueHeads: 2,
+                             numHiddenLayers: 2, vocabSize: 11, rmsNormEps: 1e-5, ropeTheta: 10_000,
+                             maxPositionEmbeddings: 32)
+
+/// Random weights large enough that every path matters (std 0.3; norm weights around 1).
+func tinyWeights(_ config: LlamaConfig = tinyConfig, seed: UInt64 = 1) -> ModelWeights {
+    var w = ModelWeights(config: config)
+    w.initialize(std: 0.3, stream: RandomStream(seed: seed, name: "init"))
+    var rng = RandomStream(seed: seed, name: "norms")
+    for s in w.slots where s.name.hasSuffix("norm.weight") {
+        for i in s.offset..<(s.offset + s.count) { w.data[i] = Float(0.5 + rng.nextUnit()) }
+    }
+    return w
+}
+
+let tinySequences: [[Int32]] = [[1, 4, 9, 2, 7], [3, 3, 10, 0, 5, 8, 6]]
+
+@Suite struct TransformerForwardTests {
+    /// The float32 forward agrees with the Double reference within float32 error. Bound:
+    /// 2e-5 absolute on log-probabilities of magnitude ≲ 5 (about 50 float32 ulps, for a
+    /// computation of a few hundred dependent operations).
+    @Test(arguments: [false, true])
+    func fp32ForwardMatchesTheDoubleReference(tied: Bool) {
+        var config = tinyConfig
+        config.tieWordEmbeddings = tied
+        let weights = tinyWeights(config)
+        let model = Transformer(config: config)
+        let result = model.forward(PackedBatch(sequences: tinySequences), weights: weights,
+                                   kernel: PlainLinear(weights: weights, backend: PortableBackend()), plan: .fp32)
+        let reference = ReferenceLlama(weights)
+        var row = 0, worst = 0.0
+        for seq in tinySequences {
+            let expected = reference.logProbs(seq)
+            for i in 0..<expected.count {
+                let got = Double(result.logProbs[row * config.vocabSize + i])
+                worst = max(worst, abs(got - expected[i]))
+            }
+            row += seq.count
+        }
+        #expect(worst <= 2e-5, "largest |Δ log p| = \(worst)")
+    }
+
+    /// Decoding position by position over a KV cache gives exactly the forward's bits on the
+    /// portable backend (same kernels, same order), and agrees within float32 error on openblas.
+    @Test func decodeMatchesTheForward() throws {
+        let weights = tinyWeights()
+        let model = Transformer(config: tinyConfig)
+        let v = tinyConfig.vocabSize
+        for backendName in ["portable", "openblas"] {
+            let kernel = PlainLinear(weights: weights, backend: try matmulBackend(named: backendName))
+            let full = model.forward(PackedBatch(sequences: tinySequences), weights: weights, kernel: kernel, plan: .fp32)
+            var cache = KVCache(config: tinyConfig, slots: 2, capacity: 16)
+            var decoded = [[Float]](repeating: [], count: 2)
+            for pos in 0..<7 {
+                var rows: [DecodeRow] = []
+                for (s, seq) in tinySequences.enumerated() where pos < seq.count {
+                    rows.append(DecodeRow(slot: s, token: seq[pos], position: Int32(pos)))
+                }
+                let lp = model.decodeStep(rows, cache: &cache, weights: weights, kernel: kernel, plan: .fp32)
+                for (r, row) in rows.enumerated() { decoded[row.slot] += lp[(r * v)..<((r + 1) * v)] }
+            }
+            let packed = decoded[0] + decoded[1]
+            if backendName == "portable" {
+                #expect(packed.map(\.bitPattern) == full.logProbs.map(\.bitPattern))
+            } else {
+                let worst = zip(packed, full.logProbs).map { abs($0 - $1) }.max()!
+                #expect(worst <= 1e-5, "openblas decode vs forward: \(worst)")
+            }
+        }
+    }
+}
+
+@Suite struct TransformerGradientTests {
+    /// Every parameter tensor's gradient against central finite differences of the Double
+    /// reference, for L = Σ_r g_r · log p_r(target_r) with random g. Bound: relative error
+    /// 1e-3 against the larger of |fd| and 1% of the tensor's largest sampled gradient
+    /// (the analytic gradient is float32; the differences are Double with step 1e-6).
+    @Test(arguments: [false, true])
+    func everyGradientMatchesFiniteDifferences(tied: Bool) {
+        var config = tinyConfig
+        config.tieWordEmbeddings = tied
+        let weights = tinyWeights(config, seed: 2)
+        let model = Transformer(config: config)
+        let batch = PackedBatch(sequences: tinySequences)
+        var rng = RandomStream(seed: 3, name: "targets")
+        let targets = (0..<batch.rows).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
+        let g = (0..<batch.rows).map { _ in Float(rng.nextUnit() * 2 - 1) }
+        let kernel = PlainLinear(weights: weights, backend: PortableBackend())
+        let fw = model.forward(batch, weights: weights, kernel: kernel, plan: .fp32)
+        var grads = ModelWeights(config: config)
+        model.backward(batch, targets: targets, dLogProb: g, forward: fw, weights: weights, kernel: kernel, grads: &grads)
+
+        let reference = ReferenceLlama(weights)
+        func loss(_ tensors: [String: [Double]]) -> Double {
+            let ref = ReferenceLlama(config: config, tensors: tensors)
+            var total = 0.0, row = 0
+            for seq in tinySequences {
+                let lp = ref.logProbs(seq)
+                for i in 0..<seq.count { total += Double(g[row]) * lp[i * config.vocabSize + Int(targets[row])]; row += 1 }
+            }
+            return total
+        }
+        var base = reference.tensors
+        if tied { base["lm_head.weight"] = nil }
+        for slot in weights.slots {
+            // Sample entries spread over the tensor (embedding: rows of tokens that occur).
+            var indices: [Int] = []
+            if slot.name == "model.embed_tokens.weight" {
+                for t in [1, 3, 9] { indices += [t * slot.cols, t * slot.cols + slot.cols - 1] }
+            } else {
+                indices = stride(from: 0, to: slot.count, by: max(1, slot.count / 7)).map { $0 }
+            }
+            var pairs: [(Double, Double)] = []
+            for i in indices {
+                let eps = 1e-6
+                var plus = base, minus = base
+                plus[slot.name]![i] += eps
+                minus[slot.name]![i] -= eps
+                let fd = (loss(plus) - loss(minus)) / (2 * eps)
+                pairs.append((Double(grads.data[slot.offset + i]), fd))
+            }
+            let scale = pairs.map { abs($0.1) }.max()! * 0.01
+            for (k, (a, fd)) in pairs.enumerated() {
+                let err = abs(a - fd) / max(abs(fd), scale, 1e-9)
+                #expect(err <= 1e-3, "\(slot.name)[\(indices[k])]: analytic \(a), finite difference \(fd)")
+            }
+        }
+    }
+}
