@@ -153,20 +153,55 @@ public struct QuantizedGEMM: Sendable {
 
     /// Multiplies operands already quantized (weights are quantized once per sync, not per
     /// product), writing C (m, n) row-major.
+    ///
+    /// `splitK` > 1 models a split-K kernel: K is cut into that many contiguous ranges (at
+    /// boundaries of the scale tiles), each range's product is accumulated on its own from
+    /// zero, and the partial results are added in order in float32 before the output
+    /// rounding — the same arithmetic in another order.
     public func multiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
-                                 into c: UnsafeMutablePointer<Float>) {
-        // The K stretches: boundaries of either operand's scale tiles, plus the MMA steps and
-        // promotion intervals of limited accumulation.
+                                 splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
+        let stretch = stretchLength(qa, qb, k: k)
+        let unit = stretch >= k ? 1 : max(1, stretch)  // split only where scales change, if they do
+        let units = (k + unit - 1) / unit
+        let pieces = min(max(1, splitK), units)
+        if pieces == 1 {
+            accumulate(qa, qb, m: m, n: n, k0: 0, k1: k, into: c)
+        } else {
+            let partial = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+            defer { partial.deallocate() }
+            for piece in 0..<pieces {
+                let k0 = (piece * units / pieces) * unit
+                let k1 = min(k, ((piece + 1) * units / pieces) * unit)
+                accumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, into: piece == 0 ? c : partial)
+                if piece > 0 { for i in 0..<(m * n) { c[i] += partial[i] } }
+            }
+        }
+        if recipe.output != .fp32 {
+            Rounder(format: recipe.output).round(c, into: c, count: m * n)
+        }
+    }
+
+    /// The length of K over which both operands' scales stay constant (and of a promotion
+    /// interval under limited accumulation).
+    func stretchLength(_ qa: PreparedOperand, _ qb: PreparedOperand, k: Int) -> Int {
         let aTile = qa.allScalesOne ? k : qa.kTile(isA: true)
         let bTile = qb.allScalesOne ? k : qb.kTile(isA: false)
-        var stretch = gcd(min(aTile, k), min(bTile, k))
-        var step = k, interval = k, bits = 24
-        if case .limited(let kept, let mmaStep, let promote) = recipe.accumulation {
+        let stretch = gcd(min(aTile, k), min(bTile, k))
+        if case .limited(_, _, let promote) = recipe.accumulation { return gcd(promote, stretch) }
+        return stretch
+    }
+
+    /// C (m, n) = the product over K indices k0..<k1, accumulated per the recipe, unrounded.
+    func accumulate(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k0 kStart: Int, k1 kEnd: Int,
+                    into c: UnsafeMutablePointer<Float>) {
+        let k = kEnd - kStart
+        // The K stretches: boundaries of either operand's scale tiles, plus the MMA steps and
+        // promotion intervals of limited accumulation.
+        let stretch = stretchLength(qa, qb, k: kEnd)
+        var step = k, bits = 24
+        if case .limited(let kept, let mmaStep, _) = recipe.accumulation {
             bits = kept
-            step = mmaStep
-            interval = gcd(promote, stretch)          // promotion also happens at scale changes
-            step = gcd(step, interval)
-            stretch = interval
+            step = gcd(mmaStep, stretch)
         }
         let scaled = !(qa.allScalesOne && qb.allScalesOne)
         let lda = qa.matrix.cols, ldb = qb.matrix.cols
@@ -177,10 +212,10 @@ public struct QuantizedGEMM: Sendable {
                 func aAt(_ p: Int) -> UnsafePointer<Float> { qa.transposed ? aBase + p * lda : aBase + p }
                 func bAt(_ p: Int) -> UnsafePointer<Float> { qb.transposed ? bBase + p : bBase + p * ldb }
 
-                if !scaled && bits >= 24 && stretch >= k {
+                if !scaled && bits >= 24 && stretch >= kEnd {
                     // One product over all of K.
                     backend.gemm(transA: qa.transposed, transB: qb.transposed, m: m, n: n, k: k,
-                                 a: aAt(0), lda: lda, b: bAt(0), ldb: ldb, c: c, ldc: n, accumulate: false)
+                                 a: aAt(kStart), lda: lda, b: bAt(kStart), ldb: ldb, c: c, ldc: n, accumulate: false)
                     return
                 }
                 c.update(repeating: 0, count: m * n)
@@ -189,9 +224,9 @@ public struct QuantizedGEMM: Sendable {
                 defer { partial.deallocate(); stepSum.deallocate() }
                 let truncate = Rounder(format: NumberFormat(name: "acc", exponentBits: 8, mantissaBits: bits - 1),
                                        mode: .towardZero)
-                var k0 = 0
-                while k0 < k {
-                    let k1 = min(k, k0 + stretch)
+                var k0 = kStart
+                while k0 < kEnd {
+                    let k1 = min(kEnd, k0 + stretch)
                     if bits >= 24 {
                         backend.gemm(transA: qa.transposed, transB: qb.transposed, m: m, n: n, k: k1 - k0,
                                      a: aAt(k0), lda: lda, b: bAt(k0), ldb: ldb, c: partial, ldc: n, accumulate: false)
@@ -226,9 +261,6 @@ public struct QuantizedGEMM: Sendable {
                     k0 = k1
                 }
             }
-        }
-        if recipe.output != .fp32 {
-            Rounder(format: recipe.output).round(c, into: c, count: m * n)
         }
     }
 }
