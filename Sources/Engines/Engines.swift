@@ -1,1 +1,192 @@
-// Precision profiles and the two engines.
+// The two engines: rollout (KV-cache decoding and sampling) and training (teacher-forced
+// forward and backward), each in its own precision profile over the same master weights.
+
+import Model
+import Numerics
+
+/// What the model's forward needs from a profile.
+extension PrecisionProfile {
+    public var forwardPlan: ForwardPlan {
+        func r(_ f: NumberFormat) -> Rounder? { f == .fp32 ? nil : Rounder(format: f) }
+        return ForwardPlan(activation: r(activation), probabilities: r(probabilities), kvCache: r(kvCache),
+                           fusedResidualNorm: sources.fusedResidualNorm, fusedSiluMul: sources.fusedSiluMul,
+                           softmax: sources.softmaxChunk > 0 ? .chunked(sources.softmaxChunk) : .wholeRow)
+    }
+}
+
+/// Sampling settings of the rollout engine.
+public struct SamplingSettings: Sendable, Hashable {
+    public var temperature: Double = 1
+    public var topP: Double = 1
+    /// 0 = no top-k filter.
+    public var topK: Int = 0
+    public var maxNewTokens: Int = 32
+
+    public init(temperature: Double = 1, topP: Double = 1, topK: Int = 0, maxNewTokens: Int = 32) {
+        self.temperature = temperature
+        self.topP = topP
+        self.topK = topK
+        self.maxNewTokens = maxNewTokens
+    }
+}
+
+/// One sampled batch: prompts, responses, and the rollout engine's log-probabilities.
+public struct RolloutBatch: Sendable {
+    public var prompts: [[Int32]]
+    public var responses: [[Int32]]
+    /// log μ of each response token (temperature applied), per sequence.
+    public var logMu: [[Float]]
+    /// log μ over the whole vocabulary at each response position, per sequence (len, V).
+    public var distributions: [[Float]]
+    /// Whether each response ended with the end token (else it hit the length limit).
+    public var finished: [Bool]
+
+    public var sequences: [[Int32]] { zip(prompts, responses).map { $0 + $1 } }
+    public var count: Int { prompts.count }
+}
+
+/// Log-softmax at temperature T from log-probabilities at temperature 1, in double
+/// precision with the deterministic functions: log softmax(z/T) = lp/T − log Σ e^(lp/T).
+func temperatureLogProbs(_ lp: ArraySlice<Float>, temperature t: Double) -> [Double] {
+    let scaled = lp.map { Double($0) / t }
+    let m = scaled.max() ?? 0
+    var s = 0.0
+    for x in scaled { s += expD(x - m) }
+    let lse = m + logD(s)
+    return scaled.map { $0 - lse }
+}
+
+/// The rollout engine: batched decoding with a KV cache, sampling from a seeded stream.
+public final class RolloutEngine {
+    public let kernel: EngineKernel
+    public let transformer: Transformer
+
+    public init(kernel: EngineKernel, transformer: Transformer) {
+        self.kernel = kernel
+        self.transformer = transformer
+    }
+
+    public var profile: PrecisionProfile { kernel.profile }
+
+    private var logitsRounding: Rounder? {
+        profile.sources.logitsFP32 || profile.activation == .fp32 ? nil : Rounder(format: profile.activation)
+    }
+
+    /// Samples a response for each prompt. Sequence i's token at position p uses draw
+    /// i·65536 + p of `stream`, so a sequence's sample does not depend on the others.
+    /// `shouldStop` is polled once per position; when it returns true the batch stops where
+    /// it is (responses unfinished).
+    public func generate(prompts: [[Int32]], sampling: SamplingSettings, endToken: Int32, stream: RandomStream,
+                         shouldStop: () -> Bool = { false }) -> RolloutBatch {
+        let v = transformer.config.vocabSize
+        let capacity = (prompts.map(\.count).max() ?? 0) + sampling.maxNewTokens
+        precondition(capacity <= transformer.config.maxPositionEmbeddings, "sequence longer than max_position_embeddings")
+        var cache = KVCache(config: transformer.config, slots: prompts.count, capacity: capacity)
+        var batch = RolloutBatch(prompts: prompts, responses: Array(repeating: [], count: prompts.count),
+                                 logMu: Array(repeating: [], count: prompts.count),
+                                 distributions: Array(repeating: [], count: prompts.count),
+                                 finished: Array(repeating: false, count: prompts.count))
+        var next = prompts.map { $0.first ?? endToken }
+        var active = Array(0..<prompts.count)
+        var position = 0
+        while !active.isEmpty && !shouldStop() {
+            let rows = active.map { DecodeRow(slot: $0, token: next[$0], position: Int32(position)) }
+            let lp = transformer.decodeStep(rows, cache: &cache, weights: kernel.weights, kernel: kernel,
+                                            plan: profile.forwardPlan, logitsRounding: logitsRounding)
+            var still: [Int] = []
+            for (r, i) in active.enumerated() {
+                if position + 1 < prompts[i].count {       // still reading the prompt
+                    next[i] = prompts[i][position + 1]
+                    still.append(i)
+                    continue
+                }
+                let dist = temperatureLogProbs(lp[(r * v)..<((r + 1) * v)], temperature: sampling.temperature)
+                let u = Double(stream.draw(at: UInt64(i) << 16 | UInt64(position)) >> 11) * 0x1p-53
+                let token = sample(dist, u: u, sampling: sampling)
+                batch.responses[i].append(token)
+                batch.logMu[i].append(Float(dist[Int(token)]))
+                batch.distributions[i] += dist.map { Float($0) }
+                if token == endToken { batch.finished[i] = true; continue }
+                if batch.responses[i].count >= sampling.maxNewTokens { continue }
+                next[i] = token
+                still.append(i)
+            }
+            active = still
+            position += 1
+        }
+        return batch
+    }
+
+    /// Inverse-CDF sampling with a uniform u in [0, 1): over the tokens in id order, or with
+    /// top-k / top-p, over the kept tokens by decreasing probability (ties by id).
+    func sample(_ logProbs: [Double], u: Double, sampling: SamplingSettings) -> Int32 {
+        let p = logProbs.map(expD)
+        var order = Array(0..<p.count)
+        if sampling.topK > 0 || sampling.topP < 1 {
+            order.sort { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }
+            if sampling.topK > 0 { order = Array(order.prefix(sampling.topK)) }
+            if sampling.topP < 1 {
+                var total = 0.0, kept = 0
+                let all = order.reduce(0.0) { $0 + p[$1] }
+                for j in order { total += p[j]; kept += 1; if total >= sampling.topP * all { break } }
+                order = Array(order.prefix(kept))
+            }
+        }
+        let mass = order.reduce(0.0) { $0 + p[$1] }
+        var cumulative = 0.0
+        let target = u * mass
+        for j in order {
+            cumulative += p[j]
+            if target < cumulative { return Int32(j) }
+        }
+        return Int32(order.last!)
+    }
+
+    /// Teacher-forced through the KV cache: log-softmax (T, V) at every position of one
+    /// sequence, at temperature 1, and the hidden states after each layer (L+1 of (T, C)).
+    public func teacherForced(_ sequence: [Int32]) -> (logProbs: [Float], hidden: [[Float]]) {
+        var cache = KVCache(config: transformer.config, slots: 1, capacity: sequence.count)
+        var logProbs: [Float] = []
+        var hidden = [[Float]](repeating: [], count: transformer.config.numHiddenLayers + 1)
+        for (p, t) in sequence.enumerated() {
+            var states: [[Float]] = []
+            logProbs += transformer.decodeStep([DecodeRow(slot: 0, token: t, position: Int32(p))], cache: &cache,
+                                               weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
+                                               logitsRounding: logitsRounding, hidden: &states)
+            for l in 0..<states.count { hidden[l] += states[l] }
+        }
+        return (logProbs, hidden)
+    }
+}
+
+/// The training engine: teacher-forced forward over whole sequences and backward.
+public final class TrainingEngine {
+    public let kernel: EngineKernel
+    public let transformer: Transformer
+
+    public init(kernel: EngineKernel, transformer: Transformer) {
+        self.kernel = kernel
+        self.transformer = transformer
+    }
+
+    public var profile: PrecisionProfile { kernel.profile }
+
+    var logitsRounding: Rounder? {
+        profile.sources.logitsFP32 || profile.activation == .fp32 ? nil : Rounder(format: profile.activation)
+    }
+
+    /// The forward pass over packed sequences (log-softmax at temperature 1 for every row).
+    public func forward(_ batch: PackedBatch) -> ForwardResult {
+        transformer.forward(batch, weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
+                            logitsRounding: logitsRounding)
+    }
+
+    /// Back-propagates ∂loss/∂log π of each row's target token, accumulating float32
+    /// gradients of the master weights into `grads`.
+    public func backward(_ batch: PackedBatch, targets: [Int32], dLogProb: [Float], forward: ForwardResult,
+                         grads: inout ModelWeights) {
+        let g: Rounder? = profile.gradient == .fp32 ? nil : Rounder(format: profile.gradient)
+        transformer.backward(batch, targets: targets, dLogProb: dLogProb, forward: forward, weights: kernel.weights,
+                             kernel: kernel, grads: &grads, gradientRounding: g)
+    }
+}

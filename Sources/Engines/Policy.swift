@@ -1,0 +1,184 @@
+// The live policy: FP32 master weights and the two engines that compute it.
+
+import Mismatch
+import Model
+import Numerics
+
+/// How far two engines' hidden states have drifted after one layer.
+public struct LayerDrift: Sendable, Equatable {
+    /// "embedding", "layer 0", …
+    public var name: String
+    /// ‖h_rollout − h_train‖₂ / ‖h_train‖₂.
+    public var relativeL2: Double
+    /// max |h_rollout − h_train|.
+    public var maxAbs: Double
+}
+
+/// The model the lab holds: master weights in float32, the rollout engine and the training
+/// engine, each with its copy of the weights in its own precision. Every change either
+/// completes or throws with nothing changed.
+public final class Policy {
+    public private(set) var master: ModelWeights
+    public private(set) var engines: EnginePair
+    public private(set) var backend: any MatmulBackend
+    public private(set) var rollout: RolloutEngine
+    public private(set) var training: TrainingEngine
+    public let transformer: Transformer
+
+    public var config: LlamaConfig { master.config }
+
+    public init(master: ModelWeights, engines: EnginePair, backend: any MatmulBackend) throws(NumericsError) {
+        try master.config.validate()
+        try Policy.validate(engines, config: master.config)
+        let transformer = Transformer(config: master.config)
+        self.master = master
+        self.engines = engines
+        self.backend = backend
+        self.transformer = transformer
+        rollout = RolloutEngine(kernel: try EngineKernel(master: master, profile: engines.rollout, backend: backend),
+                                transformer: transformer)
+        training = TrainingEngine(kernel: try EngineKernel(master: master, profile: engines.training, backend: backend),
+                                  transformer: transformer)
+    }
+
+    /// Checks that a pair of profiles fits the model: scale blocks and groups no larger than
+    /// the weights and rows they tile, positive sizes.
+    public static func validate(_ pair: EnginePair, config: LlamaConfig) throws(NumericsError) {
+        let smallest = min(config.hiddenSize, config.kvDim, config.intermediateSize, config.vocabSize)
+        for (engine, p) in [("rollout", pair.rollout), ("train", pair.training)] {
+            if case .blocks(let r, let c) = p.weights.granularity, max(r, c) > smallest {
+                throw .invalidArgument("\(engine) weight block \(r)x\(c) is larger than the smallest weight dimension (\(smallest)); use a block of at most \(smallest)x\(smallest)")
+            }
+            for (what, spec) in [("fprop", p.fprop), ("dgrad", p.dgrad), ("wgrad", p.wgrad)] {
+                switch spec.input.granularity {
+                case .rowGroups(let g), .columnGroups(let g):
+                    if g < 1 { throw .invalidArgument("\(engine) \(what) group size must be at least 1") }
+                    if what == "fprop" && g > config.intermediateSize {
+                        throw .invalidArgument("\(engine) \(what) group size \(g) is larger than any row (\(config.intermediateSize)); use at most \(config.hiddenSize)")
+                    }
+                case .blocks(let r, let c) where r < 1 || c < 1:
+                    throw .invalidArgument("\(engine) \(what) block must be at least 1x1")
+                default: break
+                }
+            }
+            if p.sources.splitK < 1 { throw .invalidArgument("\(engine) split_k must be at least 1") }
+        }
+    }
+
+    /// Switches both engines' profiles (a weight sync into each); nothing changes on error.
+    public func setEngines(_ pair: EnginePair) throws(NumericsError) {
+        try Policy.validate(pair, config: config)
+        let r = try EngineKernel(master: master, profile: pair.rollout, backend: backend)
+        let t = try EngineKernel(master: master, profile: pair.training, backend: backend)
+        engines = pair
+        rollout = RolloutEngine(kernel: r, transformer: transformer)
+        training = TrainingEngine(kernel: t, transformer: transformer)
+    }
+
+    /// Switches the matrix-product backend of both engines.
+    public func setBackend(_ newBackend: any MatmulBackend) throws(NumericsError) {
+        let r = try EngineKernel(master: master, profile: engines.rollout, backend: newBackend)
+        let t = try EngineKernel(master: master, profile: engines.training, backend: newBackend)
+        backend = newBackend
+        rollout = RolloutEngine(kernel: r, transformer: transformer)
+        training = TrainingEngine(kernel: t, transformer: transformer)
+    }
+
+    /// Replaces the master weights (after an optimizer step or a load) and syncs both
+    /// engines: the weights are quantized the way each profile says.
+    public func setMaster(_ weights: ModelWeights) throws(NumericsError) {
+        guard weights.config == config else {
+            throw .invalidArgument("new weights have another configuration than the live model")
+        }
+        let r = try EngineKernel(master: weights, profile: engines.rollout, backend: backend)
+        let t = try EngineKernel(master: weights, profile: engines.training, backend: backend)
+        master = weights
+        rollout = RolloutEngine(kernel: r, transformer: transformer)
+        training = TrainingEngine(kernel: t, transformer: transformer)
+    }
+
+    /// The training engine's log π for each response token of a rollout, at the rollout's
+    /// temperature, paired with the rollout's log μ, and both full distributions: the input
+    /// of the mismatch statistics. Throws if a non-finite value appears in either engine,
+    /// naming the first layer where it did.
+    public func recompute(_ batch: RolloutBatch, temperature: Double) throws(NumericsError) -> (pairs: [TokenLogProbs], forward: ForwardResult, packed: PackedBatch) {
+        let packed = PackedBatch(sequences: batch.sequences)
+        let fw = training.forward(packed)
+        let v = config.vocabSize
+        var pairs: [TokenLogProbs] = []
+        for s in 0..<batch.count {
+            let promptLength = batch.prompts[s].count
+            var train: [Float] = [], trainFull: [Float] = []
+            for (j, token) in batch.responses[s].enumerated() {
+                // The row predicting response token j is the one before it.
+                let row = packed.starts[s] + promptLength - 1 + j
+                let dist = temperatureLogProbs(fw.logProbs[(row * v)..<((row + 1) * v)], temperature: temperature)
+                train.append(Float(dist[Int(token)]))
+                trainFull += dist.map { Float($0) }
+            }
+            pairs.append(TokenLogProbs(rollout: batch.logMu[s], train: train,
+                                       positions: Array(0..<batch.responses[s].count),
+                                       full: FullDistributions(vocabularySize: v, rollout: batch.distributions[s], train: trainFull)))
+        }
+        if let bad = firstNonFinite(fw.logProbs, hidden: fw.hiddenStates) {
+            throw .invalidArgument("training engine: non-finite values appear at \(bad)")
+        }
+        if batch.logMu.joined().contains(where: { !$0.isFinite }) {
+            throw .invalidArgument("rollout engine: non-finite log-probabilities in the rollout")
+        }
+        return (pairs, fw, packed)
+    }
+
+    /// Log-probability of each next token of a sequence under both engines (entry i is
+    /// log p(tokens[i+1] | tokens[0…i])), at temperature 1.
+    public func score(_ tokens: [Int32]) -> (rollout: [Float], train: [Float]) {
+        let v = config.vocabSize
+        let r = rollout.teacherForced(tokens).logProbs
+        let t = training.forward(PackedBatch(sequences: [tokens])).logProbs
+        var lr: [Float] = [], lt: [Float] = []
+        for i in 0..<(tokens.count - 1) {
+            lr.append(r[i * v + Int(tokens[i + 1])])
+            lt.append(t[i * v + Int(tokens[i + 1])])
+        }
+        return (lr, lt)
+    }
+
+    /// Runs both engines on the same tokens and measures, layer by layer, how far their
+    /// hidden states have drifted, then the log-probabilities.
+    public func trace(_ tokens: [Int32]) -> [LayerDrift] {
+        let r = rollout.teacherForced(tokens)
+        let t = training.forward(PackedBatch(sequences: [tokens]))
+        var out: [LayerDrift] = []
+        for (l, (a, b)) in zip(r.hidden, t.hiddenStates).enumerated() {
+            out.append(drift(l == 0 ? "embedding" : "layer \(l - 1)", a, b))
+        }
+        out.append(drift("log-probs", r.logProbs, t.logProbs))
+        return out
+    }
+
+    private func drift(_ name: String, _ a: [Float], _ b: [Float]) -> LayerDrift {
+        var diff2 = 0.0, norm2 = 0.0, maxAbs = 0.0
+        for (x, y) in zip(a, b) {
+            let d = Double(x) - Double(y)
+            diff2 += d * d
+            norm2 += Double(y) * Double(y)
+            maxAbs = max(maxAbs, abs(d))
+        }
+        return LayerDrift(name: name, relativeL2: norm2 > 0 ? (diff2 / norm2).squareRoot() : diff2.squareRoot(), maxAbs: maxAbs)
+    }
+
+    private func firstNonFinite(_ logProbs: [Float], hidden: [[Float]]) -> String? {
+        for (l, h) in hidden.enumerated() where h.contains(where: { !$0.isFinite }) {
+            return l == 0 ? "the embedding output" : "the output of layer \(l - 1)"
+        }
+        return logProbs.contains(where: { !$0.isFinite }) ? "the logits" : nil
+    }
+}
+
+extension LlamaConfig {
+    /// The lab's default model: 4 layers, width 64, 4 heads sharing 2 key/value heads,
+    /// SwiGLU width 176, over the standard 48-token vocabulary (≈ 190 K parameters).
+    public static let labDefault = LlamaConfig(hiddenSize: 64, intermediateSize: 176, numAttentionHeads: 4,
+                                               numKeyValueHeads: 2, numHiddenLayers: 4, vocabSize: Vocabulary.standard.count,
+                                               rmsNormEps: 1e-5, ropeTheta: 10_000, maxPositionEmbeddings: 256)
+}

@@ -1,0 +1,218 @@
+// Precision profiles: where each engine rounds, to what, and how it is implemented.
+
+import Model
+import Numerics
+
+/// How one kind of matrix product quantizes its activation-side operand and accumulates.
+/// The weight-side operand is the engine's quantized weights (`PrecisionProfile.weights`).
+public struct GemmSpec: Sendable, Hashable {
+    /// The activation (or gradient) operand's quantization; its scaling runs along K.
+    public var input: Quantization
+    public var accumulation: Accumulation
+
+    public init(input: Quantization, accumulation: Accumulation = .fp32) {
+        self.input = input
+        self.accumulation = accumulation
+    }
+}
+
+/// The implementation differences between real engines that produce a mismatch even at
+/// equal precision. Each can be switched on or off alone.
+public struct MismatchSources: Sendable, Hashable {
+    /// Split-K matrix products: K cut into this many ranges summed at the end (1 = off).
+    public var splitK: Int
+    /// Flash-decoding attention: keys in chunks of this length merged by log-sum-exp
+    /// (0 = off: one pass over the whole row).
+    public var softmaxChunk: Int
+    /// Residual add + RMSNorm in one kernel (one rounding, statistics of the unrounded sum).
+    public var fusedResidualNorm: Bool
+    /// silu(gate)·up in one kernel (one rounding instead of two).
+    public var fusedSiluMul: Bool
+    /// Logits kept in float32 (the LM head's output not rounded to the activation format).
+    public var logitsFP32: Bool
+
+    public init(splitK: Int = 1, softmaxChunk: Int = 0, fusedResidualNorm: Bool = false,
+                fusedSiluMul: Bool = false, logitsFP32: Bool = false) {
+        self.splitK = splitK
+        self.softmaxChunk = softmaxChunk
+        self.fusedResidualNorm = fusedResidualNorm
+        self.fusedSiluMul = fusedSiluMul
+        self.logitsFP32 = logitsFP32
+    }
+
+    /// Every source off.
+    public static let none = MismatchSources()
+    /// What an inference engine does (vLLM-like): split-K products, flash-decoding
+    /// attention, fused residual+norm and SiLU·mul kernels, logits in the activation format.
+    public static let inference = MismatchSources(splitK: 4, softmaxChunk: 16, fusedResidualNorm: true,
+                                                  fusedSiluMul: true, logitsFP32: false)
+    /// What a training engine does (FSDP/Hugging Face-like): plain products, one-pass
+    /// attention, separate kernels, and logits in float32 for the loss.
+    public static let training = MismatchSources(logitsFP32: true)
+
+    /// The switches by name, for `engine rollout|train NAME=on|off`.
+    public static let names = ["split_k", "chunked_softmax", "fused_norm", "fused_silu", "logits_fp32"]
+
+    /// Sets one switch: `on`, `off`, or a number for split_k (pieces) and chunked_softmax
+    /// (chunk length).
+    public mutating func set(_ name: String, _ value: String) throws(NumericsError) {
+        let v = value.lowercased()
+        func flag() throws(NumericsError) -> Bool {
+            switch v {
+            case "on", "true", "1", "yes": return true
+            case "off", "false", "0", "no": return false
+            default: throw .invalidArgument("\(name)=\(value): expected on or off")
+            }
+        }
+        switch name {
+        case "split_k":
+            if let n = Int(v), n >= 1, n <= 64 { splitK = n } else { splitK = try flag() ? 4 : 1 }
+        case "chunked_softmax":
+            if let n = Int(v), n >= 2, n <= 4096 { softmaxChunk = n } else { softmaxChunk = try flag() ? 16 : 0 }
+        case "fused_norm": fusedResidualNorm = try flag()
+        case "fused_silu": fusedSiluMul = try flag()
+        case "logits_fp32": logitsFP32 = try flag()
+        default:
+            let hint = closestMatch(to: name, among: MismatchSources.names).map { "; did you mean \($0)?" } ?? ""
+            throw .invalidArgument("unknown mismatch source '\(name)'\(hint) sources: \(MismatchSources.names.joined(separator: " "))")
+        }
+    }
+
+    /// Each switch's state for display, in `names` order.
+    public var states: [(String, String)] {
+        [("split_k", splitK > 1 ? "on (\(splitK))" : "off"),
+         ("chunked_softmax", softmaxChunk > 0 ? "on (\(softmaxChunk))" : "off"),
+         ("fused_norm", fusedResidualNorm ? "on" : "off"),
+         ("fused_silu", fusedSiluMul ? "on" : "off"),
+         ("logits_fp32", logitsFP32 ? "on" : "off")]
+    }
+}
+
+/// Everything that decides how one engine computes: formats, quantization and recipes, and
+/// implementation switches. Pure data.
+public struct PrecisionProfile: Sendable, Hashable {
+    /// Linear-layer weights as the engine holds them (e.g. BF16, or E4M3 per B×B block).
+    public var weights: Quantization
+    /// Embedding and norm weights (never FP8: they are not matrix-product operands).
+    public var otherWeights: NumberFormat
+    /// Stored activations: residual stream, norm outputs, q/k/v, MLP intermediates.
+    public var activation: NumberFormat
+    /// Forward products (FProp).
+    public var fprop: GemmSpec
+    /// Backward products (training only): input gradients (DGrad) and weight gradients (WGrad).
+    public var dgrad: GemmSpec
+    public var wgrad: GemmSpec
+    /// Gradients flowing between operators (training only).
+    public var gradient: NumberFormat
+    /// Keys and values in the KV cache (rollout only).
+    public var kvCache: NumberFormat
+    /// Softmax inputs and statistics are float32; this is the format of the probabilities
+    /// fed to the P·V product.
+    public var probabilities: NumberFormat
+    public var sources: MismatchSources
+
+    public init(weights: Quantization, otherWeights: NumberFormat, activation: NumberFormat, fprop: GemmSpec,
+                dgrad: GemmSpec, wgrad: GemmSpec, gradient: NumberFormat, kvCache: NumberFormat,
+                probabilities: NumberFormat, sources: MismatchSources) {
+        self.weights = weights
+        self.otherWeights = otherWeights
+        self.activation = activation
+        self.fprop = fprop
+        self.dgrad = dgrad
+        self.wgrad = wgrad
+        self.gradient = gradient
+        self.kvCache = kvCache
+        self.probabilities = probabilities
+        self.sources = sources
+    }
+
+    /// A profile with one format everywhere (FP32, BF16, FP16): weights and activations
+    /// stored in it, products accumulating in float32 with their output rounded to it, norms
+    /// and softmax computed in float32 inside and rounded on the way out — what frameworks
+    /// do in that precision.
+    public static func uniform(_ f: NumberFormat, sources: MismatchSources) -> PrecisionProfile {
+        let q = Quantization(format: f)
+        return PrecisionProfile(weights: q, otherWeights: f, activation: f, fprop: GemmSpec(input: q),
+                                dgrad: GemmSpec(input: q), wgrad: GemmSpec(input: q), gradient: f, kvCache: f,
+                                probabilities: f, sources: sources)
+    }
+
+    /// FP8 matrix products (E4M3, activations per 1×G group along K, weights per B×B block,
+    /// limited accumulation with promotion) around a BF16 model: DeepSeek-V3 / Jet-RL.
+    /// Backward products quantize gradients per 1×G (DGrad) and both operands along the
+    /// token axis, G×1 (WGrad); gradients between operators stay BF16.
+    public static func fp8(group: Int, block: Int, sources: MismatchSources,
+                           accumulation: Accumulation = .hopperFP8) -> PrecisionProfile {
+        let act = Quantization(format: .e4m3, saturate: true, granularity: .rowGroups(group))
+        let w = Quantization(format: .e4m3, saturate: true, granularity: .blocks(block, block))
+        let wgradInput = Quantization(format: .e4m3, saturate: true, granularity: .columnGroups(group))
+        return PrecisionProfile(weights: w, otherWeights: .bf16, activation: .bf16,
+                                fprop: GemmSpec(input: act, accumulation: accumulation),
+                                dgrad: GemmSpec(input: act, accumulation: accumulation),
+                                wgrad: GemmSpec(input: wgradInput, accumulation: accumulation),
+                                gradient: .bf16, kvCache: .bf16, probabilities: .bf16, sources: sources)
+    }
+
+    /// A short name of the formats, for the prompt: `bf16`, `fp16`, `e4m3`…
+    public var shortName: String {
+        weights.format == activation ? activation.name : "\(weights.format.name)/\(activation.name)"
+    }
+}
+
+/// The precision of both engines.
+public struct EnginePair: Sendable, Hashable {
+    public var rollout: PrecisionProfile
+    public var training: PrecisionProfile
+
+    public init(rollout: PrecisionProfile, training: PrecisionProfile) {
+        self.rollout = rollout
+        self.training = training
+    }
+}
+
+/// The named presets of `precision preset NAME`.
+public enum Preset: String, CaseIterable, Sendable {
+    case fp32, bf16, fp16
+    case fp8Rollout = "fp8-rollout"
+    case fp8Unified = "fp8-unified"
+    case identical
+
+    /// The FP8 group and block size for a model of hidden size C: C/4 clamped to 16…128
+    /// (DeepSeek-V3 and Jet-RL use 128 on models 32× wider than the lab's default).
+    public static func fp8Tile(hiddenSize c: Int) -> Int { min(128, max(16, c / 4)) }
+
+    public func engines(hiddenSize: Int) -> EnginePair {
+        let tile = Preset.fp8Tile(hiddenSize: hiddenSize)
+        switch self {
+        case .fp32: return EnginePair(rollout: .uniform(.fp32, sources: .inference), training: .uniform(.fp32, sources: .training))
+        case .bf16: return EnginePair(rollout: .uniform(.bf16, sources: .inference), training: .uniform(.bf16, sources: .training))
+        case .fp16: return EnginePair(rollout: .uniform(.fp16, sources: .inference), training: .uniform(.fp16, sources: .training))
+        case .fp8Rollout:
+            return EnginePair(rollout: .fp8(group: tile, block: tile, sources: .inference),
+                              training: .uniform(.bf16, sources: .training))
+        case .fp8Unified:
+            return EnginePair(rollout: .fp8(group: tile, block: tile, sources: .inference),
+                              training: .fp8(group: tile, block: tile, sources: .training))
+        case .identical:
+            return EnginePair(rollout: .uniform(.bf16, sources: .none), training: .uniform(.bf16, sources: .none))
+        }
+    }
+
+    public var summary: String {
+        switch self {
+        case .fp32: return "FP32 everywhere; only implementation differences remain"
+        case .bf16: return "BF16 weights, activations and products in both engines (the common setup)"
+        case .fp16: return "FP16 in both engines: 8x finer rounding than BF16 (Qi et al.)"
+        case .fp8Rollout: return "BF16 training, FP8 E4M3 rollout: off-policy by construction"
+        case .fp8Unified: return "one FP8 flow for rollout and training forward and backward (Jet-RL)"
+        case .identical: return "BF16 in both engines, every mismatch source off: the control experiment"
+        }
+    }
+
+    public static func parse(_ text: String) throws(NumericsError) -> Preset {
+        if let p = Preset(rawValue: text.lowercased()) { return p }
+        let names = Preset.allCases.map(\.rawValue)
+        let hint = closestMatch(to: text.lowercased(), among: names).map { "; did you mean \($0)?" } ?? ""
+        throw .invalidArgument("unknown preset '\(text)'\(hint) presets: \(names.joined(separator: " "))")
+    }
+}
