@@ -238,11 +238,7 @@ public struct QuantizedGEMM: Sendable {
                             let s1 = min(k1, s0 + step)
                             backend.gemm(transA: qa.transposed, transB: qb.transposed, m: m, n: n, k: s1 - s0,
                                          a: aAt(s0), lda: lda, b: bAt(s0), ldb: ldb, c: stepSum, ldc: n, accumulate: false)
-                            for i in 0..<(m * n) {
-                                // The exact sum of a `bits`-bit value and a float32 fits a double
-                                // unless their exponents are over 29 apart; truncate it once.
-                                partial[i] = truncate.round(double: Double(partial[i]) + Double(stepSum[i]))
-                            }
+                            truncatedAdd(partial, stepSum, count: m * n, bits: bits, fallback: truncate)
                             s0 = s1
                         }
                     }
@@ -262,6 +258,36 @@ public struct QuantizedGEMM: Sendable {
                 }
             }
         }
+    }
+}
+
+/// partial[i] ← the sum partial[i] + add[i], truncated toward zero to `bits` significant bits.
+///
+/// The sum of a `bits`-bit value and a float32 is exact in a double unless their exponents
+/// are over 29 apart; clearing the double's low mantissa bits then truncates it (the format is
+/// sign–magnitude), and the result, of at most 24 bits, converts to float32 exactly. Values
+/// outside float32's normal range go through the scalar rounder instead.
+func truncatedAdd(_ partial: UnsafeMutablePointer<Float>, _ add: UnsafePointer<Float>, count: Int, bits: Int,
+                  fallback: Rounder) {
+    let mask = SIMD8<UInt64>(repeating: ~((UInt64(1) << UInt64(53 - bits)) - 1))
+    let low = SIMD8<Double>(repeating: 0x1p-126), high = SIMD8<Double>(repeating: 0x1p127)
+    var i = 0
+    while i + 8 <= count {
+        let p = SIMD8<Double>(UnsafeRawPointer(partial + i).loadUnaligned(as: SIMD8<Float>.self))
+        let a = SIMD8<Double>(UnsafeRawPointer(add + i).loadUnaligned(as: SIMD8<Float>.self))
+        let sum = p + a
+        let magnitude = sum.replacing(with: -sum, where: sum .< 0)
+        if any((magnitude .< low) .& (magnitude .!= 0)) || any(.!(magnitude .< high)) {
+            for j in i..<(i + 8) { partial[j] = fallback.round(double: Double(partial[j]) + Double(add[j])) }
+        } else {
+            let truncated = unsafeBitCast(unsafeBitCast(sum, to: SIMD8<UInt64>.self) & mask, to: SIMD8<Double>.self)
+            UnsafeMutableRawPointer(partial + i).storeBytes(of: SIMD8<Float>(truncated), as: SIMD8<Float>.self)
+        }
+        i += 8
+    }
+    while i < count {
+        partial[i] = fallback.round(double: Double(partial[i]) + Double(add[i]))
+        i += 1
     }
 }
 
