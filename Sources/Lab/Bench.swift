@@ -2,6 +2,8 @@
 
 import CBLAS
 import Foundation
+import Engines
+import Model
 import Numerics
 
 /// Times `body` repeatedly and returns the best time of one call in seconds: repeats until
@@ -109,4 +111,53 @@ public func renderBench(_ results: [BenchResult]) -> String {
     var table = TextTable(header: ["benchmark", "value", "unit", "note"], rightAligned: [1])
     for r in results { table.add([r.name, String(format: "%.2f", r.value), r.unit, r.note]) }
     return table.render()
+}
+
+/// The model sizes the engine benchmarks use: the lab's default and one of about 10 M
+/// parameters (6 layers of width 384, SwiGLU width 1024).
+public let benchConfigs: [(String, LlamaConfig)] = [
+    ("default", .labDefault),
+    ("10M", LlamaConfig(hiddenSize: 384, intermediateSize: 1024, numAttentionHeads: 6, numKeyValueHeads: 6,
+                        numHiddenLayers: 6, vocabSize: Vocabulary.standard.count, maxPositionEmbeddings: 256)),
+]
+
+/// Rollout throughput (tokens per second, prompts × new tokens sampled with a KV cache) and
+/// one training step (teacher-forced forward and backward over those sequences) for each
+/// preset and model size, on the given backend.
+public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Unified], sequences: Int = 64, newTokens: Int = 32,
+                         backend: any MatmulBackend = OpenBLASBackend(), configs: [(String, LlamaConfig)] = benchConfigs) throws -> [BenchResult] {
+    var results: [BenchResult] = []
+    for (label, config) in configs {
+        var master = ModelWeights(config: config)
+        master.initialize(std: 0.05, stream: RandomStream(seed: 1, name: "bench-init"))
+        var rng = RandomStream(seed: 2, name: "bench-prompts")
+        let prompts: [[Int32]] = (0..<sequences).map { _ in [1] + (0..<7).map { _ in Int32(3 + rng.next() % 20) } }
+        var fp32Step = 0.0
+        for preset in presets {
+            let policy = try Policy(master: master, engines: preset.engines(hiddenSize: config.hiddenSize), backend: backend)
+            // A fixed response length: no end token, so every sequence decodes newTokens.
+            let sampling = SamplingSettings(maxNewTokens: newTokens)
+            var batch: RolloutBatch? = nil
+            let tRollout = bestTime(budget: 1) {
+                batch = policy.rollout.generate(prompts: prompts, sampling: sampling, endToken: -1,
+                                                stream: RandomStream(seed: 3, name: "bench-sampling"))
+            }
+            let tokens = batch!.responses.reduce(0) { $0 + $1.count }
+            results.append(BenchResult(name: "rollout \(label) \(preset.rawValue)", value: Double(tokens) / tRollout,
+                                       unit: "tokens/s", note: "\(sequences) seqs x \(newTokens) new tokens, \(String(format: "%.0f ms", tRollout * 1e3))"))
+            let packed = PackedBatch(sequences: batch!.sequences)
+            let targets = packed.tokens.dropFirst() + [0]
+            let g = [Float](repeating: 1 / Float(packed.rows), count: packed.rows)
+            let tStep = bestTime(budget: 1) {
+                let fw = policy.training.forward(packed)
+                var grads = ModelWeights(config: config)
+                policy.training.backward(packed, targets: Array(targets), dLogProb: g, forward: fw, grads: &grads)
+            }
+            if preset == .fp32 { fp32Step = tStep }
+            let ratio = fp32Step > 0 && preset != .fp32 ? String(format: ", %.2fx fp32", tStep / fp32Step) : ""
+            results.append(BenchResult(name: "train step \(label) \(preset.rawValue)", value: tStep * 1e3, unit: "ms",
+                                       note: "fwd+bwd over \(packed.rows) tokens\(ratio)"))
+        }
+    }
+    return results
 }
