@@ -53,8 +53,13 @@ let package = Package(
             swiftSettings: fastMath
         ),
         .target(
+            name: "RL",
+            dependencies: ["Numerics", "Model", "Mismatch", "Engines"],
+            swiftSettings: fastMath
+        ),
+        .target(
             name: "Lab",
-            dependencies: ["Numerics", "Model", "Mismatch", "Engines", "CBLAS"],
+            dependencies: ["Numerics", "Model", "Mismatch", "Engines", "RL", "CBLAS"],
             swiftSettings: fastMath
         ),
         .executableTarget(
@@ -83,6 +88,11 @@ let package = Package(
         .testTarget(
             name: "EnginesTests",
             dependencies: ["Engines", "Model", "Mismatch", "Numerics"],
+            swiftSettings: fastMath
+        ),
+        .testTarget(
+            name: "RLTests",
+            dependencies: ["RL", "Engines", "Model", "Mismatch", "Numerics"],
             swiftSettings: fastMath
         ),
         .testTarget(

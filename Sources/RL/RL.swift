@@ -1,0 +1,1 @@
+// Reinforcement learning in the lab: tasks with verifiable rewards, losses, optimizer, trainer.
