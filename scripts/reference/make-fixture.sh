@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Regenerates the Hugging Face reference fixtures in Tests/Fixtures/ (see README.md here).
+#
+# Creates a throwaway virtual environment (default /tmp/plab-fixture-venv, kept between runs
+# so a second run does not download again; set PLAB_FIXTURE_VENV to put it elsewhere),
+# installs torch, transformers and safetensors from PyPI, and runs make_llama_fixture.py.
+# Extra arguments are passed to the script (e.g. --out DIR).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+venv="${PLAB_FIXTURE_VENV:-/tmp/plab-fixture-venv}"
+python="${PYTHON:-python3}"
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "creating virtual environment in $venv"
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+# The default Linux torch wheel on PyPI brings CUDA libraries along (a few GB); only the CPU
+# is used. numpy is needed by torch's tensor conversion.
+"$venv/bin/python" -m pip install --quiet torch transformers safetensors numpy
+
+cd "$root"
+"$venv/bin/python" "$here/make_llama_fixture.py" --out "$root/Tests/Fixtures" "$@"
