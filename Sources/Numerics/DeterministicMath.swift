@@ -119,7 +119,12 @@ public func expLanes(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let lo = SIMD16<Float>(repeating: -103.97208)
     let isNaN = .!(x .== x)
     let v = x.replacing(with: 0, where: isNaN).clamped(lowerBound: lo, upperBound: hi)
-    let k = (v * 1.442695).rounded(.toNearestOrEven)
+    // k = round-to-nearest-even(v·log2 e) by the 1.5·2^23 trick: adding it leaves the
+    // integer in the low mantissa bits (|k| ≤ 150 here), so k's integer value is read from
+    // the bit pattern instead of a per-lane conversion.
+    let magic = SIMD16<Float>(repeating: 12_582_912)
+    let shifted = v * 1.442695 + magic
+    let k = shifted - magic
     var r = v.addingProduct(-k, SIMD16(repeating: 0.693359375))  // ln 2 high part (exact k·hi)
     r = r.addingProduct(-k, SIMD16(repeating: -2.12194440e-4))   // ln 2 − high part
     var p = SIMD16<Float>(repeating: 1.0 / 5040)
@@ -131,8 +136,8 @@ public func expLanes(_ x: SIMD16<Float>) -> SIMD16<Float> {
     p = SIMD16(repeating: 1).addingProduct(p, r)
     p = SIMD16(repeating: 1).addingProduct(p, r)
     // 2^k in two halves so that k down to −150 and up to 128 stay representable.
-    let ki = SIMD16<Int32>(k, rounding: .towardZero)
-    let k1 = ki / 2, k2 = ki &- k1
+    let ki = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    let k1 = ki &>> 1, k2 = ki &- k1
     let bias = SIMD16<Int32>(repeating: 127)
     let s1 = unsafeBitCast((k1 &+ bias) &<< 23, to: SIMD16<Float>.self)
     let s2 = unsafeBitCast((k2 &+ bias) &<< 23, to: SIMD16<Float>.self)
