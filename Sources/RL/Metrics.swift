@@ -1,0 +1,177 @@
+// What each RL step, pretraining step and evaluation reports, and its deterministic JSON.
+
+import Mismatch
+
+/// Wall-clock time of the phases of one step, in seconds. Volatile: never part of anything
+/// that must replay identically (see `StepMetrics.json(timing:)`).
+public struct StepTiming: Sendable, Equatable {
+    /// Sampling with the rollout engine (KV-cache decoding).
+    public var rollout = 0.0
+    /// The training engine's recomputation of π_old and the mismatch statistics.
+    public var recompute = 0.0
+    /// Minibatch forwards (π_θ for minibatches after the first) and the loss.
+    public var forward = 0.0
+    /// Back-propagation in the training engine's precision.
+    public var backward = 0.0
+    /// Unscaling, clipping, AdamW and the weight sync into both engines (re-quantization).
+    public var update = 0.0
+    public var total = 0.0
+
+    public init() {}
+
+    public var jsonObject: JSONObject {
+        ["rollout": .number(rollout), "recompute": .number(recompute), "forward": .number(forward),
+         "backward": .number(backward), "update": .number(update), "total": .number(total)]
+    }
+}
+
+/// Everything one RL step measured.
+public struct StepMetrics: Sendable, Equatable {
+    /// The step's number (1 for the first step).
+    public var step: Int
+    public var algorithm: Algorithm
+    /// Mean reward and fraction of exactly right responses.
+    public var reward: Double
+    public var accuracy: Double
+    /// Mean response length in tokens (<eos> included), and the fraction cut off by the limit.
+    public var responseLength: Double
+    public var truncated: Double
+    /// Mean entropy (nats) of the training engine's next-token distribution over response
+    /// positions, at the sampling temperature.
+    public var entropy: Double
+    /// Mismatch between the rollout engine (μ) and the training engine (π_old) on this
+    /// step's samples (SCIENCE.md §4).
+    public var mismatch: MismatchStats?
+    /// Loss of the first minibatch (stop-gradient factors at their values).
+    public var loss: Double
+    /// Global norm of the unscaled gradient before clipping, mean over applied updates
+    /// (NaN when none was applied).
+    public var gradNorm: Double
+    /// The loss scale of the first backward pass (1 when the gradient format is not FP16).
+    public var lossScale: Double
+    /// Whether the update (or any of the minibatch updates) was skipped, how many were, and
+    /// why the first one was.
+    public var skipped: Bool
+    public var updatesSkipped: Int
+    public var updates: Int
+    public var skipReason: String?
+    /// Fraction of tokens whose PPO (or GSPO) clip zeroed the gradient, first minibatch.
+    public var clipFraction: Double?
+    /// Fraction of importance weights capped (TIS, PG-Seq-IS) or masked (MIS), first
+    /// minibatch; nil for algorithms without a weight.
+    public var cappedFraction: Double?
+    /// FP16 loss-scaler totals so far.
+    public var overflows: Int
+    public var underflows: Int
+    public var timing: StepTiming
+
+    /// The step as one JSON object: the keys scripts rely on first (DESIGN.md "Interfaces":
+    /// step, reward, accuracy, k3, mean_abs_dlogp, grad_norm, loss_scale, skipped), then the
+    /// rest. Wall time only with `timing: true`: it would make transcripts differ.
+    public func json(timing includeTiming: Bool = false) -> JSONObject {
+        let m = mismatch
+        var o: JSONObject = [
+            "step": .int(step), "reward": .number(reward), "accuracy": .number(accuracy),
+            "k3": .number(m?.k3), "mean_abs_dlogp": .number(m?.meanAbsDlogp), "grad_norm": .number(gradNorm),
+            "loss_scale": .number(lossScale), "skipped": .bool(skipped),
+        ]
+        o.set("algo", .string(algorithm.rawValue))
+        o.set("loss", .number(loss))
+        o.set("response_length", .number(responseLength))
+        o.set("truncated", .number(truncated))
+        o.set("entropy", .number(entropy))
+        o.set("k1", .number(m?.k1))
+        o.set("mean_abs_dp", .number(m?.meanAbsDp))
+        o.set("max_abs_dp", .number(m?.maxAbsDp))
+        o.set("max_abs_dlogp", .number(m?.maxAbsDlogp))
+        o.set("chi2_token", .number(m?.chi2Token))
+        o.set("chi2_seq", .number(m?.chi2Seq))
+        o.set("kl_full_mean", .number(m?.klFullMean))
+        o.set("kl_full_max", .number(m?.klFullMax))
+        o.set("ess", .number(m?.ess))
+        o.set("ess_seq", .number(m?.essSeq))
+        o.set("is_token_frac_outside", .number(m?.isTokenFracOutside))
+        o.set("is_seq_frac_outside", .number(m?.isSeqFracOutside))
+        o.set("clip_frac", .number(clipFraction))
+        o.set("capped_frac", .number(cappedFraction))
+        o.set("updates", .int(updates))
+        o.set("updates_skipped", .int(updatesSkipped))
+        o.set("skip_reason", skipReason.map { .string($0) } ?? .null)
+        o.set("overflows", .int(overflows))
+        o.set("underflows", .int(underflows))
+        if includeTiming {
+            o.set("wall_time", .number(timing.total))
+            o.set("timing", .object(timing.jsonObject))
+        }
+        return o
+    }
+}
+
+/// One pretraining (supervised) step.
+public struct PretrainMetrics: Sendable, Equatable {
+    public var step: Int
+    /// Mean cross-entropy (nats) over answer tokens.
+    public var loss: Double
+    /// Fraction of answer tokens the training engine ranks first (teacher-forced).
+    public var tokenAccuracy: Double
+    public var gradNorm: Double
+    public var learningRate: Double
+    public var lossScale: Double
+    public var skipped: Bool
+    public var wallTime: Double
+
+    public func json(timing: Bool = false) -> JSONObject {
+        var o: JSONObject = ["step": .int(step), "loss": .number(loss), "token_accuracy": .number(tokenAccuracy),
+                             "grad_norm": .number(gradNorm), "lr": .number(learningRate),
+                             "loss_scale": .number(lossScale), "skipped": .bool(skipped)]
+        if timing { o.set("wall_time", .number(wallTime)) }
+        return o
+    }
+}
+
+/// Which prompts an evaluation uses.
+public enum EvalSet: String, Sendable, Codable, CaseIterable {
+    case sanity
+    case heldOut = "heldout"
+    /// The pool the sanity set is filtered from.
+    case train
+}
+
+/// The result of `eval`.
+public struct EvalResult: Sendable, Equatable {
+    public var set: EvalSet
+    public var greedy: Bool
+    /// Responses scored.
+    public var n: Int
+    public var accuracy: Double
+    public var reward: Double
+    /// Mean response length in tokens, <eos> included.
+    public var meanLength: Double
+
+    /// `{"n", "accuracy", "reward", "mean_length"}` (DESIGN.md), then the set and mode.
+    public var json: JSONObject {
+        ["n": .int(n), "accuracy": .number(accuracy), "reward": .number(reward), "mean_length": .number(meanLength),
+         "set": .string(set.rawValue), "greedy": .bool(greedy)]
+    }
+}
+
+/// How a sanity set was built: pass rates of the candidates over k samples.
+public struct SanityReport: Sendable, Equatable {
+    public var candidates: Int
+    public var samples: Int
+    public var low: Double
+    public var high: Double
+    /// Prompts kept (pass rate in [low, high]).
+    public var kept: Int
+    /// histogram[j] = candidates solved j times out of `samples`.
+    public var histogram: [Int]
+    /// Mean pass rate of the kept prompts (the base level of the sanity test) and of all.
+    public var keptPassRate: Double
+    public var overallPassRate: Double
+
+    public var json: JSONObject {
+        ["candidates": .int(candidates), "samples": .int(samples), "low": .number(low), "high": .number(high),
+         "kept": .int(kept), "kept_pass_rate": .number(keptPassRate), "overall_pass_rate": .number(overallPassRate),
+         "histogram": .numbers(histogram)]
+    }
+}
