@@ -19,7 +19,7 @@ public struct Vocabulary: Sendable, Hashable, Codable {
     public var count: Int { tokens.count }
 
     /// The lab's general-purpose vocabulary: specials, digits, operators, punctuation and
-    /// lower-case letters (48 tokens).
+    /// lower-case letters (50 tokens).
     public static let standard: Vocabulary = {
         let specials = ["<pad>", "<bos>", "<eos>"]
         let digits = (0...9).map(String.init)
