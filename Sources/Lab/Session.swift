@@ -1,94 +1,143 @@
+// The live state of a lab session and the dispatcher that runs one line at a time.
+
+import Foundation
 import Numerics
 
-/// What one command did: its output for the transcript, or an error, and whether the
-/// session should end.
-public struct CommandResult: Sendable, Equatable {
-    public var output: String
-    public var error: String?
-    public var quit: Bool
+/// The plab version, written into transcript headers.
+public let plabVersion = "0.1.0"
 
-    public static func ok(_ output: String = "") -> CommandResult { CommandResult(output: output, error: nil, quit: false) }
-    public static func failed(_ message: String) -> CommandResult { CommandResult(output: "", error: message, quit: false) }
-    public static let quit = CommandResult(output: "", error: nil, quit: true)
+/// How one line ended.
+public enum Outcome: Sendable, Equatable {
+    /// It ran, or was blank or a comment.
+    case done
+    /// It failed with this one-line message; the session is as it was before the line.
+    case failed(String)
+    /// Ctrl-C stopped it at a safe point.
+    case interrupted
+    /// It asked to end the session (`quit`, `exit`).
+    case quit
+
+    public var isFailure: Bool {
+        switch self {
+        case .failed, .interrupted: return true
+        case .done, .quit: return false
+        }
+    }
 }
 
-/// The live state of a lab session and the commands that act on it. It never prints: the
-/// caller decides where output goes (terminal, transcript, test).
+/// The live state of a lab session, and the commands that act on it.
+///
+/// The session never prints: `execute` sends output to a `SessionOutput` chosen by the
+/// caller (a terminal, a transcript, a test). State the model, engines and RL add later
+/// goes here as stored properties; a command changes state only after its last check, so
+/// a failing line leaves the session as it was (settings are also snapshotted and put back
+/// when a command fails). A command stopped by Ctrl-C keeps what it finished: it checks for
+/// the interruption only between units of work that leave the state consistent.
 public final class Session {
-    public init() {}
+    public let registry: Registry
+    public var settings: SettingsStore
+    public var metrics = MetricsHistory()
+    /// Where long commands draw their progress bar; nil shows nothing (tests, pipes).
+    public var progressDisplay: ProgressDisplay?
+    /// Reporting commands answer in JSON even without `--json` (`plab run --json`).
+    public var reportsInJSON = false
+    /// The transcript being recorded by `record FILE`.
+    var recorder: TranscriptRecorder?
+    /// How deep `source` calls are nested (they may not recurse forever).
+    var sourceDepth = 0
 
-    /// Command names, for help and completion.
-    public static let commandNames = ["cast", "formats", "help", "quit"]
+    public init(registry: Registry = .standard) {
+        self.registry = registry
+        settings = SettingsStore(registry.settings)
+    }
 
-    /// Runs one line. A line that fails changes nothing.
-    public func execute(_ line: String) -> CommandResult {
-        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-        guard let name = words.first, !name.hasPrefix("#") else { return .ok() }
-        let args = Array(words.dropFirst())
-        switch name {
-        case "quit", "exit": return .quit
-        case "help": return .ok(Session.helpText)
-        case "formats":
-            do {
-                let formats = args.isEmpty ? NumberFormat.named : try args.map { a throws(NumericsError) in try NumberFormat.parse(a) }
-                return .ok(formatsTable(formats))
-            } catch { return .failed(error.description) }
-        case "cast": return cast(args)
-        default:
-            let hint = closestMatch(to: name, among: Session.commandNames).map { "; did you mean '\($0)'?" } ?? ""
-            return .failed("unknown command '\(name)'\(hint) (try 'help')")
+    /// The seed every random stream derives from (`seed N`).
+    public var seed: UInt64 { UInt64(settings.integer("seed")) }
+
+    /// The matrix-product backend named by the `backend` setting.
+    public var backend: any MatmulBackend {
+        do { return try matmulBackend(named: settings.text("backend")) } catch {
+            preconditionFailure("the backend setting holds an unknown backend: \(error)")
         }
     }
 
-    static let helpText = """
-    Commands:
-      cast FORMAT VALUE… [--rounding nearest|zero|stochastic] [--seed N] [--saturate] [--bits]
-                         round numbers to a format (e.g. cast bf16 1.00390625 0x3f800001)
-      formats [FORMAT…]  list number formats and their exact parameters
-      help               this list
-      quit               leave the shell (Ctrl-D too)
-    """
+    public var isRecording: Bool { recorder != nil }
 
-    private func cast(_ args: [String]) -> CommandResult {
-        var positional: [String] = []
-        var rounding = RoundingMode.nearestEven
-        var seed: UInt64 = 0
-        var saturate = false, bits = false
-        var i = 0
+    /// `plab> `, or with parts registered and active, `plab[bf16|fp16] step 12> `.
+    public var prompt: String {
+        var tags: [String] = []
+        var statuses: [String] = []
+        for part in registry.promptParts {
+            guard let text = part.text(self) else { continue }
+            if part.placement == .tag { tags.append(text) } else { statuses.append(text) }
+        }
+        var out = "plab"
+        if !tags.isEmpty { out += "[" + tags.joined(separator: ",") + "]" }
+        if !statuses.isEmpty { out += " " + statuses.joined(separator: " ") }
+        return out + "> "
+    }
+
+    /// Runs one line: parses it against the registry (every argument typed and checked),
+    /// then runs the command. Output and errors go to `output` (and to the transcript being
+    /// recorded). `nested` lines come from `source` and are not echoed.
+    @discardableResult
+    public func execute(_ line: String, to output: SessionOutput, nested: Bool = false) -> Outcome {
+        let target: SessionOutput = (!nested && recorder != nil) ? TeeOutput(output, recorder!) : output
+        if line.utf8.count > maxLineBytes {
+            let message = "line is \(describeBytes(line.utf8.count)) long; the limit is \(describeBytes(maxLineBytes))"
+            target.fail(message)
+            return .failed(message)
+        }
+        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty || trimmed.hasPrefix("#") { return .done }
+
+        let invocation: Invocation
         do {
-            while i < args.count {
-                let a = args[i]
-                switch a {
-                case "--saturate": saturate = true
-                case "--bits": bits = true
-                case "--rounding", "--seed":
-                    guard i + 1 < args.count else { return .failed("cast: \(a) needs a value") }
-                    i += 1
-                    if a == "--rounding" { rounding = try RoundingMode.parse(args[i]) }
-                    else {
-                        guard let s = UInt64(args[i]) else { return .failed("cast: --seed needs a non-negative integer, not '\(args[i])'") }
-                        seed = s
-                    }
-                default:
-                    if a.hasPrefix("--") {
-                        let hint = closestMatch(to: a, among: ["--rounding", "--seed", "--saturate", "--bits"]).map { "; did you mean \($0)?" } ?? ""
-                        return .failed("cast: unknown option '\(a)'\(hint)")
-                    }
-                    positional.append(a)
-                }
-                i += 1
-            }
-            guard positional.count >= 2 else { return .failed("usage: cast FORMAT VALUE… (e.g. cast e4m3 0.3 500)") }
-            var request = CastRequest(format: try NumberFormat.parse(positional[0]))
-            request.rounding = rounding
-            request.seed = seed
-            request.saturate = saturate
-            request.showBits = bits
-            let values = Array(positional.dropFirst())
-            let out = try request.run(values) { "value \($0 + 1)" }
-            return .ok(zip(values, out).map { "\($0) -> \($1)" }.joined(separator: "\n"))
+            invocation = try registry.parse(try Words.split(trimmed))
         } catch {
-            return .failed("cast: \(error.description)")
+            if !nested { target.begin(trimmed, transcribed: true) }
+            target.fail(error.message)
+            return .failed(error.message)
+        }
+        let command = invocation.command
+        if !nested { target.begin(trimmed, transcribed: command.transcribed) }
+        if invocation.wantsHelp {
+            target.write(help(for: command, path: invocation.path), as: .text)
+            return .done
+        }
+        guard let run = command.run else { preconditionFailure("the parser returned a command that cannot run") }
+        let json = invocation.arguments.flag("json") || (command.reports && reportsInJSON)
+        let context = CommandContext(session: self, arguments: invocation.arguments,
+                                     commandPath: invocation.path, json: json, output: target)
+        let settingsBefore = settings
+        if !nested { Interruption.commandStarted() }
+        var thrown: (any Error)?
+        do { try run(context) } catch { thrown = error }
+        if !nested {
+            Interruption.commandEnded()
+            progressDisplay?.clear()  // a bar left by a command that stopped early
+        }
+        switch thrown {
+        case nil:
+            return context.quitRequested ? .quit : .done
+        case is Interrupted:
+            target.fail("interrupted")
+            return .interrupted
+        case let error?:
+            if command.atomic { settings = settingsBefore }
+            var message = Session.describe(error)
+            if !message.hasPrefix(invocation.path + ":") { message = invocation.path + ": " + message }
+            target.fail(message)
+            return .failed(message)
+        }
+    }
+
+    /// A one-line message for any error a command throws.
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as LabError: return error.message
+        case let error as NumericsError: return error.description
+        default: return String(describing: error)
         }
     }
 }

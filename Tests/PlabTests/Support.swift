@@ -1,16 +1,36 @@
 import Foundation
 
-/// The plab executable built by `swift build -c release` (scripts/test builds it first).
+/// The package's root directory.
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent()
 
-var plabExecutable: URL {
+/// The plab executable under test: `$PLAB_EXECUTABLE` if set; else the one built next to
+/// this test bundle (whatever the scratch path); else `.build/release` or `.build/debug`.
+let plabExecutable: URL = {
+    let fm = FileManager.default
+    if let path = ProcessInfo.processInfo.environment["PLAB_EXECUTABLE"], !path.isEmpty {
+        return URL(fileURLWithPath: path)
+    }
+    var candidates: [URL] = []
+    if let bundle = Bundle.main.executableURL { candidates.append(bundle.deletingLastPathComponent()) }
+    candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+    for directory in candidates {
+        // The test bundle sits in the build directory (on macOS inside a .xctest bundle).
+        var dir = directory
+        for _ in 0..<4 {
+            let url = dir.appendingPathComponent("plab")
+            var isDirectory: ObjCBool = false
+            if fm.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
+               fm.isExecutableFile(atPath: url.path) { return url }
+            dir = dir.deletingLastPathComponent()
+        }
+    }
     for config in ["release", "debug"] {
         let url = packageRoot.appendingPathComponent(".build/\(config)/plab")
-        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        if fm.isExecutableFile(atPath: url.path) { return url }
     }
-    fatalError("plab is not built; run `swift build -c release --product plab` first")
-}
+    fatalError("plab is not built; run `swift build -c release --product plab` first, or set PLAB_EXECUTABLE")
+}()
 
 struct RunResult {
     var status: Int32
@@ -33,8 +53,10 @@ func runPlab(_ arguments: [String], input: String = "", environment: [String: St
     process.standardError = stderr
     try process.run()
     // Write input and read both outputs concurrently so no pipe fills up.
+    ignoreBrokenPipes
     let writer = Thread {
-        stdin.fileHandleForWriting.write(Data(input.utf8))
+        // plab may stop reading early (quit, a fatal error): the rest of the input is dropped.
+        try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
         try? stdin.fileHandleForWriting.close()
     }
     writer.start()
@@ -48,3 +70,6 @@ func runPlab(_ arguments: [String], input: String = "", environment: [String: St
                      stdout: String(decoding: outData, as: UTF8.self),
                      stderr: String(decoding: errData, as: UTF8.self))
 }
+
+/// Writing to a process that stopped reading must fail with EPIPE, not kill the tests.
+let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN) }()

@@ -1,0 +1,61 @@
+// Commands over the settings store: set, show, seed.
+
+import Mismatch
+
+extension Command {
+    /// `set NAME VALUE`.
+    public static let set = Command(
+        name: "set", topic: .settings,
+        summary: "change a setting ('show' lists them)",
+        arguments: [
+            .positional("NAME", .text, "the setting", complete: { session, _ in session.settings.names }),
+            .positional("VALUE", .text, "its new value, of the setting's type", complete: { session, previous in
+                guard let name = previous.first, let setting = try? session.settings.definition(name) else { return [] }
+                return setting.kind.candidates
+            }),
+        ],
+        examples: ["set backend portable", "set seed 7"]
+    ) { context in
+        let name = context.arguments.text("NAME")!
+        let value = try context.session.settings.set(name, to: context.arguments.text("VALUE")!)
+        context.print("\(name) = \(value)")
+    }
+
+    /// `show [NAME…]`.
+    public static let show = Command(
+        name: "show", topic: .settings,
+        summary: "show settings: value, default and what each accepts",
+        details: "JSON: one key per setting, with its value.",
+        arguments: [.variadic("NAME", .text, "settings to show (default: all)", complete: { session, _ in session.settings.names })],
+        examples: ["show", "show backend", "show --json"],
+        reports: true
+    ) { context in
+        let store = context.session.settings
+        var definitions: [Setting] = []
+        for name in context.arguments.texts("NAME") { definitions.append(try store.definition(name)) }
+        if definitions.isEmpty { definitions = store.definitions }
+        var object = JSONObject()
+        for setting in definitions { object[setting.name] = store[setting.name].json }
+        context.report(object) {
+            var table = TextTable(header: ["setting", "value", "default", "accepts"])
+            for setting in definitions {
+                table.add([setting.name, store[setting.name].description, setting.defaultValue.description, setting.kind.accepted])
+            }
+            return table.render()
+        }
+    }
+
+    /// `seed [N]`: the session's seed, shown or set.
+    public static let seed = Command(
+        name: "seed", topic: .settings,
+        summary: "show the seed of every random stream, or set it",
+        details: "The same as 'set seed N'. JSON: {\"seed\"}.",
+        arguments: [.positional("N", Setting.seed.kind, "the new seed", optional: true)],
+        examples: ["seed 42"],
+        reports: true
+    ) { context in
+        if let n = context.arguments.integer("N") { try context.session.settings.set("seed", to: String(n)) }
+        let seed = context.session.settings.integer("seed")
+        context.report(["seed": .int(seed)]) { "seed = \(seed)" }
+    }
+}

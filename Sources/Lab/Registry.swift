@@ -1,0 +1,68 @@
+// The one list of what the shell knows. To add a command: write a file that defines a
+// `Command` value (see Commands/) and list it below; to add a setting, define a `Setting`
+// and list it below. The parser, help, completion, `--json`, `show` and transcript headers
+// need no change.
+
+/// The commands, settings and prompt parts of a session.
+public struct Registry: Sendable {
+    public private(set) var commands: [Command]
+    public private(set) var settings: [Setting]
+    public private(set) var promptParts: [PromptPart]
+
+    public init(commands: [Command], settings: [Setting], promptParts: [PromptPart] = []) {
+        self.commands = []
+        self.settings = settings
+        self.promptParts = promptParts
+        for command in commands { register(command) }
+        precondition(Set(settings.map(\.name)).count == settings.count, "two settings share a name")
+    }
+
+    /// Adds a command; its name and aliases must be new.
+    public mutating func register(_ command: Command) {
+        let taken = Set(commands.flatMap { [$0.name] + $0.aliases })
+        precondition(([command.name] + command.aliases).allSatisfy { !taken.contains($0) },
+                     "command '\(command.name)' is registered twice")
+        commands.append(command)
+    }
+
+    /// Adds a setting; its name must be new.
+    public mutating func register(_ setting: Setting) {
+        precondition(!settings.contains { $0.name == setting.name }, "setting '\(setting.name)' is registered twice")
+        settings.append(setting)
+    }
+
+    /// Adds a part to the prompt.
+    public mutating func register(_ part: PromptPart) { promptParts.append(part) }
+
+    /// Everything the lab has today.
+    public static let standard = Registry(
+        commands: [
+            // Numbers
+            .cast, .formats, .accumulate,
+            // Settings
+            .set, .show, .seed,
+            // Metrics
+            .history, .export,
+            // Session
+            .help, .record, .source, .quit,
+        ],
+        settings: [.seed, .backend, .color],
+        promptParts: [.recording]
+    )
+}
+
+/// A piece of the prompt, shown when `text` returns non-nil: tags go in brackets after
+/// `plab` (`plab[bf16|fp16]>`), statuses after it (`plab step 12>`).
+public struct PromptPart: Sendable {
+    public enum Placement: Sendable { case tag, status }
+    public var placement: Placement
+    public var text: @Sendable (Session) -> String?
+
+    public init(_ placement: Placement, text: @escaping @Sendable (Session) -> String?) {
+        self.placement = placement
+        self.text = text
+    }
+
+    /// `(rec)` while a transcript is being recorded.
+    public static let recording = PromptPart(.status) { $0.isRecording ? "(rec)" : nil }
+}

@@ -1,0 +1,231 @@
+// Transcripts: what a session printed, command by command, with a header that is enough to
+// run it again.
+//
+//     # plab 0.1.0 transcript
+//     # date: 2026-01-05T10:00:00Z          (ignored by the replay checker)
+//     # seed: 0
+//     # backend: portable
+//     # openblas: Haswell; OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64
+//     # set: color off                      (one per setting not at its default)
+//     plab> cast bf16 1.00390625
+//     1.00390625 -> 1.0
+//     plab> fromats
+//     error: unknown command 'fromats'; did you mean 'formats'? (try 'help')
+//
+// Output lines that would start with `plab>`, `~ ` or `\` are written with a leading `\`.
+// A line starting `~ ` holds a volatile figure (a timing): the checker compares only that
+// such a line is there.
+
+import CBLAS
+import Foundation
+
+/// The `#` lines at the top of a transcript.
+public struct TranscriptHeader: Sendable, Equatable {
+    public var version: String
+    public var date: String?
+    public var seed: Int
+    public var backend: String
+    /// The OpenBLAS kernel set and build that made it (`openblas_get_corename()`,
+    /// `openblas_get_config()`), to explain differences of `openblas` transcripts.
+    public var openblas: String?
+    /// Settings other than seed and backend that were not at their defaults.
+    public var settings: [ScriptLine] = []
+
+    /// The header of a transcript of `session` as it is now.
+    public init(session: Session, date: Date = Date()) {
+        version = plabVersion
+        self.date = ISO8601DateFormatter().string(from: date)
+        seed = session.settings.integer("seed")
+        backend = session.settings.text("backend")
+        openblas = openBLASDescription()
+        settings = session.settings.changed
+            .filter { $0.name != "seed" && $0.name != "backend" }
+            .map { ScriptLine(number: 0, text: "\($0.name) \($0.value)") }
+    }
+
+    init(version: String, seed: Int, backend: String) {
+        self.version = version
+        self.seed = seed
+        self.backend = backend
+    }
+
+    /// The header's lines, without newlines.
+    public var lines: [String] {
+        var out = ["# plab \(version) transcript"]
+        if let date { out.append("# date: \(date)") }
+        out.append("# seed: \(seed)")
+        out.append("# backend: \(backend)")
+        if let openblas { out.append("# openblas: \(openblas)") }
+        out += settings.map { "# set: \($0.text)" }
+        return out
+    }
+}
+
+/// This machine's OpenBLAS: `Haswell; OpenBLAS 0.3.21 DYNAMIC_ARCH …`.
+public func openBLASDescription() -> String {
+    let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+    let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
+    return "\(core); \(config.trimmingCharacters(in: .whitespaces))"
+}
+
+/// Writes a transcript as the session goes: `plab> COMMAND`, then its output, then
+/// `error: MESSAGE` if it failed. Commands that are not transcribed leave no trace.
+public final class TranscriptWriter: SessionOutput {
+    private let emit: (String) -> Void
+    private var active = false
+
+    /// `emit` receives one transcript line at a time, without its newline.
+    public init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+
+    public func writeHeader(_ header: TranscriptHeader) {
+        header.lines.forEach(emit)
+    }
+
+    public func begin(_ line: String, transcribed: Bool) {
+        active = transcribed
+        if active { emit(TranscriptWriter.commandPrefix + line) }
+    }
+
+    public func write(_ text: String, as kind: OutputKind) {
+        guard active else { return }
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            emit(kind == .volatile ? TranscriptWriter.volatilePrefix + line : TranscriptWriter.escaped(String(line)))
+        }
+    }
+
+    public func fail(_ message: String) {
+        guard active else { return }
+        emit("error: " + message.replacingNewlines(with: " "))
+    }
+
+    static let commandPrefix = "plab> "
+    static let volatilePrefix = "~ "
+
+    /// An output line as written: with a `\` in front if it could be taken for a command,
+    /// a volatile line or an escaped line.
+    static func escaped(_ line: String) -> String {
+        line.hasPrefix("plab>") || line.hasPrefix(volatilePrefix) || line.hasPrefix("\\") ? "\\" + line : line
+    }
+}
+
+/// The transcript that `record FILE` writes, line by line, straight to the file.
+final class TranscriptRecorder: SessionOutput {
+    let path: String
+    private let handle: FileHandle
+    private var writer: TranscriptWriter!
+    /// The first write error, reported by `record stop`.
+    private(set) var writeError: String?
+
+    init(path: String, header: TranscriptHeader) throws(LabError) {
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+              let handle = FileHandle(forWritingAtPath: path) else {
+            throw LabError("cannot write '\(path)'")
+        }
+        self.path = path
+        self.handle = handle
+        writer = TranscriptWriter { [unowned self] line in self.append(line) }
+        writer.writeHeader(header)
+    }
+
+    deinit { try? handle.close() }
+
+    private func append(_ line: String) {
+        guard writeError == nil else { return }
+        do { try handle.write(contentsOf: Data((line + "\n").utf8)) } catch {
+            writeError = error.localizedDescription
+        }
+    }
+
+    func begin(_ line: String, transcribed: Bool) { writer.begin(line, transcribed: transcribed) }
+    func write(_ text: String, as kind: OutputKind) { writer.write(text, as: kind) }
+    func fail(_ message: String) { writer.fail(message) }
+}
+
+/// Writes only the JSON reports, one per line (`plab run --json`).
+public final class JSONLinesOutput: SessionOutput {
+    private let emit: (String) -> Void
+
+    public init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+
+    public func begin(_ line: String, transcribed: Bool) {}
+    public func write(_ text: String, as kind: OutputKind) { if kind == .json { emit(text) } }
+    public func fail(_ message: String) {}
+}
+
+/// A transcript read back: its header and each command with the output recorded under it.
+public struct Transcript: Sendable {
+    public struct Entry: Sendable {
+        public var command: String
+        /// The transcript line of `plab> COMMAND`.
+        public var line: Int
+        /// The output lines as written (still escaped).
+        public var output: [ScriptLine]
+    }
+
+    public var header: TranscriptHeader
+    /// Where the header's seed, backend and settings came from, for errors.
+    var headerLines: [String: Int] = [:]
+    public var entries: [Entry] = []
+
+    /// Parses a transcript's lines; errors name the file and line.
+    public init(lines: [ScriptLine], name: String) throws(LabError) {
+        var index = lines.startIndex
+        while index < lines.endIndex && lines[index].text.trimmingCharacters(in: .whitespaces).isEmpty { index += 1 }
+        let first = index < lines.endIndex ? lines[index] : ScriptLine(number: 1, text: "")
+        let words = first.text.split(separator: " ")
+        guard words.count == 4, words[0] == "#", words[1] == "plab", words[3] == "transcript" else {
+            throw LabError("\(name):\(first.number): not a plab transcript: it should start with '# plab VERSION transcript'")
+        }
+        var seed: Int?
+        var backend: String?
+        var openblas: String?
+        var date: String?
+        var settings: [ScriptLine] = []
+        index += 1
+        while index < lines.endIndex, lines[index].text.hasPrefix("#") {
+            let line = lines[index]
+            index += 1
+            let body = line.text.dropFirst().trimmingCharacters(in: .whitespaces)
+            guard let colon = body.firstIndex(of: ":") else { continue }  // a comment
+            let key = String(body[..<colon])
+            let value = body[body.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            switch key {
+            case "seed":
+                guard let n = Int(value), n >= 0 else {
+                    throw LabError("\(name):\(line.number): seed must be a non-negative integer, not '\(value)'")
+                }
+                seed = n
+                headerLines["seed"] = line.number
+            case "backend":
+                backend = value
+                headerLines["backend"] = line.number
+            case "set": settings.append(ScriptLine(number: line.number, text: value))
+            case "openblas": openblas = value
+            case "date": date = value
+            default: continue  // keys added by later versions
+            }
+        }
+        guard let seed else { throw LabError("\(name): the header has no '# seed: N' line") }
+        guard let backend else { throw LabError("\(name): the header has no '# backend: NAME' line") }
+        header = TranscriptHeader(version: String(words[2]), seed: seed, backend: backend)
+        header.date = date
+        header.openblas = openblas
+        header.settings = settings
+        while index < lines.endIndex {
+            let line = lines[index]
+            index += 1
+            if line.text.hasPrefix(TranscriptWriter.commandPrefix) {
+                let command = String(line.text.dropFirst(TranscriptWriter.commandPrefix.count))
+                if command.trimmingCharacters(in: .whitespaces).isEmpty {
+                    throw LabError("\(name):\(line.number): '\(TranscriptWriter.commandPrefix)' with no command")
+                }
+                entries.append(Entry(command: command, line: line.number, output: []))
+            } else if entries.isEmpty {
+                if line.text.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+                throw LabError("\(name):\(line.number): expected a '\(TranscriptWriter.commandPrefix)COMMAND' line after the header, found '\(line.text.prefix(60))'")
+            } else {
+                entries[entries.count - 1].output.append(line)
+            }
+        }
+    }
+}

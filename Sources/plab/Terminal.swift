@@ -1,0 +1,108 @@
+// The terminal side of the shell: where output, errors and progress go, colours, Ctrl-C.
+
+import Foundation
+import Lab
+
+/// Writes text to a file descriptor right away (no buffering), so output, errors and the
+/// progress line interleave in the order they happen.
+func writeOut(_ text: String, to handle: FileHandle = .standardOutput) {
+    try? handle.write(contentsOf: Data(text.utf8))
+}
+
+/// Whether colour may be used on `descriptor`: it is a terminal, NO_COLOR is unset or empty,
+/// and the session's `color` setting is on.
+func colorAllowed(on descriptor: Int32, session: Session) -> Bool {
+    guard isatty(descriptor) == 1, session.settings.isOn("color") else { return false }
+    let noColor = ProcessInfo.processInfo.environment["NO_COLOR"] ?? ""
+    return noColor.isEmpty
+}
+
+enum ANSI {
+    static let red = "\u{1B}[31m"
+    static let boldBlue = "\u{1B}[1;34m"
+    static let dim = "\u{1B}[2m"
+    static let reset = "\u{1B}[0m"
+}
+
+/// Output of the shell: results on standard output, errors on standard error (in red on
+/// a terminal). With a `location` (piped input), errors read `plab: error: <stdin>:3: …`.
+final class TerminalOutput: SessionOutput {
+    let session: Session
+    var location: String?
+
+    init(session: Session) { self.session = session }
+
+    func begin(_ line: String, transcribed: Bool) {}
+
+    func write(_ text: String, as kind: OutputKind) {
+        if kind == .volatile && colorAllowed(on: 1, session: session) {
+            writeOut(ANSI.dim + text + ANSI.reset + "\n")
+        } else {
+            writeOut(text + "\n")
+        }
+    }
+
+    func fail(_ message: String) {
+        if let location {
+            writeOut("plab: error: \(location): \(message)\n", to: .standardError)
+        } else if colorAllowed(on: 2, session: session) {
+            writeOut(ANSI.red + "error:" + ANSI.reset + " \(message)\n", to: .standardError)
+        } else {
+            writeOut("error: \(message)\n", to: .standardError)
+        }
+    }
+}
+
+/// The progress line on standard error, redrawn in place.
+final class TerminalProgress: ProgressDisplay {
+    private var visible = false
+
+    func show(_ line: String) {
+        writeOut("\r\u{1B}[K" + line, to: .standardError)
+        visible = true
+    }
+
+    func clear() {
+        guard visible else { return }
+        writeOut("\r\u{1B}[K", to: .standardError)
+        visible = false
+    }
+}
+
+/// Ctrl-C handling for the whole process.
+///
+/// A press while a command runs asks it to stop at its next safe point
+/// (`Interruption.request()`); a second press before it stops ends plab with status 130.
+/// With piped input a press while no command runs ends plab too (status 130). At the
+/// interactive prompt the press interrupts the read of the line, which the line editor
+/// abandons (the handler is installed without SA_RESTART for that).
+enum Signals {
+    nonisolated(unsafe) private static var exitWhenIdle = false
+
+    static func install(interactive: Bool) {
+        exitWhenIdle = !interactive
+        _ = Interruption.isRequested  // initialise the flag before a handler can touch it
+        var action = sigaction()
+        #if os(Linux)
+        action.__sigaction_handler.sa_handler = { _ in Signals.handle() }
+        #else
+        action.__sigaction_u.__sa_handler = { _ in Signals.handle() }
+        #endif
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(SIGINT, &action, nil)
+        // A parent may have started plab with SIGINT blocked (the mask is inherited).
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigprocmask(SIG_UNBLOCK, &unblock, nil)
+    }
+
+    private static func handle() {
+        switch Interruption.request() {
+        case .willStop: break
+        case .alreadyRequested: _exit(130)
+        case .nothingRunning: if exitWhenIdle { _exit(130) }
+        }
+    }
+}

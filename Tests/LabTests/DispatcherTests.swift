@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+import Lab
+
+/// Each command's happy path, through the dispatcher with output injected.
+@Suite struct CommandTests {
+    @Test func castRoundsEachValue() {
+        let session = Session()
+        let r = runOne("cast bf16 1.00390625 1.01171875 0x3f800001", in: session)
+        #expect(r.outcome == .done)
+        #expect(r.lines == ["1.00390625 -> 1.0", "1.01171875 -> 1.015625", "0x3f800001 -> 1.0"])
+        #expect(runOne("cast e4m3 500 0.3 --saturate", in: session).lines == ["500 -> 448.0", "0.3 -> 0.3125"])
+        #expect(runOne("cast e4m3 448 0.3 --bits", in: session).lines == ["448 -> 0x7e", "0.3 -> 0x2a"])
+        #expect(runOne("cast bf16 1.01171875 --rounding=zero", in: session).lines == ["1.01171875 -> 1.0078125"])
+    }
+
+    @Test func castStochasticUsesTheSessionSeedUnlessGivenOne() {
+        let session = Session()
+        let values = Array(repeating: "1.001", count: 32).joined(separator: " ")
+        let a = runOne("cast bf16 \(values) --rounding stochastic", in: session).lines
+        let explicit0 = runOne("cast bf16 \(values) --rounding stochastic --seed 0", in: session).lines
+        run("seed 5", in: session)
+        let b = runOne("cast bf16 \(values) --rounding stochastic", in: session).lines
+        let explicit5 = runOne("cast bf16 \(values) --rounding stochastic --seed 5", in: session).lines
+        #expect(a == explicit0)
+        #expect(b == explicit5)
+        #expect(a != b)
+        #expect(Set(a) == ["1.001 -> 1.0", "1.001 -> 1.0078125"])
+    }
+
+    @Test func formatsListsNamedOrChosenFormats() {
+        let session = Session()
+        let all = runOne("formats", in: session).lines
+        #expect(all.contains { $0.hasPrefix("e4m3") && $0.contains("448.0") })
+        let some = runOne("formats e8m3", in: session).lines
+        #expect(some.contains { $0.hasPrefix("e8m3") })
+        #expect(!some.contains { $0.hasPrefix("fp16") })
+    }
+
+    @Test func setShowAndSeed() {
+        let session = Session()
+        #expect(runOne("set backend portable", in: session).lines == ["backend = portable"])
+        #expect(session.backend.name == "portable")
+        #expect(runOne("seed", in: session).lines == ["seed = 0"])
+        #expect(runOne("seed 42", in: session).lines == ["seed = 42"])
+        #expect(session.seed == 42)
+        #expect(runOne("set seed 7", in: session).outcome == .done)
+        #expect(session.seed == 7)
+        #expect(runOne("set color off", in: session).lines == ["color = off"])
+        let shown = runOne("show", in: session).lines
+        #expect(shown[0].hasPrefix("setting"))
+        #expect(shown.contains { $0.hasPrefix("backend") && $0.contains("portable") && $0.contains("openblas") })
+        #expect(runOne("show seed", in: session).lines.count == 3)
+    }
+
+    @Test func accumulateStallsInBF16AndAppendsHistory() throws {
+        let session = Session()
+        let r = runOne("accumulate 10000", in: session)
+        #expect(r.outcome == .done)
+        #expect(r.lines[1].contains("sum 0.5 "))
+        #expect(r.lines.contains { $0.contains("stopped changing after step 383") })
+        #expect(session.metrics.count == 20)
+        #expect(session.metrics.columns == ["step", "sum", "exact", "rel_error"])
+        // Stochastic rounding stays near the exact sum (within 2 where nearest is 9.5
+        // off), and is reproducible by seed.
+        let s1 = try parseJSON(runOne("accumulate 10000 --rounding stochastic --json", in: session).lines[0])
+        let s2 = try parseJSON(runOne("accumulate 10000 --rounding stochastic --json", in: session).lines[0])
+        let sum = try #require(s1["sum"] as? Double), exact = try #require(s1["exact"] as? Double)
+        #expect(abs(sum - exact) < 2)
+        #expect(s2["sum"] as? Double == sum)
+        run("seed 1", in: session)
+        #expect(try parseJSON(runOne("accumulate 10000 --rounding stochastic --json", in: session).lines[0])["sum"] as? Double != sum)
+    }
+
+    @Test func historyAndExport() throws {
+        let session = Session()
+        #expect(runOne("history", in: session).lines[0].hasPrefix("no metrics yet"))
+        session.metrics.append(["step": 1, "reward": 0.5])
+        session.metrics.append(["step": 2, "reward": 0.75, "k3": 1e-4])
+        let table = runOne("history", in: session).lines
+        #expect(table[0].split(separator: " ") == ["row", "step", "reward", "k3"])
+        #expect(table[3].split(separator: " ") == ["2", "2", "0.75", "0.0001"])
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let csv = dir.appendingPathComponent("m.csv").path
+        let jsonl = dir.appendingPathComponent("m.jsonl").path
+        #expect(runOne("export csv \(csv)", in: session).lines == ["wrote 2 rows to \(csv)"])
+        #expect(try String(contentsOfFile: csv, encoding: .utf8) == "step,reward,k3\n1,0.5,\n2,0.75,0.0001\n")
+        #expect(runOne("export jsonl \(jsonl)", in: session).outcome == .done)
+        let rows = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n").map { try parseJSON(String($0)) }
+        #expect(rows.count == 2)
+        #expect(rows[1]["k3"] as? Double == 1e-4)
+        #expect(rows[0]["k3"] == nil)
+        #expect(runOne("history clear", in: session).lines == ["cleared 2 rows"])
+        #expect(session.metrics.count == 0)
+    }
+
+    @Test func helpListsEveryVisibleCommandByTopicOneLineEach() {
+        let session = Session()
+        let lines = runOne("help", in: session).lines
+        for command in session.registry.commands where !command.hidden {
+            #expect(lines.filter { $0.hasPrefix("  \(command.name) ") }.count == 1, "\(command.name)")
+        }
+        let topics = ["Numbers", "Settings", "Metrics", "Session"]
+        let positions = topics.map { topic in lines.firstIndex(of: topic) ?? -1 }
+        #expect(positions == positions.sorted() && !positions.contains(-1))
+    }
+
+    @Test func helpOfACommandShowsUsageEveryArgumentAndAnExample() {
+        let session = Session()
+        for command in session.registry.commands where !command.hidden {
+            let text = runOne("help \(command.name)", in: session).lines.joined(separator: "\n")
+            #expect(text.hasPrefix(command.name), "\(command.name)")
+            if command.run != nil {
+                for argument in command.allArguments {
+                    #expect(text.contains(argument.isOption ? "--" + argument.name : argument.name), "\(command.name) \(argument.name)")
+                }
+            }
+            #expect(text.contains("Example"), "\(command.name) has no example")
+        }
+        #expect(runOne("cast --help", in: session).lines.first?.hasPrefix("cast FORMAT VALUE…") == true)
+        #expect(runOne("help record stop", in: session).lines.first == "record stop")
+        #expect(runOne("help backend", in: session).lines.first?.hasPrefix("backend: matrix products") == true)
+    }
+
+    /// Every example in every command's help parses (so none can rot). Examples that
+    /// write files are parsed, not run.
+    @Test func everyExampleParses() throws {
+        let registry = Registry.standard
+        for command in registry.commands {
+            for example in command.examples + command.subcommands.flatMap(\.examples) {
+                do { try registry.validate(example) } catch {
+                    // A file argument that does not exist here is fine; anything else is not.
+                    #expect(error.message.contains("cannot use"), "\(example): \(error.message)")
+                }
+            }
+        }
+    }
+
+    @Test func quitAndExitEndTheSession() {
+        #expect(runOne("quit", in: Session()).outcome == .quit)
+        #expect(runOne("exit", in: Session()).outcome == .quit)
+    }
+
+    @Test func blankLinesAndCommentsDoNothing() {
+        let output = CollectedOutput()
+        let session = Session()
+        #expect(run("", "   ", "# a comment", in: session, output: output) == [.done, .done, .done])
+        #expect(output.lines.isEmpty && output.commands.isEmpty)
+    }
+}
