@@ -44,8 +44,8 @@ public struct StepMetrics: Sendable, Equatable {
     public var mismatch: MismatchStats?
     /// Loss of the first minibatch (stop-gradient factors at their values).
     public var loss: Double
-    /// Global norm of the unscaled gradient before clipping, mean over applied updates
-    /// (NaN when none was applied).
+    /// Global norm of the unscaled gradient before clipping, mean over applied updates;
+    /// when none was applied, the norm of the first skipped one (inf/NaN: JSON null).
     public var gradNorm: Double
     /// The loss scale of the first backward pass (1 when the gradient format is not FP16).
     public var lossScale: Double

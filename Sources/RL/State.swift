@@ -82,20 +82,28 @@ extension Trainer {
     // MARK: Checkpoints
 
     /// The checkpoint of the current weights with the trainer's state (lab.json "rl" and
-    /// lab_state.safetensors), ready for `saveCheckpoint(_:to:)`.
-    public func checkpoint() throws(NumericsError) -> Checkpoint {
+    /// lab_state.safetensors), ready for `saveCheckpoint(_:to:)`. Without the optimizer
+    /// (a model to share, 3× smaller) the moments are left out and the state records no
+    /// optimizer steps: training from it starts fresh AdamW moments.
+    public func checkpoint(includeOptimizer: Bool = true) throws(NumericsError) -> Checkpoint {
         var lab = LabMetadata(vocabulary: Vocabulary.standard.tokens, task: task.spec.description, seed: seed,
                               step: stepsTaken)
-        try lab.setExtra("rl", state)
+        var st = state
+        if !includeOptimizer {
+            st.adamSteps = 0
+            st.pretrainAdamSteps = 0
+        }
+        try lab.setExtra("rl", st)
+        let v = Vocabulary.standard
+        let special = SpecialTokenIDs(bos: Int(v.bos), eos: Int(v.eos), pad: Int(v.pad))
+        if !includeOptimizer { return Checkpoint(weights: policy.master, lab: lab, labState: nil, specialTokens: special) }
         var tensors = SafeTensorsFile(metadata: ["content": "plab trainer state: AdamW moments"])
         let n = policy.master.data.count
         try tensors.add("rl.adam.m", shape: [n], values: optimizer.m)
         try tensors.add("rl.adam.v", shape: [n], values: optimizer.v)
         try tensors.add("pretrain.adam.m", shape: [n], values: pretrainOptimizer.m)
         try tensors.add("pretrain.adam.v", shape: [n], values: pretrainOptimizer.v)
-        let v = Vocabulary.standard
-        return Checkpoint(weights: policy.master, lab: lab, labState: tensors,
-                          specialTokens: SpecialTokenIDs(bos: Int(v.bos), eos: Int(v.eos), pad: Int(v.pad)))
+        return Checkpoint(weights: policy.master, lab: lab, labState: tensors, specialTokens: special)
     }
 
     /// Resumes from a checkpoint written by `checkpoint()`. A plain model (no "rl" record)

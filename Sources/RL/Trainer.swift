@@ -102,6 +102,13 @@ public final class Trainer {
         orderCache = [:]
     }
 
+    /// Changes the seed: new prompt sets, prompt orders and sampling streams. The sanity set
+    /// (data, not randomness) is kept.
+    public func setSeed(_ newSeed: UInt64) throws(NumericsError) {
+        task = try TaskData(spec: task.spec, seed: newSeed)
+        orderCache = [:]
+    }
+
     /// Replaces the RL settings after checking them; nothing changes when they are bad.
     public func setSettings(_ new: RLSettings) throws(NumericsError) {
         try new.validate()
@@ -470,7 +477,7 @@ public final class Trainer {
         let before = policy.master
         var opt = optimizer, sc = scaler
         var weights = policy.master
-        var normSum = 0.0
+        var appliedNorms = 0.0, skippedNorm: Double? = nil
         let lossConfig = LossConfig(s, maxResponseLength: maxLen)
         let adam = AdamWSettings(learningRate: s.learningRate, beta1: s.beta1, beta2: s.beta2, epsilon: s.adamEpsilon,
                                  weightDecay: s.weightDecay)
@@ -536,11 +543,11 @@ public final class Trainer {
                         metrics.skipReason = usesLossScaling ? "inf/NaN in the FP16 gradients at loss scale \(formatScale(scale)); scale now \(formatScale(sc.scale))"
                                                              : "inf/NaN in the gradients"
                     }
-                    if !grad.allSatisfy({ $0.isFinite }) { normSum += .nan }
+                    if skippedNorm == nil { skippedNorm = globalNorm(grad) }
                     timing.update += seconds(since: t)
                     continue
                 }
-                normSum += clipGradients(&grad, maxNorm: s.gradClip)
+                appliedNorms += clipGradients(&grad, maxNorm: s.gradClip)
                 opt.update(&weights.data, grad: grad, settings: adam)
                 metrics.updates += 1
                 // Later minibatches see the updated policy in the training engine.
@@ -558,7 +565,8 @@ public final class Trainer {
         scaler = sc
         stepsTaken += 1
         metrics.skipped = metrics.updatesSkipped > 0
-        metrics.gradNorm = metrics.updates > 0 && normSum.isFinite ? normSum / Double(metrics.updates) : (metrics.updates > 0 ? normSum : .nan)
+        // Mean over applied updates; with none, the norm that made the first one skip (inf/NaN).
+        metrics.gradNorm = metrics.updates > 0 ? appliedNorms / Double(metrics.updates) : (skippedNorm ?? .nan)
         metrics.overflows = sc.overflows
         metrics.underflows = sc.underflows
         timing.total = seconds(since: clockStart)

@@ -5,21 +5,24 @@ import Numerics
 import Testing
 import RL
 
-/// Timing probes, run by hand: PLAB_RL_BENCH=1 swift test -c release --filter RLBench
+/// Timing of RL steps at the default settings from the base checkpoint, by hand:
+///   PLAB_RL_BENCH=1 swift test -c release --filter RLBench
+/// Prints, per preset and backend, the median over 10 steps of each phase.
 @Suite(.enabled(if: environment("PLAB_RL_BENCH") != nil)) struct RLBench {
     @Test func stepTiming() throws {
-        for preset in [Preset.fp32, .bf16, .fp16] {
-            for backend in ["portable", "openblas"] {
-                let policy = try Policy(master: freshWeights(), engines: preset.engines(hiddenSize: 64),
-                                        backend: backend == "portable" ? PortableBackend() as any MatmulBackend : OpenBLASBackend())
+        let checkpoint = try loadCheckpoint(from: repositoryRoot.appendingPathComponent("checkpoints/base-addition"))
+        for backend in ["portable", "openblas"] {
+            for preset in [Preset.fp32, .bf16, .fp16, .fp8Rollout] {
+                let policy = try Policy(master: checkpoint.weights, engines: preset.engines(hiddenSize: 64),
+                                        backend: try matmulBackend(named: backend))
                 let trainer = try Trainer(policy: policy, seed: 1)
-                var best = StepTiming()
-                best.total = .infinity
-                for _ in 0..<3 {
-                    let m = try trainer.step()
-                    if m.timing.total < best.total { best = m.timing }
+                try trainer.restore(from: checkpoint)
+                var timings: [StepTiming] = []
+                for _ in 0..<10 { timings.append(try trainer.step().timing) }
+                func median(_ f: (StepTiming) -> Double) -> String {
+                    String(format: "%.3f", timings.map(f).sorted()[timings.count / 2])
                 }
-                print("bench \(preset.rawValue) \(backend): total \(best.total) rollout \(best.rollout) recompute \(best.recompute) forward \(best.forward) backward \(best.backward) update \(best.update)")
+                log("bench \(backend) \(preset.rawValue): total \(median(\.total)) s = rollout \(median(\.rollout)) + recompute \(median(\.recompute)) + forward \(median(\.forward)) + backward \(median(\.backward)) + update \(median(\.update))")
             }
         }
     }

@@ -1,29 +1,59 @@
 import Engines
 import Foundation
+import Mismatch
 import Model
 import Numerics
 import Testing
 import RL
 
-/// Long runs, by hand only (each is minutes): PLAB_RL_LONG=NAME swift test -c release --filter RLLong
+/// Long runs, by hand only (each takes minutes):
+///   PLAB_RL_LONG=base PLAB_RL_LOG=/tmp/base.log swift test -c release --filter RLLong
+/// base: trains the shipped base model and writes checkpoints/base-addition.
+/// sanity: the sanity test from the base checkpoint under PLAB_RL_PRESETS (default
+///         "fp16 fp32 bf16"), algorithm PLAB_RL_ALGO (grpo), extra settings PLAB_RL_SET
+///         ("lr=3e-4 prompts=64"), PLAB_RL_STEPS steps (400), or PLAB_RL_EXTRA steps after
+///         reaching 0.95 if sooner.
 @Suite(.serialized) struct RLLong {
-    /// Pretraining curve of the base-model recipe: held-out accuracy and sanity-set yield.
-    @Test(.enabled(if: environment("PLAB_RL_LONG") == "explore"))
-    func explorePretraining() throws {
-        let policy = try Policy(master: BaseModel.initialWeights(seed: BaseModel.seed), engines: Preset.fp32.engines(hiddenSize: 64),
-                                backend: PortableBackend())
-        let trainer = try Trainer(policy: policy, task: BaseModel.task, seed: BaseModel.seed)
-        let t0 = Date()
-        for block in 1...12 {
-            let ms = try trainer.pretrain(steps: 250)
-            let loss = ms.suffix(50).reduce(0) { $0 + $1.loss } / 50
-            let greedy = try trainer.evaluate(.heldOut, greedy: true)
-            let sampled = try trainer.evaluate(.heldOut)
-            let snap = trainer.snapshot()
-            let report = try trainer.buildSanitySet(candidates: 256, samples: 16)
-            try trainer.restore(snap)
-            print("explore step \(block * 250) loss \(loss) greedy \(greedy.accuracy) sampled \(sampled.accuracy) kept \(report.kept)/256 hist \(report.histogram) t \(Date().timeIntervalSince(t0))")
+    static let baseDirectory = repositoryRoot.appendingPathComponent("checkpoints/base-addition")
 
+    @Test(.enabled(if: environment("PLAB_RL_LONG") == "base"))
+    func trainBaseModel() throws {
+        let start = Date()
+        let (trainer, report) = try BaseModel.train(progress: { m in
+            if m.step % 250 == 0 { log("pretrain \(m.step) loss \(m.loss) token_acc \(m.tokenAccuracy) t \(Date().timeIntervalSince(start))") }
+        })
+        log("sanity \(JSONValue.object(report.json).serialized)")
+        for set in [EvalSet.heldOut, .sanity] {
+            for greedy in [true, false] {
+                log("eval \(JSONValue.object(try trainer.evaluate(set, greedy: greedy).json).serialized)")
+            }
+        }
+        try saveCheckpoint(try trainer.checkpoint(includeOptimizer: false), to: RLLong.baseDirectory)
+        log("saved \(RLLong.baseDirectory.path) after \(Date().timeIntervalSince(start)) s")
+    }
+
+    @Test(.enabled(if: environment("PLAB_RL_LONG") == "sanity"))
+    func sanityRuns() throws {
+        let checkpoint = try loadCheckpoint(from: RLLong.baseDirectory)
+        let presets = try (environment("PLAB_RL_PRESETS") ?? "fp16 fp32 bf16").split(separator: " ").map { try Preset.parse(String($0)) }
+        let algorithm = try Algorithm.parse(environment("PLAB_RL_ALGO") ?? "grpo")
+        let maxSteps = Int(environment("PLAB_RL_STEPS") ?? "400")!
+        let backend: any MatmulBackend = environment("PLAB_RL_BACKEND") == "openblas" ? OpenBLASBackend() : PortableBackend()
+        for preset in presets {
+            let policy = try Policy(master: checkpoint.weights, engines: preset.engines(hiddenSize: checkpoint.weights.config.hiddenSize),
+                                    backend: backend)
+            let trainer = try Trainer(policy: policy, seed: BaseModel.seed)
+            try trainer.restore(from: checkpoint)
+            for pair in (environment("PLAB_RL_SET") ?? "").split(separator: " ") {
+                let kv = pair.split(separator: "=").map(String.init)
+                try trainer.set(kv[0], kv[1])
+            }
+            log("run \(preset.rawValue) \(algorithm.rawValue) " + trainer.settings.values.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+            let extra = Int(environment("PLAB_RL_EXTRA") ?? "\(maxSteps)")!
+            let run = try trainer.sanityRun(preset: preset, algorithm: algorithm, maxSteps: maxSteps, extra: extra, progress: { m in
+                log("\(preset.rawValue) \(JSONValue.object(m.json(timing: true)).serialized)")
+            })
+            log("result \(preset.rawValue) \(algorithm.rawValue) start \(run.startAccuracy) reached \(run.reachedAt.map(String.init) ?? "never") seconds_to_target \(run.secondsToTarget ?? .nan) total_seconds \(run.seconds) peak \(run.peakAccuracy) end \(run.endAccuracy)")
         }
     }
 }

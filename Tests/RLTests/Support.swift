@@ -21,3 +21,16 @@ func makePolicy(_ preset: Preset = .fp32, weights: ModelWeights = freshWeights()
 
 /// Environment switch for the long runs (benchmarks, sanity runs): off in the normal suite.
 func environment(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
+
+/// Appends a line to the log file named by PLAB_RL_LOG (progress of long runs, unbuffered).
+func log(_ line: String) {
+    guard let path = environment("PLAB_RL_LOG") else { print(line); return }
+    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    guard let h = FileHandle(forWritingAtPath: path) else { return }
+    h.seekToEndOfFile()
+    h.write((line + "\n").data(using: .utf8)!)
+    try? h.close()
+}
+
+/// The repository root (this file is Tests/RLTests/Support.swift).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

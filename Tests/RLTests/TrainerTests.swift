@@ -298,3 +298,23 @@ extension JSONObject {
         }
     }
 }
+
+@Suite struct BaseCheckpointTests {
+    /// The shipped base model loads, carries its sanity set, and is partly competent on it.
+    @Test func shippedBaseModel() throws {
+        let dir = repositoryRoot.appendingPathComponent("checkpoints/base-addition")
+        let checkpoint = try loadCheckpoint(from: dir)
+        #expect(checkpoint.weights.config == .labDefault)
+        #expect(checkpoint.lab?.seed == BaseModel.seed && checkpoint.lab?.vocabulary == Vocabulary.standard.tokens)
+        let policy = try makePolicy(.fp32, weights: checkpoint.weights)
+        let trainer = try Trainer(policy: policy, seed: 0)
+        try trainer.restore(from: checkpoint)
+        #expect(trainer.task.spec == BaseModel.task && trainer.seed == BaseModel.seed)
+        let sanity = try #require(trainer.sanitySet)
+        #expect(sanity.count >= 64)
+        let e = try trainer.evaluate(.sanity)
+        #expect(e.accuracy >= 0.2 && e.accuracy <= 0.8, "base accuracy on the sanity set: \(e.accuracy)")
+        // Small: weights only, no optimizer moments.
+        #expect(checkpoint.labState == nil)
+    }
+}
