@@ -18,8 +18,10 @@ public struct TrainerState: Sendable, Hashable, Codable {
     /// Layout version of this record.
     public var version = 1
     public var task: TaskSpec
-    public var settings: RLSettings
-    public var pretrainSettings: PretrainSettings
+    /// The settings of the run; nil in a model saved for sharing (whoever loads it keeps
+    /// their own).
+    public var settings: RLSettings?
+    public var pretrainSettings: PretrainSettings?
     public var step: Int
     public var pretrainStep: Int
     /// AdamW update counts (bias correction).
@@ -62,8 +64,9 @@ extension Trainer {
             throw .invalidArgument("saved optimizer state '\(name)' has \(count) values; the model has \(n) parameters")
         }
         guard s.state.version == 1 else { throw .invalidArgument("trainer state version \(s.state.version) is newer than this plab reads (1)") }
-        try s.state.settings.validate()
-        try s.state.pretrainSettings.validate()
+        try s.state.settings?.validate()
+        try s.state.pretrainSettings?.validate()
+        try checkFits(s.state.task, s.state.settings ?? settings)
         let data = try TaskData(spec: s.state.task, seed: s.seed)
         var sanity: [Problem]? = nil
         if let prompts = s.state.sanityPrompts {
@@ -83,8 +86,9 @@ extension Trainer {
 
     /// The checkpoint of the current weights with the trainer's state (lab.json "rl" and
     /// lab_state.safetensors), ready for `saveCheckpoint(_:to:)`. Without the optimizer
-    /// (a model to share, 3× smaller) the moments are left out and the state records no
-    /// optimizer steps: training from it starts fresh AdamW moments.
+    /// (a model to share, 5× smaller) the moments and the settings are left out and the
+    /// state records no optimizer steps: training from it starts fresh AdamW moments with
+    /// the loader's settings.
     public func checkpoint(includeOptimizer: Bool = true) throws(NumericsError) -> Checkpoint {
         var lab = LabMetadata(vocabulary: Vocabulary.standard.tokens, task: task.spec.description, seed: seed,
                               step: stepsTaken)
@@ -92,6 +96,8 @@ extension Trainer {
         if !includeOptimizer {
             st.adamSteps = 0
             st.pretrainAdamSteps = 0
+            st.settings = nil
+            st.pretrainSettings = nil
         }
         try lab.setExtra("rl", st)
         let v = Vocabulary.standard

@@ -152,8 +152,8 @@ public final class Trainer {
     /// Replaces every field a snapshot holds (checked by the caller).
     func restoreFields(task: TaskData, state: TrainerState, sanity: [Problem]?, optimizer: AdamW, pretrainOptimizer: AdamW) {
         self.task = task
-        settings = state.settings
-        pretrainSettings = state.pretrainSettings
+        if let s = state.settings { settings = s }
+        if let p = state.pretrainSettings { pretrainSettings = p }
         stepsTaken = state.step
         pretrainStepsTaken = state.pretrainStep
         var o = optimizer, p = pretrainOptimizer
@@ -163,11 +163,14 @@ public final class Trainer {
         self.pretrainOptimizer = p
         scaler = state.scaler
         pretrainScaler = state.pretrainScaler
+        // A no-op on an exact resume; a shared model's scalers follow the loader's settings.
+        scaler.configure(settings.lossScaler)
+        pretrainScaler.configure(settings.lossScaler)
         sanitySet = sanity
         orderCache = [:]
     }
 
-    private func checkFits(_ spec: TaskSpec, _ s: RLSettings) throws(NumericsError) {
+    func checkFits(_ spec: TaskSpec, _ s: RLSettings) throws(NumericsError) {
         let need = spec.longestPrompt + s.maxResponse(for: spec)
         if need > policy.config.maxPositionEmbeddings {
             throw .invalidArgument("task \(spec.description) with responses up to \(s.maxResponse(for: spec)) tokens needs \(need) positions; the model has \(policy.config.maxPositionEmbeddings)")

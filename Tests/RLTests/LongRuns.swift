@@ -57,3 +57,14 @@ import RL
         }
     }
 }
+
+extension RLLong {
+    /// Rewrites the base checkpoint's lab.json with the current code (weights unchanged).
+    @Test(.enabled(if: environment("PLAB_RL_LONG") == "resave"))
+    func resaveBase() throws {
+        let c = try loadCheckpoint(from: RLLong.baseDirectory)
+        let trainer = try Trainer(policy: try makePolicy(.fp32, weights: c.weights), seed: 0)
+        try trainer.restore(from: c)
+        try saveCheckpoint(try trainer.checkpoint(includeOptimizer: false), to: RLLong.baseDirectory)
+    }
+}
