@@ -137,6 +137,19 @@ import Lab
         }
     }
 
+    @Test func sourceRunsAFilesLinesWithoutEchoingThem() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("s.plab").path
+        try "# settings\nseed 5\n\ncast bf16 1.00390625\nquit\nseed 6\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let session = Session()
+        let output = CollectedOutput()
+        #expect(session.execute("source \(path)", to: output) == .quit, "a quit in the file ends the session")
+        #expect(output.commands == ["source \(path)"])
+        #expect(output.lines == ["seed = 5", "1.00390625 -> 1.0"])
+        #expect(session.seed == 5)
+    }
+
     @Test func quitAndExitEndTheSession() {
         #expect(runOne("quit", in: Session()).outcome == .quit)
         #expect(runOne("exit", in: Session()).outcome == .quit)
