@@ -39,6 +39,8 @@ public struct Registry: Sendable {
         commands: [
             // Numbers
             .cast, .formats, .accumulate,
+            // Model, engines, mismatch
+            .model, .precision, .engine, .rollout, .mismatch, .score, .trace,
             // Settings
             .set, .show, .seed,
             // Metrics
@@ -46,8 +48,8 @@ public struct Registry: Sendable {
             // Session
             .help, .record, .source, .quit,
         ],
-        settings: [.seed, .backend, .color],
-        promptParts: [.recording]
+        settings: [.seed, .backend, .color, .temperature, .topP, .topK, .maxNew, .prompts],
+        promptParts: [.precision, .recording]
     )
 }
 
@@ -61,6 +63,13 @@ public struct PromptPart: Sendable {
     public init(_ placement: Placement, text: @escaping @Sendable (Session) -> String?) {
         self.placement = placement
         self.text = text
+    }
+
+    /// `bf16|fp16`: the rollout and training engines' formats, once a model exists.
+    public static let precision = PromptPart(.tag) { session in
+        guard let lab = session.labStorage else { return nil }
+        let pair = lab.policy.engines
+        return "\(pair.rollout.shortName)|\(pair.training.shortName)"
     }
 
     /// `(rec)` while a transcript is being recorded.

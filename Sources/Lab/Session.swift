@@ -45,6 +45,17 @@ public final class Session {
     var recorder: TranscriptRecorder?
     /// How deep `source` calls are nested (they may not recurse forever).
     var sourceDepth = 0
+    /// The live model and engines, made on first use.
+    var labStorage: LabState?
+
+    /// The live model and engines: made on first use (the lab's default model), and kept on
+    /// the matrix-product backend the `backend` setting names.
+    public var lab: LabState {
+        if labStorage == nil { labStorage = LabState.initial(seed: seed, backend: backend) }
+        let lab = labStorage!
+        if lab.policy.backend.name != settings.text("backend") { try? lab.policy.setBackend(backend) }
+        return lab
+    }
 
     public init(registry: Registry = .standard) {
         self.registry = registry

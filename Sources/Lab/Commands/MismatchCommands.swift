@@ -1,0 +1,247 @@
+// Commands that run the engines and measure their mismatch: rollout, mismatch, score, trace.
+
+import Engines
+import Mismatch
+import Foundation
+import Model
+import Numerics
+
+extension Setting {
+    public static let temperature = Setting(name: "temperature", kind: .real(0.01...100), default: .real(1),
+                                            help: "sampling temperature of the rollout engine (π is computed at the same temperature)")
+    public static let topP = Setting(name: "top_p", kind: .real(0.001...1), default: .real(1),
+                                     help: "nucleus sampling: keep the most likely tokens up to this probability mass")
+    public static let topK = Setting(name: "top_k", kind: .integer(0...100_000), default: .integer(0),
+                                     help: "keep only the k most likely tokens (0: no limit)")
+    public static let maxNew = Setting(name: "max_new", kind: .integer(1...4096), default: .integer(32),
+                                       help: "longest response in tokens")
+    public static let prompts = Setting(name: "prompts", kind: .integer(1...4096), default: .integer(16),
+                                        help: "prompts per rollout")
+}
+
+extension Session {
+    var sampling: SamplingSettings {
+        SamplingSettings(temperature: settings.real("temperature"), topP: settings.real("top_p"),
+                         topK: settings.integer("top_k"), maxNewTokens: settings.integer("max_new"))
+    }
+}
+
+/// Prompts for a rollout when no task is chosen: <bos> and 3–6 tokens drawn from the
+/// vocabulary's ordinary tokens, from the seed's "prompts" stream.
+func generalPrompts(_ n: Int, vocabulary: Vocabulary, seed: UInt64, round: Int) -> [[Int32]] {
+    var rng = RandomStream(seed: seed, name: "prompts").split("rollout \(round)")
+    let specials = Set([vocabulary.bos, vocabulary.eos, vocabulary.pad])
+    let ordinary = (0..<Int32(vocabulary.count)).filter { !specials.contains($0) }
+    return (0..<n).map { _ in
+        [vocabulary.bos] + (0..<(3 + Int(rng.next() % 4))).map { _ in ordinary[Int(rng.next() % UInt64(ordinary.count))] }
+    }
+}
+
+/// `0.00123` style: four significant digits, fixed across machines.
+func figure(_ x: Double?) -> String {
+    guard let x else { return "-" }
+    if x == 0 { return "0" }
+    if !x.isFinite { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
+    let magnitude = abs(x)
+    if magnitude >= 1e-3 && magnitude < 1e5 { return String(format: "%.4g", x) }
+    return String(format: "%.3e", x)
+}
+
+func mismatchSummary(_ s: MismatchStats) -> String {
+    "mismatch: \(s.tokens) tokens, mean|Δlogp| \(figure(s.meanAbsDlogp)), max|Δlogp| \(figure(s.maxAbsDlogp)), k3 \(figure(s.k3)), mean|Δp| \(figure(s.meanAbsDp)), KL(full) \(figure(s.klFullMean)), argmax differs \(figure(s.argmaxDisagree.map { $0 * 100 }))%"
+}
+
+extension Command {
+    /// `rollout [N]`: sample responses with the rollout engine, recompute them with the
+    /// training engine, and summarise the mismatch.
+    public static let rollout = Command(
+        name: "rollout", topic: .mismatch,
+        summary: "sample N prompts with the rollout engine, recompute with the training engine, summarise the mismatch",
+        details: """
+        Prompts come from the current task (or, with none, from the vocabulary), samples from
+        the seed's sampling stream; settings temperature, top_p, top_k, max_new apply. Shows
+        a few samples and one line of mismatch statistics; `mismatch` shows them all.
+        JSON: {"sequences", "tokens", "finished", "samples": [{"prompt", "response", "logp_rollout", "logp_train"}], plus the mismatch keys}.
+        """,
+        arguments: [.positional("N", .integer(1...4096), "number of prompts (default: the prompts setting)", optional: true)],
+        examples: ["rollout", "rollout 64", "rollout 8 --json"],
+        reports: true
+    ) { context in
+        let session = context.session, lab = session.lab
+        let n = context.arguments.integer("N") ?? session.settings.integer("prompts")
+        let sampling = session.sampling
+        let prompts = generalPrompts(n, vocabulary: lab.vocabulary, seed: session.seed, round: lab.rolloutCount)
+        let longest = (prompts.map(\.count).max() ?? 0) + sampling.maxNewTokens
+        guard longest <= lab.policy.config.maxPositionEmbeddings else {
+            throw LabError("prompts plus max_new (\(longest) tokens) exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions; lower max_new")
+        }
+        let stream = RandomStream(seed: session.seed, name: "sampling").split("rollout \(lab.rolloutCount)")
+        var meter = context.progress("rollout", total: 1)
+        var interrupted = false
+        let batch = lab.policy.rollout.generate(prompts: prompts, sampling: sampling, endToken: lab.vocabulary.eos, stream: stream) {
+            interrupted = Interruption.isRequested
+            return interrupted
+        }
+        if interrupted { throw Interrupted() }
+        let pairs = try lab.policy.recompute(batch, temperature: sampling.temperature).pairs
+        let stats = try mismatchStats(pairs)
+        try meter.advance(to: 1)
+        meter.finish()
+        lab.lastRollout = batch
+        lab.lastPairs = pairs
+        lab.rolloutCount += 1
+        let shown = min(3, batch.count)
+        var object = statsJSON(stats)
+        object["finished"] = .int(batch.finished.filter { $0 }.count)
+        object["samples"] = .array((0..<batch.count).map { i in
+            .object(["prompt": .array(batch.prompts[i].map { .int(Int($0)) }), "response": .array(batch.responses[i].map { .int(Int($0)) }),
+                     "logp_rollout": .array(pairs[i].rollout.map { .float($0) }), "logp_train": .array(pairs[i].train.map { .float($0) })])
+        })
+        context.report(object) {
+            var lines: [String] = []
+            for i in 0..<shown {
+                let sumMu = pairs[i].rollout.reduce(0.0) { $0 + Double($1) }, sumPi = pairs[i].train.reduce(0.0) { $0 + Double($1) }
+                lines.append("\(lab.vocabulary.decode(batch.prompts[i])) → \(lab.vocabulary.decode(batch.responses[i]))   log μ \(figure(sumMu)), log π \(figure(sumPi))")
+            }
+            if batch.count > shown { lines.append("… \(batch.count - shown) more") }
+            lines.append("\(batch.count) sequences, \(stats.tokens) response tokens, \(batch.finished.filter { $0 }.count) ended with \(lab.vocabulary.tokens[Int(lab.vocabulary.eos)])")
+            lines.append(mismatchSummary(stats))
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// `mismatch [--by-position]`: every statistic of the last rollout.
+    public static let mismatch = Command(
+        name: "mismatch", topic: .mismatch,
+        summary: "the mismatch statistics of the last rollout (SCIENCE.md §4)",
+        details: """
+        d = log μ − log π per sampled token. JSON keys: tokens, sequences, k1, k2, k3, mean_abs_dp,
+        max_abs_dp, mean_abs_dlogp, max_abs_dlogp, chi2_token, chi2_seq, ppl_rollout, ppl_train,
+        kl_full_mean, kl_full_max, argmax_disagree, ess, seq_logratio_slope (and more); with
+        --by-position, "positions": [{position, tokens, k3, mean_abs_dlogp, …}].
+        """,
+        arguments: [.flag("by-position", "the statistics at each response position")],
+        examples: ["mismatch", "mismatch --by-position", "mismatch --json"],
+        reports: true
+    ) { context in
+        guard let pairs = context.session.lab.lastPairs else { throw LabError("no rollout yet; run 'rollout' first") }
+        let stats = try mismatchStats(pairs)
+        if context.arguments.flag("by-position") {
+            let rows = try mismatchStatsByPosition(pairs)
+            var object = statsJSON(stats)
+            object["positions"] = .array(rows.map { row in
+                var o = statsJSON(row.stats)
+                o["position"] = .int(row.position)
+                return .object(o)
+            })
+            context.report(object) {
+                var table = TextTable(header: ["position", "tokens", "mean|Δlogp|", "max|Δlogp|", "k3", "mean|Δp|", "KL(full)"],
+                                      rightAligned: [0, 1, 2, 3, 4, 5, 6])
+                for row in rows {
+                    let s = row.stats
+                    table.add(["\(row.position)", "\(s.tokens)", figure(s.meanAbsDlogp), figure(s.maxAbsDlogp), figure(s.k3),
+                               figure(s.meanAbsDp), figure(s.klFullMean)])
+                }
+                return table.render()
+            }
+            return
+        }
+        context.report(statsJSON(stats)) { statsTable(stats) }
+    }
+
+    /// `score TOKEN…`: log-probabilities of a given sequence under both engines.
+    public static let score = Command(
+        name: "score", topic: .mismatch,
+        summary: "log-probability of each next token of a sequence under both engines",
+        details: """
+        Tokens are vocabulary strings, #ID numbers, or words split into single-character tokens.
+        Entry i is log p(tokens[i+1] | tokens[0…i]) at temperature 1.
+        JSON: {"tokens": [ids], "logp_rollout": [...], "logp_train": [...]}.
+        """,
+        arguments: [.variadic("TOKEN", .text, "the sequence (at least two tokens)", minimum: 1)],
+        examples: ["score <bos> 1 2 + 3 4 = 4 6 <eos>", "score <bos> 12+34=46 <eos> --json"],
+        reports: true
+    ) { context in
+        let lab = context.session.lab
+        let tokens = try lab.vocabulary.encode(context.arguments.texts("TOKEN"))
+        guard tokens.count >= 2 else { throw LabError("score needs at least two tokens (a context and one token to score)") }
+        guard tokens.count <= lab.policy.config.maxPositionEmbeddings else {
+            throw LabError("\(tokens.count) tokens exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions")
+        }
+        let (r, t) = lab.policy.score(tokens)
+        context.report(["tokens": .array(tokens.map { .int(Int($0)) }), "logp_rollout": .array(r.map { .float($0) }),
+                        "logp_train": .array(t.map { .float($0) })]) {
+            var table = TextTable(header: ["token", "log μ (rollout)", "log π (train)", "Δ"], rightAligned: [1, 2, 3])
+            for i in 0..<r.count {
+                table.add([lab.vocabulary.tokens[Int(tokens[i + 1])], figure(Double(r[i])), figure(Double(t[i])), figure(Double(r[i]) - Double(t[i]))])
+            }
+            let total = (r.reduce(0.0) { $0 + Double($1) }, t.reduce(0.0) { $0 + Double($1) })
+            table.add(["total", figure(total.0), figure(total.1), figure(total.0 - total.1)])
+            return table.render()
+        }
+    }
+
+    /// `trace [TOKEN…]`: where the engines' hidden states part, layer by layer.
+    public static let trace = Command(
+        name: "trace", topic: .mismatch,
+        summary: "run both engines on the same tokens and show, layer by layer, how far their hidden states drift",
+        details: "Default tokens: the first sequence of the last rollout. JSON: {\"tokens\", \"layers\": [{\"name\", \"rel_l2\", \"max_abs\"}]}.",
+        arguments: [.variadic("TOKEN", .text, "the sequence (default: the last rollout's first)")],
+        examples: ["trace", "trace <bos> 12+34=46"],
+        reports: true
+    ) { context in
+        let lab = context.session.lab
+        var tokens = try lab.vocabulary.encode(context.arguments.texts("TOKEN"))
+        if tokens.isEmpty {
+            guard let last = lab.lastRollout, last.count > 0 else { throw LabError("no tokens given and no rollout yet; run 'rollout' or give tokens") }
+            tokens = last.sequences[0]
+        }
+        let rows = lab.policy.trace(tokens)
+        context.report(["tokens": .array(tokens.map { .int(Int($0)) }),
+                        "layers": .array(rows.map { .object(["name": .string($0.name), "rel_l2": .double($0.relativeL2), "max_abs": .double($0.maxAbs)]) })]) {
+            var table = TextTable(header: ["stage", "relative L2", "max |Δ|", ""], rightAligned: [1, 2])
+            let top = rows.map(\.relativeL2).max() ?? 0
+            for row in rows {
+                let bar = top > 0 ? String(repeating: "█", count: Int((row.relativeL2 / top * 20).rounded())) : ""
+                table.add([row.name, figure(row.relativeL2), figure(row.maxAbs), bar])
+            }
+            return "tokens: \(lab.vocabulary.decode(tokens))\n" + table.render()
+        }
+    }
+}
+
+func statsJSON(_ s: MismatchStats) -> JSONObject {
+    func n(_ x: Double?) -> JSONValue { x.map(JSONValue.double) ?? .null }
+    return ["tokens": .int(s.tokens), "sequences": .int(s.sequences), "k1": n(s.k1), "k2": n(s.k2), "k3": n(s.k3),
+            "mean_abs_dp": n(s.meanAbsDp), "max_abs_dp": n(s.maxAbsDp), "mean_abs_dlogp": n(s.meanAbsDlogp),
+            "max_abs_dlogp": n(s.maxAbsDlogp), "chi2_token": n(s.chi2Token), "chi2_seq": n(s.chi2Seq),
+            "ppl_rollout": n(s.pplRollout), "ppl_train": n(s.pplTrain), "log_ppl_diff": n(s.logPplDiff),
+            "kl_full_mean": n(s.klFullMean), "kl_full_max": n(s.klFullMax), "argmax_disagree": n(s.argmaxDisagree),
+            "ess": n(s.ess), "is_token_frac_outside": n(s.isTokenFracOutside), "seq_logratio_slope": n(s.seqLogratioSlope)]
+}
+
+func statsTable(_ s: MismatchStats) -> String {
+    var table = TextTable(header: ["statistic", "value", "meaning"], rightAligned: [1])
+    let rows: [(String, Double?, String)] = [
+        ("tokens", Double(s.tokens), "response tokens in the rollout"),
+        ("k1", s.k1, "mean of d = log μ − log π"),
+        ("k2", s.k2, "mean of d²/2"),
+        ("k3", s.k3, "mean of e^−d − 1 + d (≈ KL[μ‖π])"),
+        ("mean |Δp|", s.meanAbsDp, "verl: < 0.005 healthy, > 0.01 a precision problem"),
+        ("max |Δp|", s.maxAbsDp, ""),
+        ("mean |Δlog p|", s.meanAbsDlogp, "the gap on unlikely tokens too"),
+        ("max |Δlog p|", s.maxAbsDlogp, ""),
+        ("χ² token", s.chi2Token, "mean (π/μ)² − 1"),
+        ("χ² sequence", s.chi2Seq, "mean (Π π/μ)² − 1"),
+        ("ppl rollout", s.pplRollout, "exp(−mean log μ)"),
+        ("ppl train", s.pplTrain, "exp(−mean log π)"),
+        ("KL full mean", s.klFullMean, "exact KL[μ‖π] over the vocabulary, per position"),
+        ("KL full max", s.klFullMax, ""),
+        ("argmax differs", s.argmaxDisagree, "fraction of positions where the engines' top token differs"),
+        ("ESS", s.ess, "effective sample size of π/μ, 1 = perfect"),
+        ("outside [1/C, C]", s.isTokenFracOutside, "fraction of token weights beyond the cap"),
+        ("slope", s.seqLogratioSlope, "sequence log-ratio per token of length"),
+    ]
+    for (name, value, meaning) in rows { table.add([name, figure(value), meaning]) }
+    return table.render()
+}

@@ -1,0 +1,153 @@
+// Commands about the live model: model, model new, model load, model save.
+
+import Engines
+import Mismatch
+import Foundation
+import Model
+import Numerics
+
+extension Topic {
+    public static let model = Topic("Model", order: 20)
+    public static let engines = Topic("Engines and precision", order: 30)
+    public static let mismatch = Topic("Mismatch", order: 40)
+}
+
+extension Command {
+    /// `model`, `model new …`, `model load DIR`, `model save DIR`.
+    public static let model = Command(
+        name: "model", topic: .model,
+        summary: "show the live model, or make, load or save one",
+        details: """
+        JSON: {"hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
+        "num_hidden_layers", "vocab_size", "rope_theta", "rms_norm_eps", "max_position_embeddings",
+        "tie_word_embeddings", "parameters", "origin", "step"}.
+        """,
+        subcommands: [modelNew, modelLoad, modelSave],
+        examples: ["model", "model new layers=2 hidden=32 heads=2 --seed 3", "model save /tmp/m", "model load /tmp/m"],
+        reports: true
+    ) { context in
+        let lab = context.session.lab
+        let c = lab.policy.config
+        context.report(configJSON(c, lab: lab)) {
+            var table = TextTable(header: ["", ""], rightAligned: [])
+            table.add(["origin", lab.origin])
+            table.add(["parameters", "\(c.parameterCount)"])
+            table.add(["layers", "\(c.numHiddenLayers)"])
+            table.add(["hidden / intermediate", "\(c.hiddenSize) / \(c.intermediateSize)"])
+            table.add(["heads / kv heads / head dim", "\(c.numAttentionHeads) / \(c.numKeyValueHeads) / \(c.headDim)"])
+            table.add(["vocabulary", "\(c.vocabSize) tokens"])
+            table.add(["rope theta / rms eps", "\(c.ropeTheta) / \(c.rmsNormEps)"])
+            table.add(["max positions", "\(c.maxPositionEmbeddings)"])
+            table.add(["tied embeddings", c.tieWordEmbeddings ? "yes" : "no"])
+            table.add(["training steps", "\(lab.step)"])
+            return table.render().split(separator: "\n", omittingEmptySubsequences: false).dropFirst(2).joined(separator: "\n")
+        }
+    }
+
+    static let modelNew = Command(
+        name: "new", topic: .model,
+        summary: "a new model with random weights from the seed",
+        details: "Unset sizes keep the lab's default model (4 layers, width 64, 4 heads, 2 kv heads, SwiGLU width 176). The engines keep their precision when it fits the new shapes.",
+        arguments: [
+            .assignments("SIZE=N", keys: [("hidden", .integer(2...4096)), ("layers", .integer(0...64)),
+                                          ("heads", .integer(1...256)), ("kv_heads", .integer(1...256)),
+                                          ("intermediate", .integer(1...16384)), ("max_pos", .integer(1...8192)),
+                                          ("theta", .real(1.0001...1e9)), ("tied", .toggle)],
+                         "shape settings", minimum: 0),
+            .option("seed", .integer(0...Int.max), "seed of the initial weights (default: the session's seed)"),
+            .option("std", .real(1e-6...10), "standard deviation of the initial weights", default: .real(Double(LabState.initStd))),
+        ],
+        examples: ["model new", "model new layers=2 hidden=32 heads=2 kv_heads=1 intermediate=96 --seed 5"]
+    ) { context in
+        var config = LlamaConfig.labDefault
+        for (key, value) in context.arguments.assignments {
+            switch (key, value) {
+            case ("hidden", .integer(let n)): config.hiddenSize = n
+            case ("layers", .integer(let n)): config.numHiddenLayers = n
+            case ("heads", .integer(let n)): config.numAttentionHeads = n
+            case ("kv_heads", .integer(let n)): config.numKeyValueHeads = n
+            case ("intermediate", .integer(let n)): config.intermediateSize = n
+            case ("max_pos", .integer(let n)): config.maxPositionEmbeddings = n
+            case ("theta", .real(let x)): config.ropeTheta = Float(x)
+            case ("theta", .integer(let n)): config.ropeTheta = Float(n)
+            case ("tied", .toggle(let on)): config.tieWordEmbeddings = on
+            default: throw LabError("model new: unexpected \(key)=\(value)")
+            }
+        }
+        let session = context.session, lab = session.lab
+        let seed = context.arguments.integer("seed").map(UInt64.init) ?? session.seed
+        let std = Float(context.arguments.real("std") ?? Double(LabState.initStd))
+        try config.validate()
+        var weights = ModelWeights(config: config)
+        weights.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
+        let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
+        lab.replace(policy: policy, vocabulary: lab.vocabulary, origin: "new (seed \(seed))", step: 0)
+        context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize) (seed \(seed))")
+    }
+
+    static let modelLoad = Command(
+        name: "load", topic: .model,
+        summary: "load a checkpoint directory (this lab's or any Llama safetensors checkpoint)",
+        arguments: [.positional("DIR", .path(.directory), "the checkpoint directory")],
+        examples: ["model load checkpoints/base-addition"]
+    ) { context in
+        let path = context.arguments.text("DIR")!
+        let checkpoint = try loadCheckpoint(from: URL(fileURLWithPath: path))
+        let session = context.session, lab = session.lab
+        let config = checkpoint.weights.config
+        let vocabulary = vocabularyOf(checkpoint)
+        var engines = lab.policy.engines
+        if (try? Policy.validate(engines, config: config)) == nil {
+            engines = (Preset(rawValue: lab.presetName ?? "") ?? .bf16).engines(hiddenSize: config.hiddenSize)
+        }
+        let policy = try Policy(master: checkpoint.weights, engines: engines, backend: session.backend)
+        lab.replace(policy: policy, vocabulary: vocabulary, origin: "loaded from \(path)", step: checkpoint.lab?.step ?? 0)
+        context.print("loaded \(path): \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize), vocabulary \(config.vocabSize)")
+    }
+
+    static let modelSave = Command(
+        name: "save", topic: .model,
+        summary: "save the model as a checkpoint directory that transformers' LlamaForCausalLM loads",
+        details: "Writes config.json, model.safetensors and lab.json (vocabulary, seed, step) atomically: an existing checkpoint there is replaced whole or not at all.",
+        arguments: [.positional("DIR", .path(.writeFile), "the directory to write")],
+        examples: ["model save /tmp/my-model"]
+    ) { context in
+        let path = context.arguments.text("DIR")!
+        let lab = context.session.lab
+        var meta = LabMetadata()
+        meta.vocabulary = lab.vocabulary.tokens
+        meta.seed = context.session.seed
+        meta.step = lab.step
+        try saveCheckpoint(weights: lab.policy.master, lab: meta, labState: nil,
+                           specialTokens: SpecialTokenIDs(bos: Int(lab.vocabulary.bos), eos: Int(lab.vocabulary.eos), pad: Int(lab.vocabulary.pad)),
+                           to: URL(fileURLWithPath: path))
+        context.print("saved \(path)")
+    }
+}
+
+func configJSON(_ c: LlamaConfig, lab: LabState) -> JSONObject {
+    ["hidden_size": .int(c.hiddenSize), "intermediate_size": .int(c.intermediateSize),
+     "num_attention_heads": .int(c.numAttentionHeads), "num_key_value_heads": .int(c.numKeyValueHeads),
+     "num_hidden_layers": .int(c.numHiddenLayers), "vocab_size": .int(c.vocabSize), "rope_theta": .float(c.ropeTheta),
+     "rms_norm_eps": .float(c.rmsNormEps), "max_position_embeddings": .int(c.maxPositionEmbeddings),
+     "tie_word_embeddings": .bool(c.tieWordEmbeddings), "parameters": .int(c.parameterCount),
+     "origin": .string(lab.origin), "step": .int(lab.step)]
+}
+
+/// The vocabulary a checkpoint names (lab.json), with its special tokens; the standard one
+/// when it has none and the size matches; else placeholder names t0, t1, ….
+func vocabularyOf(_ checkpoint: Checkpoint) -> Vocabulary {
+    let size = checkpoint.weights.config.vocabSize
+    let special = checkpoint.specialTokens
+    if let tokens = checkpoint.lab?.vocabulary, tokens.count == size {
+        func id(_ given: Int?, _ name: String, _ fallback: Int32) -> Int32 {
+            if let given, given >= 0, given < size { return Int32(given) }
+            return tokens.firstIndex(of: name).map { Int32($0) } ?? fallback
+        }
+        return Vocabulary(tokens: tokens, bos: id(special.bos, "<bos>", 1), eos: id(special.eos, "<eos>", 2),
+                          pad: id(special.pad, "<pad>", 0))
+    }
+    if size == Vocabulary.standard.count { return .standard }
+    func clamp(_ v: Int?, _ fallback: Int32) -> Int32 { v.map { Int32(min(max($0, 0), size - 1)) } ?? min(fallback, Int32(size - 1)) }
+    return Vocabulary(tokens: (0..<size).map { "t\($0)" }, bos: clamp(special.bos, 1), eos: clamp(special.eos, 2), pad: clamp(special.pad, 0))
+}

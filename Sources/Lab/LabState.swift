@@ -1,0 +1,69 @@
+// The model, engines and last results a session holds.
+
+import Engines
+import Foundation
+import Mismatch
+import Model
+import Numerics
+
+/// The live model and what the engines last produced. Commands replace pieces only after
+/// every check has passed, so a failed command leaves it as it was.
+public final class LabState {
+    public private(set) var policy: Policy
+    public private(set) var vocabulary: Vocabulary
+    /// How the model came to be: "new (seed 0)", "loaded from DIR".
+    public private(set) var origin: String
+    /// The preset the engines were last set from, or nil once a field or source was changed.
+    public var presetName: String?
+    /// Training steps taken on this model.
+    public var step = 0
+    /// The last rollout and its recomputation by the training engine.
+    public var lastRollout: RolloutBatch?
+    public var lastPairs: [TokenLogProbs]?
+    /// How many rollouts this model has made (each draws prompts and samples from its own
+    /// streams, so repeating a command gives new samples, reproducibly).
+    public var rolloutCount = 0
+
+    public init(policy: Policy, vocabulary: Vocabulary, origin: String, presetName: String?) {
+        self.policy = policy
+        self.vocabulary = vocabulary
+        self.origin = origin
+        self.presetName = presetName
+    }
+
+    /// The standard initialisation scale of the lab's models: 0.1, larger than Hugging Face's
+    /// 0.02 because the lab's models are narrow (1/√64 ≈ 0.125) and a flatter start shows less.
+    public static let initStd: Float = 0.1
+
+    /// A new model of `config` with weights drawn from `seed`'s "init" stream, engines per
+    /// `preset`.
+    public static func fresh(config: LlamaConfig, vocabulary: Vocabulary, seed: UInt64, std: Float = initStd,
+                             preset: Preset, backend: any MatmulBackend) throws(NumericsError) -> LabState {
+        try config.validate()
+        var weights = ModelWeights(config: config)
+        weights.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
+        let policy = try Policy(master: weights, engines: preset.engines(hiddenSize: config.hiddenSize), backend: backend)
+        return LabState(policy: policy, vocabulary: vocabulary, origin: "new (seed \(seed))", presetName: preset.rawValue)
+    }
+
+    /// The model a session starts with: the lab's default shape with weights from the seed,
+    /// engines per the `bf16` preset.
+    public static func initial(seed: UInt64, backend: any MatmulBackend) -> LabState {
+        do {
+            return try fresh(config: .labDefault, vocabulary: .standard, seed: seed, preset: .bf16, backend: backend)
+        } catch {
+            preconditionFailure("the default model does not fit its own preset: \(error)")
+        }
+    }
+
+    /// Replaces the model (and forgets results of the old one).
+    public func replace(policy: Policy, vocabulary: Vocabulary, origin: String, step: Int) {
+        self.policy = policy
+        self.vocabulary = vocabulary
+        self.origin = origin
+        self.step = step
+        lastRollout = nil
+        lastPairs = nil
+        rolloutCount = 0
+    }
+}
