@@ -50,14 +50,6 @@ public final class CollectedOutput: SessionOutput {
     }
 
     public func fail(_ message: String) { errors.append(message) }
-
-    /// Forgets everything collected so far.
-    public func reset() {
-        lines = []
-        errors = []
-        jsonLines = []
-        commands = []
-    }
 }
 
 /// Sends everything to two outputs: the caller's and the session's transcript recorder.
@@ -130,10 +122,4 @@ public final class CommandContext {
     /// Ends the session once this command returns (`quit`): commands return an action
     /// rather than exiting the process.
     public func requestQuit() { quitRequested = true }
-
-    /// Runs one line of another source (a session file) in this session, sending its output
-    /// here, without echoing the line.
-    public func executeNested(_ line: String, capture: SessionOutput) -> Outcome {
-        session.execute(line, to: capture, nested: true)
-    }
 }
