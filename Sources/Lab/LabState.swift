@@ -46,9 +46,27 @@ public final class LabState {
         return LabState(policy: policy, vocabulary: vocabulary, origin: "new (seed \(seed))", presetName: preset.rawValue)
     }
 
-    /// The model a session starts with: the lab's default shape with weights from the seed,
-    /// engines per the `bf16` preset.
+    /// Where the shipped base model lives: `checkpoints/base-addition` in the source tree
+    /// plab was built from, or the directory named by PLAB_BASE_MODEL.
+    public static var baseModelDirectory: URL {
+        if let path = ProcessInfo.processInfo.environment["PLAB_BASE_MODEL"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("checkpoints/base-addition")
+    }
+
+    /// The model a session starts with: the shipped base model (partly competent at the
+    /// default task), engines per the `bf16` preset; if it cannot be read, the lab's default
+    /// shape with weights from the seed.
     public static func initial(seed: UInt64, backend: any MatmulBackend) -> LabState {
+        let dir = baseModelDirectory
+        if let checkpoint = try? loadCheckpoint(from: dir),
+           let policy = try? Policy(master: checkpoint.weights, engines: Preset.bf16.engines(hiddenSize: checkpoint.weights.config.hiddenSize),
+                                    backend: backend) {
+            return LabState(policy: policy, vocabulary: vocabularyOf(checkpoint), origin: "base model (\(dir.lastPathComponent))",
+                            presetName: Preset.bf16.rawValue)
+        }
         do {
             return try fresh(config: .labDefault, vocabulary: .standard, seed: seed, preset: .bf16, backend: backend)
         } catch {
