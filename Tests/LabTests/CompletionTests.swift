@@ -3,7 +3,7 @@ import Testing
 import Lab
 
 @Suite struct CompletionTests {
-    let session = Session()
+    let session = shellSession()
 
     @Test func commandNames() {
         #expect(session.completions(for: "form") == ["formats"])
@@ -56,7 +56,7 @@ import Lab
     static let precision = Topic("Precision", order: 20)
 
     static func makeRegistry() -> Registry {
-        var registry = Registry.standard
+        var registry = shellRegistry
         registry.register(Setting(name: "temperature", kind: .real(0...10), default: .real(1), help: "sampling temperature"))
         registry.register(Command(
             name: "precision", topic: precision, summary: "show both engines' formats",

@@ -5,7 +5,7 @@ import Lab
 /// Each command's happy path, through the dispatcher with output injected.
 @Suite struct CommandTests {
     @Test func castRoundsEachValue() {
-        let session = Session()
+        let session = shellSession()
         let r = runOne("cast bf16 1.00390625 1.01171875 0x3f800001", in: session)
         #expect(r.outcome == .done)
         #expect(r.lines == ["1.00390625 -> 1.0", "1.01171875 -> 1.015625", "0x3f800001 -> 1.0"])
@@ -15,7 +15,7 @@ import Lab
     }
 
     @Test func castStochasticUsesTheSessionSeedUnlessGivenOne() {
-        let session = Session()
+        let session = shellSession()
         let values = Array(repeating: "1.001", count: 32).joined(separator: " ")
         let a = runOne("cast bf16 \(values) --rounding stochastic", in: session).lines
         let explicit0 = runOne("cast bf16 \(values) --rounding stochastic --seed 0", in: session).lines
@@ -29,7 +29,7 @@ import Lab
     }
 
     @Test func formatsListsNamedOrChosenFormats() {
-        let session = Session()
+        let session = shellSession()
         let all = runOne("formats", in: session).lines
         #expect(all.contains { $0.hasPrefix("e4m3") && $0.contains("448.0") })
         let some = runOne("formats e8m3", in: session).lines
@@ -38,7 +38,7 @@ import Lab
     }
 
     @Test func setShowAndSeed() {
-        let session = Session()
+        let session = shellSession()
         #expect(runOne("set backend portable", in: session).lines == ["backend = portable"])
         #expect(session.backend.name == "portable")
         #expect(runOne("seed", in: session).lines == ["seed = 0"])
@@ -54,7 +54,7 @@ import Lab
     }
 
     @Test func accumulateStallsInBF16AndAppendsHistory() throws {
-        let session = Session()
+        let session = shellSession()
         let r = runOne("accumulate 10000", in: session)
         #expect(r.outcome == .done)
         #expect(r.lines[1].contains("sum 0.5 "))
@@ -73,7 +73,7 @@ import Lab
     }
 
     @Test func historyAndExport() throws {
-        let session = Session()
+        let session = shellSession()
         #expect(runOne("history", in: session).lines[0].hasPrefix("no metrics yet"))
         session.metrics.append(["step": 1, "reward": 0.5])
         session.metrics.append(["step": 2, "reward": 0.75, "k3": 1e-4])
@@ -95,6 +95,7 @@ import Lab
         #expect(session.metrics.count == 0)
     }
 
+    /// Over every registered command, the model's and RL's included.
     @Test func helpListsEveryVisibleCommandByTopicOneLineEach() {
         let session = Session()
         let lines = runOne("help", in: session).lines
@@ -106,6 +107,7 @@ import Lab
         #expect(positions == positions.sorted() && !positions.contains(-1))
     }
 
+    /// Over every registered command, the model's and RL's included.
     @Test func helpOfACommandShowsUsageEveryArgumentAndAnExample() {
         let session = Session()
         for command in session.registry.commands where !command.hidden {
@@ -142,7 +144,7 @@ import Lab
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("s.plab").path
         try "# settings\nseed 5\n\ncast bf16 1.00390625\nquit\nseed 6\n".write(toFile: path, atomically: true, encoding: .utf8)
-        let session = Session()
+        let session = shellSession()
         let output = CollectedOutput()
         #expect(session.execute("source \(path)", to: output) == .quit, "a quit in the file ends the session")
         #expect(output.commands == ["source \(path)"])
@@ -151,13 +153,13 @@ import Lab
     }
 
     @Test func quitAndExitEndTheSession() {
-        #expect(runOne("quit", in: Session()).outcome == .quit)
-        #expect(runOne("exit", in: Session()).outcome == .quit)
+        #expect(runOne("quit", in: shellSession()).outcome == .quit)
+        #expect(runOne("exit", in: shellSession()).outcome == .quit)
     }
 
     @Test func blankLinesAndCommentsDoNothing() {
         let output = CollectedOutput()
-        let session = Session()
+        let session = shellSession()
         #expect(run("", "   ", "# a comment", in: session, output: output) == [.done, .done, .done])
         #expect(output.lines.isEmpty && output.commands.isEmpty)
     }

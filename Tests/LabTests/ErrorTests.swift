@@ -6,7 +6,7 @@ import Lab
 @Suite struct ErrorTests {
     /// Runs a line that must fail on a session with some state; checks nothing changed.
     func expectFailure(_ line: String, contains parts: [String], sourceLocation: SourceLocation = #_sourceLocation) {
-        let session = Session()
+        let session = shellSession()
         run("set backend portable", "seed 9", "accumulate 100", in: session)
         let before = StateSnapshot(session)
         let output = CollectedOutput()
@@ -92,7 +92,7 @@ import Lab
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("s.plab").path
         try "# comment\n\nseed 5\nfromats\nseed 6\n".write(toFile: path, atomically: true, encoding: .utf8)
-        let session = Session()
+        let session = shellSession()
         let message = failure("source \(path)", in: session)
         #expect(message == "source: \(path):4: unknown command 'fromats'; did you mean 'formats'? (try 'help')")
         #expect(session.seed == 5, "lines before the failing one ran, the one after did not")
@@ -108,7 +108,7 @@ import Lab
 
     @Test func aFailingCommandPutsSettingsBack() {
         // A command that changes a setting, then fails: the setting is restored.
-        var registry = Registry.standard
+        var registry = shellRegistry
         registry.register(Command(name: "half", topic: .settings, summary: "sets the seed, then fails", run: { context in
             try context.session.settings.set("seed", to: "99")
             throw LabError("failed after changing the seed")
@@ -122,7 +122,7 @@ import Lab
         expectFailure("record stop", contains: ["record stop: not recording"])
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let session = Session()
+        let session = shellSession()
         let a = dir.appendingPathComponent("a.transcript").path
         #expect(runOne("record \(a)", in: session).outcome == .done)
         #expect(failure("record \(dir.appendingPathComponent("b").path)", in: session).contains("already recording to \(a)"))

@@ -56,7 +56,7 @@ import Lab
     /// A command long enough to draw (over 0.3 s): the bar goes to the display, is cleared
     /// at the end, and never reaches the output.
     @Test func progressGoesToTheDisplayNeverToTheOutput() {
-        let session = Session()
+        let session = shellSession()
         let display = Recorder()
         session.progressDisplay = display
         let output = CollectedOutput()

@@ -5,7 +5,7 @@ import Lab
 /// `--json`: exactly one JSON object on one line, parsed back and checked.
 @Suite struct JSONTests {
     /// Runs `line`, checks it printed exactly one line that parses as a JSON object.
-    func report(_ line: String, in session: Session = Session()) throws -> [String: Any] {
+    func report(_ line: String, in session: Session = shellSession()) throws -> [String: Any] {
         let output = CollectedOutput()
         #expect(session.execute(line, to: output) == .done, "\(output.errors)")
         #expect(output.lines.count == 1, "\(line) printed \(output.lines.count) lines")
@@ -13,12 +13,15 @@ import Lab
         return try parseJSON(output.lines.first ?? "")
     }
 
+    /// Over every registered reporting command, the model's and RL's included: the first
+    /// example that is not already --json, run with --json.
     @Test func everyReportingCommandPrintsOneObject() throws {
         let session = Session()
         session.metrics.append(["step": 1, "reward": 0.5])
         for command in session.registry.commands where command.reports {
-            let example = command.examples.first { !$0.contains("--json") }!
-            _ = try report(example + " --json", in: session)
+            let example = try #require(command.examples.first { !$0.contains("--json") }, "\(command.name)")
+            let object = try report(example + " --json", in: session)
+            #expect(!object.isEmpty, "\(example)")
         }
     }
 
@@ -41,7 +44,7 @@ import Lab
     }
 
     @Test func showSeedHistoryHelpKeys() throws {
-        let session = Session()
+        let session = shellSession()
         run("seed 3", "set backend portable", in: session)
         let show = try report("show --json", in: session)
         #expect(show["seed"] as? Int == 3)
@@ -70,7 +73,7 @@ import Lab
     }
 
     @Test func reportsInJSONMakesEveryReportingCommandAnswerInJSON() throws {
-        let session = Session()
+        let session = shellSession()
         session.reportsInJSON = true
         let output = CollectedOutput()
         run("seed 4", "cast bf16 1", "set color off", in: session, output: output)

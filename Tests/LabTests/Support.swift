@@ -5,6 +5,15 @@ import Lab
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent()
 
+/// The shell's own commands and settings, without those the model, engines and RL add, so
+/// that tests listing names do not change when a module registers more.
+let shellRegistry = Registry(
+    commands: [.cast, .formats, .accumulate, .set, .show, .seed, .history, .export, .help, .record, .source, .quit],
+    settings: [.seed, .backend, .color], promptParts: [.recording])
+
+/// A session with the shell's own commands only.
+func shellSession() -> Session { Session(registry: shellRegistry) }
+
 /// Runs lines in a session, collecting output; returns the outcomes.
 @discardableResult
 func run(_ lines: String..., in session: Session, output: CollectedOutput = CollectedOutput()) -> [Outcome] {
@@ -19,7 +28,7 @@ func runOne(_ line: String, in session: Session) -> (outcome: Outcome, lines: [S
 }
 
 /// The error message of a line expected to fail ("" if it did not fail).
-func failure(_ line: String, in session: Session = Session()) -> String {
+func failure(_ line: String, in session: Session = shellSession()) -> String {
     if case .failed(let message) = session.execute(line, to: CollectedOutput()) { return message }
     return ""
 }

@@ -14,7 +14,7 @@ import Lab
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("t.transcript").path
-        let session = Session()
+        let session = shellSession()
         run("set backend portable", "seed 3", "set color off", "record \(path)", in: session)
         #expect(session.prompt == "plab (rec)> ")
         run("cast bf16 1.00390625", in: session)
@@ -95,10 +95,10 @@ import Lab
     }
 
     @Test func theHeaderDecidesSeedBackendAndSettings() throws {
-        let text = "# plab 0.1.0 transcript\n# seed: 11\n# backend: portable\n# set: color off\nplab> show --json\n{\"seed\":11,\"backend\":\"portable\",\"color\":false}"
+        let text = "# plab 0.1.0 transcript\n# seed: 11\n# backend: portable\n# set: color off\nplab> show seed backend color --json\n{\"seed\":11,\"backend\":\"portable\",\"color\":false}"
         let transcript = try Transcript(lines: lines(text), name: "h")
         #expect(try transcript.replay(name: "h").difference == nil)
-        let session = try transcript.makeSession(name: "h")
+        let session = try transcript.makeSession(name: "h", registry: shellRegistry)
         #expect(session.backend.name == "portable")
     }
 

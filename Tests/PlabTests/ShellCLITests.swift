@@ -111,7 +111,16 @@ import Testing
             func body(_ text: String) -> [String] {
                 text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("# date:") && !$0.hasPrefix("# openblas:") && !$0.hasPrefix("~ ") }
             }
-            #expect(body(run.stdout) == body(recorded), "\(name): record it again with `plab run \(session) --backend portable`")
+            let (got, expected) = (body(run.stdout), body(recorded))
+            let common = min(got.count, expected.count)
+            if let i = (0..<common).first(where: { got[$0] != expected[$0] }) ?? (got.count == expected.count ? nil : common) {
+                Issue.record("""
+                    \(name) differs from a new run of its session at body line \(i + 1):
+                      recorded: \(i < expected.count ? expected[i] : "(end)")
+                      new run:  \(i < got.count ? got[i] : "(end)")
+                    record it again with `plab run \(session) --backend portable`
+                    """)
+            }
         }
     }
 
