@@ -34,11 +34,7 @@ public struct BenchResult: Sendable {
 /// buffer of `count` float32 values drawn across a wide range (normals of many binades,
 /// some subnormal, some overflowing for the narrow formats).
 public func benchRounding(count: Int = 1 << 20, budget: Double = 0.3) -> [BenchResult] {
-    var rng = RandomStream(seed: 1, name: "bench-rounding")
-    let input: [Float] = (0..<count).map { _ in
-        let u = Float(rng.nextUnit() * 2 - 1)
-        return u * Float(sign: .plus, exponent: Int(rng.next() % 40) - 20, significand: 1)
-    }
+    let input = benchRoundingInput(count: count)
     var output = [Float](repeating: 0, count: count)
     var results: [BenchResult] = []
     for format in NumberFormat.named {
@@ -57,6 +53,16 @@ public func benchRounding(count: Int = 1 << 20, budget: Double = 0.3) -> [BenchR
         }
     }
     return results
+}
+
+/// The rounding benchmark's input: uniform magnitudes across 40 binades (2^-20 … 2^20), both
+/// signs, from a fixed stream.
+public func benchRoundingInput(count: Int = 1 << 20) -> [Float] {
+    var rng = RandomStream(seed: 1, name: "bench-rounding")
+    return (0..<count).map { _ in
+        let u = Float(rng.nextUnit() * 2 - 1)
+        return u * Float(sign: .plus, exponent: Int(rng.next() % 40) - 20, significand: 1)
+    }
 }
 
 /// Matrix products at n×n×n: raw cblas_sgemm, the quantized product with BF16 operands and

@@ -71,24 +71,3 @@ struct Shell: ParsableCommand {
         return failed ? 1 : 0
     }
 }
-
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Measure the lab's kernels (figures recorded in BENCHMARKS.md).",
-        discussion: "Rounding throughput per format and mode on one thread, and matrix products against raw cblas_sgemm.")
-
-    @Argument(help: "What to measure: rounding, gemm, or all.")
-    var what: String = "all"
-
-    @Option(help: "Matrix sizes n for n×n×n products.")
-    var sizes: [Int] = [256, 512, 1024]
-
-    func run() throws {
-        guard ["rounding", "gemm", "all"].contains(what) else {
-            throw failure("unknown benchmark '\(what)'; accepted: rounding gemm all")
-        }
-        guard sizes.allSatisfy({ $0 >= 1 && $0 <= 8192 }) else { throw failure("sizes must be in 1…8192") }
-        if what != "gemm" { print(renderBench(benchRounding())) }
-        if what != "rounding" { print(renderBench(benchGEMM(sizes: sizes))) }
-    }
-}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Engines
+import Foundation
+import Lab
+import Numerics
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the lab's kernels and engines (figures recorded in BENCHMARKS.md).",
+        discussion: """
+        rounding: float32 -> format throughput per format and mode, one thread.
+        gemm: n×n×n products: raw cblas_sgemm, the BF16 recipe, the portable backend.
+        engines: rollout tokens/s and one training step for fp32, bf16 and fp8-unified, on the
+        default model and a ~10M-parameter one.
+        """)
+
+    @Argument(help: "What to measure: rounding, gemm, engines, or all.")
+    var what: String = "all"
+
+    @Option(help: "Matrix sizes n for n×n×n products.")
+    var sizes: [Int] = [256, 512, 1024]
+
+    @Option(name: .customLong("save-input"), help: "Write the rounding benchmark's float32 input to this file (raw little-endian), for comparisons.")
+    var saveInput: String?
+
+    @Option(help: "Matrix-product backend of the engine benchmark: openblas or portable.")
+    var backend: String = "openblas"
+
+    func run() throws {
+        guard ["rounding", "gemm", "engines", "all"].contains(what) else {
+            throw failure("unknown benchmark '\(what)'; accepted: rounding gemm engines all")
+        }
+        guard sizes.allSatisfy({ $0 >= 1 && $0 <= 8192 }) else { throw failure("sizes must be in 1…8192") }
+        let engineBackend: any MatmulBackend
+        do { engineBackend = try matmulBackend(named: backend) } catch { throw failure(error.description) }
+        if let path = saveInput {
+            let input = benchRoundingInput()
+            let data = input.withUnsafeBufferPointer { Data(buffer: $0) }
+            do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+                throw failure("cannot write \(path): \(error.localizedDescription)")
+            }
+        }
+        if what == "rounding" || what == "all" { print(renderBench(benchRounding())) }
+        if what == "gemm" || what == "all" { print(renderBench(benchGEMM(sizes: sizes))) }
+        if what == "engines" || what == "all" {
+            do { print(renderBench(try benchEngines(backend: engineBackend))) } catch { throw failure("\(error)") }
+        }
+    }
+}
