@@ -1,18 +1,22 @@
 // The one list of what the shell knows. To add a command: write a file that defines a
 // `Command` value (see Commands/) and list it below; to add a setting, define a `Setting`
 // and list it below. The parser, help, completion, `--json`, `show` and transcript headers
-// need no change.
+// need no change. State that settings do not capture (a loaded model) reaches transcript
+// headers through a `StateRestorer`.
 
 /// The commands, settings and prompt parts of a session.
 public struct Registry: Sendable {
     public private(set) var commands: [Command]
     public private(set) var settings: [Setting]
     public private(set) var promptParts: [PromptPart]
+    public private(set) var restorers: [StateRestorer]
 
-    public init(commands: [Command], settings: [Setting], promptParts: [PromptPart] = []) {
+    public init(commands: [Command], settings: [Setting], promptParts: [PromptPart] = [],
+                restorers: [StateRestorer] = []) {
         self.commands = []
         self.settings = settings
         self.promptParts = promptParts
+        self.restorers = restorers
         for command in commands { register(command) }
         precondition(Set(settings.map(\.name)).count == settings.count, "two settings share a name")
     }
@@ -33,6 +37,9 @@ public struct Registry: Sendable {
 
     /// Adds a part to the prompt.
     public mutating func register(_ part: PromptPart) { promptParts.append(part) }
+
+    /// Adds a way to write state into transcript headers.
+    public mutating func register(_ restorer: StateRestorer) { restorers.append(restorer) }
 
     /// Everything the lab has today.
     public static let standard = Registry(
@@ -74,4 +81,20 @@ public struct PromptPart: Sendable {
 
     /// `(rec)` while a transcript is being recorded.
     public static let recording = PromptPart(.status) { $0.isRecording ? "(rec)" : nil }
+}
+
+/// State beyond the settings that a transcript must start from (a loaded model, engine
+/// profiles), written into transcript headers as commands that rebuild it from a fresh
+/// session: `# state: model load ckpt/base`. A replay runs them, silently, before the
+/// transcript's commands. `commands` returns nil when no command can rebuild the state (a
+/// model trained in this session); `record` then warns that a replay will start elsewhere.
+public struct StateRestorer: Sendable {
+    /// What the state is, for the warning: "the model".
+    public var name: String
+    public var commands: @Sendable (Session) -> [String]?
+
+    public init(_ name: String, commands: @escaping @Sendable (Session) -> [String]?) {
+        self.name = name
+        self.commands = commands
+    }
 }

@@ -9,7 +9,8 @@ public struct ReplayResult: Sendable {
 }
 
 extension Transcript {
-    /// A fresh session in the state the header describes: its seed, backend and settings.
+    /// A fresh session in the state the header describes: its seed, backend and settings,
+    /// then its `# state:` commands run silently.
     public func makeSession(name: String, registry: Registry = .standard) throws(LabError) -> Session {
         let session = Session(registry: registry)
         func apply(_ setting: String, _ value: String, line: Int?) throws(LabError) {
@@ -25,6 +26,11 @@ extension Transcript {
                 throw LabError("\(name):\(line.number): expected '# set: NAME VALUE', found '# set: \(line.text)'")
             }
             try apply(parts[0], parts[1], line: line.number)
+        }
+        for line in header.state {
+            if case .failed(let message) = session.execute(line.text, to: CollectedOutput()) {
+                throw LabError("\(name):\(line.number): the header's '# state: \(line.text)' failed: \(message)")
+            }
         }
         return session
     }

@@ -7,6 +7,7 @@
 //     # backend: portable
 //     # openblas: Haswell; OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64
 //     # set: color off                      (one per setting not at its default)
+//     # state: model load ckpt/base         (commands that rebuild other state)
 //     plab> cast bf16 1.00390625
 //     1.00390625 -> 1.0
 //     plab> fromats
@@ -30,6 +31,10 @@ public struct TranscriptHeader: Sendable, Equatable {
     public var openblas: String?
     /// Settings other than seed and backend that were not at their defaults.
     public var settings: [ScriptLine] = []
+    /// Commands that rebuild the rest of the state, from the registry's restorers.
+    public var state: [ScriptLine] = []
+    /// What no command could rebuild (the restorers that returned nil).
+    public var unrestorable: [String] = []
 
     /// The header of a transcript of `session` as it is now.
     public init(session: Session, date: Date = Date()) {
@@ -41,6 +46,13 @@ public struct TranscriptHeader: Sendable, Equatable {
         settings = session.settings.changed
             .filter { $0.name != "seed" && $0.name != "backend" }
             .map { ScriptLine(number: 0, text: "\($0.name) \($0.value)") }
+        for restorer in session.registry.restorers {
+            if let commands = restorer.commands(session) {
+                state += commands.map { ScriptLine(number: 0, text: $0) }
+            } else {
+                unrestorable.append(restorer.name)
+            }
+        }
     }
 
     init(version: String, seed: Int, backend: String) {
@@ -57,6 +69,7 @@ public struct TranscriptHeader: Sendable, Equatable {
         out.append("# backend: \(backend)")
         if let openblas { out.append("# openblas: \(openblas)") }
         out += settings.map { "# set: \($0.text)" }
+        out += state.map { "# state: \($0.text)" }
         return out
     }
 }
@@ -181,6 +194,7 @@ public struct Transcript: Sendable {
         var openblas: String?
         var date: String?
         var settings: [ScriptLine] = []
+        var state: [ScriptLine] = []
         index += 1
         while index < lines.endIndex, lines[index].text.hasPrefix("#") {
             let line = lines[index]
@@ -200,6 +214,7 @@ public struct Transcript: Sendable {
                 backend = value
                 headerLines["backend"] = line.number
             case "set": settings.append(ScriptLine(number: line.number, text: value))
+            case "state": state.append(ScriptLine(number: line.number, text: value))
             case "openblas": openblas = value
             case "date": date = value
             default: continue  // keys added by later versions
@@ -211,6 +226,7 @@ public struct Transcript: Sendable {
         header.date = date
         header.openblas = openblas
         header.settings = settings
+        header.state = state
         while index < lines.endIndex {
             let line = lines[index]
             index += 1

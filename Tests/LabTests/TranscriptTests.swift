@@ -145,3 +145,62 @@ import Lab
         }
     }
 }
+
+/// State beyond settings reaches transcript headers through a registered restorer.
+@Suite struct StateRestorerTests {
+    /// A registry whose state is the metrics history: `note X` appends a row, and the
+    /// restorer writes one `note` per row (or nil when a row has no x).
+    static let registry: Registry = {
+        var registry = shellRegistry
+        registry.register(Command(name: "note", topic: .metrics, summary: "append a row",
+                                  arguments: [.positional("X", .real(-1e9...1e9), "the value", optional: true)],
+                                  examples: ["note 1"]) { context in
+            if let x = context.arguments.real("X") { context.session.metrics.append(["x": x]) } else {
+                context.session.metrics.append(["y": 0])
+            }
+        })
+        registry.register(StateRestorer("the notes") { session in
+            var commands: [String] = []
+            for row in session.metrics.rows {
+                guard let x = row["x"] else { return nil }
+                commands.append("note \(x)")
+            }
+            return commands
+        })
+        return registry
+    }()
+
+    @Test func recordWritesStateThatReplayRebuilds() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("s.transcript").path
+        let session = Session(registry: Self.registry)
+        run("note 1.5", "note 2", "record \(path)", "history --json", "record stop", in: session)
+        let lines = try readLines(ofFile: path)
+        #expect(lines.map(\.text).contains("# state: note 1.5"))
+        #expect(lines.map(\.text).contains("# state: note 2.0"))
+        let transcript = try Transcript(lines: lines, name: path)
+        #expect(try transcript.replay(name: path, registry: Self.registry).difference == nil)
+        // Without the state lines the replay starts elsewhere and differs.
+        let stripped = lines.filter { !$0.text.hasPrefix("# state:") }
+        #expect(try Transcript(lines: stripped, name: path).replay(name: path, registry: Self.registry).difference != nil)
+    }
+
+    @Test func recordWarnsWhenStateCannotBeRebuilt() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let session = Session(registry: Self.registry)
+        run("note", in: session)
+        let r = runOne("record \(dir.appendingPathComponent("w.transcript").path)", in: session)
+        #expect(r.lines.last == "warning: no command rebuilds the notes of this session, so a replay of this transcript starts without it")
+    }
+
+    @Test func aFailingStateLineIsAnErrorWithItsLine() {
+        let text = "# plab 0.1.0 transcript\n# seed: 0\n# backend: portable\n# state: note abc\nplab> seed\nseed = 0"
+        let lines = text.split(separator: "\n").enumerated().map { ScriptLine(number: $0.offset + 1, text: String($0.element)) }
+        #expect(throws: LabError.self) { try Transcript(lines: lines, name: "t").replay(name: "t", registry: Self.registry) }
+        do { _ = try Transcript(lines: lines, name: "t").replay(name: "t", registry: Self.registry) } catch {
+            #expect((error as? LabError)?.message.hasPrefix("t:4: the header's '# state: note abc' failed: note: X must be a number") == true)
+        }
+    }
+}

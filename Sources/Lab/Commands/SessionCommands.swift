@@ -50,8 +50,9 @@ extension Command {
         summary: "save what the session prints from now on as a transcript ('plab replay' checks it)",
         details: """
         The file starts with a header (# lines: plab version, date, seed, backend, OpenBLAS,
-        settings not at their defaults), then each command on a line 'plab> COMMAND' with its
-        output below, written as the session goes. Without FILE: whether recording is on.
+        settings not at their defaults, commands that rebuild other state), then each command
+        on a line 'plab> COMMAND' with its output below, written as the session goes.
+        Without FILE: whether recording is on.
         """,
         arguments: [.positional("FILE", .path(.writeFile), "the transcript to write (replaced)", optional: true)],
         subcommands: [
@@ -74,8 +75,12 @@ extension Command {
         if let recorder = session.recorder {
             throw LabError("already recording to \(recorder.path) ('record stop' first)")
         }
-        session.recorder = try TranscriptRecorder(path: path, header: TranscriptHeader(session: session))
+        let header = TranscriptHeader(session: session)
+        session.recorder = try TranscriptRecorder(path: path, header: header)
         context.print("recording to \(path)")
+        if !header.unrestorable.isEmpty {
+            context.print("warning: no command rebuilds \(header.unrestorable.joined(separator: " and ")) of this session, so a replay of this transcript starts without it")
+        }
     }
 
     /// `source FILE`.
