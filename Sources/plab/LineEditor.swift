@@ -59,7 +59,9 @@ final class LineEditor {
             // libedit reads [substitution, match…, NULL]; a single match appears twice.
             let common = candidates.dropFirst().reduce(candidates[0]) { $0.commonPrefix(with: $1) }
             let list = [common] + candidates
-            let matches = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: list.count + 1)
+            // Allocated with malloc: libedit frees the array and its strings with free().
+            let matches = malloc((list.count + 1) * MemoryLayout<UnsafeMutablePointer<CChar>?>.stride)!
+                .bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: list.count + 1)
             for (i, candidate) in list.enumerated() { matches[i] = strdup(candidate) }
             matches[list.count] = nil
             return matches
