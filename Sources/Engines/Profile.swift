@@ -181,8 +181,17 @@ public enum Preset: String, CaseIterable, Sendable {
     /// (DeepSeek-V3 and Jet-RL use 128 on models 32× wider than the lab's default).
     public static func fp8Tile(hiddenSize c: Int) -> Int { min(128, max(16, c / 4)) }
 
-    public func engines(hiddenSize: Int) -> EnginePair {
-        let tile = Preset.fp8Tile(hiddenSize: hiddenSize)
+    /// The engines of this preset for a model: the FP8 tile is `fp8Tile(hiddenSize:)`, or the
+    /// largest power of two that fits every weight dimension if that is smaller.
+    public func engines(for config: LlamaConfig) -> EnginePair {
+        let smallest = min(config.hiddenSize, config.kvDim, config.intermediateSize, config.vocabSize)
+        var fit = 1
+        while fit * 2 <= smallest { fit *= 2 }
+        return engines(hiddenSize: config.hiddenSize, tile: min(Preset.fp8Tile(hiddenSize: config.hiddenSize), fit))
+    }
+
+    public func engines(hiddenSize: Int, tile: Int? = nil) -> EnginePair {
+        let tile = tile ?? Preset.fp8Tile(hiddenSize: hiddenSize)
         switch self {
         case .fp32: return EnginePair(rollout: .uniform(.fp32, sources: .inference), training: .uniform(.fp32, sources: .training))
         case .bf16: return EnginePair(rollout: .uniform(.bf16, sources: .inference), training: .uniform(.bf16, sources: .training))

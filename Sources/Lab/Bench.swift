@@ -140,7 +140,7 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Unified], sequen
         let prompts: [[Int32]] = (0..<sequences).map { _ in [1] + (0..<7).map { _ in Int32(3 + rng.next() % 20) } }
         var fp32Step = 0.0
         for preset in presets {
-            let policy = try Policy(master: master, engines: preset.engines(hiddenSize: config.hiddenSize), backend: backend)
+            let policy = try Policy(master: master, engines: preset.engines(for: config), backend: backend)
             // A fixed response length: no end token, so every sequence decodes newTokens.
             let sampling = SamplingSettings(maxNewTokens: newTokens)
             var batch: RolloutBatch? = nil

@@ -42,7 +42,7 @@ public final class LabState {
         try config.validate()
         var weights = ModelWeights(config: config)
         weights.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
-        let policy = try Policy(master: weights, engines: preset.engines(hiddenSize: config.hiddenSize), backend: backend)
+        let policy = try Policy(master: weights, engines: preset.engines(for: config), backend: backend)
         return LabState(policy: policy, vocabulary: vocabulary, origin: "new (seed \(seed))", presetName: preset.rawValue)
     }
 
@@ -62,7 +62,7 @@ public final class LabState {
     public static func initial(seed: UInt64, backend: any MatmulBackend) -> LabState {
         let dir = baseModelDirectory
         if let checkpoint = try? loadCheckpoint(from: dir),
-           let policy = try? Policy(master: checkpoint.weights, engines: Preset.bf16.engines(hiddenSize: checkpoint.weights.config.hiddenSize),
+           let policy = try? Policy(master: checkpoint.weights, engines: Preset.bf16.engines(for: checkpoint.weights.config),
                                     backend: backend) {
             return LabState(policy: policy, vocabulary: vocabularyOf(checkpoint), origin: "base model (\(dir.lastPathComponent))",
                             presetName: Preset.bf16.rawValue)

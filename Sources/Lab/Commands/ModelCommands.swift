@@ -98,7 +98,7 @@ extension Command {
         let vocabulary = vocabularyOf(checkpoint)
         var engines = lab.policy.engines
         if (try? Policy.validate(engines, config: config)) == nil {
-            engines = (Preset(rawValue: lab.presetName ?? "") ?? .bf16).engines(hiddenSize: config.hiddenSize)
+            engines = (Preset(rawValue: lab.presetName ?? "") ?? .bf16).engines(for: config)
         }
         let policy = try Policy(master: checkpoint.weights, engines: engines, backend: session.backend)
         lab.replace(policy: policy, vocabulary: vocabulary, origin: "loaded from \(path)", step: checkpoint.lab?.step ?? 0)

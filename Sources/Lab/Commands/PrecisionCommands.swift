@@ -170,7 +170,7 @@ extension Command {
     ) { context in
         let lab = context.session.lab
         let preset = try Preset.parse(context.arguments.text("NAME")!)
-        try lab.policy.setEngines(preset.engines(hiddenSize: lab.policy.config.hiddenSize))
+        try lab.policy.setEngines(preset.engines(for: lab.policy.config))
         lab.presetName = preset.rawValue
         context.print("precision: \(preset.rawValue) — \(preset.summary)")
     }
