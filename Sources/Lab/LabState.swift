@@ -20,6 +20,11 @@ public final class LabState {
     /// The last rollout and its recomputation by the training engine.
     public var lastRollout: RolloutBatch?
     public var lastPairs: [TokenLogProbs]?
+    /// The command that rebuilds this model in a fresh session (nil: the base model, which a
+    /// fresh session starts with; or a model changed in ways no command recreates).
+    public var restoreCommand: String?
+    /// Whether the model can be rebuilt by a command (false once it has been trained here).
+    public var isRestorable = true
     /// How many rollouts this model has made (each draws prompts and samples from its own
     /// streams, so repeating a command gives new samples, reproducibly).
     public var rolloutCount = 0
@@ -75,7 +80,9 @@ public final class LabState {
     }
 
     /// Replaces the model (and forgets results of the old one).
-    public func replace(policy: Policy, vocabulary: Vocabulary, origin: String, step: Int) {
+    public func replace(policy: Policy, vocabulary: Vocabulary, origin: String, step: Int, restoreCommand: String?) {
+        self.restoreCommand = restoreCommand
+        isRestorable = true
         self.policy = policy
         self.vocabulary = vocabulary
         self.origin = origin

@@ -56,7 +56,8 @@ public struct Registry: Sendable {
             .help, .record, .source, .quit,
         ],
         settings: [.seed, .backend, .color, .temperature, .topP, .topK, .maxNew, .prompts],
-        promptParts: [.precision, .recording]
+        promptParts: [.precision, .recording],
+        restorers: [.model]
     )
 }
 

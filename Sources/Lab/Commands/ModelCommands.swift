@@ -81,7 +81,9 @@ extension Command {
         var weights = ModelWeights(config: config)
         weights.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
         let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
-        lab.replace(policy: policy, vocabulary: lab.vocabulary, origin: "new (seed \(seed))", step: 0)
+        let c = config
+        let rebuild = "model new hidden=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads) kv_heads=\(c.numKeyValueHeads) intermediate=\(c.intermediateSize) max_pos=\(c.maxPositionEmbeddings) theta=\(c.ropeTheta) tied=\(c.tieWordEmbeddings ? "on" : "off") --seed \(seed) --std \(std)"
+        lab.replace(policy: policy, vocabulary: lab.vocabulary, origin: "new (seed \(seed))", step: 0, restoreCommand: rebuild)
         context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize) (seed \(seed))")
     }
 
@@ -101,7 +103,8 @@ extension Command {
             engines = (Preset(rawValue: lab.presetName ?? "") ?? .bf16).engines(for: config)
         }
         let policy = try Policy(master: checkpoint.weights, engines: engines, backend: session.backend)
-        lab.replace(policy: policy, vocabulary: vocabulary, origin: "loaded from \(path)", step: checkpoint.lab?.step ?? 0)
+        lab.replace(policy: policy, vocabulary: vocabulary, origin: "loaded from \(path)", step: checkpoint.lab?.step ?? 0,
+                    restoreCommand: "model load \(path)")
         context.print("loaded \(path): \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize), vocabulary \(config.vocabSize)")
     }
 

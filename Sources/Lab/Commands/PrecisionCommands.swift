@@ -246,3 +246,28 @@ extension Command {
         }
     }
 }
+
+extension StateRestorer {
+    /// The live model and both engines' precision, as commands that rebuild them in a fresh
+    /// session (which starts on the base model with the bf16 preset).
+    public static let model = StateRestorer("the model and engines") { session in
+        guard let lab = session.labStorage else { return [] }
+        guard lab.isRestorable else { return nil }
+        var commands: [String] = []
+        if let rebuild = lab.restoreCommand { commands.append(rebuild) }
+        let pair = lab.policy.engines
+        if let name = lab.presetName, let preset = Preset(rawValue: name), preset.engines(for: lab.policy.config) == pair {
+            if preset != .bf16 { commands.append("precision preset \(name)") }
+            return commands
+        }
+        for (which, profile) in [("rollout", pair.rollout), ("train", pair.training)] {
+            let fields = ProfileField.allCases.map { field -> String in
+                field == .scaleFormula ? "scale_formula=\(profile.fprop.input.formula.rawValue)" : "\(field.rawValue)=\(field.show(profile))"
+            }
+            commands.append("precision \(which) " + fields.joined(separator: " "))
+            let s = profile.sources
+            commands.append("engine \(which) split_k=\(s.splitK > 1 ? String(s.splitK) : "off") chunked_softmax=\(s.softmaxChunk > 0 ? String(s.softmaxChunk) : "off") fused_norm=\(s.fusedResidualNorm ? "on" : "off") fused_silu=\(s.fusedSiluMul ? "on" : "off") logits_fp32=\(s.logitsFP32 ? "on" : "off")")
+        }
+        return commands
+    }
+}
