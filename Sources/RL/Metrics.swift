@@ -7,8 +7,11 @@ import Mismatch
 public struct StepTiming: Sendable, Equatable {
     /// Sampling with the rollout engine (KV-cache decoding).
     public var rollout = 0.0
-    /// The training engine's recomputation of π_old and the mismatch statistics.
+    /// The training engine's recomputation of π_old (teacher-forced forward, log π at the
+    /// temperature, both full distributions).
     public var recompute = 0.0
+    /// Mismatch statistics and entropy over the step's tokens.
+    public var stats = 0.0
     /// Minibatch forwards (π_θ for minibatches after the first) and the loss.
     public var forward = 0.0
     /// Back-propagation in the training engine's precision.
@@ -20,7 +23,7 @@ public struct StepTiming: Sendable, Equatable {
     public init() {}
 
     public var jsonObject: JSONObject {
-        ["rollout": .number(rollout), "recompute": .number(recompute), "forward": .number(forward),
+        ["rollout": .number(rollout), "recompute": .number(recompute), "stats": .number(stats), "forward": .number(forward),
          "backward": .number(backward), "update": .number(update), "total": .number(total)]
     }
 }

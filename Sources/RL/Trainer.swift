@@ -471,9 +471,11 @@ public final class Trainer {
             metrics.timing.total = seconds(since: clockStart)
             return metrics
         }
+        timing.recompute = seconds(since: t)
+        t = ContinuousClock.now
         metrics.mismatch = try? mismatchStats(old.pairs, options: MismatchOptions(tokenCap: s.tokenCap, sequenceCap: s.sequenceCap))
         metrics.entropy = meanEntropy(old.pairs)
-        timing.recompute = seconds(since: t)
+        timing.stats = seconds(since: t)
         if shouldStop() { throw TrainingInterrupted(completed: 0) }
 
         // Updates, on copies: committed at the end, so a throw leaves everything as it was.

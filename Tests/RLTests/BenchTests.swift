@@ -22,7 +22,7 @@ import RL
                 func median(_ f: (StepTiming) -> Double) -> String {
                     String(format: "%.3f", timings.map(f).sorted()[timings.count / 2])
                 }
-                log("bench \(backend) \(preset.rawValue): total \(median(\.total)) s = rollout \(median(\.rollout)) + recompute \(median(\.recompute)) + forward \(median(\.forward)) + backward \(median(\.backward)) + update \(median(\.update))")
+                log("bench \(backend) \(preset.rawValue): total \(median(\.total)) s = rollout \(median(\.rollout)) + recompute \(median(\.recompute)) + stats \(median(\.stats)) + forward \(median(\.forward)) + backward \(median(\.backward)) + update \(median(\.update))")
             }
         }
     }
