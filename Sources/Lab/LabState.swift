@@ -5,6 +5,7 @@ import Foundation
 import Mismatch
 import Model
 import Numerics
+import RL
 
 /// The live model and what the engines last produced. Commands replace pieces only after
 /// every check has passed, so a failed command leaves it as it was.
@@ -29,8 +30,14 @@ public final class LabState {
     /// streams, so repeating a command gives new samples, reproducibly).
     public var rolloutCount = 0
 
-    public init(policy: Policy, vocabulary: Vocabulary, origin: String, presetName: String?) {
+    /// Pretraining and RL around the live policy (the same `Policy` object).
+    public private(set) var trainer: Trainer
+
+    public init(policy: Policy, vocabulary: Vocabulary, origin: String, presetName: String?, seed: UInt64 = 0) {
         self.policy = policy
+        do { trainer = try Trainer(policy: policy, task: .default, seed: seed) } catch {
+            preconditionFailure("the default task does not fit the model: \(error)")
+        }
         self.vocabulary = vocabulary
         self.origin = origin
         self.presetName = presetName
@@ -48,7 +55,7 @@ public final class LabState {
         var weights = ModelWeights(config: config)
         weights.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
         let policy = try Policy(master: weights, engines: preset.engines(for: config), backend: backend)
-        return LabState(policy: policy, vocabulary: vocabulary, origin: "new (seed \(seed))", presetName: preset.rawValue)
+        return LabState(policy: policy, vocabulary: vocabulary, origin: "new (seed \(seed))", presetName: preset.rawValue, seed: seed)
     }
 
     /// Where the shipped base model lives: `checkpoints/base-addition` in the source tree
@@ -69,8 +76,11 @@ public final class LabState {
         if let checkpoint = try? loadCheckpoint(from: dir),
            let policy = try? Policy(master: checkpoint.weights, engines: Preset.bf16.engines(for: checkpoint.weights.config),
                                     backend: backend) {
-            return LabState(policy: policy, vocabulary: vocabularyOf(checkpoint), origin: "base model (\(dir.lastPathComponent))",
-                            presetName: Preset.bf16.rawValue)
+            let state = LabState(policy: policy, vocabulary: vocabularyOf(checkpoint), origin: "base model (\(dir.lastPathComponent))",
+                                 presetName: Preset.bf16.rawValue, seed: seed)
+            // The task and sanity set the base model was made for.
+            try? state.trainer.restore(from: checkpoint)
+            return state
         }
         do {
             return try fresh(config: .labDefault, vocabulary: .standard, seed: seed, preset: .bf16, backend: backend)
@@ -80,7 +90,9 @@ public final class LabState {
     }
 
     /// Replaces the model (and forgets results of the old one).
-    public func replace(policy: Policy, vocabulary: Vocabulary, origin: String, step: Int, restoreCommand: String?) {
+    public func replace(policy: Policy, vocabulary: Vocabulary, origin: String, step: Int, restoreCommand: String?,
+                        trainer newTrainer: Trainer) {
+        trainer = newTrainer
         self.restoreCommand = restoreCommand
         isRestorable = true
         self.policy = policy

@@ -48,6 +48,8 @@ public struct Registry: Sendable {
             .cast, .formats, .accumulate,
             // Model, engines, mismatch
             .model, .precision, .engine, .rollout, .mismatch, .score, .trace,
+            // RL
+            .task, .eval, .step, .algo,
             // Settings
             .set, .show, .seed,
             // Metrics
@@ -55,7 +57,7 @@ public struct Registry: Sendable {
             // Session
             .help, .record, .source, .quit,
         ],
-        settings: [.seed, .backend, .color, .temperature, .topP, .topK, .maxNew, .prompts],
+        settings: [.seed, .backend, .color, .temperature, .topP, .topK, .maxNew, .prompts] + Setting.rlSettings,
         promptParts: [.precision, .recording],
         restorers: [.model]
     )

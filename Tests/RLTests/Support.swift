@@ -25,7 +25,7 @@ func environment(_ name: String) -> String? { ProcessInfo.processInfo.environmen
 /// Appends a line to the log file named by PLAB_RL_LOG (progress of long runs, unbuffered).
 func log(_ line: String) {
     guard let path = environment("PLAB_RL_LOG") else { print(line); return }
-    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
     guard let h = FileHandle(forWritingAtPath: path) else { return }
     h.seekToEndOfFile()
     h.write((line + "\n").data(using: .utf8)!)

@@ -15,8 +15,8 @@ extension Setting {
                                      help: "keep only the k most likely tokens (0: no limit)")
     public static let maxNew = Setting(name: "max_new", kind: .integer(1...4096), default: .integer(32),
                                        help: "longest response in tokens")
-    public static let prompts = Setting(name: "prompts", kind: .integer(1...4096), default: .integer(16),
-                                        help: "prompts per rollout")
+    public static let prompts = Setting(name: "prompts", kind: .integer(1...4096), default: .integer(64),
+                                        help: "prompts per rollout and per RL step")
 }
 
 extension Session {

@@ -5,6 +5,7 @@ import Mismatch
 import Foundation
 import Model
 import Numerics
+import RL
 
 extension Topic {
     public static let model = Topic("Model", order: 20)
@@ -83,7 +84,9 @@ extension Command {
         let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
         let c = config
         let rebuild = "model new hidden=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads) kv_heads=\(c.numKeyValueHeads) intermediate=\(c.intermediateSize) max_pos=\(c.maxPositionEmbeddings) theta=\(c.ropeTheta) tied=\(c.tieWordEmbeddings ? "on" : "off") --seed \(seed) --std \(std)"
-        lab.replace(policy: policy, vocabulary: lab.vocabulary, origin: "new (seed \(seed))", step: 0, restoreCommand: rebuild)
+        let trainer = try Trainer(policy: policy, task: lab.trainer.task.spec, seed: session.seed)
+        lab.replace(policy: policy, vocabulary: lab.vocabulary, origin: "new (seed \(seed))", step: 0, restoreCommand: rebuild,
+                    trainer: trainer)
         context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize) (seed \(seed))")
     }
 
@@ -103,8 +106,10 @@ extension Command {
             engines = (Preset(rawValue: lab.presetName ?? "") ?? .bf16).engines(for: config)
         }
         let policy = try Policy(master: checkpoint.weights, engines: engines, backend: session.backend)
+        let trainer = try Trainer(policy: policy, task: lab.trainer.task.spec, seed: session.seed)
+        if config == LlamaConfig.labDefault || checkpoint.lab?.extra["rl"] != nil { try trainer.restore(from: checkpoint) }
         lab.replace(policy: policy, vocabulary: vocabulary, origin: "loaded from \(path)", step: checkpoint.lab?.step ?? 0,
-                    restoreCommand: "model load \(path)")
+                    restoreCommand: "model load \(path)", trainer: trainer)
         context.print("loaded \(path): \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize), vocabulary \(config.vocabSize)")
     }
 
@@ -112,18 +117,18 @@ extension Command {
         name: "save", topic: .model,
         summary: "save the model as a checkpoint directory that transformers' LlamaForCausalLM loads",
         details: "Writes config.json, model.safetensors and lab.json (vocabulary, seed, step) atomically: an existing checkpoint there is replaced whole or not at all.",
-        arguments: [.positional("DIR", .path(.writeFile), "the directory to write")],
-        examples: ["model save /tmp/my-model"]
+        arguments: [.positional("DIR", .path(.writeFile), "the directory to write"),
+                    .flag("no-optimizer", "leave out the optimizer state (a model to share, 5× smaller)")],
+        examples: ["model save /tmp/my-model", "model save /tmp/shared --no-optimizer"]
     ) { context in
         let path = context.arguments.text("DIR")!
         let lab = context.session.lab
-        var meta = LabMetadata()
-        meta.vocabulary = lab.vocabulary.tokens
-        meta.seed = context.session.seed
-        meta.step = lab.step
-        try saveCheckpoint(weights: lab.policy.master, lab: meta, labState: nil,
-                           specialTokens: SpecialTokenIDs(bos: Int(lab.vocabulary.bos), eos: Int(lab.vocabulary.eos), pad: Int(lab.vocabulary.pad)),
-                           to: URL(fileURLWithPath: path))
+        // With the trainer's state (task, sanity set, step, optimizer moments, loss scaler),
+        // so that `model load` continues exactly; --no-optimizer leaves the moments out.
+        var checkpoint = try lab.trainer.checkpoint(includeOptimizer: !context.arguments.flag("no-optimizer"))
+        checkpoint.lab?.vocabulary = lab.vocabulary.tokens
+        checkpoint.specialTokens = SpecialTokenIDs(bos: Int(lab.vocabulary.bos), eos: Int(lab.vocabulary.eos), pad: Int(lab.vocabulary.pad))
+        try saveCheckpoint(checkpoint, to: URL(fileURLWithPath: path))
         context.print("saved \(path)")
     }
 }
