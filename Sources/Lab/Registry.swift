@@ -49,7 +49,7 @@ public struct Registry: Sendable {
             // Model, engines, mismatch
             .model, .precision, .engine, .rollout, .mismatch, .score, .trace,
             // RL
-            .task, .eval, .step, .algo,
+            .task, .pretrain, .sanity, .eval, .step, .algo,
             // Settings
             .set, .show, .seed,
             // Metrics

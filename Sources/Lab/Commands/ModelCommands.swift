@@ -23,7 +23,7 @@ extension Command {
         "num_hidden_layers", "vocab_size", "rope_theta", "rms_norm_eps", "max_position_embeddings",
         "tie_word_embeddings", "parameters", "origin", "step"}.
         """,
-        subcommands: [modelNew, modelLoad, modelSave],
+        subcommands: [modelNew, modelInit, modelLoad, modelSave],
         examples: ["model", "model new layers=2 hidden=32 heads=2 --seed 3", "model save /tmp/m", "model load /tmp/m"],
         reports: true
     ) { context in
@@ -90,6 +90,22 @@ extension Command {
         context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize) (seed \(seed))")
     }
 
+    static let modelInit = Command(
+        name: "init", topic: .model,
+        summary: "fresh weights of the default shape from the seed, as the base model starts (std 0.02)",
+        arguments: [.option("seed", .integer(0...Int.max), "seed of the weights (default: the session's seed)")],
+        examples: ["model init", "model init --seed 1"]
+    ) { context in
+        let session = context.session, lab = session.lab
+        let seed = context.arguments.integer("seed").map(UInt64.init) ?? session.seed
+        let weights = BaseModel.initialWeights(seed: seed)
+        let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
+        let trainer = try Trainer(policy: policy, task: lab.trainer.task.spec, seed: session.seed)
+        lab.replace(policy: policy, vocabulary: .standard, origin: "init (seed \(seed))", step: 0,
+                    restoreCommand: "model init --seed \(seed)", trainer: trainer)
+        context.print("fresh model: \(weights.config.parameterCount) parameters (seed \(seed), std \(BaseModel.initStd))")
+    }
+
     static let modelLoad = Command(
         name: "load", topic: .model,
         summary: "load a checkpoint directory (this lab's or any Llama safetensors checkpoint)",
@@ -117,11 +133,16 @@ extension Command {
         name: "save", topic: .model,
         summary: "save the model as a checkpoint directory that transformers' LlamaForCausalLM loads",
         details: "Writes config.json, model.safetensors and lab.json (vocabulary, seed, step) atomically: an existing checkpoint there is replaced whole or not at all.",
-        arguments: [.positional("DIR", .path(.writeFile), "the directory to write"),
+        arguments: [.positional("DIR", .text, "the directory to write (created, or replaced whole)"),
                     .flag("no-optimizer", "leave out the optimizer state (a model to share, 5× smaller)")],
         examples: ["model save /tmp/my-model", "model save /tmp/shared --no-optimizer"]
     ) { context in
         let path = context.arguments.text("DIR")!
+        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw LabError("model save: '\(parent)' is not an existing directory to save into")
+        }
         let lab = context.session.lab
         // With the trainer's state (task, sanity set, step, optimizer moments, loss scaler),
         // so that `model load` continues exactly; --no-optimizer leaves the moments out.

@@ -182,3 +182,75 @@ extension Command {
         context.print(list.map { "\($0.rawValue) — \($0.title)\n  \($0.formula)\n  \($0.explanation)" }.joined(separator: "\n\n"))
     }
 }
+
+extension Command {
+    /// `pretrain N`: supervised next-token training on the task's demonstrations.
+    public static let pretrain = Command(
+        name: "pretrain", topic: .rl,
+        summary: "N steps of supervised training on task demonstrations (AdamW, cross-entropy on answers)",
+        details: "In the training engine's precision. JSON: the last step's {step, loss, token_accuracy, grad_norm, lr, loss_scale, skipped}.",
+        arguments: [.positional("N", .integer(1...1_000_000), "steps")],
+        examples: ["pretrain 100", "pretrain 2250"],
+        reports: true
+    ) { context in
+        let session = context.session
+        let trainer = try session.syncedTrainer()
+        let n = context.arguments.integer("N")!
+        var meter = context.progress("pretrain", total: n)
+        var done = 0
+        let metrics: [PretrainMetrics]
+        do {
+            metrics = try trainer.pretrain(steps: n, shouldStop: stopRequested) { _ in
+                done += 1
+                try? meter.advance(to: done)
+            }
+        } catch is TrainingInterrupted {
+            session.lab.isRestorable = false
+            throw Interrupted()
+        }
+        meter.finish()
+        session.lab.isRestorable = false
+        let last = metrics.last!
+        context.report(last.json()) {
+            "pretrain: \(n) steps (total \(trainer.pretrainStepsTaken)), loss \(figure(last.loss)), answer-token accuracy \(figure(last.tokenAccuracy))"
+        }
+    }
+
+    /// `sanity build`: the sanity set, as the FP16 paper built theirs.
+    public static let sanity = Command(
+        name: "sanity", topic: .rl,
+        summary: "the sanity set: prompts the current model solves 20–80% of the time",
+        subcommands: [sanityBuild],
+        examples: ["sanity", "sanity build"],
+        reports: true
+    ) { context in
+        let trainer = try context.session.syncedTrainer()
+        let count = trainer.sanitySet?.count
+        context.report(["prompts": count.map { .int($0) } ?? .null]) {
+            count.map { "sanity set: \($0) prompts" } ?? "no sanity set (sanity build)"
+        }
+    }
+
+    static let sanityBuild = Command(
+        name: "build", topic: .rl,
+        summary: "sample k answers to each candidate prompt and keep those solved in [low, high] of the time",
+        arguments: [.option("candidates", .integer(1...100_000), "candidate prompts", default: .integer(1024)),
+                    .option("samples", .integer(1...1024), "samples per candidate (k)", default: .integer(16)),
+                    .option("low", .real(0...1), "lowest pass rate kept", default: .real(0.2)),
+                    .option("high", .real(0...1), "highest pass rate kept", default: .real(0.8))],
+        examples: ["sanity build", "sanity build --candidates 256 --samples 8"],
+        reports: true
+    ) { context in
+        let trainer = try context.session.syncedTrainer()
+        let a = context.arguments
+        let report: SanityReport
+        do {
+            report = try trainer.buildSanitySet(candidates: a.integer("candidates")!, samples: a.integer("samples")!,
+                                                low: a.real("low")!, high: a.real("high")!, shouldStop: stopRequested)
+        } catch is TrainingInterrupted { throw Interrupted() }
+        context.session.lab.isRestorable = false
+        context.report(report.json) {
+            "sanity set: kept \(report.kept) of \(report.candidates) prompts (pass rate in [\(report.low), \(report.high)] over \(report.samples) samples); their mean pass rate \(figure(report.keptPassRate)), all candidates \(figure(report.overallPassRate))"
+        }
+    }
+}
