@@ -34,7 +34,7 @@ extension Command {
                 table.add([String(number)] + metrics.columns.map { row[$0].map(metrics.tableText) ?? "" })
             }
             let note = shown.count < metrics.count ? "\n(last \(shown.count) of \(metrics.count) rows)" : ""
-            return table.render() + note
+            return table.render() + note + "\n" + sparklines(metrics)
         }
     }
 
@@ -57,4 +57,19 @@ extension Command {
         }
         context.print("wrote \(metrics.count) row\(metrics.count == 1 ? "" : "s") to \(path)")
     }
+}
+
+/// One line per column: the trend of its last 60 values as a sparkline, with the range.
+func sparklines(_ metrics: MetricsHistory) -> String {
+    let bars = Array("▁▂▃▄▅▆▇█")
+    let rows = metrics.rows.suffix(60)
+    let width = metrics.columns.map(\.count).max() ?? 0
+    return metrics.columns.compactMap { column -> String? in
+        let values = rows.compactMap { $0[column] }.filter(\.isFinite)
+        guard values.count >= 2, let low = values.min(), let high = values.max() else { return nil }
+        let line = String(values.map { v -> Character in
+            high > low ? bars[min(bars.count - 1, Int((v - low) / (high - low) * Double(bars.count - 1) + 0.5))] : bars[0]
+        })
+        return column.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + line + "  " + metrics.tableText(low) + " … " + metrics.tableText(high)
+    }.joined(separator: "\n")
 }
