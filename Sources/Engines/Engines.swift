@@ -12,6 +12,12 @@ extension PrecisionProfile {
                            fusedResidualNorm: sources.fusedResidualNorm, fusedSiluMul: sources.fusedSiluMul,
                            softmax: sources.softmaxChunk > 0 ? .chunked(sources.softmaxChunk) : .wholeRow)
     }
+
+    /// The rounding of the LM head's output: to the activation format, unless the
+    /// `logits_fp32` source keeps it in float32.
+    public var logitsRounding: Rounder? {
+        sources.logitsFP32 || activation == .fp32 ? nil : Rounder(format: activation)
+    }
 }
 
 /// Sampling settings of the rollout engine.
@@ -47,7 +53,7 @@ public struct RolloutBatch: Sendable {
 
 /// Log-softmax at temperature T from log-probabilities at temperature 1, in double
 /// precision with the deterministic functions: log softmax(z/T) = lp/T − log Σ e^(lp/T).
-func temperatureLogProbs(_ lp: ArraySlice<Float>, temperature t: Double) -> [Double] {
+public func temperatureLogProbs(_ lp: ArraySlice<Float>, temperature t: Double) -> [Double] {
     let scaled = lp.map { Double($0) / t }
     let m = scaled.max() ?? 0
     var s = 0.0
@@ -68,9 +74,6 @@ public final class RolloutEngine {
 
     public var profile: PrecisionProfile { kernel.profile }
 
-    private var logitsRounding: Rounder? {
-        profile.sources.logitsFP32 || profile.activation == .fp32 ? nil : Rounder(format: profile.activation)
-    }
 
     /// Samples a response for each prompt. Sequence i's token at position p uses draw
     /// i·65536 + p of `stream`, so a sequence's sample does not depend on the others.
@@ -92,7 +95,7 @@ public final class RolloutEngine {
         while !active.isEmpty && !shouldStop() {
             let rows = active.map { DecodeRow(slot: $0, token: next[$0], position: Int32(position)) }
             let lp = transformer.decodeStep(rows, cache: &cache, weights: kernel.weights, kernel: kernel,
-                                            plan: profile.forwardPlan, logitsRounding: logitsRounding)
+                                            plan: profile.forwardPlan, logitsRounding: profile.logitsRounding)
             var still: [Int] = []
             for (r, i) in active.enumerated() {
                 if position + 1 < prompts[i].count {       // still reading the prompt
@@ -152,7 +155,7 @@ public final class RolloutEngine {
             var states: [[Float]] = []
             logProbs += transformer.decodeStep([DecodeRow(slot: 0, token: t, position: Int32(p))], cache: &cache,
                                                weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
-                                               logitsRounding: logitsRounding, hidden: &states)
+                                               logitsRounding: profile.logitsRounding, hidden: &states)
             for l in 0..<states.count { hidden[l] += states[l] }
         }
         return (logProbs, hidden)
@@ -171,14 +174,11 @@ public final class TrainingEngine {
 
     public var profile: PrecisionProfile { kernel.profile }
 
-    var logitsRounding: Rounder? {
-        profile.sources.logitsFP32 || profile.activation == .fp32 ? nil : Rounder(format: profile.activation)
-    }
 
     /// The forward pass over packed sequences (log-softmax at temperature 1 for every row).
     public func forward(_ batch: PackedBatch) -> ForwardResult {
         transformer.forward(batch, weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
-                            logitsRounding: logitsRounding)
+                            logitsRounding: profile.logitsRounding)
     }
 
     /// Back-propagates ∂loss/∂log π of each row's target token, accumulating float32

@@ -603,14 +603,3 @@ func formatScale(_ x: Double) -> String {
     if x >= 1, x == x.rounded(), x < 0x1p53 { return "\(Int(x))" }
     return "\(x)"
 }
-
-/// log softmax(lp/T) from log-probabilities at temperature 1, in double with the
-/// deterministic functions: the same computation as the engines' recomputation.
-func temperatureLogProbs(_ lp: ArraySlice<Float>, temperature t: Double) -> [Double] {
-    let scaled = lp.map { Double($0) / t }
-    let m = scaled.max() ?? 0
-    var s = 0.0
-    for x in scaled { s += expD(x - m) }
-    let lse = m + logD(s)
-    return scaled.map { $0 - lse }
-}
