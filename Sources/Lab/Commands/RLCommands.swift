@@ -164,6 +164,11 @@ extension Command {
                 let mm = m.mismatch
                 return "step \(m.step): reward \(figure(m.reward)), accuracy \(figure(m.accuracy)), length \(figure(m.responseLength)), grad \(figure(m.gradNorm)), k3 \(figure(mm?.k3)), mean|Δlogp| \(figure(mm?.meanAbsDlogp))\(m.lossScale != 1 ? ", scale \(figure(m.lossScale))" : "")\(m.skipped ? ", SKIPPED (\(m.skipReason ?? "overflow"))" : "")"
             }
+            let t = m.timing
+            if t.total > 0 {
+                func share(_ x: Double) -> String { "\(Int((100 * x / t.total).rounded()))%" }
+                context.volatile("step took \(figure(t.total)) s: rollout \(share(t.rollout)), recompute \(share(t.recompute)), forward+backward \(share(t.forward + t.backward)), update and sync \(share(t.update))")
+            }
             try meter.advance(to: i + 1)
         }
         meter.finish()
