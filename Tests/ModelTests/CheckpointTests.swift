@@ -688,9 +688,13 @@ private func leftovers(in parent: URL) -> [String] {
             }
             return nil
         }
+        // Read for as long as the writer writes (it may be slow to start when other tests
+        // load the machine), with a generous deadline so a stuck writer cannot hang the suite.
         var seen: Set<Float> = [], reads = 0
-        while !done.isSet && reads < 100_000 {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !done.isSet && ContinuousClock.now < deadline {
             reads += 1
+            if reads % 64 == 0 { await Task.yield() }
             let c: Checkpoint
             do {
                 c = try loadCheckpoint(from: target)
