@@ -26,7 +26,18 @@ extension Session {
     }
 }
 
-/// Prompts for a rollout when no task is chosen: <bos> and 3–6 tokens drawn from the
+/// Prompts for a rollout: the current task's held-out prompts, continuing round after
+/// round through the set (so `rollout` never samples the prompts RL trains on). For a model
+/// whose vocabulary is not the tasks' own, prompts drawn from its vocabulary instead.
+func taskPrompts(_ n: Int, lab: LabState, round: Int) -> [[Int32]] {
+    let pool = lab.trainer.task.heldOut
+    guard lab.vocabulary == .standard, !pool.isEmpty else {
+        return generalPrompts(n, vocabulary: lab.vocabulary, seed: lab.trainer.seed, round: round)
+    }
+    return (0..<n).map { pool[(round * n + $0) % pool.count].prompt }
+}
+
+/// Prompts for a rollout when no task applies: <bos> and 3–6 tokens drawn from the
 /// vocabulary's ordinary tokens, from the seed's "prompts" stream.
 func generalPrompts(_ n: Int, vocabulary: Vocabulary, seed: UInt64, round: Int) -> [[Int32]] {
     var rng = RandomStream(seed: seed, name: "prompts").split("rollout \(round)")
@@ -58,7 +69,8 @@ extension Command {
         name: "rollout", topic: .mismatch,
         summary: "sample N prompts with the rollout engine, recompute with the training engine, summarise the mismatch",
         details: """
-        Prompts come from the current task (or, with none, from the vocabulary), samples from
+        Prompts come from the current task's held-out set (or, for a model with another
+        vocabulary, from its vocabulary), samples from
         the seed's sampling stream; settings temperature, top_p, top_k, max_new apply. Shows
         a few samples and one line of mismatch statistics; `mismatch` shows them all.
         JSON: {"sequences", "tokens", "finished", "samples": [{"prompt", "response", "logp_rollout", "logp_train"}], plus the mismatch keys}.
@@ -70,7 +82,7 @@ extension Command {
         let session = context.session, lab = session.lab
         let n = context.arguments.integer("N") ?? session.settings.integer("prompts")
         let sampling = session.sampling
-        let prompts = generalPrompts(n, vocabulary: lab.vocabulary, seed: session.seed, round: lab.rolloutCount)
+        let prompts = taskPrompts(n, lab: lab, round: lab.rolloutCount)
         let longest = (prompts.map(\.count).max() ?? 0) + sampling.maxNewTokens
         guard longest <= lab.policy.config.maxPositionEmbeddings else {
             throw LabError("prompts plus max_new (\(longest) tokens) exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions; lower max_new")
