@@ -677,6 +677,7 @@ private func leftovers(in parent: URL) -> [String] {
         let a = marked(1, theta: 10_000), b = marked(2, theta: 20_000)
         try saveCheckpoint(weights: a, lab: LabMetadata(step: 1), to: target)
         let done = Flag()
+        let readCount = Counter()
         let writer = Task.detached { () -> String? in
             defer { done.set() }
             for i in 0..<80 {
@@ -685,6 +686,11 @@ private func leftovers(in parent: URL) -> [String] {
                 } catch {
                     return "\(error)"
                 }
+                // Let the reader read each version (and race the next save) before going on,
+                // however the tasks happen to be scheduled; give up waiting after 5 s.
+                let before = readCount.value
+                let until = ContinuousClock.now + .seconds(5)
+                while readCount.value < before + 2 && ContinuousClock.now < until { usleep(500) }
             }
             return nil
         }
@@ -694,7 +700,7 @@ private func leftovers(in parent: URL) -> [String] {
         let deadline = ContinuousClock.now + .seconds(120)
         while !done.isSet && ContinuousClock.now < deadline {
             reads += 1
-            if reads % 64 == 0 { await Task.yield() }
+            readCount.increment()
             let c: Checkpoint
             do {
                 c = try loadCheckpoint(from: target)
@@ -717,6 +723,14 @@ private func leftovers(in parent: URL) -> [String] {
 }
 
 /// A flag set by one task and read by another.
+/// A count shared by the reader and the writer.
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
+
 private final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
