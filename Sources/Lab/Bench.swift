@@ -167,3 +167,39 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Unified], sequen
     }
     return results
 }
+
+/// The matrix products of one training-engine forward at the 10 M size, through the engine's
+/// BF16 recipe (activation rounding, float32 accumulation, output rounding) against raw
+/// `cblas_sgemm` on the same shapes: the share of raw throughput the engine keeps.
+public func benchEngineGEMMs(rows: Int = 2560, budget: Double = 0.5) throws -> [BenchResult] {
+    let config = benchConfigs[1].1
+    var master = ModelWeights(config: config)
+    master.initialize(std: 0.05, stream: RandomStream(seed: 1, name: "bench-init"))
+    let kernel = try EngineKernel(master: master, profile: Preset.bf16.engines(for: config).training, backend: OpenBLASBackend())
+    var results: [BenchResult] = []
+    var engineTotal = 0.0, rawTotal = 0.0, flopsTotal = 0.0
+    for kind in LinearKind.allCases {
+        let site = LinearSite(kind, layer: kind == .lmHead ? -1 : 0)
+        let slot = site.slot(in: master)
+        let x = (0..<(rows * slot.cols)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+        var y = [Float](repeating: 0, count: rows * slot.rows)
+        let w = Array(master.data[slot.offset..<(slot.offset + slot.count)])
+        let tEngine = x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                bestTime(budget: budget) { kernel.forward(site, x: xp.baseAddress!, rows: rows, y: yp.baseAddress!) }
+            }
+        }
+        let tRaw = bestTime(budget: budget) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(slot.rows), Int32(slot.cols), 1, x,
+                        Int32(slot.cols), w, Int32(slot.cols), 0, &y, Int32(slot.rows))
+        }
+        let flops = 2 * Double(rows) * Double(slot.rows) * Double(slot.cols)
+        engineTotal += tEngine; rawTotal += tRaw; flopsTotal += flops
+        results.append(BenchResult(name: "bf16 fprop \(kind.rawValue) \(rows)x\(slot.cols)x\(slot.rows)",
+                                   value: flops / tEngine * 1e-9, unit: "GFLOP/s",
+                                   note: String(format: "%.0f%% of raw sgemm (%.1f GFLOP/s)", 100 * tRaw / tEngine, flops / tRaw * 1e-9)))
+    }
+    results.append(BenchResult(name: "bf16 fprop, all linear layers", value: flopsTotal / engineTotal * 1e-9, unit: "GFLOP/s",
+                               note: String(format: "%.0f%% of raw sgemm", 100 * rawTotal / engineTotal)))
+    return results
+}

@@ -10,8 +10,9 @@ struct Bench: ParsableCommand {
         discussion: """
         rounding: float32 -> format throughput per format and mode, one thread.
         gemm: n×n×n products: raw cblas_sgemm, the BF16 recipe, the portable backend.
-        engines: rollout tokens/s and one training step for fp32, bf16 and fp8-unified, on the
-        default model and a ~10M-parameter one.
+        engines: the 10M model's BF16 forward products against raw cblas_sgemm, then rollout
+        tokens/s and one training step for fp32, bf16 and fp8-unified, on the default model and
+        a ~10M-parameter one.
         """)
 
     @Argument(help: "What to measure: rounding, gemm, engines, or all.")
@@ -43,7 +44,10 @@ struct Bench: ParsableCommand {
         if what == "rounding" || what == "all" { print(renderBench(benchRounding())) }
         if what == "gemm" || what == "all" { print(renderBench(benchGEMM(sizes: sizes))) }
         if what == "engines" || what == "all" {
-            do { print(renderBench(try benchEngines(backend: engineBackend))) } catch { throw failure("\(error)") }
+            do {
+                print(renderBench(try benchEngineGEMMs()))
+                print(renderBench(try benchEngines(backend: engineBackend)))
+            } catch { throw failure("\(error)") }
         }
     }
 }
