@@ -311,12 +311,9 @@ public struct Transformer {
             swigluBackward(dact, cache.gate, cache.up, &dgate, &dup, count: n * f)
             roundInPlace(gradientRounding, &dgate)
             roundInPlace(gradientRounding, &dup)
-            var dn2 = [Float](repeating: 0, count: n * c), tmp = dn2
-            grads.data.withUnsafeMutableBufferPointer { g in
-                kernel.backward(LinearSite(.gate, layer: l), dy: dgate, x: cache.norm2, rows: n, dx: &dn2, dW: g.baseAddress! + slots.gate.offset)
-                kernel.backward(LinearSite(.up, layer: l), dy: dup, x: cache.norm2, rows: n, dx: &tmp, dW: g.baseAddress! + slots.up.offset)
-            }
-            for i in 0..<(n * c) { dn2[i] += tmp[i] }
+            var dn2 = linearsBackward([(.gate, dgate), (.up, dup)], layer: l, x: cache.norm2, rows: n, weights: weights,
+                                      kernel: kernel, grads: &grads)
+            var tmp = [Float](repeating: 0, count: n * c)
             roundInPlace(gradientRounding, &dn2)
             normBackward(dn2, cache.mid, slots.postNorm, cache.rstd2, rows: n, weights: weights, grads: &grads, into: &tmp)
             for i in 0..<(n * c) { dx[i] += tmp[i] }
@@ -337,14 +334,8 @@ public struct Transformer {
             roundInPlace(gradientRounding, &dq)
             roundInPlace(gradientRounding, &dk)
             roundInPlace(gradientRounding, &dv)
-            var dn1 = [Float](repeating: 0, count: n * c)
-            grads.data.withUnsafeMutableBufferPointer { g in
-                kernel.backward(LinearSite(.q, layer: l), dy: dq, x: cache.norm1, rows: n, dx: &dn1, dW: g.baseAddress! + slots.q.offset)
-                kernel.backward(LinearSite(.k, layer: l), dy: dk, x: cache.norm1, rows: n, dx: &tmp, dW: g.baseAddress! + slots.k.offset)
-                for i in 0..<(n * c) { dn1[i] += tmp[i] }
-                kernel.backward(LinearSite(.v, layer: l), dy: dv, x: cache.norm1, rows: n, dx: &tmp, dW: g.baseAddress! + slots.v.offset)
-                for i in 0..<(n * c) { dn1[i] += tmp[i] }
-            }
+            var dn1 = linearsBackward([(.q, dq), (.k, dk), (.v, dv)], layer: l, x: cache.norm1, rows: n, weights: weights,
+                                      kernel: kernel, grads: &grads)
             roundInPlace(gradientRounding, &dn1)
             normBackward(dn1, cache.input, slots.inputNorm, cache.rstd1, rows: n, weights: weights, grads: &grads, into: &tmp)
             for i in 0..<(n * c) { dx[i] += tmp[i] }
@@ -358,6 +349,27 @@ public struct Transformer {
                 for j in 0..<c { row[j] += dx[r * c + j] }
             }
         }
+    }
+
+    /// Backward of several linear layers that read the same input x (q, k, v; gate, up):
+    /// their weight gradients, and the sum of their input gradients, added in the order given.
+    private func linearsBackward(_ layers: [(LinearKind, [Float])], layer l: Int, x: [Float], rows n: Int,
+                                 weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights) -> [Float] {
+        let c = config.hiddenSize
+        var sum = [Float](repeating: 0, count: n * c), part = sum
+        grads.data.withUnsafeMutableBufferPointer { g in
+            for (i, (kind, dy)) in layers.enumerated() {
+                let site = LinearSite(kind, layer: l)
+                let dW = g.baseAddress! + site.slot(in: weights).offset
+                if i == 0 {
+                    kernel.backward(site, dy: dy, x: x, rows: n, dx: &sum, dW: dW)
+                } else {
+                    kernel.backward(site, dy: dy, x: x, rows: n, dx: &part, dW: dW)
+                    for j in 0..<(n * c) { sum[j] += part[j] }
+                }
+            }
+        }
+        return sum
     }
 
     private func normBackward(_ dout: [Float], _ x: [Float], _ slot: TensorSlot, _ rstd: [Float], rows n: Int,
