@@ -4,6 +4,65 @@
 import Model
 import Numerics
 
+/// The operands an engine quantizes, for the overflow counts and the delayed-scaling
+/// histories.
+public enum OperandRole: String, CaseIterable, Sendable {
+    /// Linear weights, quantized at each sync (FProp layout, and DGrad's when it differs).
+    case weights
+    /// FProp's activation operand x.
+    case fpropInput = "fprop x"
+    /// DGrad's output-gradient operand dy.
+    case dgradGradient = "dgrad dy"
+    /// WGrad's operands: dy and the saved activation x, along the token axis.
+    case wgradGradient = "wgrad dy"
+    case wgradActivation = "wgrad x"
+}
+
+/// What an engine's quantization has done since its profile was set: overflow counts per
+/// operand role, and the amax histories of delayed scaling. Carried across weight syncs
+/// (the optimizer changing the weights does not reset a recipe's state); reset when the
+/// profile changes.
+public final class ScalingState {
+    /// Elements that overflowed their format (clamped, or ±inf/NaN without saturation).
+    public private(set) var overflows: [OperandRole: Int] = [:]
+    /// Elements that were already NaN or infinite before quantization.
+    public private(set) var nonFinite: [OperandRole: Int] = [:]
+    /// Delayed scaling: the amax of each use, oldest first, per (site, role).
+    public private(set) var histories: [String: [Float]] = [:]
+
+    public init() {}
+
+    func record(_ role: OperandRole, _ m: QuantizedMatrix) {
+        if m.saturated > 0 { overflows[role, default: 0] += m.saturated }
+        if m.nonFinite > 0 { nonFinite[role, default: 0] += m.nonFinite }
+    }
+
+    /// The amax a delayed-scaling use computes its scale from (nil: scale 1, the history is
+    /// still empty), then — after the use — `push` appends the use's own amax.
+    func delayedAmax(_ key: String, margin: Int) -> Float? {
+        guard let h = histories[key], !h.isEmpty else { return nil }
+        var m: Float = 0
+        for a in h { m = (a.isNaN || m.isNaN) ? .nan : max(m, a) }
+        return m * Float(sign: .plus, exponent: margin, significand: 1)
+    }
+
+    func push(_ key: String, amax: Float, window: Int) {
+        var h = histories[key, default: []]
+        h.append(amax)
+        if h.count > window { h.removeFirst(h.count - window) }
+        histories[key] = h
+    }
+
+    /// The history of one operand use site, e.g. `layer 0 q` and role `.fpropInput`.
+    public func history(site: LinearSite, role: OperandRole) -> [Float] {
+        histories[ScalingState.key(site, role)] ?? []
+    }
+
+    static func key(_ site: LinearSite, _ role: OperandRole) -> String {
+        site.kind == .lmHead ? "lm_head \(role.rawValue)" : "layer \(site.layer) \(site.kind) \(role.rawValue)"
+    }
+}
+
 /// A `LinearKernel` in an engine's precision. Holds the engine's copy of the weights:
 /// linear weights quantized per the profile, everything else rounded to `otherWeights`.
 public final class EngineKernel: LinearKernel {
@@ -12,14 +71,26 @@ public final class EngineKernel: LinearKernel {
     /// The engine's weights: embedding and norms rounded; linear weights dequantized
     /// (q · scale) for display and traces.
     public private(set) var weights: ModelWeights
+    /// Linear weights as FProp uses them, stored (out, in) with the profile's granularity.
     private var prepared: [LinearSite: PreparedOperand] = [:]
-    /// Operand elements that overflowed their format in this engine since the last sync.
+    /// The same weights as DGrad uses them, K running along the output features: quantized
+    /// with the granularity transposed (1×G becomes G×1, R×C becomes C×R) when that differs,
+    /// as MXFP8 keeps a row-wise and a column-wise copy; otherwise the FProp copy itself.
+    private var preparedDgrad: [LinearSite: PreparedOperand] = [:]
+    /// The rule of DGrad's weight copy.
+    private let dgradWeights: Quantization
+    /// Overflow counts and delayed-scaling histories.
+    public let state: ScalingState
+    /// Weight elements that overflowed their format at the last sync.
     public private(set) var saturated = 0
 
-    /// Quantizes the master weights per the profile (a weight sync).
-    public init(master: ModelWeights, profile: PrecisionProfile, backend: any MatmulBackend) throws(NumericsError) {
+    /// Quantizes the master weights per the profile (a weight sync). `state` carries the
+    /// previous engine's counts and histories across a sync under the same profile.
+    public init(master: ModelWeights, profile: PrecisionProfile, backend: any MatmulBackend,
+                state: ScalingState = ScalingState()) throws(NumericsError) {
         self.profile = profile
         self.backend = backend
+        self.state = state
         var w = master
         let other = Rounder(format: profile.otherWeights)
         var sites: [LinearSite] = [LinearSite(.lmHead, layer: -1)]
@@ -31,12 +102,24 @@ public final class EngineKernel: LinearKernel {
         for s in master.slots where !linearNames.contains(s.name) || (master.config.tieWordEmbeddings && s.name == master.embedding.name) {
             w.data.withUnsafeMutableBufferPointer { p in other.round(p.baseAddress! + s.offset, into: p.baseAddress! + s.offset, count: s.count) }
         }
+        var dgradRule = profile.weights
+        dgradRule.granularity = profile.weights.granularity.transposed
+        dgradWeights = dgradRule
+        let separateDgrad = dgradRule != profile.weights
         for site in sites {
             let s = site.slot(in: master)
             let values = Array(master.data[s.offset..<(s.offset + s.count)])
             let q = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: true, quantization: profile.weights)
             prepared[site] = q
             saturated += q.matrix.saturated
+            state.record(.weights, q.matrix)
+            if separateDgrad {
+                let qd = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: false, quantization: dgradRule)
+                state.record(.weights, qd.matrix)
+                preparedDgrad[site] = qd
+            } else {
+                preparedDgrad[site] = PreparedOperand(matrix: q.matrix, transposed: false)
+            }
             if !(master.config.tieWordEmbeddings && site.kind == .lmHead) {
                 let deq = q.matrix.dequantized()
                 w.data.replaceSubrange(s.offset..<(s.offset + s.count), with: deq)
@@ -44,6 +127,9 @@ public final class EngineKernel: LinearKernel {
         }
         weights = w
     }
+
+    /// The quantized weights of one linear layer as FProp uses them: values (out, in) and scales.
+    public func quantizedWeights(_ site: LinearSite) -> QuantizedMatrix? { prepared[site]?.matrix }
 
     private func gemm(_ spec: GemmSpec, output: NumberFormat) -> QuantizedGEMM {
         QuantizedGEMM(recipe: GemmRecipe(a: spec.input, b: profile.weights, accumulation: spec.accumulation, output: output),
@@ -57,36 +143,51 @@ public final class EngineKernel: LinearKernel {
         guard let w = prepared[site] else { preconditionFailure("no weights for \(site)") }
         let inDim = w.matrix.cols, outDim = w.matrix.rows
         let output: NumberFormat = (site.kind == .lmHead && profile.sources.logitsFP32) ? .fp32 : profile.activation
-        let qx = quantize(x, rows: rows, cols: inDim, profile.fprop.input, transposed: false)
+        let qx = quantize(x, rows: rows, cols: inDim, profile.fprop.input, transposed: false, site: site, role: .fpropInput)
         gemm(profile.fprop, output: output).multiplyPrepared(qx, w, m: rows, n: outDim, k: inDim,
                                                              splitK: profile.sources.splitK, into: y)
     }
 
-    /// dx = dy · W (DGrad: dy quantized per 1×G along the output features, the same quantized
-    /// weights, output in the gradient format) and dW += dyᵀ · x (WGrad: both operands
-    /// quantized along the token axis, output float32, added to the master gradient).
+    /// dx = dy · W (DGrad: dy quantized per the DGrad rule along the output features, the
+    /// weights quantized along the same axis, output in the gradient format) and dW += dyᵀ · x
+    /// (WGrad: both operands quantized along the token axis, output float32, added to the
+    /// master gradient).
     public func backward(_ site: LinearSite, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int,
                          dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>) {
-        guard let w = prepared[site] else { preconditionFailure("no weights for \(site)") }
+        guard let w = preparedDgrad[site] else { preconditionFailure("no weights for \(site)") }
         let inDim = w.matrix.cols, outDim = w.matrix.rows
         if let dx {
-            let qdy = quantize(dy, rows: rows, cols: outDim, profile.dgrad.input, transposed: false)
-            let wPlain = PreparedOperand(matrix: w.matrix, transposed: false)
-            gemm(profile.dgrad, output: profile.gradient).multiplyPrepared(qdy, wPlain, m: rows, n: inDim, k: outDim, into: dx)
+            let qdy = quantize(dy, rows: rows, cols: outDim, profile.dgrad.input, transposed: false, site: site, role: .dgradGradient)
+            QuantizedGEMM(recipe: GemmRecipe(a: profile.dgrad.input, b: dgradWeights, accumulation: profile.dgrad.accumulation,
+                                             output: profile.gradient), backend: backend)
+                .multiplyPrepared(qdy, w, m: rows, n: inDim, k: outDim, into: dx)
         }
         // dW (out, in) = dyᵀ (out, rows) · x (rows, in): K is the token axis.
-        let qdyT = quantize(dy, rows: rows, cols: outDim, profile.wgrad.input, transposed: true)
-        let qx = quantize(x, rows: rows, cols: inDim, profile.wgrad.input, transposed: false)
-        let recipe = GemmRecipe(a: profile.wgrad.input, b: profile.wgrad.input, accumulation: profile.wgrad.accumulation, output: .fp32)
+        let qdyT = quantize(dy, rows: rows, cols: outDim, profile.wgrad.input, transposed: true, site: site, role: .wgradGradient)
+        let qx = quantize(x, rows: rows, cols: inDim, profile.wgradActivation, transposed: false, site: site, role: .wgradActivation)
+        let recipe = GemmRecipe(a: profile.wgrad.input, b: profile.wgradActivation, accumulation: profile.wgrad.accumulation, output: .fp32)
         let product = UnsafeMutablePointer<Float>.allocate(capacity: outDim * inDim)
         defer { product.deallocate() }
         QuantizedGEMM(recipe: recipe, backend: backend).multiplyPrepared(qdyT, qx, m: outDim, n: inDim, k: rows, into: product)
         for i in 0..<(outDim * inDim) { dW[i] += product[i] }
     }
 
-    private func quantize(_ x: UnsafePointer<Float>, rows: Int, cols: Int, _ q: Quantization, transposed: Bool) -> PreparedOperand {
+    /// Quantizes one operand per its rule and the profile's scale rule, counting overflows.
+    private func quantize(_ x: UnsafePointer<Float>, rows: Int, cols: Int, _ q: Quantization, transposed: Bool,
+                          site: LinearSite, role: OperandRole) -> PreparedOperand {
+        var scaleAmax: Float? = nil
+        var key = ""
+        if case .delayed(_, let margin) = profile.scaleRule, q.granularity == .tensor {
+            key = ScalingState.key(site, role)
+            // An empty history gives scale 1: an amax equal to the format's max.
+            scaleAmax = state.delayedAmax(key, margin: margin) ?? q.format.maxFinite
+        }
         // Sizes were validated when the profile was set; a failure here is a programming error.
-        let m = try! q.quantize(UnsafeBufferPointer(start: x, count: rows * cols), rows: rows, cols: cols)
+        let m = try! q.quantize(UnsafeBufferPointer(start: x, count: rows * cols), rows: rows, cols: cols, scaleAmax: scaleAmax)
+        state.record(role, m)
+        if case .delayed(let window, _) = profile.scaleRule, q.granularity == .tensor {
+            state.push(key, amax: m.amax, window: window)
+        }
         return PreparedOperand(matrix: m, transposed: transposed)
     }
 }

@@ -8,7 +8,11 @@ import Numerics
 extension PrecisionProfile {
     public var forwardPlan: ForwardPlan {
         func r(_ f: NumberFormat) -> Rounder? { f == .fp32 ? nil : Rounder(format: f) }
-        return ForwardPlan(activation: r(activation), probabilities: r(probabilities), kvCache: r(kvCache),
+        // An 8-bit KV cache is written the way vLLM writes its FP8 cache: scale 1, clamped to
+        // the format's range (E4M3 has no infinity; unclamped overflow would be NaN).
+        let kv: Rounder? = kvCache == .fp32 ? nil
+            : Rounder(format: kvCache, saturate: kvCache.exponentBits + kvCache.mantissaBits < 8)
+        return ForwardPlan(activation: r(activation), probabilities: r(probabilities), kvCache: kv,
                            fusedResidualNorm: sources.fusedResidualNorm, fusedSiluMul: sources.fusedSiluMul,
                            softmax: sources.softmaxChunk > 0 ? .chunked(sources.softmaxChunk) : .wholeRow)
     }

@@ -41,24 +41,40 @@ public final class Policy {
                                   transformer: transformer)
     }
 
-    /// Checks that a pair of profiles fits the model: scale blocks and groups no larger than
-    /// the weights and rows they tile, positive sizes.
+    /// Checks that a pair of profiles fits the model and is a rule the lab can run: scale
+    /// blocks and groups no larger than the smallest weight dimension, positive sizes,
+    /// delayed scaling on per-tensor operands only, the MX scale rule with saturation.
+    /// Errors name the setting (as `precision` calls it) and what would be accepted.
     public static func validate(_ pair: EnginePair, config: LlamaConfig) throws(NumericsError) {
         let smallest = min(config.hiddenSize, config.kvDim, config.intermediateSize, config.vocabSize)
         for (engine, p) in [("rollout", pair.rollout), ("train", pair.training)] {
-            if case .blocks(let r, let c) = p.weights.granularity, max(r, c) > smallest {
-                throw .invalidArgument("\(engine) weight block \(r)x\(c) is larger than the smallest weight dimension (\(smallest)); use a block of at most \(smallest)x\(smallest)")
+            switch p.weights.granularity {
+            case .blocks(let r, let c) where max(r, c) > smallest:
+                throw .invalidArgument("\(engine) weight_scaling=\(r)x\(c): the block is larger than the smallest weight dimension (\(smallest)); accepted: blocks up to \(smallest)x\(smallest)")
+            case .rowGroups(let g) where g > smallest, .columnGroups(let g) where g > smallest:
+                throw .invalidArgument("\(engine) weight_scaling=\(p.weights.granularity): the group is longer than the smallest weight dimension (\(smallest)); accepted: groups up to \(smallest)")
+            default: break
             }
-            for (what, spec) in [("fprop", p.fprop), ("dgrad", p.dgrad), ("wgrad", p.wgrad)] {
-                switch spec.input.granularity {
+            let operands: [(String, Quantization)] = [("fprop x", p.fprop.input), ("dgrad dy", p.dgrad.input),
+                                                      ("wgrad dy", p.wgrad.input), ("wgrad x", p.wgradActivation)]
+            for (what, q) in operands {
+                switch q.granularity {
                 case .rowGroups(let g), .columnGroups(let g):
-                    if g < 1 { throw .invalidArgument("\(engine) \(what) group size must be at least 1") }
-                    if what == "fprop" && g > config.intermediateSize {
-                        throw .invalidArgument("\(engine) \(what) group size \(g) is larger than any row (\(config.intermediateSize)); use at most \(config.hiddenSize)")
+                    if g < 1 { throw .invalidArgument("\(engine) gemm_scaling: group size must be at least 1") }
+                    if g > smallest {
+                        throw .invalidArgument("\(engine) gemm_scaling=\(q.granularity) (\(what)): the group is longer than the smallest dimension it runs along (\(smallest)); accepted: 1xG with G up to \(smallest)")
                     }
                 case .blocks(let r, let c) where r < 1 || c < 1:
                     throw .invalidArgument("\(engine) \(what) block must be at least 1x1")
                 default: break
+                }
+                if case .delayed = p.scaleRule, q.granularity != .tensor {
+                    throw .invalidArgument("\(engine) scale_rule=\(p.scaleRule) needs per-tensor operands (TransformerEngine's delayed scaling keeps one amax history per tensor), but \(what) has scaling \(q.granularity); accepted: gemm_scaling=tensor with scale_rule=delayed, or scale_rule=current")
+                }
+            }
+            for (what, q) in operands + [("weights", p.weights)] where q.formula == .mx && q.granularity != .unscaled {
+                if !q.saturate {
+                    throw .invalidArgument("\(engine) scale_formula=mx with saturate=off (\(what)): the MX rule rounds the scale down and clamps values above the format's max, so it only exists saturating; accepted: saturate=on, or scale_formula=amax/max or max/amax")
                 }
             }
             if p.sources.splitK < 1 { throw .invalidArgument("\(engine) split_k must be at least 1") }
@@ -77,8 +93,8 @@ public final class Policy {
 
     /// Switches the matrix-product backend of both engines.
     public func setBackend(_ newBackend: any MatmulBackend) throws(NumericsError) {
-        let r = try EngineKernel(master: master, profile: engines.rollout, backend: newBackend)
-        let t = try EngineKernel(master: master, profile: engines.training, backend: newBackend)
+        let r = try EngineKernel(master: master, profile: engines.rollout, backend: newBackend, state: rollout.kernel.state)
+        let t = try EngineKernel(master: master, profile: engines.training, backend: newBackend, state: training.kernel.state)
         backend = newBackend
         rollout = RolloutEngine(kernel: r, transformer: transformer)
         training = TrainingEngine(kernel: t, transformer: transformer)
@@ -90,8 +106,9 @@ public final class Policy {
         guard weights.config == config else {
             throw .invalidArgument("new weights have another configuration than the live model")
         }
-        let r = try EngineKernel(master: weights, profile: engines.rollout, backend: backend)
-        let t = try EngineKernel(master: weights, profile: engines.training, backend: backend)
+        // A sync, not a new recipe: the delayed-scaling histories and counts go on.
+        let r = try EngineKernel(master: weights, profile: engines.rollout, backend: backend, state: rollout.kernel.state)
+        let t = try EngineKernel(master: weights, profile: engines.training, backend: backend, state: training.kernel.state)
         master = weights
         rollout = RolloutEngine(kernel: r, transformer: transformer)
         training = TrainingEngine(kernel: t, transformer: transformer)

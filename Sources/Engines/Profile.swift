@@ -16,6 +16,53 @@ public struct GemmSpec: Sendable, Hashable {
     }
 }
 
+/// How the scale of an operand quantized per product (activations, gradients) is chosen.
+/// Weights are quantized once per sync from their own amax.
+public enum ScaleRule: Sendable, Hashable, CustomStringConvertible {
+    /// From the operand's own amax now (per tensor, group or block): DeepSeek-V3, Jet-RL,
+    /// TransformerEngine's current scaling and block scaling.
+    case current
+    /// TransformerEngine's `DelayedScaling`, per tensor: the scale comes from the largest amax
+    /// of the last `history` uses of this operand (each product call is one use), times
+    /// 2^`margin`; this use's amax joins the history afterwards. Before the first use the
+    /// history is empty and the scale is 1 (TransformerEngine's initial state). An outlier
+    /// beyond the history's range overflows: clamped with saturation, ±inf/NaN without,
+    /// counted either way.
+    case delayed(history: Int, margin: Int)
+
+    /// TransformerEngine's defaults: a window of 1024, margin 0.
+    public static let delayedDefault = ScaleRule.delayed(history: 1024, margin: 0)
+
+    public var description: String {
+        switch self {
+        case .current: return "current"
+        case .delayed(let h, let m): return "delayed/\(h)/\(m)"
+        }
+    }
+
+    /// Parses `current`, `delayed` (window 1024, margin 0), `delayed/H` or `delayed/H/M`.
+    public static func parse(_ text: String) throws(NumericsError) -> ScaleRule {
+        let t = text.lowercased()
+        if t == "current" { return .current }
+        let parts = t.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if parts.first == "delayed", parts.count <= 3 {
+            let numbers = parts.dropFirst().map { Int($0) }
+            if numbers.allSatisfy({ $0 != nil }) {
+                let h = numbers.count > 0 ? numbers[0]! : 1024
+                let m = numbers.count > 1 ? numbers[1]! : 0
+                guard (1...1_000_000).contains(h) else {
+                    throw .invalidArgument("scale_rule=\(text): the history window must be 1…1000000 uses")
+                }
+                guard (0...64).contains(m) else {
+                    throw .invalidArgument("scale_rule=\(text): the margin must be 0…64 (the scale is divided by 2^margin)")
+                }
+                return .delayed(history: h, margin: m)
+            }
+        }
+        throw .invalidArgument("unknown scale rule '\(text)'; accepted: current, delayed, delayed/HISTORY, delayed/HISTORY/MARGIN (e.g. delayed/16/1)")
+    }
+}
+
 /// The implementation differences between real engines that produce a mismatch even at
 /// equal precision. Each can be switched on or off alone.
 public struct MismatchSources: Sendable, Hashable {
@@ -97,14 +144,22 @@ public struct PrecisionProfile: Sendable, Hashable {
     public var otherWeights: NumberFormat
     /// Stored activations: residual stream, norm outputs, q/k/v, MLP intermediates.
     public var activation: NumberFormat
-    /// Forward products (FProp).
+    /// Forward products (FProp): `input` is the activation operand x.
     public var fprop: GemmSpec
-    /// Backward products (training only): input gradients (DGrad) and weight gradients (WGrad).
+    /// Backward products (training only). DGrad, dx = dy·W: `input` is the output gradient
+    /// dy (along the output features), the other operand the engine's weights quantized
+    /// along the output axis. WGrad, dW = dyᵀ·x: `input` is dy along the token axis.
     public var dgrad: GemmSpec
     public var wgrad: GemmSpec
+    /// WGrad's other operand: the saved activation x re-quantized along the token axis.
+    public var wgradActivation: Quantization
+    /// How the scales of the operands quantized per product (x, dy) are chosen.
+    public var scaleRule: ScaleRule
     /// Gradients flowing between operators (training only).
     public var gradient: NumberFormat
-    /// Keys and values in the KV cache (rollout only).
+    /// Keys and values entering attention: the rollout's KV cache, and the same rounding of
+    /// k and v in the training forward (8-bit formats are written clamped, scale 1, as vLLM's
+    /// FP8 KV cache).
     public var kvCache: NumberFormat
     /// Softmax inputs and statistics are float32; this is the format of the probabilities
     /// fed to the P·V product.
@@ -112,14 +167,16 @@ public struct PrecisionProfile: Sendable, Hashable {
     public var sources: MismatchSources
 
     public init(weights: Quantization, otherWeights: NumberFormat, activation: NumberFormat, fprop: GemmSpec,
-                dgrad: GemmSpec, wgrad: GemmSpec, gradient: NumberFormat, kvCache: NumberFormat,
-                probabilities: NumberFormat, sources: MismatchSources) {
+                dgrad: GemmSpec, wgrad: GemmSpec, wgradActivation: Quantization, scaleRule: ScaleRule = .current,
+                gradient: NumberFormat, kvCache: NumberFormat, probabilities: NumberFormat, sources: MismatchSources) {
         self.weights = weights
         self.otherWeights = otherWeights
         self.activation = activation
         self.fprop = fprop
         self.dgrad = dgrad
         self.wgrad = wgrad
+        self.wgradActivation = wgradActivation
+        self.scaleRule = scaleRule
         self.gradient = gradient
         self.kvCache = kvCache
         self.probabilities = probabilities
@@ -133,25 +190,49 @@ public struct PrecisionProfile: Sendable, Hashable {
     public static func uniform(_ f: NumberFormat, sources: MismatchSources) -> PrecisionProfile {
         let q = Quantization(format: f)
         return PrecisionProfile(weights: q, otherWeights: f, activation: f, fprop: GemmSpec(input: q),
-                                dgrad: GemmSpec(input: q), wgrad: GemmSpec(input: q), gradient: f, kvCache: f,
+                                dgrad: GemmSpec(input: q), wgrad: GemmSpec(input: q), wgradActivation: q, gradient: f, kvCache: f,
                                 probabilities: f, sources: sources)
     }
 
     /// FP8 matrix products (E4M3, activations per 1×G group along K, weights per B×B block,
     /// limited accumulation with promotion) around a BF16 model: DeepSeek-V3 / Jet-RL.
     /// Backward products quantize gradients per 1×G (DGrad) and both operands along the
-    /// token axis, G×1 (WGrad); gradients between operators stay BF16.
+    /// token axis, G×1 (WGrad); gradients between operators stay BF16. `backward` is the
+    /// gradient operands' format: E4M3 (Jet-RL, DeepSeek-V3) or E5M2 (TransformerEngine's
+    /// HYBRID format: E4M3 forward, E5M2 backward).
     public static func fp8(group: Int, block: Int, sources: MismatchSources,
-                           accumulation: Accumulation = .hopperFP8) -> PrecisionProfile {
+                           accumulation: Accumulation = .hopperFP8, backward: NumberFormat = .e4m3) -> PrecisionProfile {
         let act = Quantization(format: .e4m3, saturate: true, granularity: .rowGroups(group))
         let w = Quantization(format: .e4m3, saturate: true, granularity: .blocks(block, block))
-        let wgradInput = Quantization(format: .e4m3, saturate: true, granularity: .columnGroups(group))
+        let grad = Quantization(format: backward, saturate: true, granularity: .rowGroups(group))
+        let gradT = Quantization(format: backward, saturate: true, granularity: .columnGroups(group))
+        let actT = Quantization(format: .e4m3, saturate: true, granularity: .columnGroups(group))
         return PrecisionProfile(weights: w, otherWeights: .bf16, activation: .bf16,
                                 fprop: GemmSpec(input: act, accumulation: accumulation),
-                                dgrad: GemmSpec(input: act, accumulation: accumulation),
-                                wgrad: GemmSpec(input: wgradInput, accumulation: accumulation),
+                                dgrad: GemmSpec(input: grad, accumulation: accumulation),
+                                wgrad: GemmSpec(input: gradT, accumulation: accumulation),
+                                wgradActivation: actT,
                                 gradient: .bf16, kvCache: .bf16, probabilities: .bf16, sources: sources)
     }
+
+    /// MXFP8 (OCP Microscaling): E4M3 elements in blocks of 32 along K for every operand —
+    /// activations 1×32, weights 1×32 along their input features (re-quantized 32×1 along the
+    /// output features for DGrad), WGrad operands 32×1 along the tokens — each block with a
+    /// power-of-two (E8M0) scale from the MX rule, float32 accumulation (scales are applied
+    /// every 32 elements of K anyway). Gradients between operators stay BF16.
+    public static func mxfp8(sources: MismatchSources, block: Int = 32) -> PrecisionProfile {
+        func q(_ g: ScaleGranularity) -> Quantization {
+            Quantization(format: .e4m3, saturate: true, granularity: g, formula: .mx)
+        }
+        return PrecisionProfile(weights: q(.rowGroups(block)), otherWeights: .bf16, activation: .bf16,
+                                fprop: GemmSpec(input: q(.rowGroups(block))),
+                                dgrad: GemmSpec(input: q(.rowGroups(block))),
+                                wgrad: GemmSpec(input: q(.columnGroups(block))),
+                                wgradActivation: q(.columnGroups(block)),
+                                gradient: .bf16, kvCache: .bf16, probabilities: .bf16, sources: sources)
+    }
+
+
 
     /// A short name of the formats, for the prompt: `bf16`, `fp16`, `e4m3`…
     public var shortName: String {
@@ -175,6 +256,8 @@ public enum Preset: String, CaseIterable, Sendable {
     case fp32, bf16, fp16
     case fp8Rollout = "fp8-rollout"
     case fp8Unified = "fp8-unified"
+    case mxfp8Rollout = "mxfp8-rollout"
+    case mxfp8Unified = "mxfp8-unified"
     case identical
 
     /// The FP8 group and block size for a model of hidden size C: C/4 clamped to 16…128
@@ -202,6 +285,10 @@ public enum Preset: String, CaseIterable, Sendable {
         case .fp8Unified:
             return EnginePair(rollout: .fp8(group: tile, block: tile, sources: .inference),
                               training: .fp8(group: tile, block: tile, sources: .training))
+        case .mxfp8Rollout:
+            return EnginePair(rollout: .mxfp8(sources: .inference), training: .uniform(.bf16, sources: .training))
+        case .mxfp8Unified:
+            return EnginePair(rollout: .mxfp8(sources: .inference), training: .mxfp8(sources: .training))
         case .identical:
             return EnginePair(rollout: .uniform(.bf16, sources: .none), training: .uniform(.bf16, sources: .none))
         }
@@ -214,6 +301,8 @@ public enum Preset: String, CaseIterable, Sendable {
         case .fp16: return "FP16 in both engines: 8x finer rounding than BF16 (Qi et al.)"
         case .fp8Rollout: return "BF16 training, FP8 E4M3 rollout: off-policy by construction"
         case .fp8Unified: return "one FP8 flow for rollout and training forward and backward (Jet-RL)"
+        case .mxfp8Rollout: return "BF16 training, MXFP8 rollout (E4M3 in blocks of 32, power-of-two scales)"
+        case .mxfp8Unified: return "one MXFP8 flow for rollout and training forward and backward"
         case .identical: return "BF16 in both engines, every mismatch source off: the control experiment"
         }
     }

@@ -57,7 +57,8 @@ public struct ForwardPlan: Sendable {
     public var activation: Rounder?
     /// Rounding of attention probabilities before the P·V product.
     public var probabilities: Rounder?
-    /// Rounding of keys and values written to the KV cache (decode only).
+    /// Rounding of keys and values entering attention: what the decoder writes to its KV
+    /// cache, and the same rounding in the teacher-forced forward.
     public var kvCache: Rounder?
     /// Residual add and RMSNorm in one kernel: statistics from the unrounded sum and one
     /// rounding of the output, instead of two.
@@ -177,6 +178,10 @@ public struct Transformer {
                 ropeForward(&cache.q, positions: pos.baseAddress!, rows: n, heads: h, headDim: d, table: rotary, round: plan.activation)
                 ropeForward(&cache.k, positions: pos.baseAddress!, rows: n, heads: hkv, headDim: d, table: rotary, round: plan.activation)
             }
+            // Keys and values in the KV format, as the decoder stores them in its cache (a
+            // no-op when that is the activation format); the backward passes straight through.
+            roundInPlace(plan.kvCache, &cache.k)
+            roundInPlace(plan.kvCache, &cache.v)
             cache.attn = [Float](repeating: 0, count: n * c)
             cache.probs = [Float](repeating: 0, count: probOffsets[n])
             attentionForward(batch, &cache, probOffsets: probOffsets, plan: plan)

@@ -29,6 +29,16 @@ public enum ScaleGranularity: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The same tiling of the transposed matrix: 1×G ↔ G×1, R×C → C×R.
+    public var transposed: ScaleGranularity {
+        switch self {
+        case .unscaled, .tensor: return self
+        case .rowGroups(let g): return .columnGroups(g)
+        case .columnGroups(let g): return .rowGroups(g)
+        case .blocks(let r, let c): return .blocks(c, r)
+        }
+    }
+
     /// Parses `unscaled`, `tensor`, `1xG`, `Gx1` or `RxC`.
     public static func parse(_ text: String) throws(NumericsError) -> ScaleGranularity {
         let t = text.lowercased()
@@ -75,12 +85,18 @@ public enum ScaleFormula: String, Sendable, Hashable, CaseIterable {
     /// `sc = max / amax; q = cast(clamp(x · sc, ±max)); s = 1 / sc` — TransformerEngine, verl.
     /// Differs from `amaxOverMax` in the last bit of some scales and values.
     case maxOverAmax = "max/amax"
+    /// The OCP Microscaling (MX) rule: an E8M0 scale `s = 2^(⌊log2 amax⌋ − emax)`, emax the
+    /// exponent of the format's largest normal (8 for E4M3, 15 for E5M2), and
+    /// `q = cast(clamp(x / s, ±max))`. The scale is rounded *down*, so amax / s lies in
+    /// [2^emax, 2^(emax+1)) and values above max are clamped: saturation is part of the rule.
+    case mx = "mx"
 
     public static func parse(_ text: String) throws(NumericsError) -> ScaleFormula {
         switch text.lowercased() {
         case "amax/max", "deepseek", "vllm": return .amaxOverMax
         case "max/amax", "te", "transformer-engine", "verl": return .maxOverAmax
-        default: throw .invalidArgument("unknown scale formula '\(text)'; accepted: amax/max max/amax")
+        case "mx", "ocp", "e8m0": return .mx
+        default: throw .invalidArgument("unknown scale formula '\(text)'; accepted: amax/max max/amax mx")
         }
     }
 }
@@ -145,6 +161,9 @@ public struct QuantizedMatrix: Sendable {
     public var saturated: Int
     /// Inputs that were NaN or infinite.
     public var nonFinite: Int
+    /// The largest input magnitude (NaN if any input was NaN); NaN when unscaled, where it
+    /// is not computed.
+    public var amax: Float = .nan
 
     public var scaleRows: Int { (rows + tileRows - 1) / tileRows }
     public var scaleCols: Int { (cols + tileCols - 1) / tileCols }
@@ -168,8 +187,13 @@ public struct QuantizedMatrix: Sendable {
 extension Quantization {
     /// Quantizes a row-major (rows, cols) matrix. Stochastic rounding gives element i the
     /// draw `stream.draw(at: offset + i)`.
+    ///
+    /// `scaleAmax`, with tensor granularity, is the amax the scale is computed from instead
+    /// of the tensor's own (delayed scaling: the largest amax of a history window, times
+    /// 2^margin). Values beyond that scale's range overflow and are counted in `saturated`.
     public func quantize(_ x: UnsafeBufferPointer<Float>, rows: Int, cols: Int,
-                         stream: RandomStream = RandomStream(key: 0), offset: UInt64 = 0)
+                         stream: RandomStream = RandomStream(key: 0), offset: UInt64 = 0,
+                         scaleAmax: Float? = nil)
         throws(NumericsError) -> QuantizedMatrix {
         try granularity.validate()
         guard rows >= 0, cols >= 0, x.count == rows * cols else {
@@ -182,6 +206,7 @@ extension Quantization {
         let sr = (rows + tr - 1) / tr, sc = (cols + tc - 1) / tc
         var scales = [Float](repeating: 1, count: granularity == .unscaled ? 1 : sr * sc)
         var nonFinite = 0, saturated = 0
+        var largest: Float = 0
         let values = [Float](unsafeUninitializedCapacity: rows * cols) { q, initialized in
             initialized = rows * cols
             guard let src0 = x.baseAddress, let dst0 = q.baseAddress else { return }
@@ -197,20 +222,26 @@ extension Quantization {
                             nonFinite += bad
                             amax = (m.isNaN || amax.isNaN) ? .nan : max(amax, m)
                         }
+                        largest = (amax.isNaN || largest.isNaN) ? .nan : max(largest, amax)
+                        if let given = scaleAmax, granularity == .tensor { amax = given }
                     }
                     var scale: Float = 1     // what the stored value is multiplied by
                     var multiplier: Float = 1, divisor: Float = 1
                     var clamp = false
                     if granularity != .unscaled, amax.isFinite, amax > 0 {
-                        if powerOfTwoScales {
+                        if formula == .mx {
+                            scale = Quantization.mxScale(amax: amax, format: format)
+                            multiplier = 1 / scale    // exact: a power of two
+                            clamp = true
+                        } else if powerOfTwoScales {
                             scale = Quantization.powerOfTwoScale(amax: amax, max: maxFinite)
                             switch formula {
-                            case .amaxOverMax: divisor = scale
+                            case .amaxOverMax, .mx: divisor = scale
                             case .maxOverAmax: multiplier = 1 / scale; clamp = true // exact
                             }
                         } else {
                             switch formula {
-                            case .amaxOverMax:
+                            case .amaxOverMax, .mx:
                                 scale = amax / maxFinite
                                 divisor = scale
                             case .maxOverAmax:
@@ -259,6 +290,7 @@ extension Quantization {
                                      tileRows: tr, tileCols: tc, saturated: 0, nonFinite: 0)
         result.saturated = saturated
         result.nonFinite = nonFinite
+        result.amax = granularity == .unscaled ? .nan : largest
         return result
     }
 
@@ -282,6 +314,14 @@ extension Quantization {
             if probe.round(Float(bitPattern: mid)).isFinite { lo = mid } else { hi = mid }
         }
         return Float(bitPattern: hi)
+    }
+
+    /// The MX (E8M0) scale of a group: 2^(⌊log2 amax⌋ − emax), emax the exponent of the
+    /// format's largest finite value; kept within 2^-126…2^127 (E8M0 reaches 2^-127, which
+    /// float32 holds only as a subnormal).
+    static func mxScale(amax: Float, format: NumberFormat) -> Float {
+        let e = Int(amax.exponent) - Int(format.maxFinite.exponent)
+        return Float(sign: .plus, exponent: min(127, max(-126, e)), significand: 1)
     }
 
     /// The smallest power of two p with amax / p ≤ max (computed exactly: p · max is exact).

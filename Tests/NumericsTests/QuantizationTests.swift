@@ -1,3 +1,4 @@
+import Foundation
 import Numerics
 import Testing
 
@@ -28,7 +29,7 @@ func formatULP(_ f: NumberFormat, at v: Double) -> Double {
             for (rows, cols) in ScaledQuantizationTests.shapes {
                 let x = randomMatrix(rows * cols, seed: 1, name: "\(rows)x\(cols)")
                 for g in ScaledQuantizationTests.granularities {
-                    for formula in ScaleFormula.allCases {
+                    for formula in ScaleFormula.allCases where formula != .mx {
                         for pow2 in [false, true] {
                             let rule = Quantization(format: format, granularity: g, formula: formula, powerOfTwoScales: pow2)
                             let qm = try rule.quantize(x, rows: rows, cols: cols)
@@ -84,6 +85,54 @@ func formatULP(_ f: NumberFormat, at v: Double) -> Double {
                 }
             }
         }
+    }
+
+    /// The OCP MX rule, from its definition: per group the scale is 2^(⌊log2 amax⌋ − emax)
+    /// (computed here in Double with log2 and floor), values are the nearest format values
+    /// to x / s clamped to ±max, and every element beyond the format's range is counted.
+    @Test func mxScalesFollowTheOCPRule() throws {
+        for (format, emax) in [(NumberFormat.e4m3, 8.0), (.e5m2, 15.0)] {
+            let ref = ReferenceFormat(format)
+            let maxF = Double(format.maxFinite)
+            for (rows, cols) in ScaledQuantizationTests.shapes {
+                let x = randomMatrix(rows * cols, seed: 11, name: "mx \(rows)x\(cols)")
+                for g in [ScaleGranularity.rowGroups(32), .columnGroups(32), .rowGroups(5)] {
+                    let rule = Quantization(format: format, saturate: true, granularity: g, formula: .mx)
+                    let qm = try rule.quantize(x, rows: rows, cols: cols)
+                    var expectedOverflows = 0
+                    let (tr, tc): (Int, Int) = { if case .rowGroups(let n) = g { return (1, n) }; if case .columnGroups(let n) = g { return (n, 1) }; return (1, 1) }()
+                    for r0 in stride(from: 0, to: rows, by: tr) {
+                        for c0 in stride(from: 0, to: cols, by: tc) {
+                            var amax = 0.0
+                            for r in r0..<min(rows, r0 + tr) { for c in c0..<min(cols, c0 + tc) { amax = max(amax, abs(Double(x[r * cols + c]))) } }
+                            let s = Foundation.pow(2.0, Foundation.floor(Foundation.log2(amax)) - emax)
+                            #expect(Double(qm.scale(row: r0, col: c0)) == s, "\(format) \(g) amax \(amax)")
+                            #expect(amax / s >= Foundation.pow(2.0, emax) && amax / s < Foundation.pow(2.0, emax + 1))
+                            for r in r0..<min(rows, r0 + tr) {
+                                for c in c0..<min(cols, c0 + tc) {
+                                    let v = Double(x[r * cols + c]) / s      // exact: s is a power of two
+                                    if case .overflow = ref.nearest(v) { expectedOverflows += 1 }
+                                    let clamped = min(max(v, -maxF), maxF)
+                                    #expect(ref.nearest(clamped) == .value(Double(qm.values[r * cols + c])))
+                                }
+                            }
+                        }
+                    }
+                    #expect(qm.saturated == expectedOverflows, "\(format) \(g)")
+                }
+            }
+        }
+    }
+
+    /// MX rounds the scale down, so some groups have values above the format's max: they are
+    /// clamped and counted, never silent (a group whose amax has a large significand).
+    @Test func mxClampsAndCountsWhatTheFloorRuleOverflows() throws {
+        // amax 1.9 · 2^k: 1.9 / 2^(0 − 8) = 486.4 > 448 (and ≥ 464, past E4M3's rounding range).
+        let x: [Float] = [1.9, 0.5, -0.25, 1.0]
+        let qm = try Quantization(format: .e4m3, saturate: true, granularity: .rowGroups(4), formula: .mx).quantize(x, rows: 1, cols: 4)
+        #expect(qm.scales == [0x1p-8])
+        #expect(qm.values == [448, 128, -64, 256])
+        #expect(qm.saturated == 1)
     }
 
     @Test func theTwoFormulasDifferInTheLastBitSometimes() throws {

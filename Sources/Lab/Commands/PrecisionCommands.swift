@@ -8,22 +8,25 @@ import Numerics
 /// The fields of a profile that `precision rollout|train|both FIELD=VALUE` sets.
 enum ProfileField: String, CaseIterable {
     case weights, weightScaling = "weight_scaling", activation, gemmInput = "gemm_input",
-         gemmScaling = "gemm_scaling", accumulate, gradient, kv, probs, otherWeights = "other_weights",
-         scaleFormula = "scale_formula", pow2Scales = "pow2_scales", saturate
+         gemmGradInput = "gemm_grad_input", gemmScaling = "gemm_scaling", scaleRule = "scale_rule", accumulate,
+         gradient, kv, probs, otherWeights = "other_weights", scaleFormula = "scale_formula",
+         pow2Scales = "pow2_scales", saturate
 
     var help: String {
         switch self {
         case .weights: return "format of linear weights"
-        case .weightScaling: return "their scaling: unscaled, tensor, or RxC blocks"
+        case .weightScaling: return "their scaling: unscaled, tensor, RxC blocks, or 1xG groups along K (MX)"
         case .activation: return "format of stored activations"
-        case .gemmInput: return "format of the activation operand of every matrix product"
-        case .gemmScaling: return "its scaling along K: unscaled, tensor, 1xG groups"
+        case .gemmInput: return "format of every per-product operand (x in FProp and WGrad; also sets dy)"
+        case .gemmGradInput: return "format of the gradient operand dy of DGrad and WGrad (e5m2: HYBRID)"
+        case .gemmScaling: return "their scaling along K: unscaled, tensor, 1xG groups (Gx1 in WGrad)"
+        case .scaleRule: return "current, or delayed[/HISTORY[/MARGIN]] (per-tensor, TransformerEngine)"
         case .accumulate: return "fp32, hopper (14 bits, promoted every 128), or BITS/STEP/INTERVAL"
         case .gradient: return "format of gradients between operators (training)"
-        case .kv: return "format of the KV cache (rollout)"
+        case .kv: return "format of keys and values entering attention (the rollout's KV cache)"
         case .probs: return "format of attention probabilities before P·V"
         case .otherWeights: return "format of embedding and norm weights"
-        case .scaleFormula: return "amax/max (DeepSeek, vLLM) or max/amax (TransformerEngine, verl)"
+        case .scaleFormula: return "amax/max (DeepSeek, vLLM), max/amax (TransformerEngine, verl), mx (E8M0, OCP MX)"
         case .pow2Scales: return "round scales up to powers of two"
         case .saturate: return "clamp overflow to ±max finite in quantized operands"
         }
@@ -42,8 +45,7 @@ enum ProfileField: String, CaseIterable {
         case .weights: p.weights.format = try NumberFormat.parse(value)
         case .weightScaling:
             let g = try ScaleGranularity.parse(value)
-            if case .rowGroups = g { throw .invalidArgument("weight_scaling=\(value): weights take unscaled, tensor or RxC blocks") }
-            if case .columnGroups = g { throw .invalidArgument("weight_scaling=\(value): weights take unscaled, tensor or RxC blocks") }
+            if case .columnGroups = g { throw .invalidArgument("weight_scaling=\(value): weights take unscaled, tensor, RxC blocks or 1xG groups along K") }
             p.weights.granularity = g
         case .activation: p.activation = try NumberFormat.parse(value)
         case .gemmInput:
@@ -51,13 +53,21 @@ enum ProfileField: String, CaseIterable {
             p.fprop.input.format = f
             p.dgrad.input.format = f
             p.wgrad.input.format = f
+            p.wgradActivation.format = f
+        case .gemmGradInput:
+            let f = try NumberFormat.parse(value)
+            p.dgrad.input.format = f
+            p.wgrad.input.format = f
+        case .scaleRule: p.scaleRule = try ScaleRule.parse(value)
         case .gemmScaling:
             let g = try ScaleGranularity.parse(value)
             switch g {
             case .unscaled, .tensor:
-                p.fprop.input.granularity = g; p.dgrad.input.granularity = g; p.wgrad.input.granularity = g
+                p.fprop.input.granularity = g; p.dgrad.input.granularity = g
+                p.wgrad.input.granularity = g; p.wgradActivation.granularity = g
             case .rowGroups(let n):
-                p.fprop.input.granularity = g; p.dgrad.input.granularity = g; p.wgrad.input.granularity = .columnGroups(n)
+                p.fprop.input.granularity = g; p.dgrad.input.granularity = g
+                p.wgrad.input.granularity = .columnGroups(n); p.wgradActivation.granularity = .columnGroups(n)
             default:
                 throw .invalidArgument("gemm_scaling=\(value): activations take unscaled, tensor or 1xG groups")
             }
@@ -84,13 +94,16 @@ enum ProfileField: String, CaseIterable {
         case .scaleFormula:
             let f = try ScaleFormula.parse(value)
             p.weights.formula = f; p.fprop.input.formula = f; p.dgrad.input.formula = f; p.wgrad.input.formula = f
+            p.wgradActivation.formula = f
         case .pow2Scales:
             let on = try toggle()
             p.weights.powerOfTwoScales = on; p.fprop.input.powerOfTwoScales = on
             p.dgrad.input.powerOfTwoScales = on; p.wgrad.input.powerOfTwoScales = on
+            p.wgradActivation.powerOfTwoScales = on
         case .saturate:
             let on = try toggle()
             p.weights.saturate = on; p.fprop.input.saturate = on; p.dgrad.input.saturate = on; p.wgrad.input.saturate = on
+            p.wgradActivation.saturate = on
         }
     }
 
@@ -101,7 +114,9 @@ enum ProfileField: String, CaseIterable {
         case .weightScaling: return p.weights.granularity.description
         case .activation: return p.activation.name
         case .gemmInput: return p.fprop.input.format.name
+        case .gemmGradInput: return p.dgrad.input.format.name
         case .gemmScaling: return p.fprop.input.granularity.description
+        case .scaleRule: return p.scaleRule.description
         case .accumulate:
             if case .limited(let b, let s, let i) = p.fprop.accumulation { return "\(b)/\(s)/\(i)" }
             return "fp32"
@@ -149,7 +164,7 @@ extension Command {
         Rows marked * differ between the engines. Every change re-syncs the weights into the
         engines (quantized the way each profile says). JSON: {"preset", "rollout": {…}, "train": {…}}.
         """,
-        subcommands: [precisionPreset, precisionSet("rollout"), precisionSet("train"), precisionSet("both")],
+        subcommands: [precisionPreset, precisionSet("rollout"), precisionSet("train"), precisionSet("both"), precisionFlow],
         examples: ["precision", "precision preset fp16", "precision rollout weights=e4m3 weight_scaling=16x16 gemm_input=e4m3 gemm_scaling=1x16"],
         reports: true
     ) { context in
@@ -173,6 +188,91 @@ extension Command {
         try lab.policy.setEngines(preset.engines(for: lab.policy.config))
         lab.presetName = preset.rawValue
         context.print("precision: \(preset.rawValue) — \(preset.summary)")
+    }
+
+    static let precisionFlow = Command(
+        name: "flow", topic: .engines,
+        summary: "every matrix product and cast of each engine, and whether rollout ⊆ training forward",
+        details: """
+        Lists, for one forward of each engine, the matrix products (operands with their format,
+        scaling and scale rule; accumulation; output format) and the casts (where values are
+        stored in another format), then the training backward. Steps marked * differ between
+        the engines. The on-policy condition of Jet-RL holds when every rollout step appears in
+        the training forward with the identical quantization; implementation differences
+        (mismatch sources, see `engine`) are listed apart: they change the arithmetic, not the
+        formats. Last, the elements that overflowed their format in each engine since the
+        precision was set (clamped when saturating, inf/NaN otherwise).
+        JSON: {"forward": [{"step", "kind", "rollout", "train", "differs"}], "backward": […],
+        "contained", "differences", "implementation_differences", "overflows": {"rollout", "train"}}.
+        """,
+        examples: ["precision flow", "precision preset fp8-rollout", "precision flow --json"],
+        reports: true
+    ) { context in
+        let lab = context.session.lab
+        let pair = lab.policy.engines
+        func cell(_ s: FlowStep) -> String {
+            s.kind == .cast ? s.output : "\(s.operandText) → \(s.output), accumulate \(s.accumulation)"
+        }
+        func json(_ s: FlowStep) -> JSONValue {
+            var o: JSONObject = ["output": .string(s.output)]
+            if s.kind == .gemm {
+                var ops: JSONObject = [:]
+                for (name, rule) in s.operands { ops[name] = .string(rule) }
+                o["operands"] = .object(ops)
+                o["accumulate"] = .string(s.accumulation)
+            }
+            return .object(o)
+        }
+        let forward = Array(zip(pair.rollout.forwardFlow, pair.training.forwardFlow))
+        let differing = pair.flowDifferences.map(\.rollout.name)
+        let backward = pair.training.backwardFlow
+        let sources = pair.implementationDifferences
+        let counts = [("rollout", lab.policy.rollout.kernel.state), ("train", lab.policy.training.kernel.state)]
+        var overflows: JSONObject = [:]
+        for (engine, state) in counts {
+            var o: JSONObject = [:]
+            for role in OperandRole.allCases {
+                o[role.rawValue] = .number(Double(state.overflows[role] ?? 0))
+            }
+            overflows[engine] = .object(o)
+        }
+        let report: JSONObject = [
+            "forward": .array(forward.map { r, t in
+                .object(["step": .string(r.name), "kind": .string(r.kind.rawValue), "rollout": json(r), "train": json(t),
+                         "differs": .bool(cell(r) != cell(t))])
+            }),
+            "backward": .array(backward.map { .object(["step": .string($0.name), "kind": .string($0.kind.rawValue), "train": json($0)]) }),
+            "contained": .bool(differing.isEmpty),
+            "differences": .array(differing.map(JSONValue.string)),
+            "implementation_differences": .array(sources.map(JSONValue.string)),
+            "overflows": .object(overflows),
+        ]
+        context.report(report) {
+            var table = TextTable(header: ["", "forward", "engine", "operands → output"])
+            for (r, t) in forward {
+                if cell(r) == cell(t) {
+                    table.add(["", r.name, "both", cell(r)])
+                } else {
+                    table.add(["*", r.name, "rollout", cell(r)])
+                    table.add(["", "", "train", cell(t)])
+                }
+            }
+            var back = TextTable(header: ["", "training backward", "", "operands → output"])
+            for s in backward { back.add(["", s.name, "train", cell(s)]) }
+            var text = "preset: \(lab.presetName ?? "custom")\n" + table.render() + "\n" + back.render() + "\n"
+            if differing.isEmpty {
+                text += "on-policy condition holds: every product and cast of the rollout is in the training forward with the same quantization\n"
+            } else {
+                text += "on-policy condition fails: the training forward does not repeat the rollout's \(differing.joined(separator: ", "))\n"
+            }
+            text += sources.isEmpty ? "implementation differences: none\n"
+                : "implementation differences (arithmetic, not formats; see `engine`): \(sources.joined(separator: ", "))\n"
+            for (engine, state) in counts {
+                let parts = OperandRole.allCases.compactMap { role in state.overflows[role].map { "\(role.rawValue) \($0)" } }
+                text += "overflowed in \(engine) since the precision was set: \(parts.isEmpty ? "none" : parts.joined(separator: ", "))\n"
+            }
+            return String(text.dropLast())
+        }
     }
 
     static func precisionSet(_ which: String) -> Command {
