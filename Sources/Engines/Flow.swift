@@ -95,6 +95,30 @@ extension EnginePair {
         return out
     }
 
+    /// Why equal formats may still not give equal numbers: per-tensor scales are computed
+    /// over whatever rows are in one product — a decode step's batch in the rollout, the
+    /// whole packed batch in training — and delayed scaling's histories advance with each
+    /// engine's own products. Empty when every per-product operand is scaled per token
+    /// group or not at all (batch-invariant).
+    public var flowCaveats: [String] {
+        func engines(_ test: (PrecisionProfile) -> Bool) -> String? {
+            switch (test(rollout), test(training)) {
+            case (true, true): return "both engines"
+            case (true, false): return "the rollout engine"
+            case (false, true): return "the training engine"
+            case (false, false): return nil
+            }
+        }
+        var out: [String] = []
+        if let who = engines({ $0.fprop.input.granularity == .tensor }) {
+            out.append("\(who) scale FProp's x per tensor: the scale depends on which rows share a product (one decode step in the rollout, the whole packed batch in training), so equal formats still give different scales")
+        }
+        if let who = engines({ if case .delayed = $0.scaleRule { return true } else { return false } }) {
+            out.append("\(who) use delayed scaling: each engine's amax histories advance with its own products, so their scales differ")
+        }
+        return out
+    }
+
     /// The implementation switches (mismatch sources) that differ between the engines: not a
     /// difference of precision, but of arithmetic order or kernel fusion.
     public var implementationDifferences: [String] {

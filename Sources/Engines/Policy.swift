@@ -91,6 +91,16 @@ public final class Policy {
         training = TrainingEngine(kernel: t, transformer: transformer)
     }
 
+    /// Runs `body` with both engines switched to `pair`, then puts back the engines that were
+    /// there before — the same objects, so their delayed-scaling histories and counts too —
+    /// whether `body` returns or throws.
+    public func withEngines<T>(_ pair: EnginePair, _ body: () throws -> T) throws -> T {
+        let saved = (engines, rollout, training)
+        try setEngines(pair)
+        defer { (engines, rollout, training) = saved }
+        return try body()
+    }
+
     /// Switches the matrix-product backend of both engines.
     public func setBackend(_ newBackend: any MatmulBackend) throws(NumericsError) {
         let r = try EngineKernel(master: master, profile: engines.rollout, backend: newBackend, state: rollout.kernel.state)

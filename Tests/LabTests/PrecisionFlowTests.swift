@@ -88,4 +88,28 @@ import Testing
         #expect(try parseJSON(restored[0])["rollout"] as? [String: String] == parseJSON(shown[0])["rollout"] as? [String: String])
         #expect(try parseJSON(restored[0])["train"] as? [String: String] == parseJSON(shown[0])["train"] as? [String: String])
     }
+
+    /// `compare` runs each preset on the same prompts and puts the engines back as they were.
+    @Test func compareLeavesTheEnginesAndTheLastRolloutAlone() throws {
+        let s = Session()
+        run("set backend portable", "set prompts 8", "set max_new 8", "precision preset fp16", "rollout", in: s)
+        let before = runOne("precision --json", in: s).lines
+        let lastMismatch = runOne("mismatch --json", in: s).lines
+        let r = runOne("compare identical fp8-rollout current --json", in: s)
+        #expect(r.errors.isEmpty, "\(r.errors)")
+        let object = try parseJSON(r.lines[0])
+        #expect(object["engines"] as? [String] == ["identical", "fp8-rollout", "current"])
+        let stats = try #require(object["stats"] as? [String: [String: Any]])
+        #expect(stats["identical"]?["k3"] as? Double == 0)
+        #expect((stats["fp8-rollout"]?["k3"] as? Double ?? 0) > 0)
+        #expect(stats["current"]?["overflows_rollout"] as? Int == 0)
+        // `current` is the fp16 preset as it stood: the same statistics as the rollout before.
+        let last = try parseJSON(lastMismatch[0])
+        #expect(stats["current"]?["k3"] as? Double == last["k3"] as? Double)
+        #expect(runOne("precision --json", in: s).lines == before)
+        #expect(runOne("mismatch --json", in: s).lines == lastMismatch)
+        let positions = try parseJSON(runOne("compare bf16 --by-position --json", in: s).lines[0])
+        #expect(((positions["positions"] as? [String: Any])?["bf16"] as? [[String: Any]])?.first?["position"] as? Int == 0)
+        #expect(failure("compare bf17", in: s).contains("did you mean"))
+    }
 }

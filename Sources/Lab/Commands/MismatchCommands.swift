@@ -161,6 +161,104 @@ extension Command {
         context.report(statsJSON(stats)) { statsTable(stats) }
     }
 
+    /// `compare ENGINES…`: the same rollout under several presets, statistics side by side.
+    public static let compare = Command(
+        name: "compare", topic: .mismatch,
+        summary: "roll out the same prompts under several presets and compare the mismatch side by side",
+        details: """
+        Each name is a preset (\(Preset.allCases.map(\.rawValue).joined(separator: ", "))) or `current` (the
+        engines as they are now). For each, the engines are switched, the same prompts are
+        sampled from the same seeded stream and recomputed by the training engine; afterwards
+        the engines are exactly as before (the same objects, delayed-scaling histories
+        included) and the last rollout is unchanged. The last rows count the operand elements
+        (activations, gradients) that overflowed their format in each engine during the
+        comparison. --by-position shows mean |Δ log p| at
+        each response position instead. N: prompts (default: the prompts setting).
+        JSON: {"engines": [names], "stats": {name: {mismatch keys, overflows_rollout, overflows_train}}, "positions": {name: [{position, tokens, mean_abs_dlogp, k3}]}}.
+        """,
+        arguments: [.variadic("ENGINES", .choice(["current"] + Preset.allCases.map(\.rawValue)), "presets to compare", minimum: 1),
+                    .option("prompts", .integer(1...4096), "prompts per rollout (default: the prompts setting)"),
+                    .flag("by-position", "mean |Δ log p| at each response position")],
+        examples: ["compare bf16 fp8-rollout fp8-unified", "compare bf16 fp16 --by-position", "compare current identical --json"],
+        reports: true
+    ) { context in
+        let session = context.session, lab = session.lab
+        let names = context.arguments.texts("ENGINES")
+        let n = context.arguments.integer("prompts") ?? session.settings.integer("prompts")
+        let sampling = session.sampling
+        // The round of the last rollout (so `compare current` repeats it), or of the first.
+        let round = max(0, lab.rolloutCount - 1)
+        let prompts = taskPrompts(n, lab: lab, round: round)
+        let longest = (prompts.map(\.count).max() ?? 0) + sampling.maxNewTokens
+        guard longest <= lab.policy.config.maxPositionEmbeddings else {
+            throw LabError("prompts plus max_new (\(longest) tokens) exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions; lower max_new")
+        }
+        var results: [(name: String, stats: MismatchStats, positions: [PositionMismatchStats], overflows: (Int, Int))] = []
+        var meter = context.progress("compare", total: names.count)
+        for name in names {
+            let pair = name == "current" ? lab.policy.engines : try Preset.parse(name).engines(for: lab.policy.config)
+            let (stats, positions, overflows) = try lab.policy.withEngines(pair) { () throws -> (MismatchStats, [PositionMismatchStats], (Int, Int)) in
+                let stream = RandomStream(seed: session.seed, name: "sampling").split("rollout \(round)")
+                var interrupted = false
+                let batch = lab.policy.rollout.generate(prompts: prompts, sampling: sampling, endToken: lab.vocabulary.eos, stream: stream) {
+                    interrupted = Interruption.isRequested
+                    return interrupted
+                }
+                if interrupted { throw Interrupted() }
+                let pairs = try lab.policy.recompute(batch, temperature: sampling.temperature).pairs
+                func activations(_ state: ScalingState) -> Int {
+                    OperandRole.allCases.filter { $0 != .weights }.reduce(0) { $0 + (state.overflows[$1] ?? 0) }
+                }
+                return (try mismatchStats(pairs), try mismatchStatsByPosition(pairs),
+                        (activations(lab.policy.rollout.kernel.state), activations(lab.policy.training.kernel.state)))
+            }
+            results.append((name, stats, positions, overflows))
+            try meter.advance(to: results.count)
+        }
+        meter.finish()
+        var stats: JSONObject = [:], positions: JSONObject = [:]
+        for r in results {
+            var o = statsJSON(r.stats)
+            o["overflows_rollout"] = .int(r.overflows.0)
+            o["overflows_train"] = .int(r.overflows.1)
+            stats[r.name] = .object(o)
+            positions[r.name] = .array(r.positions.map { p in
+                .object(["position": .int(p.position), "tokens": .int(p.stats.tokens),
+                         "mean_abs_dlogp": .double(p.stats.meanAbsDlogp),
+                         "k3": .double(p.stats.k3)])
+            })
+        }
+        var object: JSONObject = ["engines": .array(names.map(JSONValue.string)), "stats": .object(stats)]
+        if context.arguments.flag("by-position") { object["positions"] = .object(positions) }
+        context.report(object) {
+            if context.arguments.flag("by-position") {
+                let longestRun = results.map(\.positions.count).max() ?? 0
+                var table = TextTable(header: ["position"] + results.flatMap { ["\($0.name) tokens", "mean|Δlogp|"] },
+                                      rightAligned: Set(0...(2 * results.count)))
+                for i in 0..<longestRun {
+                    var row = ["\(i)"]
+                    for r in results {
+                        if let p = r.positions.first(where: { $0.position == i }) {
+                            row += ["\(p.stats.tokens)", figure(p.stats.meanAbsDlogp)]
+                        } else {
+                            row += ["0", "-"]
+                        }
+                    }
+                    table.add(row)
+                }
+                return table.render()
+            }
+            var table = TextTable(header: ["statistic"] + results.map(\.name), rightAligned: Set(1...results.count))
+            let rows = results.map { statsRows($0.stats) }
+            for (i, (name, _, _)) in rows[0].enumerated() {
+                table.add([name] + rows.map { figure($0[i].1) })
+            }
+            table.add(["overflows μ"] + results.map { "\($0.overflows.0)" })
+            table.add(["overflows π"] + results.map { "\($0.overflows.1)" })
+            return table.render()
+        }
+    }
+
     /// `score TOKEN…`: log-probabilities of a given sequence under both engines.
     public static let score = Command(
         name: "score", topic: .mismatch,
@@ -234,7 +332,13 @@ func statsJSON(_ s: MismatchStats) -> JSONObject {
 
 func statsTable(_ s: MismatchStats) -> String {
     var table = TextTable(header: ["statistic", "value", "meaning"], rightAligned: [1])
-    let rows: [(String, Double?, String)] = [
+    for (name, value, meaning) in statsRows(s) { table.add([name, figure(value), meaning]) }
+    return table.render()
+}
+
+/// The statistics as `mismatch` shows them: name, value, meaning.
+func statsRows(_ s: MismatchStats) -> [(String, Double?, String)] {
+    [
         ("tokens", Double(s.tokens), "response tokens in the rollout"),
         ("k1", s.k1, "mean of d = log μ − log π"),
         ("k2", s.k2, "mean of d²/2"),
@@ -254,6 +358,4 @@ func statsTable(_ s: MismatchStats) -> String {
         ("outside [1/C, C]", s.isTokenFracOutside, "fraction of token weights beyond the cap"),
         ("slope", s.seqLogratioSlope, "sequence log-ratio per token of length"),
     ]
-    for (name, value, meaning) in rows { table.add([name, figure(value), meaning]) }
-    return table.render()
 }

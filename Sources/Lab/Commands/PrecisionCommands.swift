@@ -200,10 +200,11 @@ extension Command {
         the engines. The on-policy condition of Jet-RL holds when every rollout step appears in
         the training forward with the identical quantization; implementation differences
         (mismatch sources, see `engine`) are listed apart: they change the arithmetic, not the
-        formats. Last, the elements that overflowed their format in each engine since the
+        formats; so are the caveats of per-tensor and delayed scaling, whose scales depend on
+        the batch or on each engine's history even when the formats agree. Last, the elements that overflowed their format in each engine since the
         precision was set (clamped when saturating, inf/NaN otherwise).
         JSON: {"forward": [{"step", "kind", "rollout", "train", "differs"}], "backward": […],
-        "contained", "differences", "implementation_differences", "overflows": {"rollout", "train"}}.
+        "contained", "differences", "implementation_differences", "caveats", "overflows": {"rollout", "train"}}.
         """,
         examples: ["precision flow", "precision preset fp8-rollout", "precision flow --json"],
         reports: true
@@ -245,6 +246,7 @@ extension Command {
             "contained": .bool(differing.isEmpty),
             "differences": .array(differing.map(JSONValue.string)),
             "implementation_differences": .array(sources.map(JSONValue.string)),
+            "caveats": .array(pair.flowCaveats.map(JSONValue.string)),
             "overflows": .object(overflows),
         ]
         context.report(report) {
@@ -265,6 +267,7 @@ extension Command {
             } else {
                 text += "on-policy condition fails: the training forward does not repeat the rollout's \(differing.joined(separator: ", "))\n"
             }
+            for caveat in pair.flowCaveats { text += "but: \(caveat)\n" }
             text += sources.isEmpty ? "implementation differences: none\n"
                 : "implementation differences (arithmetic, not formats; see `engine`): \(sources.joined(separator: ", "))\n"
             for (engine, state) in counts {
