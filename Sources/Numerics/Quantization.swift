@@ -296,10 +296,11 @@ extension Quantization {
 
     /// Quantizes an array holding a row-major (rows, cols) matrix.
     public func quantize(_ x: [Float], rows: Int, cols: Int,
-                         stream: RandomStream = RandomStream(key: 0), offset: UInt64 = 0)
+                         stream: RandomStream = RandomStream(key: 0), offset: UInt64 = 0,
+                         scaleAmax: Float? = nil)
         throws(NumericsError) -> QuantizedMatrix {
         try x.withUnsafeBufferPointer { buf throws(NumericsError) in
-            try quantize(buf, rows: rows, cols: cols, stream: stream, offset: offset)
+            try quantize(buf, rows: rows, cols: cols, stream: stream, offset: offset, scaleAmax: scaleAmax)
         }
     }
 
