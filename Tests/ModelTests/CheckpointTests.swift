@@ -670,7 +670,7 @@ private func leftovers(in parent: URL) -> [String] {
     }
 
     /// A reader racing a writer that alternates two checkpoints sees one or the other whole.
-    @Test func readersNeverSeeAMixOfTwoSaves() async throws {
+    @Test func readersNeverSeeAMixOfTwoSaves() throws {
         let dir = scratchDirectory()
         defer { cleanup(dir) }
         let target = dir.appendingPathComponent("c")
@@ -678,22 +678,27 @@ private func leftovers(in parent: URL) -> [String] {
         try saveCheckpoint(weights: a, lab: LabMetadata(step: 1), to: target)
         let done = Flag()
         let readCount = Counter()
-        let writer = Task.detached { () -> String? in
+        // The writer runs on a thread of its own: a task could wait behind other tests for
+        // the cooperative pool's few threads (two on a two-core machine) longer than the reader
+        // reads.
+        let failure = Box()
+        let writer = Thread {
             defer { done.set() }
             for i in 0..<80 {
                 do {
                     try saveCheckpoint(weights: i % 2 == 0 ? b : a, lab: LabMetadata(step: i % 2 == 0 ? 2 : 1), to: target)
                 } catch {
-                    return "\(error)"
+                    failure.set("\(error)")
+                    return
                 }
                 // Let the reader read each version (and race the next save) before going on,
-                // however the tasks happen to be scheduled; give up waiting after 5 s.
+                // however the threads happen to be scheduled; give up waiting after 5 s.
                 let before = readCount.value
                 let until = ContinuousClock.now + .seconds(5)
                 while readCount.value < before + 2 && ContinuousClock.now < until { usleep(500) }
             }
-            return nil
         }
+        writer.start()
         // Read for as long as the writer writes (it may be slow to start when other tests
         // load the machine), with a generous deadline so a stuck writer cannot hang the suite.
         var seen: Set<Float> = [], reads = 0
@@ -716,13 +721,21 @@ private func leftovers(in parent: URL) -> [String] {
                 break
             }
         }
-        #expect(await writer.value == nil)
+        while !done.isSet { usleep(1000) }
+        #expect(failure.value == nil)
         #expect(seen == [10_000, 20_000], "the reader saw only \(seen) in \(reads) reads")
         #expect(leftovers(in: dir).isEmpty)
     }
 }
 
-/// A flag set by one task and read by another.
+/// The writer's error, if any.
+private final class Box: @unchecked Sendable {
+    private let lock = NSLock()
+    private var text: String?
+    func set(_ t: String) { lock.lock(); text = t; lock.unlock() }
+    var value: String? { lock.lock(); defer { lock.unlock() }; return text }
+}
+
 /// A count shared by the reader and the writer.
 private final class Counter: @unchecked Sendable {
     private let lock = NSLock()
@@ -731,6 +744,7 @@ private final class Counter: @unchecked Sendable {
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
 
+/// A flag set by one thread and read by another.
 private final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false

@@ -166,14 +166,14 @@ extension Command {
         name: "compare", topic: .mismatch,
         summary: "roll out the same prompts under several presets and compare the mismatch side by side",
         details: """
-        Each name is a preset (\(Preset.allCases.map(\.rawValue).joined(separator: ", "))) or `current` (the
-        engines as they are now). For each, the engines are switched, the same prompts are
+        Each name is a preset (\(Preset.allCases.map(\.rawValue).joined(separator: ", "))) or
+        `current` (the engines as they are now). For each, the engines are switched, the same
+        prompts — those of the last rollout, so that `compare current` repeats it — are
         sampled from the same seeded stream and recomputed by the training engine; afterwards
         the engines are exactly as before (the same objects, delayed-scaling histories
         included) and the last rollout is unchanged. The last rows count the operand elements
         (activations, gradients) that overflowed their format in each engine during the
-        comparison. --by-position shows mean |Δ log p| at
-        each response position instead. N: prompts (default: the prompts setting).
+        comparison. --by-position shows mean |Δ log p| at each response position instead.
         JSON: {"engines": [names], "stats": {name: {mismatch keys, overflows_rollout, overflows_train}}, "positions": {name: [{position, tokens, mean_abs_dlogp, k3}]}}.
         """,
         arguments: [.variadic("ENGINES", .choice(["current"] + Preset.allCases.map(\.rawValue)), "presets to compare", minimum: 1),

@@ -160,12 +160,15 @@ extension Command {
         name: "precision", topic: .engines,
         summary: "show or change the precision of the rollout and training engines",
         details: """
-        Fields: \(ProfileField.allCases.map(\.rawValue).joined(separator: ", ")).
         Rows marked * differ between the engines. Every change re-syncs the weights into the
-        engines (quantized the way each profile says). JSON: {"preset", "rollout": {…}, "train": {…}}.
+        engines (quantized the way each profile says). Fields:
+        \(ProfileField.allCases.map { "  \($0.rawValue): \($0.help)" }.joined(separator: "\n"))
+        JSON: {"preset", "rollout": {…}, "train": {…}}.
         """,
         subcommands: [precisionPreset, precisionSet("rollout"), precisionSet("train"), precisionSet("both"), precisionFlow],
-        examples: ["precision", "precision preset fp16", "precision rollout weights=e4m3 weight_scaling=16x16 gemm_input=e4m3 gemm_scaling=1x16"],
+        examples: ["precision", "precision preset fp16", "precision rollout weights=e4m3 weight_scaling=16x16 gemm_input=e4m3 gemm_scaling=1x16",
+                   "precision train gemm_grad_input=e5m2", "precision both gemm_scaling=tensor scale_rule=delayed/16/0",
+                   "precision both kv=e4m3"],
         reports: true
     ) { context in
         let lab = context.session.lab
@@ -198,11 +201,12 @@ extension Command {
         scaling and scale rule; accumulation; output format) and the casts (where values are
         stored in another format), then the training backward. Steps marked * differ between
         the engines. The on-policy condition of Jet-RL holds when every rollout step appears in
-        the training forward with the identical quantization; implementation differences
-        (mismatch sources, see `engine`) are listed apart: they change the arithmetic, not the
-        formats; so are the caveats of per-tensor and delayed scaling, whose scales depend on
-        the batch or on each engine's history even when the formats agree. Last, the elements that overflowed their format in each engine since the
-        precision was set (clamped when saturating, inf/NaN otherwise).
+        the training forward with the identical quantization. Listed apart: implementation
+        differences (mismatch sources, see `engine`), which change the arithmetic, not the
+        formats; and the caveats of per-tensor and delayed scaling, whose scales depend on the
+        batch or on each engine's history even when the formats agree. Last, the elements that
+        overflowed their format in each engine since the precision was set (clamped when
+        saturating, inf/NaN otherwise).
         JSON: {"forward": [{"step", "kind", "rollout", "train", "differs"}], "backward": […],
         "contained", "differences", "implementation_differences", "caveats", "overflows": {"rollout", "train"}}.
         """,
