@@ -13,9 +13,13 @@ struct Bench: ParsableCommand {
         engines: the 10M model's BF16 forward products against raw cblas_sgemm, then rollout
         tokens/s and one training step for fp32, bf16 and fp8-unified, on the default model and
         a ~10M-parameter one.
+        recipes: one training step and one rollout per FP8 recipe (hopper or fp32 accumulation,
+        hybrid, pow2 scales, per-tensor current and delayed, MXFP8), both engines in the recipe,
+        against BF16 emulation, on both model sizes. The lab emulates FP8 on the CPU: these
+        are costs of the emulation, not the speed-ups of FP8 hardware.
         """)
 
-    @Argument(help: "What to measure: rounding, gemm, engines, or all.")
+    @Argument(help: "What to measure: rounding, gemm, engines, recipes, or all.")
     var what: String = "all"
 
     @Option(help: "Matrix sizes n for n×n×n products.")
@@ -28,8 +32,8 @@ struct Bench: ParsableCommand {
     var backend: String = "openblas"
 
     func run() throws {
-        guard ["rounding", "gemm", "engines", "all"].contains(what) else {
-            throw failure("unknown benchmark '\(what)'; accepted: rounding gemm engines all")
+        guard ["rounding", "gemm", "engines", "recipes", "all"].contains(what) else {
+            throw failure("unknown benchmark '\(what)'; accepted: rounding gemm engines recipes all")
         }
         guard sizes.allSatisfy({ $0 >= 1 && $0 <= 8192 }) else { throw failure("sizes must be in 1…8192") }
         let engineBackend: any MatmulBackend
@@ -48,6 +52,9 @@ struct Bench: ParsableCommand {
                 print(renderBench(try benchEngineGEMMs()))
                 print(renderBench(try benchEngines(backend: engineBackend)))
             } catch { throw failure("\(error)") }
+        }
+        if what == "recipes" || what == "all" {
+            do { print(renderBench(try benchRecipes(backend: engineBackend))) } catch { throw failure("\(error)") }
         }
     }
 }
