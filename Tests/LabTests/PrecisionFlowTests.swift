@@ -1,3 +1,4 @@
+import Engines
 import Foundation
 import Lab
 import Testing
@@ -111,5 +112,16 @@ import Testing
         let positions = try parseJSON(runOne("compare bf16 --by-position --json", in: s).lines[0])
         #expect(((positions["positions"] as? [String: Any])?["bf16"] as? [[String: Any]])?.first?["position"] as? Int == 0)
         #expect(failure("compare bf17", in: s).contains("did you mean"))
+    }
+
+    /// The recipes `plab bench recipes` times are valid profiles on both benchmark models.
+    @Test func benchmarkRecipesAreValidProfiles() throws {
+        for (_, config) in benchConfigs {
+            let recipes = benchRecipeProfiles(for: config)
+            #expect(Set(recipes.map(\.0)).count == recipes.count)
+            for (name, profile) in recipes {
+                #expect(throws: Never.self, "\(name)") { try Policy.validate(EnginePair(rollout: profile, training: profile), config: config) }
+            }
+        }
     }
 }
