@@ -100,10 +100,22 @@ public struct GemmReport: Sendable, Equatable {
 public struct PreparedOperand: Sendable {
     public let matrix: QuantizedMatrix
     public let transposed: Bool
+    /// The values laid out in advance for the fused kernel as the right operand (B), if
+    /// `packedAsRightOperand()` made them.
+    var packedPanels: PackedPanels?
 
     public init(matrix: QuantizedMatrix, transposed: Bool) {
         self.matrix = matrix
         self.transposed = transposed
+    }
+
+    /// The same operand, with its values also laid out once for the fused kernel (scaled or
+    /// limited-accumulation products) as the right operand B: every product that reuses it as
+    /// B — a model's weights, between syncs — skips that step. The results are the same bits.
+    public func packedAsRightOperand() -> PreparedOperand {
+        var copy = self
+        copy.packedPanels = ScaledKernel.packAsB(self)
+        return copy
     }
 
     /// Quantizes a stored (rows, cols) matrix.

@@ -72,7 +72,9 @@ struct ScaledKernel {
         let stretches = (k + stretch - 1) / stretch
         // One allocation: packed A, packed B, scales of A and of B per stretch (64-byte aligned).
         func rounded(_ x: Int) -> Int { (x + 15) / 16 * 16 }
-        let sizeA = rounded(mPad * k), sizeB = rounded(nPad * k)
+        // B laid out in advance over all of its K (a model's weights), if it was.
+        let prepacked = qb.packedPanels.flatMap { $0.width == nr && $0.panels == strips && kStart + k <= $0.k ? $0 : nil }
+        let sizeA = rounded(mPad * k), sizeB = prepacked == nil ? rounded(nPad * k) : 0
         let sizeSA = rounded(scaled ? stretches * mPad : 0), sizeSB = rounded(scaled ? stretches * nPad : 0)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: (sizeA + sizeB + sizeSA + sizeSB) * 4, alignment: 64)
         defer { buffer.deallocate() }
@@ -81,8 +83,16 @@ struct ScaledKernel {
         let scalesA = packedB + sizeB
         let scalesB = scalesA + sizeSA
 
-        ScaledKernel.pack(qa, isA: true, outer: m, outerPad: mPad, width: mr, kStart: kStart, k: k, into: packedA)
-        ScaledKernel.pack(qb, isA: false, outer: n, outerPad: nPad, width: nr, kStart: kStart, k: k, into: packedB)
+        let parallel = m * n * k >= ScaledKernel.parallelThreshold ? threads : 1
+        // Packing (and the scales), in parallel too: pieces of A's panels and B's strips.
+        let pieces = min(parallel, max(panels, strips))
+        let packing = Packing(qa: qa, qb: qb, m: m, n: n, panels: panels, strips: prepacked == nil ? strips : 0,
+                              kStart: kStart, k: k, packedA: packedA, packedB: packedB)
+        if pieces == 1 {
+            packing.pack(piece: 0, of: 1)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: pieces) { packing.pack(piece: $0, of: pieces) }
+        }
         if scaled {
             for t in 0..<stretches {
                 let k0 = kStart + t * stretch
@@ -94,10 +104,11 @@ struct ScaledKernel {
 
         let truncate = Rounder(format: NumberFormat(name: "acc", exponentBits: 8, mantissaBits: max(bits, 1) - 1),
                                mode: .towardZero)
-        let work = Work(kernel: self, packedA: packedA, packedB: packedB, scalesA: scalesA, scalesB: scalesB,
+        let work = Work(kernel: self, packedA: packedA,
+                        packedB: prepacked.map { UnsafePointer($0.values + kStart * nr) } ?? UnsafePointer(packedB),
+                        bStripStride: (prepacked?.k ?? k) * nr, scalesA: scalesA, scalesB: scalesB,
                         mPad: mPad, nPad: nPad, c: c, truncate: truncate)
-        let grid = Grid(panels: panels, strips: strips,
-                        threads: m * n * k >= ScaledKernel.parallelThreshold ? threads : 1)
+        let grid = Grid(panels: panels, strips: strips, threads: parallel)
         if grid.pieces == 1 {
             work.compute(panels: 0..<panels, strips: 0..<strips)
         } else {
@@ -108,32 +119,64 @@ struct ScaledKernel {
         }
     }
 
-    /// Packs op(X) over K indices kStart..<kStart+k: for A (isA) the rows i in panels of
-    /// `width`, for B the columns j in strips of `width`; panel q starts at `dst + q·width·k`
-    /// and holds, for each p in turn, its `width` values (zero past `outer`).
-    private static func pack(_ x: PreparedOperand, isA: Bool, outer: Int, outerPad: Int, width: Int,
-                             kStart: Int, k: Int, into dst: UnsafeMutablePointer<Float>) {
+    /// Packs panels `panels` of op(X) over K indices kStart..<kStart+k: for A (isA) the rows i
+    /// in panels of `width`, for B the columns j in strips of `width`; panel q starts at
+    /// `dst + q·width·k` and holds, for each p in turn, its `width` values (zero past `outer`).
+    static func pack(_ x: PreparedOperand, isA: Bool, outer: Int, width: Int, panels: Range<Int>,
+                     kStart: Int, k: Int, into dst: UnsafeMutablePointer<Float>) {
         // Element (outer o, K index p): stored at o·ld + p when K runs along the stored
         // columns, at p·ld + o otherwise.
         let kAlongColumns = isA != x.transposed
         let ld = x.matrix.cols
         x.matrix.values.withUnsafeBufferPointer { v in
             let src = v.baseAddress!
-            for q in 0..<(outerPad / width) {
+            for q in panels {
                 let panel = dst + q * width * k
                 let o0 = q * width, real = min(width, outer - o0)
                 if real < width {
                     for p in 0..<k { (panel + p * width + real).update(repeating: 0, count: width - real) }
                 }
                 if kAlongColumns {
-                    for o in 0..<real {
-                        let row = src + (o0 + o) * ld + kStart
-                        for p in 0..<k { panel[p * width + o] = row[p] }
+                    // Transposing: blocks of 16 K indices, so the block written stays in L1
+                    // while each stored row is read 64 bytes at a time.
+                    for pb in stride(from: 0, to: k, by: 16) {
+                        let pe = min(k, pb + 16)
+                        for o in 0..<real {
+                            let row = src + (o0 + o) * ld + kStart
+                            for p in pb..<pe { panel[p &* width &+ o] = row[p] }
+                        }
                     }
                 } else {
                     for p in 0..<k { (panel + p * width).update(from: src + (kStart + p) * ld + o0, count: real) }
                 }
             }
+        }
+    }
+
+    /// Packs all of K of `x` used as the right operand B: strips of `nr` columns.
+    static func packAsB(_ x: PreparedOperand) -> PackedPanels {
+        let n = x.transposed ? x.matrix.rows : x.matrix.cols
+        let k = x.transposed ? x.matrix.cols : x.matrix.rows
+        let strips = (n + nr - 1) / nr
+        let packed = PackedPanels(width: nr, panels: strips, k: k)
+        pack(x, isA: false, outer: n, width: nr, panels: 0..<strips, kStart: 0, k: k, into: packed.values)
+        return packed
+    }
+
+    /// The packing of one product's operands, cut into pieces for threads: each piece packs
+    /// its own panels of A and strips of B, which no other piece writes.
+    struct Packing: @unchecked Sendable {
+        let qa: PreparedOperand, qb: PreparedOperand
+        let m: Int, n: Int, panels: Int, strips: Int, kStart: Int, k: Int
+        let packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>
+
+        func pack(piece: Int, of pieces: Int) {
+            ScaledKernel.pack(qa, isA: true, outer: m, width: ScaledKernel.mr,
+                              panels: (panels * piece / pieces)..<(panels * (piece + 1) / pieces),
+                              kStart: kStart, k: k, into: packedA)
+            ScaledKernel.pack(qb, isA: false, outer: n, width: ScaledKernel.nr,
+                              panels: (strips * piece / pieces)..<(strips * (piece + 1) / pieces),
+                              kStart: kStart, k: k, into: packedB)
         }
     }
 
@@ -174,7 +217,9 @@ struct ScaledKernel {
     /// is sound, and the only reason for `@unchecked Sendable`.
     struct Work: @unchecked Sendable {
         let kernel: ScaledKernel
-        let packedA: UnsafePointer<Float>, packedB: UnsafePointer<Float>
+        let packedA: UnsafePointer<Float>
+        /// Strip s of B starts at `packedB + s·bStripStride` (at the product's first K index).
+        let packedB: UnsafePointer<Float>, bStripStride: Int
         let scalesA: UnsafePointer<Float>, scalesB: UnsafePointer<Float>
         let mPad: Int, nPad: Int
         let c: UnsafeMutablePointer<Float>
@@ -198,7 +243,7 @@ struct ScaledKernel {
                         let aPanel = packedA + q * mr * k
                         for s in sb..<sEnd {
                             let j0 = s * nr, cols = min(nr, n - j0)
-                            let bStrip = packedB + s * nr * k
+                            let bStrip = packedB + s * bStripStride
                             let full = rows == mr && cols == nr
                             let tile = full ? c + i0 * n + j0 : scratch
                             let ldt = full ? n : nr
@@ -239,17 +284,21 @@ struct ScaledKernel {
             if !resume {
                 for r in 0..<mr { (tile + r * ldt).update(repeating: 0, count: nr) }
             }
-            let mask = SIMD16<UInt64>(repeating: ~((UInt64(1) << UInt64(53 - max(1, min(kernel.bits, 24)))) - 1))
+            let quantum = UInt32(1) << UInt32(24 - max(1, min(kernel.bits, 24)))
             for t in t0..<t1 {
                 let k0 = t * stretch, k1 = min(k, k0 + stretch)
                 var partial = Registers()
                 if limited {
-                    var s0 = k0
+                    // The first step adds to +0: the sum is the step sum itself (exactly).
+                    let s1 = min(k1, k0 + step)
+                    partial.chain(a + k0 * mr, b + k0 * nr, s1 - k0)
+                    partial.truncateFirst(quantum: quantum, fallback: truncate)
+                    var s0 = s1
                     while s0 < k1 {
                         let s1 = min(k1, s0 + step)
                         var sum = Registers()
                         sum.chain(a + s0 * mr, b + s0 * nr, s1 - s0)
-                        partial.truncatedAdd(sum, mask: mask, fallback: truncate)
+                        partial.truncatedAdd(sum, quantum: quantum, fallback: truncate)
                         s0 = s1
                     }
                 } else {
@@ -295,49 +344,85 @@ struct ScaledKernel {
 
         /// Each lane: self ← truncate(double(self) + double(sum)) to the kept bits.
         @inline(__always)
-        mutating func truncatedAdd(_ s: Registers, mask: SIMD16<UInt64>, fallback: Rounder) {
-            r00 = Registers.truncated(r00, s.r00, mask, fallback); r01 = Registers.truncated(r01, s.r01, mask, fallback)
-            r10 = Registers.truncated(r10, s.r10, mask, fallback); r11 = Registers.truncated(r11, s.r11, mask, fallback)
-            r20 = Registers.truncated(r20, s.r20, mask, fallback); r21 = Registers.truncated(r21, s.r21, mask, fallback)
-            r30 = Registers.truncated(r30, s.r30, mask, fallback); r31 = Registers.truncated(r31, s.r31, mask, fallback)
-            r40 = Registers.truncated(r40, s.r40, mask, fallback); r41 = Registers.truncated(r41, s.r41, mask, fallback)
-            r50 = Registers.truncated(r50, s.r50, mask, fallback); r51 = Registers.truncated(r51, s.r51, mask, fallback)
+        mutating func truncatedAdd(_ s: Registers, quantum: UInt32, fallback: Rounder) {
+            r00 = Registers.truncated(r00, s.r00, quantum, fallback); r01 = Registers.truncated(r01, s.r01, quantum, fallback)
+            r10 = Registers.truncated(r10, s.r10, quantum, fallback); r11 = Registers.truncated(r11, s.r11, quantum, fallback)
+            r20 = Registers.truncated(r20, s.r20, quantum, fallback); r21 = Registers.truncated(r21, s.r21, quantum, fallback)
+            r30 = Registers.truncated(r30, s.r30, quantum, fallback); r31 = Registers.truncated(r31, s.r31, quantum, fallback)
+            r40 = Registers.truncated(r40, s.r40, quantum, fallback); r41 = Registers.truncated(r41, s.r41, quantum, fallback)
+            r50 = Registers.truncated(r50, s.r50, quantum, fallback); r51 = Registers.truncated(r51, s.r51, quantum, fallback)
         }
 
-        /// The sum p + s, exact in a double (p has at most 24 bits, s is a float32, and their
-        /// exponents are close when the sum is in range), with the low bits cleared: what
-        /// `truncatedAdd` does. Outside float32's normal range, or for NaN and infinities, the
-        /// scalar rounder decides, lane by lane.
+        /// Each lane: self ← truncate(double(+0) + double(self)) to the kept bits: the first
+        /// MMA step of a promotion interval.
         @inline(__always)
-        static func truncated(_ p: V, _ s: V, _ mask: SIMD16<UInt64>, _ fallback: Rounder) -> V {
-            let sum = widen(p) + widen(s)
-            let bits = unsafeBitCast(sum, to: SIMD16<UInt64>.self)
-            let magnitude = bits & SIMD16<UInt64>(repeating: 0x7FFF_FFFF_FFFF_FFFF)
-            let low = SIMD16<UInt64>(repeating: (0x1p-126 as Double).bitPattern)
-            let high = SIMD16<UInt64>(repeating: (0x1p127 as Double).bitPattern)
-            // Integer order of magnitudes is the order of values; NaN patterns lie above
-            // infinity's, so `!(magnitude < high)` catches them as the reference does.
-            if any(((magnitude .< low) .& (magnitude .!= SIMD16<UInt64>(repeating: 0))) .| (magnitude .>= high)) {
+        mutating func truncateFirst(quantum: UInt32, fallback: Rounder) {
+            r00 = Registers.truncatedFirst(r00, quantum, fallback); r01 = Registers.truncatedFirst(r01, quantum, fallback)
+            r10 = Registers.truncatedFirst(r10, quantum, fallback); r11 = Registers.truncatedFirst(r11, quantum, fallback)
+            r20 = Registers.truncatedFirst(r20, quantum, fallback); r21 = Registers.truncatedFirst(r21, quantum, fallback)
+            r30 = Registers.truncatedFirst(r30, quantum, fallback); r31 = Registers.truncatedFirst(r31, quantum, fallback)
+            r40 = Registers.truncatedFirst(r40, quantum, fallback); r41 = Registers.truncatedFirst(r41, quantum, fallback)
+            r50 = Registers.truncatedFirst(r50, quantum, fallback); r51 = Registers.truncatedFirst(r51, quantum, fallback)
+        }
+
+        /// trunc(double(+0) + double(s)): the double sum is s exactly (+0 for −0), so in
+        /// float32's normal range (or zero) the result is s with its dropped bits cleared, as
+        /// `truncatedAdd`'s vector path does; elsewhere the scalar rounder decides.
+        @inline(__always)
+        static func truncatedFirst(_ s: V, _ quantum: UInt32, _ fallback: Rounder) -> V {
+            typealias U = SIMD16<UInt32>
+            let bits = unsafeBitCast(s + V(repeating: 0), to: U.self)   // −0 + +0 = +0
+            let magnitude = bits & U(repeating: 0x7FFF_FFFF)
+            // |s| nonzero and outside [2^-126, 2^127) (exponent fields 1…253), NaN and inf included.
+            let outOfRange = ((magnitude &- U(repeating: 0x0080_0000)) .>= U(repeating: 0x7F00_0000 - 0x0080_0000))
+                .& (magnitude .!= U(repeating: 0))
+            if any(outOfRange) {
+                return slowTruncated(V(), s, fallback)
+            }
+            return unsafeBitCast(bits & U(repeating: ~(quantum &- 1)), to: V.self)
+        }
+
+        /// trunc(D), D = double(p) + double(s) rounded to nearest as a double, truncated toward
+        /// zero to the kept bits — what `truncatedAdd` computes — in float32 arithmetic.
+        /// `quantum` is 2^(24 − bits): one unit in the last kept place, in bit-pattern units.
+        ///
+        /// Why this is the same: the float sum hi = fl(p + s) and its exact error lo (TwoSum)
+        /// give the exact sum x = hi + lo, |lo| ≤ ulp(hi)/2. When |hi| lies in [2^-125, 2^126)
+        /// and lo is 0 or at most 29 binades below hi, x has at most 53 significant bits, so
+        /// D = x, well inside float32's normal range. Then with t = hi with its dropped bits
+        /// cleared: if t ≠ hi, hi is at least one float ulp away from the kept values on either
+        /// side and x is within half of one, so trunc(x) = t; if t = hi, trunc(x) is hi when
+        /// |x| ≥ |hi| (lo zero or of hi's sign), else the kept value just below |hi|, whose bit
+        /// pattern is hi's minus `quantum` (a borrow into the exponent field is the correct
+        /// value below a power of two). Any other lane (out of range, NaN, inf, a wider gap)
+        /// takes the scalar rounder on the double sum, as `truncatedAdd` does.
+        @inline(__always)
+        static func truncated(_ p: V, _ s: V, _ quantum: UInt32, _ fallback: Rounder) -> V {
+            typealias U = SIMD16<UInt32>
+            let hi = p + s
+            let bb = hi - p
+            let lo = (p - (hi - bb)) + (s - bb)
+            let hiBits = unsafeBitCast(hi, to: U.self), loBits = unsafeBitCast(lo, to: U.self)
+            let magnitudeMask = U(repeating: 0x7FFF_FFFF)
+            let hiMagnitude = hiBits & magnitudeMask, loMagnitude = loBits & magnitudeMask
+            // |hi| nonzero and outside [2^-125, 2^126) (exponent fields 2…252), NaN and inf
+            // included. (hi = 0 means p = −s exactly: lo = 0 and D = hi, sign included.)
+            let outOfRange = ((hiMagnitude &- U(repeating: 0x0100_0000)) .>= U(repeating: 0x7E80_0000 - 0x0100_0000))
+                .& (hiMagnitude .!= U(repeating: 0))
+            // lo more than 29 binades below hi (a subnormal lo counts as field 0, which only
+            // widens the gap), or not smaller than hi (an overflow inside TwoSum).
+            let wideGap = ((loMagnitude .!= U(repeating: 0))
+                .& ((hiMagnitude &>> 23) .> ((loMagnitude &>> 23) &+ U(repeating: 29))))
+                .| (loMagnitude .> hiMagnitude)
+            if any(outOfRange .| wideGap) {
                 return slowTruncated(p, s, fallback)
             }
-            return narrow(unsafeBitCast(bits & mask, to: SIMD16<Double>.self))
-        }
-
-        // Lane-by-lane conversions: they compile to single vector instructions, where the
-        // standard library's generic SIMD conversion stays a function call.
-        @inline(__always)
-        static func widen(_ v: V) -> SIMD16<Double> {
-            var r = SIMD16<Double>()
-            for i in 0..<16 { r[i] = Double(v[i]) }
-            return r
-        }
-
-        /// Exact here: the values have at most 24 significant bits and are in float32's range.
-        @inline(__always)
-        static func narrow(_ v: SIMD16<Double>) -> V {
-            var r = V()
-            for i in 0..<16 { r[i] = Float(v[i]) }
-            return r
+            let keep = U(repeating: ~(quantum &- 1))
+            let t = hiBits & keep
+            // t = hi and lo pulls toward zero: one kept unit down.
+            let below = (t .== hiBits) .& (loMagnitude .!= U(repeating: 0))
+                .& (((hiBits ^ loBits) & U(repeating: 0x8000_0000)) .!= U(repeating: 0))
+            return unsafeBitCast(t.replacing(with: hiBits &- U(repeating: quantum), where: below), to: V.self)
         }
 
         @inline(never)
@@ -374,4 +459,22 @@ struct ScaledKernel {
             row(3, r30, r31); row(4, r40, r41); row(5, r50, r51)
         }
     }
+}
+
+/// An operand laid out for the fused kernel over all of its K, kept with a `PreparedOperand`
+/// that many products reuse (a model's weights between syncs). Written once when created, then
+/// only read: that is why sharing it between threads is sound (`@unchecked Sendable` for the
+/// raw pointer).
+final class PackedPanels: @unchecked Sendable {
+    let width: Int, panels: Int, k: Int
+    let values: UnsafeMutablePointer<Float>
+
+    init(width: Int, panels: Int, k: Int) {
+        self.width = width
+        self.panels = panels
+        self.k = k
+        values = UnsafeMutablePointer<Float>.allocate(capacity: max(1, width * panels * k))
+    }
+
+    deinit { values.deallocate() }
 }

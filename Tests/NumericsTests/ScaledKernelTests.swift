@@ -3,8 +3,8 @@ import Testing
 
 /// The fused block-scaled kernel behind `QuantizedGEMM.multiplyPrepared` against the plain
 /// reference model (`referenceMultiplyPrepared`: one portable-backend product per K stretch
-/// or MMA step, scales applied element by element), bit for bit, on both backends and with
-/// one or two threads.
+/// or MMA step, scales applied element by element), bit for bit, on both backends, with one
+/// or two threads, and with B packed in advance (`packedAsRightOperand`).
 @Suite struct ScaledKernelTests {
     static let accumulations: [Accumulation] = [
         .fp32, .hopperFP8, .limited(bits: 14, step: 32, interval: 128), .limited(bits: 5, step: 3, interval: 9),
@@ -34,7 +34,8 @@ import Testing
             .referenceMultiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &expected)
         var ok = true
         let backends: [any MatmulBackend] = [PortableBackend(threads: 1), PortableBackend(threads: 2), OpenBLASBackend()]
-        for backend in backends {
+        // B laid out in advance (as an engine's weights are) must change nothing either.
+        for (backend, qb) in backends.map({ ($0, qb) }) + [(PortableBackend(threads: 2), qb.packedAsRightOperand())] {
             let unscaledFP32 = (qa.matrix.scales.allSatisfy { $0 == 1 } && qb.matrix.scales.allSatisfy { $0 == 1 }
                                 && recipe.accumulation == .fp32)
             // Plain float32 products stay with their backend (openblas sums in its own order).
@@ -107,9 +108,12 @@ import Testing
     @Test func extremeValuesTakeTheSameFallback() throws {
         var rng = RandomStream(seed: 12, name: "extreme")
         let (m, n, k) = (9, 37, 70)
-        let magnitudes: [(Float, Float)] = [(0x1p-70, 0x1p-60), (0x1p-75, 0x1p-52), (0x1p62, 0x1p62), (0x1p63, 0x1p64), (1, 1)]
+        // The last two: magnitudes spread over 2^±40 (step sums far below the partial sum, so
+        // the double sum itself rounds), then NaN and infinities.
+        let magnitudes: [(Float, Float)] = [(0x1p-70, 0x1p-60), (0x1p-75, 0x1p-52), (0x1p62, 0x1p62), (0x1p63, 0x1p64), (0, 1), (1, 1)]
         for (index, (sa, sb)) in magnitudes.enumerated() {
-            var a = (0..<(m * k)).map { _ in Float(rng.nextUnit() * 2 - 1) * sa }
+            func spread() -> Float { Float(sign: .plus, exponent: Int(rng.next() % 81) - 40, significand: 1) }
+            var a = (0..<(m * k)).map { _ in Float(rng.nextUnit() * 2 - 1) * (sa == 0 ? spread() : sa) }
             var b = (0..<(k * n)).map { _ in Float(rng.nextUnit() * 2 - 1) * sb }
             if index == magnitudes.count - 1 {
                 a[3] = .nan; a[5 * k + 2] = .infinity; b[7] = -.infinity; b[40 * n % (k * n)] = .nan
@@ -123,6 +127,43 @@ import Testing
                     }
                 }
             }
+        }
+    }
+
+    /// The truncated add on crafted operands: C[j] = trunc(trunc(p_j) + s_j) through a 1×2 · 2×n
+    /// product with MMA steps of 1 and promotion every 2 (A = [1, 1], B's rows p and s):
+    /// partial sums on and between kept values, sums that cancel, pull just below a kept value
+    /// or a power of two, step sums 25…35 binades below the partial sum (where the double sum
+    /// starts to round), subnormal, huge and non-finite sums, for several kept widths.
+    @Test func truncatedAddEdgeCasesMatchTheReference() throws {
+        var rng = RandomStream(seed: 14, name: "truncated-add")
+        let n = 4099
+        for bits in [1, 2, 5, 8, 13, 14, 20, 23] {
+            var p = [Float](), s = [Float]()
+            for _ in 0..<n {
+                let e = Int(rng.next() % 261) - 130
+                let top = UInt32(rng.next() % (1 << UInt64(bits)))
+                let sign: Float = rng.next() % 2 == 0 ? 1 : -1
+                let pj = sign * Float(sign: .plus, exponent: e - bits + 1, significand: Float((1 << UInt32(bits - 1)) | (top >> 1)))
+                let ulp = Float(sign: .plus, exponent: e - 23, significand: 1)
+                let sj: Float
+                switch rng.next() % 9 {
+                case 0: sj = -pj
+                case 1: sj = -sign * ulp * Float(1 + rng.next() % 3) / 2          // just below |p|
+                case 2: sj = sign * ulp * Float(rng.next() % 4)                    // just above
+                case 3: sj = Float(rng.nextUnit() * 2 - 1) * Float(sign: .plus, exponent: e - 24 - Int(rng.next() % 12), significand: 1)
+                case 4: sj = Float(rng.nextUnit() * 2 - 1) * Float(sign: .plus, exponent: e, significand: 1)
+                case 5: sj = -pj * Float(sign: .plus, exponent: -1, significand: 1) - ulp / 2
+                case 6: sj = [Float.nan, .infinity, -.infinity, .greatestFiniteMagnitude, 0x1p-140, -0.0][Int(rng.next() % 6)]
+                case 7: sj = -pj + Float(rng.nextUnit() * 2 - 1) * ulp * 4
+                default: sj = Float(rng.nextUnit() * 2 - 1) * Float(sign: .plus, exponent: Int(rng.next() % 261) - 130, significand: 1)
+                }
+                p.append(pj)
+                s.append(sj)
+            }
+            let recipe = GemmRecipe(a: .none, b: .none, accumulation: .limited(bits: bits, step: 1, interval: 2))
+            #expect(try ScaledKernelTests.check(recipe, a: [1, 1], b: p + s, m: 1, n: n, k: 2,
+                                                transA: false, transB: false, splitK: 1), "bits \(bits)")
         }
     }
 }
