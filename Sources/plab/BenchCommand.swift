@@ -11,8 +11,8 @@ struct Bench: ParsableCommand {
         rounding: float32 -> format throughput per format and mode, one thread.
         gemm: n×n×n products: raw cblas_sgemm, the BF16 recipe, the portable backend.
         engines: the 10M model's BF16 forward products against raw cblas_sgemm, then rollout
-        tokens/s and one training step for fp32, bf16 and fp8-unified, on the default model and
-        a ~10M-parameter one.
+        tokens/s and one training step for fp32, bf16, fp8-rollout and fp8-unified, on the
+        default model and a ~10M-parameter one; "x bf16" is an FP8 row's time relative to bf16's.
         """)
 
     @Argument(help: "What to measure: rounding, gemm, engines, or all.")
