@@ -192,10 +192,8 @@ extension Quantization {
         let values = [Float](unsafeUninitializedCapacity: rows * cols) { q, initialized in
             initialized = rows * cols
             guard let src0 = x.baseAddress, let dst0 = q.baseAddress else { return }
-            let (large, bad) = countLargeAndNonFinite(src0, rows * cols, overflowThreshold)
-            nonFinite = bad
             if granularity == .unscaled {
-                saturated = large
+                (saturated, nonFinite) = countLargeAndNonFinite(src0, rows * cols, overflowThreshold)
                 rounder.round(src0, into: dst0, count: rows * cols, stream: stream, offset: offset)
                 return
             }
@@ -209,7 +207,7 @@ extension Quantization {
             scales.withUnsafeMutableBufferPointer { scaleBuffer in
                 for br in 0..<sr {
                     let r0 = br * tr, r1 = min(rows, r0 + tr)
-                    columnMaxima(src0 + r0 * cols, rows: r1 - r0, cols: cols, into: columnMax)
+                    nonFinite += columnMaxima(src0 + r0 * cols, rows: r1 - r0, cols: cols, into: columnMax)
                     var divides = false, multiplies = false
                     for bc in 0..<sc {
                         let c0 = bc * tc, c1 = min(cols, c0 + tc)

@@ -263,7 +263,7 @@ public struct QuantizedGEMM: Sendable {
             }
             return
         }
-        let threads = (backend as? PortableBackend)?.threads ?? PortableBackend.activeProcessorCount
+        let threads = (backend as? PortableBackend)?.threads ?? ScaledKernel.processorCount
         ScaledKernel.multiply(qa, qb, m: m, n: n, kStart: kStart, kEnd: kEnd, stretch: stretch, step: step,
                               bits: bits, scaled: scaled, threads: threads, into: c)
     }

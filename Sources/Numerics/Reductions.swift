@@ -60,24 +60,35 @@ func countLargeAndNonFinite(_ x: UnsafePointer<Float>, _ n: Int, _ threshold: Fl
 
 /// out[c] = the largest magnitude bit pattern of column c over `rows` rows of a row-major
 /// matrix with `cols` columns (NaN patterns lie above infinity's), 16 columns at a time.
+/// Returns how many of the elements are not finite.
 @inlinable
-func columnMaxima(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<UInt32>) {
-    let magnitudeMask = Bits16(repeating: 0x7FFF_FFFF)
+func columnMaxima(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
+    let magnitudeMask = Bits16(repeating: 0x7FFF_FFFF), infinity = Bits16(repeating: 0x7F80_0000)
+    let one = Bits16(repeating: 1), zero = Bits16(repeating: 0)
+    var bad = Bits16(repeating: 0)
     var c = 0
     while c + 16 <= cols {
         var best = Bits16(repeating: 0)
         for r in 0..<rows {
-            best = pointwiseMax(best, UnsafeRawPointer(x + r * cols + c).loadUnaligned(as: Bits16.self) & magnitudeMask)
+            let a = UnsafeRawPointer(x + r * cols + c).loadUnaligned(as: Bits16.self) & magnitudeMask
+            best = pointwiseMax(best, a)
+            bad &+= one.replacing(with: zero, where: a .< infinity)
         }
         UnsafeMutableRawPointer(out + c).storeBytes(of: best, as: Bits16.self)
         c += 16
     }
+    var nonFinite = Int(bad.wrappedSum())
     while c < cols {
         var best: UInt32 = 0
-        for r in 0..<rows { best = max(best, x[r * cols + c].bitPattern & 0x7FFF_FFFF) }
+        for r in 0..<rows {
+            let a = x[r * cols + c].bitPattern & 0x7FFF_FFFF
+            best = max(best, a)
+            if a >= 0x7F80_0000 { nonFinite += 1 }
+        }
         out[c] = best
         c += 1
     }
+    return nonFinite
 }
 
 /// The largest of `x[0..<n]`.
@@ -91,7 +102,11 @@ func maxBits(_ x: UnsafePointer<UInt32>, _ n: Int) -> UInt32 {
             best = pointwiseMax(best, UnsafeRawPointer(x + i).loadUnaligned(as: Bits16.self))
             i += 16
         }
-        top = best.max()
+        // The largest lane, by halving (the generic `max()` is a call per use).
+        let h8 = pointwiseMax(best.lowHalf, best.highHalf)
+        let h4 = pointwiseMax(h8.lowHalf, h8.highHalf)
+        let h2 = pointwiseMax(h4.lowHalf, h4.highHalf)
+        top = max(h2[0], h2[1])
     }
     while i < n {
         top = max(top, x[i])

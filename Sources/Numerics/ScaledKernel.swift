@@ -34,8 +34,13 @@ struct ScaledKernel {
     static let nc = 512
     /// About this many K indices per block (whole stretches: at least one).
     static let kc = 256
-    /// Below this many multiply-adds (m·n·k) a product runs on the calling thread alone.
-    static let parallelThreshold = 1 << 18
+    /// Below this many multiply-adds (m·n·k) a product runs on the calling thread alone (waking
+    /// threads costs more than a small product).
+    static let parallelThreshold = 1 << 21
+
+    /// Threads for products on a backend without a thread setting (openblas): the active
+    /// processor count, read once (asking the system reads a file each time).
+    static let processorCount = PortableBackend.activeProcessorCount
 
     let m: Int, n: Int, kLength: Int
     let stretch: Int
@@ -85,7 +90,7 @@ struct ScaledKernel {
 
         let parallel = m * n * k >= ScaledKernel.parallelThreshold ? threads : 1
         // Packing (and the scales), in parallel too: pieces of A's panels and B's strips.
-        let pieces = min(parallel, max(panels, strips))
+        let pieces = (m + (prepacked == nil ? n : 0)) * k >= 1 << 16 ? min(parallel, max(panels, strips)) : 1
         let packing = Packing(qa: qa, qb: qb, m: m, n: n, panels: panels, strips: prepacked == nil ? strips : 0,
                               kStart: kStart, k: k, packedA: packedA, packedB: packedB)
         if pieces == 1 {
@@ -96,9 +101,8 @@ struct ScaledKernel {
         if scaled {
             for t in 0..<stretches {
                 let k0 = kStart + t * stretch
-                let rowA = scalesA + t * mPad, rowB = scalesB + t * nPad
-                for i in 0..<mPad { rowA[i] = i < m ? qa.scale(outer: i, k: k0, isA: true) : 1 }
-                for j in 0..<nPad { rowB[j] = j < n ? qb.scale(outer: j, k: k0, isA: false) : 1 }
+                ScaledKernel.scaleRow(qa, isA: true, k: k0, outer: m, outerPad: mPad, into: scalesA + t * mPad)
+                ScaledKernel.scaleRow(qb, isA: false, k: k0, outer: n, outerPad: nPad, into: scalesB + t * nPad)
             }
         }
 
@@ -146,11 +150,44 @@ struct ScaledKernel {
                             for p in pb..<pe { panel[p &* width &+ o] = row[p] }
                         }
                     }
+                } else if real == 32 && width == 32 {
+                    for p in 0..<k {
+                        let from = UnsafeRawPointer(src + ((kStart + p) &* ld &+ o0))
+                        let to = UnsafeMutableRawPointer(panel + p &* 32)
+                        to.storeBytes(of: from.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                        to.storeBytes(of: from.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self), toByteOffset: 64,
+                                      as: SIMD16<Float>.self)
+                    }
                 } else {
-                    for p in 0..<k { (panel + p * width).update(from: src + (kStart + p) * ld + o0, count: real) }
+                    for p in 0..<k {
+                        let from = src + ((kStart + p) &* ld &+ o0), to = panel + p &* width
+                        for o in 0..<real { to[o] = from[o] }
+                    }
                 }
             }
         }
+    }
+
+    /// dst[o] = the scale of op(X)'s element at (outer o, K index k) — `x.scale(outer: o, k: k,
+    /// isA:)` — for o < outer, 1 up to outerPad; a tile's run of outer indices at a time.
+    static func scaleRow(_ x: PreparedOperand, isA: Bool, k: Int, outer: Int, outerPad: Int,
+                         into dst: UnsafeMutablePointer<Float>) {
+        let q = x.matrix
+        let kAlongColumns = isA != x.transposed
+        // Tiles along the outer axis, and the offset of the K index's tile in the scale grid.
+        let outerTile = kAlongColumns ? q.tileRows : q.tileCols
+        let base = kAlongColumns ? k / q.tileCols : (k / q.tileRows) * q.scaleCols
+        let step = kAlongColumns ? q.scaleCols : 1
+        q.scales.withUnsafeBufferPointer { scales in
+            var o = 0, u = 0
+            while o < outer {
+                let end = min(outer, o + outerTile)
+                (dst + o).update(repeating: scales[base + u * step], count: end - o)
+                o = end
+                u += 1
+            }
+        }
+        if outerPad > outer { (dst + outer).update(repeating: 1, count: outerPad - outer) }
     }
 
     /// Packs all of K of `x` used as the right operand B: strips of `nr` columns.
