@@ -218,9 +218,11 @@ extension Quantization {
                         scaleBuffer[br * sc + bc] = scale
                         divides = divides || divisor != 1
                         multiplies = multiplies || multiplier != 1
-                        (divisors + c0).update(repeating: divisor, count: c1 - c0)
-                        (multipliers + c0).update(repeating: multiplier, count: c1 - c0)
-                        (clamps + c0).update(repeating: clamp ? ~0 : 0, count: c1 - c0)
+                        for c in c0..<c1 {
+                            divisors[c] = divisor
+                            multipliers[c] = multiplier
+                            clamps[c] = clamp ? ~0 : 0
+                        }
                     }
                     for r in r0..<r1 {
                         let src = src0 + r * cols, dst = dst0 + r * cols
