@@ -36,7 +36,7 @@ struct ScaledKernel {
     static let kc = 256
     /// Below this many multiply-adds (m·n·k) a product runs on the calling thread alone (waking
     /// threads costs more than a small product).
-    static let parallelThreshold = 1 << 21
+    static let parallelThreshold = 1 << 23
 
     /// Threads for products on a backend without a thread setting (openblas): the active
     /// processor count, read once (asking the system reads a file each time).
