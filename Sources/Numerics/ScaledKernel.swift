@@ -17,10 +17,13 @@ import Dispatch
 /// - Promotion, stretches in increasing order from c = +0: `c = fma(partial, sA·sB, c)` with
 ///   the scale product rounded to float32 first; `c = c + partial` when unscaled.
 ///
-/// How it is fast without changing a bit: both operands are packed once (A in panels of
-/// `mr` rows, B in strips of 32 columns, zero-padded); a register tile of `mr` rows × 32
-/// columns (two `SIMD16<Float>` per row) keeps the step sums and the partial sums in
-/// registers for a whole stretch, and C only sees one fused multiply-add per stretch. Vectors
+/// How it is fast without changing a bit: both operands are packed once per product (A in
+/// panels of `mr` rows, B in strips of 32 columns, zero-padded; B not at all when it was
+/// packed in advance, as an engine's weights are at each sync); a register tile of `mr` rows
+/// × 32 columns (two `SIMD16<Float>` per row) keeps the step sums and the partial sums in
+/// registers for a whole stretch, the truncated add runs in float32 lanes (see
+/// `Registers.truncated` for why it equals the double-precision definition), and C only
+/// sees one fused multiply-add per stretch. Vectors
 /// run across output columns, never across k, so every lane is its own chain; threads take
 /// rectangles of whole tiles, and each output element is computed by one thread with its
 /// whole chain. Neither the vector width nor the thread count changes a result.
