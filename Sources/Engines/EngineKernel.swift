@@ -109,7 +109,12 @@ public final class EngineKernel: LinearKernel {
         for site in sites {
             let s = site.slot(in: master)
             let values = Array(master.data[s.offset..<(s.offset + s.count)])
-            let q = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: true, quantization: profile.weights)
+            var q = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: true, quantization: profile.weights)
+            // Every forward product reuses the weights as its right operand: lay them out once
+            // for the fused kernel when the products run on it (scaled or limited accumulation).
+            if profile.weights.granularity != .unscaled || profile.fprop.accumulation != .fp32 {
+                q = q.packedAsRightOperand()
+            }
             prepared[site] = q
             saturated += q.matrix.saturated
             state.record(.weights, q.matrix)

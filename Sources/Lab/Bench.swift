@@ -28,6 +28,8 @@ public struct BenchResult: Sendable {
     public var value: Double
     public var unit: String
     public var note: String = ""
+    /// Time relative to the BF16 preset's on the same benchmark (the FP8 engine rows).
+    public var timeVsBF16: Double? = nil
 }
 
 /// Rounding throughput, one thread: G elements per second for each format and mode, over a
@@ -112,10 +114,16 @@ public func benchGEMM(sizes: [Int] = [256, 512, 1024], budget: Double = 0.5) -> 
     return results
 }
 
-/// One line per result: name, value and unit, note.
+/// One line per result: name, value and unit, note — and, when any result has one, the time
+/// relative to BF16 ("x bf16").
 public func renderBench(_ results: [BenchResult]) -> String {
-    var table = TextTable(header: ["benchmark", "value", "unit", "note"], rightAligned: [1])
-    for r in results { table.add([r.name, String(format: "%.2f", r.value), r.unit, r.note]) }
+    let ratios = results.contains { $0.timeVsBF16 != nil }
+    var table = TextTable(header: ["benchmark", "value", "unit"] + (ratios ? ["x bf16"] : []) + ["note"],
+                          rightAligned: ratios ? [1, 3] : [1])
+    for r in results {
+        let ratio = r.timeVsBF16.map { String(format: "%.2f", $0) } ?? ""
+        table.add([r.name, String(format: "%.2f", r.value), r.unit] + (ratios ? [ratio] : []) + [r.note])
+    }
     return table.render()
 }
 
@@ -129,8 +137,9 @@ public let benchConfigs: [(String, LlamaConfig)] = [
 
 /// Rollout throughput (tokens per second, prompts × new tokens sampled with a KV cache) and
 /// one training step (teacher-forced forward and backward over those sequences) for each
-/// preset and model size, on the given backend.
-public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Unified], sequences: Int = 64, newTokens: Int = 32,
+/// preset and model size, on the given backend. FP8 rows also give their time relative to
+/// the BF16 preset's (rollout time, step time), when BF16 was measured before them.
+public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Rollout, .fp8Unified], sequences: Int = 64, newTokens: Int = 32,
                          backend: any MatmulBackend = OpenBLASBackend(), configs: [(String, LlamaConfig)] = benchConfigs) throws -> [BenchResult] {
     var results: [BenchResult] = []
     for (label, config) in configs {
@@ -138,7 +147,7 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Unified], sequen
         master.initialize(std: 0.05, stream: RandomStream(seed: 1, name: "bench-init"))
         var rng = RandomStream(seed: 2, name: "bench-prompts")
         let prompts: [[Int32]] = (0..<sequences).map { _ in [1] + (0..<7).map { _ in Int32(3 + rng.next() % 20) } }
-        var fp32Step = 0.0
+        var fp32Step = 0.0, bf16Step = 0.0, bf16Rollout = 0.0
         for preset in presets {
             let policy = try Policy(master: master, engines: preset.engines(for: config), backend: backend)
             // A fixed response length: no end token, so every sequence decodes newTokens.
@@ -149,8 +158,11 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Unified], sequen
                                                 stream: RandomStream(seed: 3, name: "bench-sampling"))
             }
             let tokens = batch!.responses.reduce(0) { $0 + $1.count }
+            let fp8 = preset == .fp8Rollout || preset == .fp8Unified
+            if preset == .bf16 { bf16Rollout = tRollout }
             results.append(BenchResult(name: "rollout \(label) \(preset.rawValue)", value: Double(tokens) / tRollout,
-                                       unit: "tokens/s", note: "\(sequences) seqs x \(newTokens) new tokens, \(String(format: "%.0f ms", tRollout * 1e3))"))
+                                       unit: "tokens/s", note: "\(sequences) seqs x \(newTokens) new tokens, \(String(format: "%.0f ms", tRollout * 1e3))",
+                                       timeVsBF16: fp8 && bf16Rollout > 0 ? tRollout / bf16Rollout : nil))
             let packed = PackedBatch(sequences: batch!.sequences)
             let targets = packed.tokens.dropFirst() + [0]
             let g = [Float](repeating: 1 / Float(packed.rows), count: packed.rows)
@@ -160,9 +172,11 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Unified], sequen
                 policy.training.backward(packed, targets: Array(targets), dLogProb: g, forward: fw, grads: &grads)
             }
             if preset == .fp32 { fp32Step = tStep }
+            if preset == .bf16 { bf16Step = tStep }
             let ratio = fp32Step > 0 && preset != .fp32 ? String(format: ", %.2fx fp32", tStep / fp32Step) : ""
             results.append(BenchResult(name: "train step \(label) \(preset.rawValue)", value: tStep * 1e3, unit: "ms",
-                                       note: "fwd+bwd over \(packed.rows) tokens\(ratio)"))
+                                       note: "fwd+bwd over \(packed.rows) tokens\(ratio)",
+                                       timeVsBF16: fp8 && bf16Step > 0 ? tStep / bf16Step : nil))
         }
     }
     return results

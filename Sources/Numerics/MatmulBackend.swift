@@ -3,8 +3,10 @@
 import CBLAS
 
 /// Plain float32 matrix products, row-major: `C = op(A)·op(B) + (accumulate ? C : 0)` with
-/// op(A) of shape (m, k) and op(B) of shape (k, n). Everything the lab's quantized products
-/// and models compute goes through one of these.
+/// op(A) of shape (m, k) and op(B) of shape (k, n). The models' float32 products and the
+/// unscaled, float32-accumulated quantized products (FP32, BF16, FP16 recipes) go through one
+/// of these; scaled or limited-accumulation products (FP8) run the lab's own fused kernel on
+/// either backend (see QuantizedGEMM.swift), so their bits do not depend on the backend.
 public protocol MatmulBackend: Sendable {
     /// `openblas` or `portable`: recorded in transcripts, so a replay uses the same one.
     var name: String { get }

@@ -188,6 +188,13 @@ extension Quantization {
     /// Quantizes a row-major (rows, cols) matrix. Stochastic rounding gives element i the
     /// draw `stream.draw(at: offset + i)`.
     ///
+    /// Per band of tile rows, vectorised across columns whatever the tile shape: the column
+    /// maxima of the magnitudes over the band's rows, each tile's amax from them and its scale
+    /// (`tileScale`), each column's divisor, multiplier and clamp spread from its tile; then each
+    /// row is scaled, its overflows counted, clamped and rounded, 16 lanes at a time. Every
+    /// step is per element (or an exact maximum), so the results are those of a tile-by-tile
+    /// scalar loop, bit for bit.
+    ///
     /// `scaleAmax`, with tensor granularity, is the amax the scale is computed from instead
     /// of the tensor's own (delayed scaling: the largest amax of a history window, times
     /// 2^margin). Values beyond that scale's range overflow and are counted in `saturated`.
@@ -210,78 +217,57 @@ extension Quantization {
         let values = [Float](unsafeUninitializedCapacity: rows * cols) { q, initialized in
             initialized = rows * cols
             guard let src0 = x.baseAddress, let dst0 = q.baseAddress else { return }
-            for br in 0..<sr {
-                for bc in 0..<sc {
+            if granularity == .unscaled {
+                (saturated, nonFinite) = countLargeAndNonFinite(src0, rows * cols, overflowThreshold)
+                rounder.round(src0, into: dst0, count: rows * cols, stream: stream, offset: offset)
+                return
+            }
+            // Per column, for the current band of tile rows: the largest magnitude (as bits),
+            // and the divisor, multiplier and clamp mask of the column's tile.
+            let columnMax = UnsafeMutablePointer<UInt32>.allocate(capacity: cols)
+            let divisors = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+            let multipliers = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+            let clamps = UnsafeMutablePointer<UInt32>.allocate(capacity: cols)
+            defer { columnMax.deallocate(); divisors.deallocate(); multipliers.deallocate(); clamps.deallocate() }
+            scales.withUnsafeMutableBufferPointer { scaleBuffer in
+                for br in 0..<sr {
                     let r0 = br * tr, r1 = min(rows, r0 + tr)
-                    let c0 = bc * tc, c1 = min(cols, c0 + tc)
-                    // amax over the tile (NaN anywhere makes it NaN; inf makes it inf).
-                    var amax: Float = 0
-                    if granularity != .unscaled {
-                        for r in r0..<r1 {
-                            let (m, bad) = amaxAndNonFinite(src0 + r * cols + c0, c1 - c0)
-                            nonFinite += bad
-                            amax = (m.isNaN || amax.isNaN) ? .nan : max(amax, m)
-                        }
+                    nonFinite += columnMaxima(src0 + r0 * cols, rows: r1 - r0, cols: cols, into: columnMax)
+                    var divides = false, multiplies = false
+                    for bc in 0..<sc {
+                        let c0 = bc * tc, c1 = min(cols, c0 + tc)
+                        // amax over the tile (NaN anywhere makes it NaN; inf makes it inf).
+                        let top = maxBits(columnMax + c0, c1 - c0)
+                        var amax = top > 0x7F80_0000 ? Float.nan : Float(bitPattern: top)
                         largest = (amax.isNaN || largest.isNaN) ? .nan : max(largest, amax)
+                        // Delayed scaling: the scale from the history's amax, not the tensor's.
                         if let given = scaleAmax, granularity == .tensor { amax = given }
-                    }
-                    var scale: Float = 1     // what the stored value is multiplied by
-                    var multiplier: Float = 1, divisor: Float = 1
-                    var clamp = false
-                    if granularity != .unscaled, amax.isFinite, amax > 0 {
-                        if formula == .mx {
-                            scale = Quantization.mxScale(amax: amax, format: format)
-                            multiplier = 1 / scale    // exact: a power of two
-                            clamp = true
-                        } else if powerOfTwoScales {
-                            scale = Quantization.powerOfTwoScale(amax: amax, max: maxFinite)
-                            switch formula {
-                            case .amaxOverMax, .mx: divisor = scale
-                            case .maxOverAmax: multiplier = 1 / scale; clamp = true // exact
-                            }
-                        } else {
-                            switch formula {
-                            case .amaxOverMax, .mx:
-                                scale = amax / maxFinite
-                                divisor = scale
-                            case .maxOverAmax:
-                                multiplier = maxFinite / amax
-                                scale = 1 / multiplier
-                                clamp = true
-                            }
+                        let (scale, multiplier, divisor, clamp) = tileScale(amax: amax, maxFinite: maxFinite)
+                        scaleBuffer[br * sc + bc] = scale
+                        divides = divides || divisor != 1
+                        multiplies = multiplies || multiplier != 1
+                        for c in c0..<c1 {
+                            divisors[c] = divisor
+                            multipliers[c] = multiplier
+                            clamps[c] = clamp ? ~0 : 0
                         }
-                        // A scale that underflows or overflows float32 falls back to 1.
-                        if !(scale.isNormal) { scale = 1; multiplier = 1; divisor = 1; clamp = false }
                     }
-                    if granularity != .unscaled { scales[br * sc + bc] = scale }
                     for r in r0..<r1 {
-                        let base = r * cols + c0, n = c1 - c0
-                        let src = src0 + base, dst = dst0 + base
-                        let draws = offset &+ UInt64(base)
-                        if granularity == .unscaled {
-                            let (large, bad) = countLargeAndNonFinite(src, n, overflowThreshold)
-                            saturated += large
-                            nonFinite += bad
-                            rounder.round(src, into: dst, count: n, stream: stream, offset: draws)
-                            continue
+                        let src = src0 + r * cols, dst = dst0 + r * cols
+                        // Scale into the destination, count what would overflow, clamp where
+                        // the formula says so, then round in place. A tile's divisor or
+                        // multiplier is 1 when it does not use it: x / 1 and x · 1 are x.
+                        switch (divides, multiplies) {
+                        case (true, true):
+                            saturated += scaleRow(true, true, src, dst, cols, divisors, multipliers, clamps, maxFinite, overflowThreshold)
+                        case (true, false):
+                            saturated += scaleRow(true, false, src, dst, cols, divisors, multipliers, clamps, maxFinite, overflowThreshold)
+                        case (false, true):
+                            saturated += scaleRow(false, true, src, dst, cols, divisors, multipliers, clamps, maxFinite, overflowThreshold)
+                        case (false, false):
+                            saturated += scaleRow(false, false, src, dst, cols, divisors, multipliers, clamps, maxFinite, overflowThreshold)
                         }
-                        if multiplier == 1 && divisor == 1 {
-                            saturated += countLargeAndNonFinite(src, n, overflowThreshold).large
-                            rounder.round(src, into: dst, count: n, stream: stream, offset: draws)
-                            continue
-                        }
-                        // Scale into the destination, count what would overflow, clamp if
-                        // the formula says so, then round in place.
-                        if divisor != 1 {
-                            for c in 0..<n { dst[c] = src[c] / divisor }
-                        } else {
-                            for c in 0..<n { dst[c] = src[c] * multiplier }
-                        }
-                        saturated += countLargeAndNonFinite(dst, n, overflowThreshold).large
-                        if clamp {
-                            for c in 0..<n where dst[c].isFinite { dst[c] = min(max(dst[c], -maxFinite), maxFinite) }
-                        }
-                        rounder.round(dst, into: dst, count: n, stream: stream, offset: draws)
+                        rounder.round(dst, into: dst, count: cols, stream: stream, offset: offset &+ UInt64(r * cols))
                     }
                 }
             }
@@ -292,6 +278,42 @@ extension Quantization {
         result.nonFinite = nonFinite
         result.amax = granularity == .unscaled ? .nan : largest
         return result
+    }
+
+    /// A tile's scale from its amax, and how its values are brought into the format's range:
+    /// divided by `divisor` or multiplied by `multiplier` (the other is 1), then clamped to
+    /// ±max if `clamp`. Scale 1 (no scaling) when amax is zero, infinite or NaN, or when the
+    /// scale would not be a normal float32.
+    func tileScale(amax: Float, maxFinite: Float) -> (scale: Float, multiplier: Float, divisor: Float, clamp: Bool) {
+        var scale: Float = 1     // what the stored value is multiplied by
+        var multiplier: Float = 1, divisor: Float = 1
+        var clamp = false
+        if granularity != .unscaled, amax.isFinite, amax > 0 {
+            if formula == .mx {
+                scale = Quantization.mxScale(amax: amax, format: format)
+                multiplier = 1 / scale    // exact: a power of two
+                clamp = true
+            } else if powerOfTwoScales {
+                scale = Quantization.powerOfTwoScale(amax: amax, max: maxFinite)
+                switch formula {
+                case .amaxOverMax, .mx: divisor = scale
+                case .maxOverAmax: multiplier = 1 / scale; clamp = true // exact
+                }
+            } else {
+                switch formula {
+                case .amaxOverMax, .mx:
+                    scale = amax / maxFinite
+                    divisor = scale
+                case .maxOverAmax:
+                    multiplier = maxFinite / amax
+                    scale = 1 / multiplier
+                    clamp = true
+                }
+            }
+            // A scale that underflows or overflows float32 falls back to 1.
+            if !(scale.isNormal) { scale = 1; multiplier = 1; divisor = 1; clamp = false }
+        }
+        return (scale, multiplier, divisor, clamp)
     }
 
     /// Quantizes an array holding a row-major (rows, cols) matrix.

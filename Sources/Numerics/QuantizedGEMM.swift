@@ -2,9 +2,21 @@
 //
 // Each operand is quantized to its format with its scaling; every product of two values of
 // formats up to 12 significant bits (E4M3, E5M2, BF16, FP16…) is exact in float32, so only the
-// accumulation needs modelling. The backend computes float32 products of the quantized values
-// over stretches of K along which both operands' scales are constant; the driver applies the
-// scales and combines the stretches in a fixed order.
+// accumulation needs modelling. K is cut into stretches along which both operands' scales are
+// constant (and, under limited accumulation, into promotion intervals and MMA steps); each
+// stretch's partial sum is an FMA chain from +0 in increasing k, and the stretches are combined
+// in a fixed order with their scales applied.
+//
+// Who computes what:
+// - Unscaled operands with float32 accumulation (BF16, FP16, FP32 recipes): one backend product
+//   over all of K, so the fp32 recipe on openblas is exactly `cblas_sgemm`, and the bits are the
+//   backend's (openblas's depend on the CPU; the portable backend's do not).
+// - Anything scaled or with limited accumulation (the FP8 recipes): the fused kernel of
+//   ScaledKernel.swift, whatever the backend. It packs both operands once per product and keeps
+//   step sums and partial sums in registers, and its bits are fixed by the definition above:
+//   FP8 products give the same bits on openblas and portable, on every machine, with any
+//   thread count. `referenceMultiplyPrepared` keeps the plain model (one backend product per
+//   stretch or MMA step) that the kernel is tested against.
 
 /// How a matrix product accumulates along K.
 public enum Accumulation: Hashable, Sendable, CustomStringConvertible {
@@ -88,10 +100,22 @@ public struct GemmReport: Sendable, Equatable {
 public struct PreparedOperand: Sendable {
     public let matrix: QuantizedMatrix
     public let transposed: Bool
+    /// The values laid out in advance for the fused kernel as the right operand (B), if
+    /// `packedAsRightOperand()` made them.
+    var packedPanels: PackedPanels?
 
     public init(matrix: QuantizedMatrix, transposed: Bool) {
         self.matrix = matrix
         self.transposed = transposed
+    }
+
+    /// The same operand, with its values also laid out once for the fused kernel (scaled or
+    /// limited-accumulation products) as the right operand B: every product that reuses it as
+    /// B — a model's weights, between syncs — skips that step. The results are the same bits.
+    public func packedAsRightOperand() -> PreparedOperand {
+        var copy = self
+        copy.packedPanels = ScaledKernel.packAsB(self)
+        return copy
     }
 
     /// Quantizes a stored (rows, cols) matrix.
@@ -160,19 +184,40 @@ public struct QuantizedGEMM: Sendable {
     /// rounding — the same arithmetic in another order.
     public func multiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                                  splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
+        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, into: c) { k0, k1, out in
+            accumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, into: out)
+        }
+    }
+
+    /// The reference model of `multiplyPrepared`, kept to test it: the same split-K, stretches,
+    /// MMA steps, promotion and output rounding, written plainly — one backend product per
+    /// K stretch (or per MMA step under limited accumulation), the scales applied afterwards
+    /// element by element. On the portable backend it gives the same bits as
+    /// `multiplyPrepared` on any backend; it is far slower.
+    public func referenceMultiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
+                                          splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
+        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, into: c) { k0, k1, out in
+            referenceAccumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, into: out)
+        }
+    }
+
+    /// Split-K and the output rounding around `accumulate(k0, k1, into)`.
+    private func combine(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int, splitK: Int,
+                         into c: UnsafeMutablePointer<Float>,
+                         accumulate: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         let stretch = stretchLength(qa, qb, k: k)
         let unit = stretch >= k ? 1 : max(1, stretch)  // split only where scales change, if they do
         let units = (k + unit - 1) / unit
         let pieces = min(max(1, splitK), units)
         if pieces == 1 {
-            accumulate(qa, qb, m: m, n: n, k0: 0, k1: k, into: c)
+            accumulate(0, k, c)
         } else {
             let partial = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
             defer { partial.deallocate() }
             for piece in 0..<pieces {
                 let k0 = (piece * units / pieces) * unit
                 let k1 = min(k, ((piece + 1) * units / pieces) * unit)
-                accumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, into: piece == 0 ? c : partial)
+                accumulate(k0, k1, piece == 0 ? c : partial)
                 if piece > 0 { for i in 0..<(m * n) { c[i] += partial[i] } }
             }
         }
@@ -192,7 +237,40 @@ public struct QuantizedGEMM: Sendable {
     }
 
     /// C (m, n) = the product over K indices k0..<k1, accumulated per the recipe, unrounded.
+    ///
+    /// Unscaled operands with float32 accumulation are one backend product over all of K;
+    /// anything else (scales, limited accumulation) goes through the fused `ScaledKernel`,
+    /// whatever the backend, so those products have the same bits on every backend.
     func accumulate(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k0 kStart: Int, k1 kEnd: Int,
+                    into c: UnsafeMutablePointer<Float>) {
+        let stretch = stretchLength(qa, qb, k: kEnd)
+        var step = stretch, bits = 24
+        if case .limited(let kept, let mmaStep, _) = recipe.accumulation {
+            bits = kept
+            step = gcd(mmaStep, stretch)
+        }
+        let scaled = !(qa.allScalesOne && qb.allScalesOne)
+        if !scaled && bits >= 24 && stretch >= kEnd {
+            // One product over all of K.
+            let aStart = qa.transposed ? kStart * qa.matrix.cols : kStart
+            let bStart = qb.transposed ? kStart : kStart * qb.matrix.cols
+            qa.matrix.values.withUnsafeBufferPointer { av in
+                qb.matrix.values.withUnsafeBufferPointer { bv in
+                    backend.gemm(transA: qa.transposed, transB: qb.transposed, m: m, n: n, k: kEnd - kStart,
+                                 a: av.baseAddress! + aStart, lda: qa.matrix.cols,
+                                 b: bv.baseAddress! + bStart, ldb: qb.matrix.cols, c: c, ldc: n, accumulate: false)
+                }
+            }
+            return
+        }
+        let threads = (backend as? PortableBackend)?.threads ?? ScaledKernel.processorCount
+        ScaledKernel.multiply(qa, qb, m: m, n: n, kStart: kStart, kEnd: kEnd, stretch: stretch, step: step,
+                              bits: bits, scaled: scaled, threads: threads, into: c)
+    }
+
+    /// `accumulate` as a plain model: one backend product per stretch or MMA step (see
+    /// `referenceMultiplyPrepared`).
+    func referenceAccumulate(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k0 kStart: Int, k1 kEnd: Int,
                     into c: UnsafeMutablePointer<Float>) {
         let k = kEnd - kStart
         // The K stretches: boundaries of either operand's scale tiles, plus the MMA steps and

@@ -133,6 +133,9 @@ func formatULP(_ f: NumberFormat, at v: Double) -> Double {
         #expect(qm.scales == [0x1p-8])
         #expect(qm.values == [448, 128, -64, 256])
         #expect(qm.saturated == 1)
+        // A group whose scale is exactly 1 is clamped too (the rule clamps; saturate or not).
+        let one = try Quantization(format: .e4m3, saturate: false, granularity: .rowGroups(2), formula: .mx).quantize([-465, 1], rows: 1, cols: 2)
+        #expect(one.scales == [1] && one.values == [-448, 1] && one.saturated == 1)
     }
 
     @Test func theTwoFormulasDifferInTheLastBitSometimes() throws {
