@@ -135,6 +135,14 @@ public let benchConfigs: [(String, LlamaConfig)] = [
                         numHiddenLayers: 6, vocabSize: Vocabulary.standard.count, maxPositionEmbeddings: 256)),
 ]
 
+/// The engine benchmarks' model (seeded weights, std 0.05) and prompts (<bos> and 7 tokens).
+func benchModel(_ config: LlamaConfig, sequences: Int) -> (ModelWeights, [[Int32]]) {
+    var master = ModelWeights(config: config)
+    master.initialize(std: 0.05, stream: RandomStream(seed: 1, name: "bench-init"))
+    var rng = RandomStream(seed: 2, name: "bench-prompts")
+    return (master, (0..<sequences).map { _ in [1] + (0..<7).map { _ in Int32(3 + rng.next() % 20) } })
+}
+
 /// Rollout throughput (tokens per second, prompts × new tokens sampled with a KV cache) and
 /// one training step (teacher-forced forward and backward over those sequences) for each
 /// preset and model size, on the given backend. FP8 rows also give their time relative to
@@ -143,10 +151,7 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Rollout, .fp8Uni
                          backend: any MatmulBackend = OpenBLASBackend(), configs: [(String, LlamaConfig)] = benchConfigs) throws -> [BenchResult] {
     var results: [BenchResult] = []
     for (label, config) in configs {
-        var master = ModelWeights(config: config)
-        master.initialize(std: 0.05, stream: RandomStream(seed: 1, name: "bench-init"))
-        var rng = RandomStream(seed: 2, name: "bench-prompts")
-        let prompts: [[Int32]] = (0..<sequences).map { _ in [1] + (0..<7).map { _ in Int32(3 + rng.next() % 20) } }
+        let (master, prompts) = benchModel(config, sequences: sequences)
         var fp32Step = 0.0, bf16Step = 0.0, bf16Rollout = 0.0
         for preset in presets {
             let policy = try Policy(master: master, engines: preset.engines(for: config), backend: backend)

@@ -38,10 +38,7 @@ public func benchRecipes(sequences: Int = 64, newTokens: Int = 32, backend: any 
                          configs: [(String, LlamaConfig)] = benchConfigs, budget: Double = 1) throws -> [BenchResult] {
     var results: [BenchResult] = []
     for (label, config) in configs {
-        var master = ModelWeights(config: config)
-        master.initialize(std: 0.05, stream: RandomStream(seed: 1, name: "bench-init"))
-        var rng = RandomStream(seed: 2, name: "bench-prompts")
-        let prompts: [[Int32]] = (0..<sequences).map { _ in [1] + (0..<7).map { _ in Int32(3 + rng.next() % 20) } }
+        let (master, prompts) = benchModel(config, sequences: sequences)
         var bf16 = (step: 0.0, rollout: 0.0)
         for (name, profile) in benchRecipeProfiles(for: config) {
             let policy = try Policy(master: master, engines: EnginePair(rollout: profile, training: profile), backend: backend)

@@ -48,6 +48,32 @@ func generalPrompts(_ n: Int, vocabulary: Vocabulary, seed: UInt64, round: Int) 
     }
 }
 
+/// The prompts of rollout round `round` for the session's settings, checked against the
+/// model's positions.
+func rolloutPrompts(_ n: Int, session: Session, round: Int) throws -> [[Int32]] {
+    let lab = session.lab
+    let prompts = taskPrompts(n, lab: lab, round: round)
+    let longest = (prompts.map(\.count).max() ?? 0) + session.sampling.maxNewTokens
+    guard longest <= lab.policy.config.maxPositionEmbeddings else {
+        throw LabError("prompts plus max_new (\(longest) tokens) exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions; lower max_new")
+    }
+    return prompts
+}
+
+/// Samples `prompts` with the live rollout engine from the seed's stream of round `round`
+/// (Ctrl-C stops it between positions) and recomputes them with the training engine.
+func sampleAndRecompute(_ prompts: [[Int32]], session: Session, round: Int) throws -> (RolloutBatch, [TokenLogProbs]) {
+    let lab = session.lab, sampling = session.sampling
+    let stream = RandomStream(seed: session.seed, name: "sampling").split("rollout \(round)")
+    var interrupted = false
+    let batch = lab.policy.rollout.generate(prompts: prompts, sampling: sampling, endToken: lab.vocabulary.eos, stream: stream) {
+        interrupted = Interruption.isRequested
+        return interrupted
+    }
+    if interrupted { throw Interrupted() }
+    return (batch, try lab.policy.recompute(batch, temperature: sampling.temperature).pairs)
+}
+
 /// `0.00123` style: four significant digits, fixed across machines.
 func figure(_ x: Double?) -> String {
     guard let x else { return "-" }
@@ -81,21 +107,9 @@ extension Command {
     ) { context in
         let session = context.session, lab = session.lab
         let n = context.arguments.integer("N") ?? session.settings.integer("prompts")
-        let sampling = session.sampling
-        let prompts = taskPrompts(n, lab: lab, round: lab.rolloutCount)
-        let longest = (prompts.map(\.count).max() ?? 0) + sampling.maxNewTokens
-        guard longest <= lab.policy.config.maxPositionEmbeddings else {
-            throw LabError("prompts plus max_new (\(longest) tokens) exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions; lower max_new")
-        }
-        let stream = RandomStream(seed: session.seed, name: "sampling").split("rollout \(lab.rolloutCount)")
+        let prompts = try rolloutPrompts(n, session: session, round: lab.rolloutCount)
         var meter = context.progress("rollout", total: 1)
-        var interrupted = false
-        let batch = lab.policy.rollout.generate(prompts: prompts, sampling: sampling, endToken: lab.vocabulary.eos, stream: stream) {
-            interrupted = Interruption.isRequested
-            return interrupted
-        }
-        if interrupted { throw Interrupted() }
-        let pairs = try lab.policy.recompute(batch, temperature: sampling.temperature).pairs
+        let (batch, pairs) = try sampleAndRecompute(prompts, session: session, round: lab.rolloutCount)
         let stats = try mismatchStats(pairs)
         try meter.advance(to: 1)
         meter.finish()
@@ -185,27 +199,15 @@ extension Command {
         let session = context.session, lab = session.lab
         let names = context.arguments.texts("ENGINES")
         let n = context.arguments.integer("prompts") ?? session.settings.integer("prompts")
-        let sampling = session.sampling
         // The round of the last rollout (so `compare current` repeats it), or of the first.
         let round = max(0, lab.rolloutCount - 1)
-        let prompts = taskPrompts(n, lab: lab, round: round)
-        let longest = (prompts.map(\.count).max() ?? 0) + sampling.maxNewTokens
-        guard longest <= lab.policy.config.maxPositionEmbeddings else {
-            throw LabError("prompts plus max_new (\(longest) tokens) exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions; lower max_new")
-        }
+        let prompts = try rolloutPrompts(n, session: session, round: round)
         var results: [(name: String, stats: MismatchStats, positions: [PositionMismatchStats], overflows: (Int, Int))] = []
         var meter = context.progress("compare", total: names.count)
         for name in names {
             let pair = name == "current" ? lab.policy.engines : try Preset.parse(name).engines(for: lab.policy.config)
             let (stats, positions, overflows) = try lab.policy.withEngines(pair) { () throws -> (MismatchStats, [PositionMismatchStats], (Int, Int)) in
-                let stream = RandomStream(seed: session.seed, name: "sampling").split("rollout \(round)")
-                var interrupted = false
-                let batch = lab.policy.rollout.generate(prompts: prompts, sampling: sampling, endToken: lab.vocabulary.eos, stream: stream) {
-                    interrupted = Interruption.isRequested
-                    return interrupted
-                }
-                if interrupted { throw Interrupted() }
-                let pairs = try lab.policy.recompute(batch, temperature: sampling.temperature).pairs
+                let (_, pairs) = try sampleAndRecompute(prompts, session: session, round: round)
                 func activations(_ state: ScalingState) -> Int {
                     OperandRole.allCases.filter { $0 != .weights }.reduce(0) { $0 + (state.overflows[$1] ?? 0) }
                 }
