@@ -6,9 +6,9 @@ import PackageDescription
 // on it: the kernels fix the summation order and use fused multiply-add everywhere, so the
 // bits are the same whatever the vector width (see DESIGN.md "Determinism").
 #if arch(x86_64)
-let fastMath: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
+let nativeCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
 #else
-let fastMath: [SwiftSetting] = []
+let nativeCPU: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -35,32 +35,32 @@ let package = Package(
         .target(
             name: "Numerics",
             dependencies: ["CBLAS"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .target(
             name: "Model",
             dependencies: ["Numerics"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .target(
             name: "Mismatch",
             dependencies: ["Numerics"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .target(
             name: "Engines",
             dependencies: ["Numerics", "Model", "Mismatch"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .target(
             name: "RL",
             dependencies: ["Numerics", "Model", "Mismatch", "Engines"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .target(
             name: "Lab",
             dependencies: ["Numerics", "Model", "Mismatch", "Engines", "RL", "CBLAS"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .executableTarget(
             name: "plab",
@@ -68,37 +68,37 @@ let package = Package(
                 "Numerics", "Lab", "CEdit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .testTarget(
             name: "NumericsTests",
             dependencies: ["Numerics", "CBLAS"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .testTarget(
             name: "ModelTests",
             dependencies: ["Model", "Numerics"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .testTarget(
             name: "MismatchTests",
             dependencies: ["Mismatch", "Numerics"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .testTarget(
             name: "EnginesTests",
             dependencies: ["Engines", "Model", "Mismatch", "Numerics"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .testTarget(
             name: "RLTests",
             dependencies: ["RL", "Engines", "Model", "Mismatch", "Numerics"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .testTarget(
             name: "LabTests",
             dependencies: ["Lab", "Engines", "Model", "Numerics"],
-            swiftSettings: fastMath
+            swiftSettings: nativeCPU
         ),
         .testTarget(
             name: "PlabTests",
