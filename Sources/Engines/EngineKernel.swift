@@ -77,8 +77,6 @@ public final class EngineKernel: LinearKernel {
     /// with the granularity transposed (1×G becomes G×1, R×C becomes C×R) when that differs,
     /// as MXFP8 keeps a row-wise and a column-wise copy; otherwise the FProp copy itself.
     private var preparedDgrad: [LinearSite: PreparedOperand] = [:]
-    /// The rule of DGrad's weight copy.
-    private let dgradWeights: Quantization
     /// Overflow counts and delayed-scaling histories.
     public let state: ScalingState
     /// Weight elements that overflowed their format at the last sync.
@@ -102,17 +100,17 @@ public final class EngineKernel: LinearKernel {
         for s in master.slots where !linearNames.contains(s.name) || (master.config.tieWordEmbeddings && s.name == master.embedding.name) {
             w.data.withUnsafeMutableBufferPointer { p in other.round(p.baseAddress! + s.offset, into: p.baseAddress! + s.offset, count: s.count) }
         }
-        var dgradRule = profile.weights
-        dgradRule.granularity = profile.weights.granularity.transposed
-        dgradWeights = dgradRule
-        let separateDgrad = dgradRule != profile.weights
         for site in sites {
+            let p = profile.forSite(site.kind)
+            var dgradRule = p.weights
+            dgradRule.granularity = p.weights.granularity.transposed
+            let separateDgrad = dgradRule != p.weights
             let s = site.slot(in: master)
             let values = Array(master.data[s.offset..<(s.offset + s.count)])
-            var q = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: true, quantization: profile.weights)
+            var q = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: true, quantization: p.weights)
             // Every forward product reuses the weights as its right operand: lay them out once
             // for the fused kernel when the products run on it (scaled or limited accumulation).
-            if profile.weights.granularity != .unscaled || profile.fprop.accumulation != .fp32 {
+            if p.weights.granularity != .unscaled || p.fprop.accumulation != .fp32 {
                 q = q.packedAsRightOperand()
             }
             prepared[site] = q
@@ -136,10 +134,6 @@ public final class EngineKernel: LinearKernel {
     /// The quantized weights of one linear layer as FProp uses them: values (out, in) and scales.
     public func quantizedWeights(_ site: LinearSite) -> QuantizedMatrix? { prepared[site]?.matrix }
 
-    private func gemm(_ spec: GemmSpec, output: NumberFormat) -> QuantizedGEMM {
-        QuantizedGEMM(recipe: GemmRecipe(a: spec.input, b: profile.weights, accumulation: spec.accumulation, output: output),
-                      backend: backend)
-    }
 
     /// y (rows, out) = x (rows, in) · Wᵀ: x quantized per FProp, the product accumulated per
     /// the recipe (split-K if the source is on), the output rounded to the activation format —
@@ -147,10 +141,12 @@ public final class EngineKernel: LinearKernel {
     public func forward(_ site: LinearSite, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>) {
         guard let w = prepared[site] else { preconditionFailure("no weights for \(site)") }
         let inDim = w.matrix.cols, outDim = w.matrix.rows
-        let output: NumberFormat = (site.kind == .lmHead && profile.sources.logitsFP32) ? .fp32 : profile.activation
-        let qx = quantize(x, rows: rows, cols: inDim, profile.fprop.input, transposed: false, site: site, role: .fpropInput)
-        gemm(profile.fprop, output: output).multiplyPrepared(qx, w, m: rows, n: outDim, k: inDim,
-                                                             splitK: profile.sources.splitK, into: y)
+        let p = profile.forSite(site.kind)
+        let output: NumberFormat = (site.kind == .lmHead && p.sources.logitsFP32) ? .fp32 : p.activation
+        let qx = quantize(x, rows: rows, cols: inDim, p.fprop.input, p.scaleRule, transposed: false, site: site, role: .fpropInput)
+        QuantizedGEMM(recipe: GemmRecipe(a: p.fprop.input, b: p.weights, accumulation: p.fprop.accumulation, output: output),
+                      backend: backend)
+            .multiplyPrepared(qx, w, m: rows, n: outDim, k: inDim, splitK: p.sources.splitK, into: y)
     }
 
     /// dx = dy · W (DGrad: dy quantized per the DGrad rule along the output features, the
@@ -161,16 +157,19 @@ public final class EngineKernel: LinearKernel {
                          dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>) {
         guard let w = preparedDgrad[site] else { preconditionFailure("no weights for \(site)") }
         let inDim = w.matrix.cols, outDim = w.matrix.rows
+        let p = profile.forSite(site.kind)
         if let dx {
-            let qdy = quantize(dy, rows: rows, cols: outDim, profile.dgrad.input, transposed: false, site: site, role: .dgradGradient)
-            QuantizedGEMM(recipe: GemmRecipe(a: profile.dgrad.input, b: dgradWeights, accumulation: profile.dgrad.accumulation,
-                                             output: profile.gradient), backend: backend)
+            var dgradWeights = p.weights
+            dgradWeights.granularity = p.weights.granularity.transposed
+            let qdy = quantize(dy, rows: rows, cols: outDim, p.dgrad.input, p.scaleRule, transposed: false, site: site, role: .dgradGradient)
+            QuantizedGEMM(recipe: GemmRecipe(a: p.dgrad.input, b: dgradWeights, accumulation: p.dgrad.accumulation,
+                                             output: p.gradient), backend: backend)
                 .multiplyPrepared(qdy, w, m: rows, n: inDim, k: outDim, into: dx)
         }
         // dW (out, in) = dyᵀ (out, rows) · x (rows, in): K is the token axis.
-        let qdyT = quantize(dy, rows: rows, cols: outDim, profile.wgrad.input, transposed: true, site: site, role: .wgradGradient)
-        let qx = quantize(x, rows: rows, cols: inDim, profile.wgradActivation, transposed: false, site: site, role: .wgradActivation)
-        let recipe = GemmRecipe(a: profile.wgrad.input, b: profile.wgradActivation, accumulation: profile.wgrad.accumulation, output: .fp32)
+        let qdyT = quantize(dy, rows: rows, cols: outDim, p.wgrad.input, p.scaleRule, transposed: true, site: site, role: .wgradGradient)
+        let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
+        let recipe = GemmRecipe(a: p.wgrad.input, b: p.wgradActivation, accumulation: p.wgrad.accumulation, output: .fp32)
         let product = UnsafeMutablePointer<Float>.allocate(capacity: outDim * inDim)
         defer { product.deallocate() }
         QuantizedGEMM(recipe: recipe, backend: backend).multiplyPrepared(qdyT, qx, m: outDim, n: inDim, k: rows, into: product)
@@ -178,11 +177,11 @@ public final class EngineKernel: LinearKernel {
     }
 
     /// Quantizes one operand per its rule and the profile's scale rule, counting overflows.
-    private func quantize(_ x: UnsafePointer<Float>, rows: Int, cols: Int, _ q: Quantization, transposed: Bool,
-                          site: LinearSite, role: OperandRole) -> PreparedOperand {
+    private func quantize(_ x: UnsafePointer<Float>, rows: Int, cols: Int, _ q: Quantization, _ rule: ScaleRule,
+                          transposed: Bool, site: LinearSite, role: OperandRole) -> PreparedOperand {
         var scaleAmax: Float? = nil
         var key = ""
-        if case .delayed(_, let margin) = profile.scaleRule, q.granularity == .tensor {
+        if case .delayed(_, let margin) = rule, q.granularity == .tensor {
             key = ScalingState.key(site, role)
             // An empty history gives scale 1: an amax equal to the format's max.
             scaleAmax = state.delayedAmax(key, margin: margin) ?? q.format.maxFinite
@@ -190,7 +189,7 @@ public final class EngineKernel: LinearKernel {
         // Sizes were validated when the profile was set; a failure here is a programming error.
         let m = try! q.quantize(UnsafeBufferPointer(start: x, count: rows * cols), rows: rows, cols: cols, scaleAmax: scaleAmax)
         state.record(role, m)
-        if case .delayed(let window, _) = profile.scaleRule, q.granularity == .tensor {
+        if case .delayed(let window, _) = rule, q.granularity == .tensor {
             state.push(key, amax: m.amax, window: window)
         }
         return PreparedOperand(matrix: m, transposed: transposed)

@@ -58,25 +58,31 @@ extension PrecisionProfile {
             FlowStep(kind: .cast, name: "keys and values (KV cache)", operands: [], accumulation: "", output: kvCache.name),
             FlowStep(kind: .cast, name: "attention probabilities (softmax in fp32)", operands: [], accumulation: "", output: probabilities.name),
             FlowStep(kind: .gemm, name: "FProp lm_head",
-                     operands: [("x", perProduct(fprop.input)), ("W", weights.description)],
-                     accumulation: fprop.accumulation.description,
+                     operands: [("x", head.perProduct(head.fprop.input)), ("W", head.weights.description)],
+                     accumulation: head.fprop.accumulation.description,
                      output: sources.logitsFP32 ? "fp32 (logits_fp32)" : activation.name),
         ]
     }
 
+    private var head: PrecisionProfile { forSite(.lmHead) }
+
     /// The training backward's products and casts (a training profile).
     public var backwardFlow: [FlowStep] {
-        var dgradW = weights
-        dgradW.granularity = weights.granularity.transposed
-        return [
-            FlowStep(kind: .gemm, name: "DGrad dx = dy·W",
-                     operands: [("dy", perProduct(dgrad.input)), ("W", dgradW.description)],
-                     accumulation: dgrad.accumulation.description, output: gradient.name),
-            FlowStep(kind: .gemm, name: "WGrad dW = dyᵀ·x",
-                     operands: [("dy", perProduct(wgrad.input)), ("x", perProduct(wgradActivation))],
-                     accumulation: wgrad.accumulation.description, output: "fp32 (into the master gradient)"),
-            FlowStep(kind: .cast, name: "gradients between operators", operands: [], accumulation: "", output: gradient.name),
-        ]
+        func products(_ p: PrecisionProfile, _ suffix: String) -> [FlowStep] {
+            var dgradW = p.weights
+            dgradW.granularity = p.weights.granularity.transposed
+            return [
+                FlowStep(kind: .gemm, name: "DGrad dx = dy·W" + suffix,
+                         operands: [("dy", p.perProduct(p.dgrad.input)), ("W", dgradW.description)],
+                         accumulation: p.dgrad.accumulation.description, output: p.gradient.name),
+                FlowStep(kind: .gemm, name: "WGrad dW = dyᵀ·x" + suffix,
+                         operands: [("dy", p.perProduct(p.wgrad.input)), ("x", p.perProduct(p.wgradActivation))],
+                         accumulation: p.wgrad.accumulation.description, output: "fp32 (into the master gradient)"),
+            ]
+        }
+        let plainHead = head != self
+        return products(self, plainHead ? " (not lm_head)" : "") + (plainHead ? products(head, " (lm_head)") : [])
+            + [FlowStep(kind: .cast, name: "gradients between operators", operands: [], accumulation: "", output: gradient.name)]
     }
 }
 
@@ -101,20 +107,14 @@ extension EnginePair {
     /// engine's own products. Empty when every per-product operand is scaled per token
     /// group or not at all (batch-invariant).
     public var flowCaveats: [String] {
-        func engines(_ test: (PrecisionProfile) -> Bool) -> String? {
-            switch (test(rollout), test(training)) {
-            case (true, true): return "both engines"
-            case (true, false): return "the rollout engine"
-            case (false, true): return "the training engine"
-            case (false, false): return nil
-            }
-        }
         var out: [String] = []
-        if let who = engines({ $0.fprop.input.granularity == .tensor }) {
-            out.append("\(who) scale FProp's x per tensor: the scale depends on which rows share a product (one decode step in the rollout, the whole packed batch in training), so equal formats still give different scales")
+        // Only where both engines quantize x the same way: otherwise the formats differ
+        // already, and the flow says so.
+        if rollout.fprop.input == training.fprop.input, rollout.fprop.input.granularity == .tensor {
+            out.append("both engines scale FProp's x per tensor: the scale depends on which rows share a product (one decode step in the rollout, the whole packed batch in training), so equal formats still give different scales")
         }
-        if let who = engines({ if case .delayed = $0.scaleRule { return true } else { return false } }) {
-            out.append("\(who) use delayed scaling: each engine's amax histories advance with its own products, so their scales differ")
+        if case .delayed = rollout.scaleRule, case .delayed = training.scaleRule {
+            out.append("both engines use delayed scaling: each engine's amax histories advance with its own products, so their scales differ")
         }
         return out
     }

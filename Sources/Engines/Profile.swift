@@ -155,6 +155,10 @@ public struct PrecisionProfile: Sendable, Hashable {
     public var wgradActivation: Quantization
     /// How the scales of the operands quantized per product (x, dy) are chosen.
     public var scaleRule: ScaleRule
+    /// Whether the LM head's products follow the recipe of the other linear layers (true) or
+    /// stay plain: weights, x and dy in the activation format, float32 accumulation — as
+    /// DeepSeek-V3's FP8 training and vLLM's FP8 serving keep the output head in BF16.
+    public var quantizedHead: Bool
     /// Gradients flowing between operators (training only).
     public var gradient: NumberFormat
     /// Keys and values entering attention: the rollout's KV cache, and the same rounding of
@@ -168,7 +172,8 @@ public struct PrecisionProfile: Sendable, Hashable {
 
     public init(weights: Quantization, otherWeights: NumberFormat, activation: NumberFormat, fprop: GemmSpec,
                 dgrad: GemmSpec, wgrad: GemmSpec, wgradActivation: Quantization, scaleRule: ScaleRule = .current,
-                gradient: NumberFormat, kvCache: NumberFormat, probabilities: NumberFormat, sources: MismatchSources) {
+                quantizedHead: Bool = true, gradient: NumberFormat, kvCache: NumberFormat, probabilities: NumberFormat,
+                sources: MismatchSources) {
         self.weights = weights
         self.otherWeights = otherWeights
         self.activation = activation
@@ -177,6 +182,7 @@ public struct PrecisionProfile: Sendable, Hashable {
         self.wgrad = wgrad
         self.wgradActivation = wgradActivation
         self.scaleRule = scaleRule
+        self.quantizedHead = quantizedHead
         self.gradient = gradient
         self.kvCache = kvCache
         self.probabilities = probabilities
@@ -195,7 +201,8 @@ public struct PrecisionProfile: Sendable, Hashable {
     }
 
     /// FP8 matrix products (E4M3, activations per 1×G group along K, weights per B×B block,
-    /// limited accumulation with promotion) around a BF16 model: DeepSeek-V3 / Jet-RL.
+    /// limited accumulation with promotion) around a BF16 model: DeepSeek-V3 / Jet-RL. The LM
+    /// head stays BF16 (DeepSeek-V3, vLLM); `quantizedHead` puts it in FP8 too.
     /// Backward products quantize gradients per 1×G (DGrad) and both operands along the
     /// token axis, G×1 (WGrad); gradients between operators stay BF16. `backward` is the
     /// gradient operands' format: E4M3 (Jet-RL, DeepSeek-V3) or E5M2 (TransformerEngine's
@@ -211,7 +218,7 @@ public struct PrecisionProfile: Sendable, Hashable {
                                 fprop: GemmSpec(input: act, accumulation: accumulation),
                                 dgrad: GemmSpec(input: grad, accumulation: accumulation),
                                 wgrad: GemmSpec(input: gradT, accumulation: accumulation),
-                                wgradActivation: actT,
+                                wgradActivation: actT, quantizedHead: false,
                                 gradient: .bf16, kvCache: .bf16, probabilities: .bf16, sources: sources)
     }
 
@@ -228,11 +235,26 @@ public struct PrecisionProfile: Sendable, Hashable {
                                 fprop: GemmSpec(input: q(.rowGroups(block))),
                                 dgrad: GemmSpec(input: q(.rowGroups(block))),
                                 wgrad: GemmSpec(input: q(.columnGroups(block))),
-                                wgradActivation: q(.columnGroups(block)),
+                                wgradActivation: q(.columnGroups(block)), quantizedHead: false,
                                 gradient: .bf16, kvCache: .bf16, probabilities: .bf16, sources: sources)
     }
 
 
+
+    /// The profile one linear layer's products follow: this one, or for a plain LM head, its
+    /// activation format throughout (unscaled, float32 accumulation, current scaling).
+    public func forSite(_ kind: LinearKind) -> PrecisionProfile {
+        guard kind == .lmHead, !quantizedHead else { return self }
+        var p = self
+        let plain = Quantization(format: activation)
+        p.weights = plain
+        p.fprop = GemmSpec(input: plain)
+        p.dgrad = GemmSpec(input: Quantization(format: gradient))
+        p.wgrad = GemmSpec(input: Quantization(format: gradient))
+        p.wgradActivation = plain
+        p.scaleRule = .current
+        return p
+    }
 
     /// A short name of the formats, for the prompt: `bf16`, `fp16`, `e4m3`…
     public var shortName: String {

@@ -1,4 +1,4 @@
-// The mismatch statistics of SCIENCE.md §4: pure functions of two engines' log-probabilities.
+// The mismatch statistics (README, "Mismatch statistics"): pure functions of two engines' log-probabilities.
 //
 // Input: one rollout and its recomputation. For every sequence, each sampled response
 // token t has log μ_t (rollout engine) and log π_t (training engine), optionally the full
@@ -79,7 +79,7 @@ public struct MismatchOptions: Sendable, Equatable, Codable {
     /// C for token weights: the fraction of weights outside [1/C, C] is reported, and the
     /// clamped ESS clamps to that interval. verl's default `rollout_is_threshold` is 2.
     public var tokenCap: Double
-    /// The same for sequence weights ρ (SCIENCE.md §5: 2–10; default 2 as verl's).
+    /// The same for sequence weights ρ (2–10 in the literature; default 2 as verl's).
     public var sequenceCap: Double
 
     /// Log-ratios are clamped to ±20 before exponentiating (verl's SAFETY_BOUND).

@@ -45,7 +45,10 @@ public enum Accumulation: Hashable, Sendable, CustomStringConvertible {
             guard (1...24).contains(bits) else {
                 throw .invalidArgument("accumulator bits \(bits) out of range; accepted: 1…24")
             }
-            guard step >= 1, interval >= step, interval % step == 0 else {
+            guard step >= 1 else {
+                throw .invalidArgument("MMA step \(step) must be at least 1")
+            }
+            guard interval >= step, interval % step == 0 else {
                 throw .invalidArgument("promotion interval \(interval) must be a positive multiple of the MMA step \(step)")
             }
         }

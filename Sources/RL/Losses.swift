@@ -1,4 +1,4 @@
-// Advantages and the policy losses of SCIENCE.md §5, each as ∂loss/∂log π_θ per token:
+// Advantages and the policy losses (`help algo` gives each formula), each as ∂loss/∂log π_θ per token:
 // that is what the training engine's backward takes.
 //
 // Notation (per response i of n in a minibatch, token t of |y_i|):

@@ -43,7 +43,7 @@ public struct StepMetrics: Sendable, Equatable {
     /// positions, at the sampling temperature.
     public var entropy: Double
     /// Mismatch between the rollout engine (μ) and the training engine (π_old) on this
-    /// step's samples (SCIENCE.md §4).
+    /// step's samples (README, "Mismatch statistics").
     public var mismatch: MismatchStats?
     /// Loss of the first minibatch (stop-gradient factors at their values).
     public var loss: Double

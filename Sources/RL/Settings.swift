@@ -2,7 +2,7 @@
 
 import Numerics
 
-/// The policy-gradient algorithms of SCIENCE.md §5. Each is a per-token gradient of the
+/// The policy-gradient algorithms (`help algo` gives each formula). Each is a per-token gradient of the
 /// loss with respect to log π_θ (see `Losses.swift` for the formulas as implemented).
 public enum Algorithm: String, CaseIterable, Sendable, Codable, Hashable {
     case pg

@@ -69,7 +69,7 @@ func measure(_ policy: Policy, count: Int = 24, maxNew: Int = 24, seed: UInt64 =
 }
 
 @Suite struct PrecisionMismatchTests {
-    /// SCIENCE.md §1: FP16's rounding is 8× finer than BF16's, so with the same engines
+    /// Qi et al.: FP16's rounding is 8× finer than BF16's, so with the same engines
     /// the BF16 mismatch should be several times the FP16 one. Required here: at least 4×
     /// in mean |Δ log p| and in k3 (the figures are in the README).
     @Test func bf16MismatchIsAtLeastFourTimesFP16() throws {

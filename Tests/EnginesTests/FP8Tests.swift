@@ -31,7 +31,8 @@ import Testing
             let t = try #require(policy.training.kernel.quantizedWeights(site))
             #expect(r.values.map(\.bitPattern) == t.values.map(\.bitPattern))
             #expect(r.scales.map(\.bitPattern) == t.scales.map(\.bitPattern))
-            #expect(r.scales.contains { $0 != 1 }, "the weights are scaled")
+            // The LM head stays plain BF16 in the FP8 presets (DeepSeek-V3, vLLM).
+            #expect(r.scales.contains { $0 != 1 } == (site.kind != .lmHead), "\(site)")
         }
 
         try policy.setEngines(UnifiedFlowTests.pair(rolloutOnly))

@@ -1,7 +1,7 @@
 // An independent, straightforward reference for the mismatch statistics.
 //
 // Plain loops in input order, Foundation's exp/log/expm1, every formula written literally
-// from SCIENCE.md §4 and the definitions documented in Sources/Mismatch. It shares no code
+// from the definitions documented in Sources/Mismatch and the README. It shares no code
 // with the module (no ExactSum, no expD/logD, no series), so agreement within the stated
 // tolerances checks the module's arithmetic and its bookkeeping (grouping by sequence and
 // by position, clamping, caps).

@@ -1,7 +1,7 @@
 import Numerics
 import Testing
 
-/// The formats' parameters, against SCIENCE.md §2's table (which comes from the standards).
+/// The formats' parameters, against the published table (IEEE 754, the OCP 8-bit formats).
 @Suite struct FormatParameterTests {
     @Test func namedFormatsMatchTheirSpecifications() {
         // (format, bias, max finite, min normal, min subnormal, epsilon, has inf)

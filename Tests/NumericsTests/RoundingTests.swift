@@ -55,7 +55,7 @@ func checkAgainstReference(_ f: NumberFormat, _ mode: RoundingMode, saturate: Bo
         }
     }
 
-    /// The hand-checked cases quoted in SCIENCE.md and the issue.
+    /// Hand-checked cases from the formats' definitions.
     @Test func knownCases() {
         let e4m3 = Rounder(format: .e4m3)
         #expect(e4m3.round(464) == 448)          // tie goes to 448 (even)
@@ -126,7 +126,7 @@ func checkAgainstReference(_ f: NumberFormat, _ mode: RoundingMode, saturate: Bo
     }
 
     @Test func bfloat16MatchesTheBitTrick() {
-        // SCIENCE.md §2: RNE to bf16 is `u + 0x7FFF + ((u >> 16) & 1)`, then drop 16 bits.
+        // The known bit trick: RNE to bf16 is `u + 0x7FFF + ((u >> 16) & 1)`, then drop 16 bits.
         let inputs = RandomInputTests.inputs(for: .bf16, count: 100_000, seed: 11)
         let rounder = Rounder(format: .bf16)
         for x in inputs where x.isFinite {

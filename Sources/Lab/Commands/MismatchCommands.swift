@@ -139,7 +139,7 @@ extension Command {
     /// `mismatch [--by-position]`: every statistic of the last rollout.
     public static let mismatch = Command(
         name: "mismatch", topic: .mismatch,
-        summary: "the mismatch statistics of the last rollout (SCIENCE.md §4)",
+        summary: "the mismatch statistics of the last rollout (README: Mismatch statistics)",
         details: """
         d = log μ − log π per sampled token. JSON keys: tokens, sequences, k1, k2, k3, mean_abs_dp,
         max_abs_dp, mean_abs_dlogp, max_abs_dlogp, chi2_token, chi2_seq, ppl_rollout, ppl_train,
@@ -250,6 +250,7 @@ extension Command {
                 }
                 return table.render()
             }
+            let header = "\(prompts.count) prompts, seed \(session.seed), max_new \(session.sampling.maxNewTokens), temperature \(figure(session.sampling.temperature))\n"
             var table = TextTable(header: ["statistic"] + results.map(\.name), rightAligned: Set(1...results.count))
             let rows = results.map { statsRows($0.stats) }
             for (i, (name, _, _)) in rows[0].enumerated() {
@@ -257,7 +258,7 @@ extension Command {
             }
             table.add(["overflows μ"] + results.map { "\($0.overflows.0)" })
             table.add(["overflows π"] + results.map { "\($0.overflows.1)" })
-            return table.render()
+            return header + table.render()
         }
     }
 
@@ -349,8 +350,8 @@ func statsRows(_ s: MismatchStats) -> [(String, Double?, String)] {
         ("max |Δp|", s.maxAbsDp, ""),
         ("mean |Δlog p|", s.meanAbsDlogp, "the gap on unlikely tokens too"),
         ("max |Δlog p|", s.maxAbsDlogp, ""),
-        ("χ² token", s.chi2Token, "mean (π/μ)² − 1"),
-        ("χ² sequence", s.chi2Seq, "mean (Π π/μ)² − 1"),
+        ("χ² token", s.chi2Token, "mean (π/μ)² − 1 (a sample estimate: can be below 0)"),
+        ("χ² sequence", s.chi2Seq, "mean (Π π/μ)² − 1 (a sample estimate)"),
         ("ppl rollout", s.pplRollout, "exp(−mean log μ)"),
         ("ppl train", s.pplTrain, "exp(−mean log π)"),
         ("KL full mean", s.klFullMean, "exact KL[μ‖π] over the vocabulary, per position"),

@@ -10,7 +10,7 @@ enum ProfileField: String, CaseIterable {
     case weights, weightScaling = "weight_scaling", activation, gemmInput = "gemm_input",
          gemmGradInput = "gemm_grad_input", gemmScaling = "gemm_scaling", scaleRule = "scale_rule", accumulate,
          gradient, kv, probs, otherWeights = "other_weights", scaleFormula = "scale_formula",
-         pow2Scales = "pow2_scales", saturate
+         pow2Scales = "pow2_scales", saturate, lmHead = "lm_head"
 
     var help: String {
         switch self {
@@ -29,6 +29,7 @@ enum ProfileField: String, CaseIterable {
         case .scaleFormula: return "amax/max (DeepSeek, vLLM), max/amax (TransformerEngine, verl), mx (E8M0, OCP MX)"
         case .pow2Scales: return "round scales up to powers of two"
         case .saturate: return "clamp overflow to ±max finite in quantized operands"
+        case .lmHead: return "quantized (the recipe above) or plain (activation format, fp32 accumulation, as DeepSeek-V3 and vLLM)"
         }
     }
 
@@ -69,7 +70,7 @@ enum ProfileField: String, CaseIterable {
                 p.fprop.input.granularity = g; p.dgrad.input.granularity = g
                 p.wgrad.input.granularity = .columnGroups(n); p.wgradActivation.granularity = .columnGroups(n)
             default:
-                throw .invalidArgument("gemm_scaling=\(value): activations take unscaled, tensor or 1xG groups")
+                throw .invalidArgument("gemm_scaling=\(value): the per-product operands take unscaled, tensor or 1xG groups along K (WGrad then uses Gx1 along the tokens)")
             }
         case .accumulate:
             let a: Accumulation
@@ -100,6 +101,12 @@ enum ProfileField: String, CaseIterable {
             p.weights.powerOfTwoScales = on; p.fprop.input.powerOfTwoScales = on
             p.dgrad.input.powerOfTwoScales = on; p.wgrad.input.powerOfTwoScales = on
             p.wgradActivation.powerOfTwoScales = on
+        case .lmHead:
+            switch value.lowercased() {
+            case "quantized": p.quantizedHead = true
+            case "plain": p.quantizedHead = false
+            default: throw .invalidArgument("lm_head=\(value): expected quantized or plain")
+            }
         case .saturate:
             let on = try toggle()
             p.weights.saturate = on; p.fprop.input.saturate = on; p.dgrad.input.saturate = on; p.wgrad.input.saturate = on
@@ -127,7 +134,16 @@ enum ProfileField: String, CaseIterable {
         case .scaleFormula: return p.fprop.input.granularity == .unscaled && p.weights.granularity == .unscaled ? "-" : p.fprop.input.formula.rawValue
         case .pow2Scales: return p.weights.powerOfTwoScales ? "on" : "off"
         case .saturate: return p.weights.saturate ? "on" : "off"
+        case .lmHead: return p.quantizedHead ? "quantized" : "plain"
         }
+    }
+}
+
+/// A field given twice in one command is a mistake (which one was meant?), not "the last wins".
+func rejectRepeatedKeys(_ keys: [String]) throws {
+    var seen: Set<String> = []
+    for key in keys where !seen.insert(key).inserted {
+        throw LabError("\(key) is given twice; give each field once")
     }
 }
 
@@ -190,7 +206,7 @@ extension Command {
         let preset = try Preset.parse(context.arguments.text("NAME")!)
         try lab.policy.setEngines(preset.engines(for: lab.policy.config))
         lab.presetName = preset.rawValue
-        context.print("precision: \(preset.rawValue) — \(preset.summary)")
+        context.print("precision: \(preset.rawValue) — \(preset.summary); engine switches at their defaults")
     }
 
     static let precisionFlow = Command(
@@ -255,17 +271,22 @@ extension Command {
         ]
         context.report(report) {
             var table = TextTable(header: ["", "forward", "engine", "operands → output"])
+            var switchOnly = false
             for (r, t) in forward {
                 if cell(r) == cell(t) {
                     table.add(["", r.name, "both", cell(r)])
                 } else {
-                    table.add(["*", r.name, "rollout", cell(r)])
+                    // `~`: the step differs only by an implementation switch (logits_fp32).
+                    let mark = differing.contains(r.name) ? "*" : "~"
+                    switchOnly = switchOnly || mark == "~"
+                    table.add([mark, r.name, "rollout", cell(r)])
                     table.add(["", "", "train", cell(t)])
                 }
             }
             var back = TextTable(header: ["", "training backward", "", "operands → output"])
             for s in backward { back.add(["", s.name, "train", cell(s)]) }
             var text = "preset: \(lab.presetName ?? "custom")\n" + table.render() + "\n" + back.render() + "\n"
+            text += "* differs in precision" + (switchOnly ? "; ~ differs only by an implementation switch (logits_fp32)" : "") + "\n"
             if differing.isEmpty {
                 text += "on-policy condition holds: every product and cast of the rollout is in the training forward with the same quantization\n"
             } else {
@@ -291,6 +312,7 @@ extension Command {
         ) { context in
             let lab = context.session.lab
             var pair = lab.policy.engines
+            try rejectRepeatedKeys(context.arguments.assignments.map(\.0))
             for (key, value) in context.arguments.assignments {
                 guard let field = ProfileField(rawValue: key) else { throw LabError("unknown field '\(key)'") }
                 if which != "train" { try field.apply(value.description, to: &pair.rollout) }
@@ -339,6 +361,7 @@ extension Command {
         ) { context in
             let lab = context.session.lab
             var pair = lab.policy.engines
+            try rejectRepeatedKeys(context.arguments.assignments.map(\.0))
             for (key, value) in context.arguments.assignments {
                 if which != "train" { try pair.rollout.sources.set(key, value.description) }
                 if which != "rollout" { try pair.training.sources.set(key, value.description) }
