@@ -27,14 +27,21 @@ public final class ScalingState {
     public private(set) var overflows: [OperandRole: Int] = [:]
     /// Elements that were already NaN or infinite before quantization.
     public private(set) var nonFinite: [OperandRole: Int] = [:]
+    /// Non-zero elements that became zero (flushed below the format's smallest subnormal at
+    /// their scale): counted for 8-bit formats, where it is how gradients vanish.
+    public private(set) var underflows: [OperandRole: Int] = [:]
     /// Delayed scaling: the amax of each use, oldest first, per (site, role).
     public private(set) var histories: [String: [Float]] = [:]
 
     public init() {}
 
-    func record(_ role: OperandRole, _ m: QuantizedMatrix) {
+    func record(_ role: OperandRole, _ m: QuantizedMatrix, format: NumberFormat? = nil, input: UnsafePointer<Float>? = nil) {
         if m.saturated > 0 { overflows[role, default: 0] += m.saturated }
         if m.nonFinite > 0 { nonFinite[role, default: 0] += m.nonFinite }
+        if let input, let format, m.values.count > 0, format.exponentBits + format.mantissaBits < 8 {
+            let flushed = m.values.withUnsafeBufferPointer { flushedToZero(input, $0.baseAddress!, m.values.count) }
+            if flushed > 0 { underflows[role, default: 0] += flushed }
+        }
     }
 
     /// The amax a delayed-scaling use computes its scale from (nil: scale 1, the history is
@@ -188,10 +195,29 @@ public final class EngineKernel: LinearKernel {
         }
         // Sizes were validated when the profile was set; a failure here is a programming error.
         let m = try! q.quantize(UnsafeBufferPointer(start: x, count: rows * cols), rows: rows, cols: cols, scaleAmax: scaleAmax)
-        state.record(role, m)
+        state.record(role, m, format: q.format, input: x)
         if case .delayed(let window, _) = rule, q.granularity == .tensor {
             state.push(key, amax: m.amax, window: window)
         }
         return PreparedOperand(matrix: m, transposed: transposed)
     }
+}
+
+/// How many of `n` elements are non-zero in `x` and zero in `q`.
+func flushedToZero(_ x: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ n: Int) -> Int {
+    typealias V = SIMD16<Float>
+    var count = 0, i = 0
+    let zero = V(repeating: 0)
+    while i + 16 <= n {
+        let a = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+        let b = UnsafeRawPointer(q + i).loadUnaligned(as: V.self)
+        let mask = (a .!= zero) .& (b .== zero)
+        if any(mask) { for l in 0..<16 where mask[l] { count += 1 } }
+        i += 16
+    }
+    while i < n {
+        if x[i] != 0 && q[i] == 0 { count += 1 }
+        i += 1
+    }
+    return count
 }

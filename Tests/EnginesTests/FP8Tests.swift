@@ -177,6 +177,22 @@ import Testing
         #expect((kernel.state.overflows[.fpropInput] ?? 0) == after)
     }
 
+    /// Before the first use the scale is 1, so values below half E4M3's smallest subnormal
+    /// (2^-10) flush to zero — counted per operand, zeros in the input not included.
+    @Test func valuesFlushedToZeroAreCounted() throws {
+        let kernel = try DelayedScalingTests.kernel(saturate: true, window: 4)
+        let c = LlamaConfig.labDefault.hiddenSize
+        var x = [Float](repeating: 0.5, count: c)
+        for i in 0..<5 { x[i] = 1e-4 }           // < 2^-10 ≈ 9.8e-4: flushed
+        x[5] = 0                                  // zero in, zero out: not an underflow
+        x[6] = 0.0015                             // > 2^-10: rounds to 2^-9, kept
+        var y = [Float](repeating: 0, count: c)
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            kernel.forward(DelayedScalingTests.site, x: xp.baseAddress!, rows: 1, y: yp.baseAddress!) } }
+        #expect(kernel.state.underflows[.fpropInput] == 5)
+        #expect(y[0] == 0 && y[6] == 0x1p-9)
+    }
+
     /// A weight sync (after an optimizer step) keeps the histories; a new profile resets them.
     @Test func historiesSurviveASyncButNotANewProfile() throws {
         var pair = Preset.fp8Unified.engines(for: .labDefault)

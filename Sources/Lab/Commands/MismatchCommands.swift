@@ -187,8 +187,8 @@ extension Command {
         the engines are exactly as before (the same objects, delayed-scaling histories
         included) and the last rollout is unchanged. The last rows count the operand elements
         (activations, gradients) that overflowed their format in each engine during the
-        comparison. --by-position shows mean |Δ log p| at each response position instead.
-        JSON: {"engines": [names], "stats": {name: {mismatch keys, overflows_rollout, overflows_train}}, "positions": {name: [{position, tokens, mean_abs_dlogp, k3}]}}.
+        comparison, and the non-zero ones of 8-bit operands that were flushed to zero. --by-position shows mean |Δ log p| at each response position instead.
+        JSON: {"engines": [names], "stats": {name: {mismatch keys, overflows_rollout, overflows_train, underflows_rollout, underflows_train}}, "positions": {name: [{position, tokens, mean_abs_dlogp, k3}]}}.
         """,
         arguments: [.variadic("ENGINES", .choice(["current"] + Preset.allCases.map(\.rawValue)), "presets to compare", minimum: 1),
                     .option("prompts", .integer(1...4096), "prompts per rollout (default: the prompts setting)"),
@@ -202,19 +202,20 @@ extension Command {
         // The round of the last rollout (so `compare current` repeats it), or of the first.
         let round = max(0, lab.rolloutCount - 1)
         let prompts = try rolloutPrompts(n, session: session, round: round)
-        var results: [(name: String, stats: MismatchStats, positions: [PositionMismatchStats], overflows: (Int, Int))] = []
+        var results: [(name: String, stats: MismatchStats, positions: [PositionMismatchStats], overflows: (Int, Int), underflows: (Int, Int))] = []
         var meter = context.progress("compare", total: names.count)
         for name in names {
             let pair = name == "current" ? lab.policy.engines : try Preset.parse(name).engines(for: lab.policy.config)
-            let (stats, positions, overflows) = try lab.policy.withEngines(pair) { () throws -> (MismatchStats, [PositionMismatchStats], (Int, Int)) in
+            let (stats, positions, overflows, underflows) = try lab.policy.withEngines(pair) { () throws -> (MismatchStats, [PositionMismatchStats], (Int, Int), (Int, Int)) in
                 let (_, pairs) = try sampleAndRecompute(prompts, session: session, round: round)
-                func activations(_ state: ScalingState) -> Int {
-                    OperandRole.allCases.filter { $0 != .weights }.reduce(0) { $0 + (state.overflows[$1] ?? 0) }
+                func activations(_ counts: [OperandRole: Int]) -> Int {
+                    OperandRole.allCases.filter { $0 != .weights }.reduce(0) { $0 + (counts[$1] ?? 0) }
                 }
+                let r = lab.policy.rollout.kernel.state, t = lab.policy.training.kernel.state
                 return (try mismatchStats(pairs), try mismatchStatsByPosition(pairs),
-                        (activations(lab.policy.rollout.kernel.state), activations(lab.policy.training.kernel.state)))
+                        (activations(r.overflows), activations(t.overflows)), (activations(r.underflows), activations(t.underflows)))
             }
-            results.append((name, stats, positions, overflows))
+            results.append((name, stats, positions, overflows, underflows))
             try meter.advance(to: results.count)
         }
         meter.finish()
@@ -223,6 +224,8 @@ extension Command {
             var o = statsJSON(r.stats)
             o["overflows_rollout"] = .int(r.overflows.0)
             o["overflows_train"] = .int(r.overflows.1)
+            o["underflows_rollout"] = .int(r.underflows.0)
+            o["underflows_train"] = .int(r.underflows.1)
             stats[r.name] = .object(o)
             positions[r.name] = .array(r.positions.map { p in
                 .object(["position": .int(p.position), "tokens": .int(p.stats.tokens),
@@ -258,6 +261,8 @@ extension Command {
             }
             table.add(["overflows μ"] + results.map { "\($0.overflows.0)" })
             table.add(["overflows π"] + results.map { "\($0.overflows.1)" })
+            table.add(["flushed to 0 μ"] + results.map { "\($0.underflows.0)" })
+            table.add(["flushed to 0 π"] + results.map { "\($0.underflows.1)" })
             return header + table.render()
         }
     }

@@ -222,9 +222,11 @@ extension Command {
         formats; and the caveats of per-tensor and delayed scaling, whose scales depend on the
         batch or on each engine's history even when the formats agree. Last, the elements that
         overflowed their format in each engine since the precision was set (clamped when
-        saturating, inf/NaN otherwise).
+        saturating, inf/NaN otherwise), and the non-zero elements of 8-bit operands that
+        became zero (how gradients vanish in FP8).
         JSON: {"forward": [{"step", "kind", "rollout", "train", "differs"}], "backward": […],
-        "contained", "differences", "implementation_differences", "caveats", "overflows": {"rollout", "train"}}.
+        "contained", "differences", "implementation_differences", "caveats", "overflows": {"rollout", "train"},
+        "underflows": {"rollout", "train"}}.
         """,
         examples: ["precision flow", "precision preset fp8-rollout", "precision flow --json"],
         reports: true
@@ -249,13 +251,16 @@ extension Command {
         let backward = pair.training.backwardFlow
         let sources = pair.implementationDifferences
         let counts = [("rollout", lab.policy.rollout.kernel.state), ("train", lab.policy.training.kernel.state)]
-        var overflows: JSONObject = [:]
+        var overflows: JSONObject = [:], underflows: JSONObject = [:]
         for (engine, state) in counts {
             var o: JSONObject = [:]
+            var u: JSONObject = [:]
             for role in OperandRole.allCases {
                 o[role.rawValue] = .number(Double(state.overflows[role] ?? 0))
+                u[role.rawValue] = .number(Double(state.underflows[role] ?? 0))
             }
             overflows[engine] = .object(o)
+            underflows[engine] = .object(u)
         }
         let report: JSONObject = [
             "forward": .array(forward.map { r, t in
@@ -268,6 +273,7 @@ extension Command {
             "implementation_differences": .array(sources.map(JSONValue.string)),
             "caveats": .array(pair.flowCaveats.map(JSONValue.string)),
             "overflows": .object(overflows),
+            "underflows": .object(underflows),
         ]
         context.report(report) {
             var table = TextTable(header: ["", "forward", "engine", "operands → output"])
@@ -298,6 +304,8 @@ extension Command {
             for (engine, state) in counts {
                 let parts = OperandRole.allCases.compactMap { role in state.overflows[role].map { "\(role.rawValue) \($0)" } }
                 text += "overflowed in \(engine) since the precision was set: \(parts.isEmpty ? "none" : parts.joined(separator: ", "))\n"
+                let flushed = OperandRole.allCases.compactMap { role in state.underflows[role].map { "\(role.rawValue) \($0)" } }
+                text += "flushed to zero in \(engine) (8-bit operands): \(flushed.isEmpty ? "none" : flushed.joined(separator: ", "))\n"
             }
             return String(text.dropLast())
         }
