@@ -39,7 +39,10 @@ extension Command {
         context.report(object) {
             var table = TextTable(header: ["setting", "value", "default", "accepts"])
             for setting in definitions {
-                table.add([setting.name, store[setting.name].description, setting.defaultValue.description, setting.kind.accepted])
+                // A free-form setting (checked by its own rule) is described by its help.
+                var accepts = setting.kind.accepted
+                if case .text = setting.kind { accepts = setting.help }
+                table.add([setting.name, store[setting.name].description, setting.defaultValue.description, accepts])
             }
             return table.render()
         }
