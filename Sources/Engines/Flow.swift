@@ -11,27 +11,32 @@ public struct FlowStep: Sendable, Hashable {
         case gemm, cast
     }
 
+    /// One operand of a GEMM: its name ("x", "W", "dy") and its quantization.
+    public struct Operand: Sendable, Hashable {
+        public var name: String
+        public var rule: String
+    }
+
     public var kind: Kind
     /// What it is, e.g. "FProp q k v o gate up down", "KV cache".
     public var name: String
-    /// A GEMM's operands ("x", "W", "dy") with their quantization; empty for a cast.
-    public var operands: [(name: String, rule: String)]
+    /// A GEMM's operands; empty for a cast.
+    public var operands: [Operand] = []
     /// A GEMM's accumulation; empty for a cast.
-    public var accumulation: String
+    public var accumulation: String = ""
     /// The output format (or, for a cast, the format values are stored in).
     public var output: String
+    /// Whether an implementation switch, not the precision profile, decides the output
+    /// format (the LM head's, by `logits_fp32`): containment then ignores the output.
+    public var outputSetBySwitch = false
 
-    public static func == (a: FlowStep, b: FlowStep) -> Bool {
-        a.kind == b.kind && a.name == b.name && a.accumulation == b.accumulation && a.output == b.output
-            && a.operands.map(\.name) == b.operands.map(\.name) && a.operands.map(\.rule) == b.operands.map(\.rule)
+    static func cast(_ name: String, _ format: String) -> FlowStep {
+        FlowStep(kind: .cast, name: name, output: format)
     }
 
-    public func hash(into h: inout Hasher) {
-        h.combine(kind)
-        h.combine(name)
-        h.combine(accumulation)
-        h.combine(output)
-        for o in operands { h.combine(o.name); h.combine(o.rule) }
+    static func gemm(_ name: String, _ operands: [(String, String)], _ accumulation: Accumulation, _ output: String) -> FlowStep {
+        FlowStep(kind: .gemm, name: name, operands: operands.map { Operand(name: $0.0, rule: $0.1) },
+                 accumulation: accumulation.description, output: output)
     }
 
     /// The operands in one line: `x e4m3 1x16 amax/max sat · W e4m3 16x16 amax/max sat`.
@@ -48,19 +53,18 @@ extension PrecisionProfile {
     /// switches (mismatch sources) are not part of the flow, except where they decide a
     /// format: the logits' (`logits_fp32`).
     public var forwardFlow: [FlowStep] {
-        [
-            FlowStep(kind: .cast, name: "embedding and norm weights", operands: [], accumulation: "", output: otherWeights.name),
-            FlowStep(kind: .cast, name: "linear weights (at each sync)", operands: [], accumulation: "", output: weights.description),
-            FlowStep(kind: .cast, name: "residual stream, norm outputs, RoPE, MLP", operands: [], accumulation: "", output: activation.name),
-            FlowStep(kind: .gemm, name: "FProp q k v o gate up down",
-                     operands: [("x", perProduct(fprop.input)), ("W", weights.description)],
-                     accumulation: fprop.accumulation.description, output: activation.name),
-            FlowStep(kind: .cast, name: "keys and values (KV cache)", operands: [], accumulation: "", output: kvCache.name),
-            FlowStep(kind: .cast, name: "attention probabilities (softmax in fp32)", operands: [], accumulation: "", output: probabilities.name),
-            FlowStep(kind: .gemm, name: "FProp lm_head",
-                     operands: [("x", head.perProduct(head.fprop.input)), ("W", head.weights.description)],
-                     accumulation: head.fprop.accumulation.description,
-                     output: sources.logitsFP32 ? "fp32 (logits_fp32)" : activation.name),
+        var logits = FlowStep.gemm("FProp lm_head", [("x", head.perProduct(head.fprop.input)), ("W", head.weights.description)],
+                                   head.fprop.accumulation, sources.logitsFP32 ? "fp32 (logits_fp32)" : activation.name)
+        logits.outputSetBySwitch = true
+        return [
+            .cast("embedding and norm weights", otherWeights.name),
+            .cast("linear weights (at each sync)", weights.description),
+            .cast("residual stream, norm outputs, RoPE, MLP", activation.name),
+            .gemm("FProp q k v o gate up down", [("x", perProduct(fprop.input)), ("W", weights.description)],
+                  fprop.accumulation, activation.name),
+            .cast("keys and values (KV cache)", kvCache.name),
+            .cast("attention probabilities (softmax in fp32)", probabilities.name),
+            logits,
         ]
     }
 
@@ -72,17 +76,15 @@ extension PrecisionProfile {
             var dgradW = p.weights
             dgradW.granularity = p.weights.granularity.transposed
             return [
-                FlowStep(kind: .gemm, name: "DGrad dx = dy·W" + suffix,
-                         operands: [("dy", p.perProduct(p.dgrad.input)), ("W", dgradW.description)],
-                         accumulation: p.dgrad.accumulation.description, output: p.gradient.name),
-                FlowStep(kind: .gemm, name: "WGrad dW = dyᵀ·x" + suffix,
-                         operands: [("dy", p.perProduct(p.wgrad.input)), ("x", p.perProduct(p.wgradActivation))],
-                         accumulation: p.wgrad.accumulation.description, output: "fp32 (into the master gradient)"),
+                .gemm("DGrad dx = dy·W" + suffix, [("dy", p.perProduct(p.dgrad.input)), ("W", dgradW.description)],
+                      p.dgrad.accumulation, p.gradient.name),
+                .gemm("WGrad dW = dyᵀ·x" + suffix, [("dy", p.perProduct(p.wgrad.input)), ("x", p.perProduct(p.wgradActivation))],
+                      p.wgrad.accumulation, "fp32 (into the master gradient)"),
             ]
         }
         let plainHead = head != self
         return products(self, plainHead ? " (not lm_head)" : "") + (plainHead ? products(head, " (lm_head)") : [])
-            + [FlowStep(kind: .cast, name: "gradients between operators", operands: [], accumulation: "", output: gradient.name)]
+            + [.cast("gradients between operators", gradient.name)]
     }
 }
 
@@ -95,7 +97,7 @@ extension EnginePair {
         var out: [(FlowStep, FlowStep)] = []
         for (r, t) in zip(rollout.forwardFlow, training.forwardFlow) {
             var (a, b) = (r, t)
-            if a.name == "FProp lm_head" { a.output = ""; b.output = "" }
+            if a.outputSetBySwitch { a.output = ""; b.output = "" }
             if a != b { out.append((r, t)) }
         }
         return out

@@ -163,6 +163,15 @@ func precisionTable(_ pair: EnginePair) -> String {
     return table.render()
 }
 
+/// Both engines' implementation switches side by side; rows that differ are marked with `*`.
+func sourcesTable(_ pair: EnginePair) -> String {
+    var table = TextTable(header: ["", "source", "rollout", "train"])
+    for ((name, a), (_, b)) in zip(pair.rollout.sources.states, pair.training.sources.states) {
+        table.add([a == b ? "" : "*", name, a, b])
+    }
+    return table.render()
+}
+
 func profileJSON(_ p: PrecisionProfile) -> JSONValue {
     var members: JSONObject = [:]
     for f in ProfileField.allCases { members[f.rawValue] = .string(f.show(p)) }
@@ -240,7 +249,7 @@ extension Command {
             var o: JSONObject = ["output": .string(s.output)]
             if s.kind == .gemm {
                 var ops: JSONObject = [:]
-                for (name, rule) in s.operands { ops[name] = .string(rule) }
+                for operand in s.operands { ops[operand.name] = .string(operand.rule) }
                 o["operands"] = .object(ops)
                 o["accumulate"] = .string(s.accumulation)
             }
@@ -352,11 +361,7 @@ extension Command {
         for (name, state) in pair.rollout.sources.states { r[name] = .string(state) }
         for (name, state) in pair.training.sources.states { t[name] = .string(state) }
         context.report(["rollout": .object(r), "train": .object(t)]) {
-            var table = TextTable(header: ["", "source", "rollout", "train"])
-            for ((name, a), (_, b)) in zip(pair.rollout.sources.states, pair.training.sources.states) {
-                table.add([a == b ? "" : "*", name, a, b])
-            }
-            return table.render()
+            return sourcesTable(pair)
         }
     }
 
@@ -376,11 +381,7 @@ extension Command {
             }
             try lab.policy.setEngines(pair)
             lab.presetName = nil
-            var table = TextTable(header: ["", "source", "rollout", "train"])
-            for ((name, a), (_, b)) in zip(pair.rollout.sources.states, pair.training.sources.states) {
-                table.add([a == b ? "" : "*", name, a, b])
-            }
-            context.print(table.render())
+            context.print(sourcesTable(pair))
         }
     }
 }
