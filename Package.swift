@@ -32,6 +32,7 @@ let package = Package(
             pkgConfig: "libedit",
             providers: [.apt(["libedit-dev"]), .brew(["libedit"])]
         ),
+        .target(name: "Files"),
         .target(
             name: "Numerics",
             dependencies: ["CBLAS"],
@@ -39,7 +40,7 @@ let package = Package(
         ),
         .target(
             name: "Model",
-            dependencies: ["Numerics"],
+            dependencies: ["Numerics", "Files"],
             swiftSettings: nativeCPU
         ),
         .target(
@@ -59,16 +60,20 @@ let package = Package(
         ),
         .target(
             name: "Lab",
-            dependencies: ["Numerics", "Model", "Mismatch", "Engines", "RL", "CBLAS"],
+            dependencies: ["Numerics", "Files", "Model", "Mismatch", "Engines", "RL", "CBLAS"],
             swiftSettings: nativeCPU
         ),
         .executableTarget(
             name: "plab",
             dependencies: [
-                "Numerics", "Lab", "CEdit",
+                "Numerics", "Files", "Engines", "Lab", "CEdit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: nativeCPU
+        ),
+        .testTarget(
+            name: "FilesTests",
+            dependencies: ["Files"]
         ),
         .testTarget(
             name: "NumericsTests",

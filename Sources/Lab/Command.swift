@@ -130,13 +130,17 @@ public struct Command: Sendable {
     /// Whether the settings are put back when the command fails. False only for commands
     /// that run other lines (`source`): each of those lines is undone or kept on its own.
     public var atomic: Bool = true
+    /// Whether the command only restores state (a model, the engines' precision, a setting,
+    /// the task): the only kind a transcript header's `# state:` line may run, since a
+    /// transcript is a file people share and replay.
+    public var restoresState: Bool = false
     /// Nil for a command that only groups sub-commands.
     public var run: Run?
 
     public init(name: String, aliases: [String] = [], topic: Topic, summary: String, details: String = "",
                 arguments: [ArgumentSpec] = [], subcommands: [Command] = [], examples: [String] = [],
                 reports: Bool = false, transcribed: Bool = true, hidden: Bool = false, atomic: Bool = true,
-                run: Run?) {
+                restoresState: Bool = false, run: Run?) {
         self.name = name
         self.aliases = aliases
         self.topic = topic
@@ -149,6 +153,7 @@ public struct Command: Sendable {
         self.transcribed = transcribed
         self.hidden = hidden
         self.atomic = atomic
+        self.restoresState = restoresState
         self.run = run
     }
 

@@ -35,6 +35,15 @@ public struct Registry: Sendable {
         settings.append(setting)
     }
 
+    /// The commands a transcript header's `# state:` line may run ("model load", "set", …).
+    public var stateCommandPaths: [String] {
+        func paths(_ command: Command, _ prefix: String) -> [String] {
+            let path = prefix.isEmpty ? command.name : prefix + " " + command.name
+            return (command.restoresState ? [path] : []) + command.subcommands.flatMap { paths($0, path) }
+        }
+        return commands.flatMap { paths($0, "") }
+    }
+
     /// Adds a part to the prompt.
     public mutating func register(_ part: PromptPart) { promptParts.append(part) }
 

@@ -10,9 +10,31 @@ public struct ReplayResult: Sendable {
 
 extension Transcript {
     /// A fresh session in the state the header describes: its seed, backend and settings,
-    /// then its `# state:` commands run silently.
-    public func makeSession(name: String, registry: Registry = .standard) throws(LabError) -> Session {
+    /// then its `# state:` commands. A transcript is a file people share, so a state line
+    /// may only run a command that restores state (`Command.restoresState`: model, precision,
+    /// engine, set, seed, task); anything else is refused with FILE:LINE before anything
+    /// runs. Each state line is passed to `announce` before it runs. `files` is where the
+    /// session's paths lead (a replay's scratch directory).
+    public func makeSession(name: String, registry: Registry = .standard, files: FileAccess = FileAccess(),
+                            announce: (String) -> Void = { _ in }) throws(LabError) -> Session {
+        for line in header.state {
+            let command: Command
+            do throws(LabError) {
+                let words = try Words.split(line.text)
+                guard !words.isEmpty else { throw LabError("an empty command") }
+                let invocation = try registry.parse(words)
+                guard !invocation.wantsHelp else { throw LabError("--help restores nothing") }
+                command = invocation.command
+            } catch {
+                throw LabError("\(name):\(line.number): the header's '# state: \(line.text)' cannot run: \(error.message)")
+            }
+            guard command.restoresState else {
+                let allowed = registry.stateCommandPaths.joined(separator: ", ")
+                throw LabError("\(name):\(line.number): the header's '# state: \(line.text)' is refused: a state line may only restore state (\(allowed)); a transcript's commands go on 'plab> ' lines, where a replay shows them")
+            }
+        }
         let session = Session(registry: registry)
+        session.files = files
         func apply(_ setting: String, _ value: String, line: Int?) throws(LabError) {
             do { try session.settings.set(setting, to: value) } catch {
                 throw LabError("\(name):\(line.map(String.init) ?? "header"): \(error.message)")
@@ -28,6 +50,7 @@ extension Transcript {
             try apply(parts[0], parts[1], line: line.number)
         }
         for line in header.state {
+            announce("\(name):\(line.number): # state: \(line.text)")
             if case .failed(let message) = session.execute(line.text, to: CollectedOutput()) {
                 throw LabError("\(name):\(line.number): the header's '# state: \(line.text)' failed: \(message)")
             }
@@ -37,10 +60,16 @@ extension Transcript {
 
     /// Runs every command again, in a fresh session with the header's state, and (when
     /// `compare`) compares each command's output with the recorded one, stopping at the
-    /// first difference. Volatile lines (`~ `) match any volatile line. Throws `LabError`
-    /// for a header it cannot apply, `Interrupted` when Ctrl-C stopped a command.
-    public func replay(name: String, compare: Bool = true, registry: Registry = .standard) throws -> ReplayResult {
-        let session = try makeSession(name: name, registry: registry)
+    /// first difference. Volatile lines (`~ `) match any volatile line. Every file the
+    /// commands write goes into a scratch directory, removed at the end: a replay writes
+    /// nothing else. Throws `LabError` for a header it cannot apply, `Interrupted` when
+    /// Ctrl-C stopped a command.
+    public func replay(name: String, compare: Bool = true, registry: Registry = .standard,
+                       announce: (String) -> Void = { _ in }) throws -> ReplayResult {
+        let files = try FileAccess.makeScratch()
+        defer { files.removeScratch() }
+        let session = try makeSession(name: name, registry: registry, files: files, announce: announce)
+        defer { session.stopRecording() }
         var produced: [String] = []
         let writer = TranscriptWriter { produced.append($0) }
         writer.writeHeader(TranscriptHeader(session: session))

@@ -14,15 +14,18 @@ public struct ScriptLine: Sendable, Equatable {
 }
 
 /// Reads text lines from a file descriptor without ever holding more than `maxLineBytes`
-/// of one line: a longer line is skipped and reported with its length. Lines end at `\n`
-/// (a `\r` before it is dropped); a last line without `\n` counts.
+/// of one line. Lines end at `\n` (a `\r` before it is dropped); a last line without `\n`
+/// counts; a UTF-8 byte-order mark at the start of the input is skipped. Input bounded in
+/// time as well as size: a line longer than the limit, or one holding a NUL byte, is
+/// reported as soon as the limit or the NUL is reached (even on an endless stream such as
+/// /dev/zero), and the input ends there: such a stream is not text commands.
 public final class LineReader {
     /// What one read produced.
     public enum Item: Sendable, Equatable {
         case line(String)
-        /// A line longer than the limit (its length in bytes); its content is dropped.
-        case tooLong(Int)
-        /// A line holding a NUL byte: binary data, not text.
+        /// A line longer than the limit; the input ends after it.
+        case tooLong
+        /// A line holding a NUL byte: binary data, not text; the input ends after it.
         case binary
         /// A line that is not valid UTF-8.
         case notUTF8
@@ -34,6 +37,8 @@ public final class LineReader {
     private var start = 0
     private var end = 0
     private var atEOF = false
+    /// Set after a line that ends the input (too long, binary).
+    private var refused = false
     /// The number of the line `next()` returned last.
     public private(set) var lineNumber = 0
 
@@ -43,22 +48,22 @@ public final class LineReader {
         ownsDescriptor = false
     }
 
-    /// Opens a file for reading, or explains why it cannot.
-    public init(path: String) throws(LabError) {
-        if let problem = pathProblem(path, .readFile) { throw LabError("cannot read '\(path)': \(problem)") }
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else { throw LabError("cannot read '\(path)': \(String(cString: strerror(errno)))") }
+    /// Opens a file for reading, or explains why it cannot. `label` names it in messages.
+    public init(path: String, shownAs label: String? = nil) throws(LabError) {
+        let shown = label ?? path
+        if let problem = pathProblem(path, .readFile) { throw LabError("cannot read '\(shown)': \(problem)") }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw LabError("cannot read '\(shown)': \(String(cString: strerror(errno)))") }
         fd = descriptor
         ownsDescriptor = true
     }
 
     deinit { if ownsDescriptor { close(fd) } }
 
-    /// The next line, or nil at the end of the input.
+    /// The next line, or nil at the end of the input (or after a refused line).
     public func next() -> Item? {
+        if refused { return nil }
         var bytes: [UInt8] = []
-        var length = 0
-        var sawNUL = false
         var sawAny = false
         while true {
             if start == end {
@@ -69,25 +74,31 @@ public final class LineReader {
             }
             sawAny = true
             let chunkEnd = buffer[start..<end].firstIndex(of: 10) ?? end
-            let count = chunkEnd - start
-            if length + count <= maxLineBytes + 1 {
-                bytes.append(contentsOf: buffer[start..<chunkEnd])
-                if !sawNUL && buffer[start..<chunkEnd].contains(0) { sawNUL = true }
+            if buffer[start..<chunkEnd].contains(0) {
+                lineNumber += 1
+                refused = true
+                return .binary
             }
-            length += count
+            bytes.append(contentsOf: buffer[start..<chunkEnd])
             start = chunkEnd
+            // One byte of slack for the `\r` of a CRLF line of exactly the limit.
+            if bytes.count > maxLineBytes + 1 || (bytes.count == maxLineBytes + 1 && bytes.last != 13) {
+                lineNumber += 1
+                refused = true
+                return .tooLong
+            }
             if chunkEnd < end {
                 start += 1  // past the newline
                 break
             }
         }
         lineNumber += 1
-        if bytes.last == 13 {
-            bytes.removeLast()
-            length -= 1
+        if bytes.last == 13 { bytes.removeLast() }
+        if bytes.count > maxLineBytes {
+            refused = true
+            return .tooLong
         }
-        if length > maxLineBytes { return .tooLong(length) }
-        if sawNUL { return .binary }
+        if lineNumber == 1 && bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
         guard let text = String(validating: bytes, as: UTF8.self) else { return .notUTF8 }
         return .line(text)
     }
@@ -111,9 +122,9 @@ public final class LineReader {
     public static func problem(with item: Item) -> String? {
         switch item {
         case .line: return nil
-        case .tooLong(let length):
-            return "line is \(describeBytes(length)) long; the limit is \(describeBytes(maxLineBytes))"
-        case .binary: return "binary data (a NUL byte); expected text commands"
+        case .tooLong:
+            return "line is longer than \(describeBytes(maxLineBytes)), the limit; reading stopped here"
+        case .binary: return "binary data (a NUL byte); expected text commands; reading stopped here"
         case .notUTF8: return "not UTF-8 text"
         }
     }
@@ -121,8 +132,9 @@ public final class LineReader {
 
 /// Reads a whole text file of lines (a session file or transcript), refusing binary data
 /// and over-long lines with `NAME:LINE:` errors before anything runs.
-public func readLines(ofFile path: String) throws(LabError) -> [ScriptLine] {
-    let reader = try LineReader(path: path)
+public func readLines(ofFile file: String, shownAs label: String? = nil) throws(LabError) -> [ScriptLine] {
+    let path = label ?? file
+    let reader = try LineReader(path: file, shownAs: path)
     var lines: [ScriptLine] = []
     while let item = reader.next() {
         if let problem = LineReader.problem(with: item) {

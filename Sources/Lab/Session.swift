@@ -43,6 +43,8 @@ public final class Session {
     public var reportsInJSON = false
     /// The transcript being recorded by `record FILE`.
     var recorder: TranscriptRecorder?
+    /// Where path arguments lead: as given, or in a replay into its scratch directory.
+    public var files = FileAccess()
     /// How deep `source` calls are nested (they may not recurse forever).
     var sourceDepth = 0
     /// The live model and engines, made on first use.
@@ -73,6 +75,12 @@ public final class Session {
     }
 
     public var isRecording: Bool { recorder != nil }
+
+    /// Closes the transcript being recorded, if any (a replay ends this way).
+    public func stopRecording() {
+        try? recorder?.close()
+        recorder = nil
+    }
 
     /// `plab> `, or with parts registered and active, `plab[bf16|fp16] step 12> `.
     public var prompt: String {
@@ -128,19 +136,28 @@ public final class Session {
             Interruption.commandEnded()
             progressDisplay?.clear()  // a bar left by a command that stopped early
         }
+        let outcome: Outcome
         switch thrown {
         case nil:
-            return context.quitRequested ? .quit : .done
+            outcome = context.quitRequested ? .quit : .done
         case is Interrupted:
             target.fail("interrupted")
-            return .interrupted
+            outcome = .interrupted
         case let error?:
             if command.atomic { settings = settingsBefore }
             var message = Session.describe(error)
             if !message.hasPrefix(invocation.path + ":") { message = invocation.path + ": " + message }
             target.fail(message)
-            return .failed(message)
+            outcome = .failed(message)
         }
+        if !nested, let recorder, let error = recorder.writeError {
+            // The transcript cannot go on: say so at the command that met the failure.
+            self.recorder = nil
+            let message = "record: \(error); recording stopped"
+            output.fail(message)
+            return outcome == .interrupted ? outcome : .failed(message)
+        }
+        return outcome
     }
 
     /// A one-line message for any error a command throws.

@@ -18,6 +18,7 @@
 // such a line is there.
 
 import CBLAS
+import Files
 import Foundation
 
 /// The `#` lines at the top of a transcript.
@@ -121,32 +122,38 @@ public final class TranscriptWriter: SessionOutput {
     }
 }
 
-/// The transcript that `record FILE` writes, line by line, straight to the file.
+/// The transcript that `record FILE` writes, line by line, straight to the file (each line
+/// is handed to the system as it is written, so a crash loses nothing printed).
 final class TranscriptRecorder: SessionOutput {
+    /// The path as the user gave it.
     let path: String
-    private let handle: FileHandle
+    private let file: OutputFile
     private var writer: TranscriptWriter!
-    /// The first write error, reported by `record stop`.
+    /// The first write error; the session stops the recording at the command that met it.
     private(set) var writeError: String?
 
-    init(path: String, header: TranscriptHeader) throws(LabError) {
-        guard FileManager.default.createFile(atPath: path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: path) else {
-            throw LabError("cannot write '\(path)'")
-        }
+    /// Opens `file` (the path to write; `path` is how the user named it) by the lab's
+    /// writing policy and writes the header; throws if either fails.
+    init(path file: String, shownAs path: String, header: TranscriptHeader) throws(LabError) {
+        do { self.file = try OutputFile.open(forStreaming: file, shownAs: path) } catch { throw LabError(error.message) }
         self.path = path
-        self.handle = handle
         writer = TranscriptWriter { [unowned self] line in self.append(line) }
         writer.writeHeader(header)
+        if let writeError { throw LabError(writeError) }
     }
-
-    deinit { try? handle.close() }
 
     private func append(_ line: String) {
         guard writeError == nil else { return }
-        do { try handle.write(contentsOf: Data((line + "\n").utf8)) } catch {
-            writeError = error.localizedDescription
-        }
+        do { try file.write(Data((line + "\n").utf8)) } catch { writeError = error.message }
+    }
+
+    /// Flushes and closes the transcript; throws the first write error, if any.
+    func close() throws(LabError) {
+        if let writeError { throw LabError(writeError) }
+        do {
+            try file.sync()
+            try file.close()
+        } catch { throw LabError(error.message) }
     }
 
     func begin(_ line: String, transcribed: Bool) { writer.begin(line, transcribed: transcribed) }

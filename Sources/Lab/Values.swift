@@ -1,5 +1,6 @@
 // Typed values: what an argument or a setting accepts, parsed once with a uniform error.
 
+import Files
 import Foundation
 import Mismatch
 import Numerics
@@ -17,7 +18,7 @@ public enum ValueKind: Sendable {
     case toggle
     /// A number format: fp32 bf16 fp16 e4m3 e5m2 or any eXmY.
     case format
-    /// A path to a file or directory, checked before the command runs.
+    /// A path to a file or directory, checked when the command uses it.
     case path(PathUse)
     /// Any word.
     case text
@@ -87,10 +88,11 @@ public enum ValueKind: Sendable {
             }
         case .format:
             do { return .format(try NumberFormat.parse(word)) } catch { throw ValueError(message: error.description) }
-        case .path(let use):
-            let path = expandTilde(word)
-            if let problem = pathProblem(path, use) { throw ValueError(message: "cannot use '\(word)': \(problem)") }
-            return .text(path)
+        case .path:
+            // Checked where the command uses it (`CommandContext.readableFile` and the like),
+            // through the session's `FileAccess`: a replay maps paths into its scratch directory.
+            guard !word.isEmpty else { throw ValueError(message: "an empty path; give a file name") }
+            return .text(expandTilde(word))
         case .text:
             return .text(word)
         }
@@ -179,15 +181,7 @@ func pathProblem(_ path: String, _ use: ValueKind.PathUse) -> String? {
         if isDirectory.boolValue { return "it is a directory" }
         if !fm.isReadableFile(atPath: path) { return "permission denied" }
     case .writeFile:
-        if exists && isDirectory.boolValue { return "it is a directory" }
-        if exists && !fm.isWritableFile(atPath: path) { return "permission denied" }
-        let parent = (path as NSString).deletingLastPathComponent
-        let dir = parent.isEmpty ? "." : parent
-        var parentIsDirectory: ObjCBool = false
-        if !fm.fileExists(atPath: dir, isDirectory: &parentIsDirectory) || !parentIsDirectory.boolValue {
-            return "no such directory '\(dir)'"
-        }
-        if !exists && !fm.isWritableFile(atPath: dir) { return "directory '\(dir)' is not writable" }
+        do { _ = try FileWriting.target(path) } catch { return error.message }
     case .directory:
         if !exists { return "no such directory" }
         if !isDirectory.boolValue { return "not a directory" }

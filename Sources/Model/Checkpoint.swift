@@ -13,7 +13,8 @@
 // finally deletes the old directory. Guarantees:
 // - a crash at any point leaves under the destination name either the complete old
 //   checkpoint or the complete new one, never a partial file or a mix of the two (at worst
-//   a hidden `.NAME.plab-save-…` sibling is left behind, which nothing reads);
+//   a hidden `.NAME.plab-save-PID-…` sibling is left behind, which nothing reads and the
+//   next save into the same name removes once process PID is gone);
 // - a save that fails (bad input, disk full, no permission) leaves the old checkpoint as
 //   it was and removes what it had written;
 // - a concurrent `loadCheckpoint` opens the directory once, opens every file through that
@@ -27,6 +28,7 @@
 // checkpoint" error, never a mix), and a crash there leaves the old checkpoint under the
 // hidden name `.NAME.plab-old-…` beside it.
 
+import Files
 import Foundation
 import Numerics
 #if canImport(Glibc)
@@ -440,10 +442,15 @@ public struct Checkpoint: Sendable {
 /// names, without `lm_head.weight` when the embeddings are tied), lab.json when `lab` is
 /// given and lab_state.safetensors when `labState` is given. Creates missing parent
 /// directories. Fails without touching the destination if the weights do not fit their
-/// configuration or a token id is outside the vocabulary.
+/// configuration or a token id is outside the vocabulary. Refuses an empty path, `/`, the
+/// working directory and its ancestors, and an existing directory that is neither empty
+/// nor a checkpoint (it holds config.json) or that holds sub-directories: a save replaces
+/// a checkpoint, never another tree. Removes the temporary directories that interrupted
+/// saves into the same name left behind (those whose process is gone). `label` is the path
+/// as the user gave it, for messages.
 public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: SafeTensorsFile? = nil,
                            specialTokens: SpecialTokenIDs = SpecialTokenIDs(),
-                           to directory: URL) throws(NumericsError) {
+                           to directory: URL, shownAs label: String? = nil) throws(NumericsError) {
     let config = weights.config
     do throws(NumericsError) {
         try config.validate()
@@ -460,9 +467,15 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
         }
     }
 
+    do throws(FileError) {
+        try FileWriting.refuseProtected(directory.path, as: "a checkpoint directory", shownAs: label ?? directory.path)
+    } catch {
+        throw .invalidArgument(error.message)
+    }
     let destination = directory.standardizedFileURL.resolvingSymlinksInPath()
     let parent = destination.deletingLastPathComponent()
     let name = destination.lastPathComponent
+    let shown = label ?? destination.path
     let fm = FileManager.default
     do {
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -472,10 +485,12 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
     var isDirectory: ObjCBool = false
     let exists = fm.fileExists(atPath: destination.path, isDirectory: &isDirectory)
     if exists && !isDirectory.boolValue {
-        throw .invalidArgument("\(destination.path) exists and is not a directory; a checkpoint is a directory")
+        throw .invalidArgument("\(shown) exists and is not a directory; a checkpoint is a directory")
     }
+    if exists { try CheckpointIO.checkReplaceable(destination.path, shownAs: shown) }
+    CheckpointIO.removeLeftovers(of: name, in: parent.path)
 
-    let staging = parent.appendingPathComponent(".\(name).plab-save-\(UUID().uuidString)")
+    let staging = parent.appendingPathComponent(".\(name)\(CheckpointIO.stagingMarker)\(getpid())-\(UUID().uuidString)")
     guard mkdir(staging.path, 0o755) == 0 else {
         throw .invalidArgument("cannot create a temporary directory beside \(destination.path) (the parent directory must be writable): \(String(cString: strerror(errno)))")
     }
@@ -515,9 +530,9 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
 }
 
 /// Saves a checkpoint value (see `saveCheckpoint(weights:lab:labState:specialTokens:to:)`).
-public func saveCheckpoint(_ checkpoint: Checkpoint, to directory: URL) throws(NumericsError) {
+public func saveCheckpoint(_ checkpoint: Checkpoint, to directory: URL, shownAs label: String? = nil) throws(NumericsError) {
     try saveCheckpoint(weights: checkpoint.weights, lab: checkpoint.lab, labState: checkpoint.labState,
-                       specialTokens: checkpoint.specialTokens, to: directory)
+                       specialTokens: checkpoint.specialTokens, to: directory, shownAs: label)
 }
 
 /// Loads a checkpoint directory: any Hugging Face Llama checkpoint with F32, BF16 or F16
@@ -612,7 +627,47 @@ extension CheckpointIO {
             || (name.hasPrefix("pytorch_model-") && name.hasSuffix(".bin"))
     }
 
-    /// Links (or copies) the entries of `old` that are not the checkpoint's own into `new`.
+    /// The part of a staging directory's name after `.NAME`; then the saving process's id.
+    static let stagingMarker = ".plab-save-"
+    static let asideMarker = ".plab-old-"
+
+    /// Refuses to replace a directory that is not a checkpoint: one that is neither empty
+    /// nor holds config.json, or that holds a sub-directory (a save never copies a tree).
+    static func checkReplaceable(_ path: String, shownAs label: String) throws(NumericsError) {
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+            throw .invalidArgument("cannot list \(label) to replace it: \(error.localizedDescription)")
+        }
+        guard !names.isEmpty else { return }
+        guard names.contains(CheckpointFile.config) else {
+            throw .invalidArgument("\(label) is a directory that is not a checkpoint (it has no \(CheckpointFile.config)); a save replaces only a checkpoint or an empty directory: give a new name")
+        }
+        for entry in names.sorted() {
+            var st = stat()
+            if lstat(path + "/" + entry, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+                throw .invalidArgument("\(label) holds the directory '\(entry)'; a save replaces a checkpoint's files and never copies a tree: move it out or give a new name")
+            }
+        }
+    }
+
+    /// Removes `.NAME.plab-save-PID-…` and `.NAME.plab-old-PID-…` directories in `parent`
+    /// left by saves whose process no longer runs (a crash, a kill, a double Ctrl-C).
+    static func removeLeftovers(of name: String, in parent: String) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        for entry in entries {
+            // An aside copy is the only old checkpoint while the name itself is missing.
+            let destinationExists = FileManager.default.fileExists(atPath: parent + "/" + name)
+            for marker in [stagingMarker, asideMarker] where entry.hasPrefix("." + name + marker)
+                && (marker == stagingMarker || destinationExists) {
+                let rest = entry.dropFirst(name.count + 1 + marker.count)
+                guard let dash = rest.firstIndex(of: "-"), let pid = pid_t(rest[..<dash]) else { continue }
+                if pid > 0 && kill(pid, 0) != 0 && errno == ESRCH { removeQuietly(parent + "/" + entry) }
+            }
+        }
+    }
+
+    /// Links (or copies) the files of `old` that are not the checkpoint's own into `new`
+    /// (a README, tokenizer files); `checkReplaceable` has made sure there is no directory.
     static func carryOver(from old: String, to new: String) throws(NumericsError) {
         let fm = FileManager.default
         let names: [String]
@@ -623,6 +678,10 @@ extension CheckpointIO {
         }
         for entry in names where !isCheckpointOwned(entry) {
             let source = old + "/" + entry, target = new + "/" + entry
+            var st = stat()
+            guard lstat(source, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else {
+                throw .invalidArgument("cannot keep \(source) in the new checkpoint: it is a directory")
+            }
             if link(source, target) == 0 { continue }
             do {
                 try fm.copyItem(atPath: source, toPath: target)
@@ -648,7 +707,7 @@ extension CheckpointIO {
         // No atomic exchange on this file system: two renames, with the destination absent
         // for a moment in between.
         let aside = (destination as NSString).deletingLastPathComponent + "/."
-            + (destination as NSString).lastPathComponent + ".plab-old-" + UUID().uuidString
+            + (destination as NSString).lastPathComponent + asideMarker + "\(getpid())-" + UUID().uuidString
         guard rename(destination, aside) == 0 else {
             throw .invalidArgument("cannot move the old checkpoint at \(destination) aside: \(String(cString: strerror(errno)))")
         }

@@ -6,6 +6,7 @@
 // checks everything before it allocates anything sized by the file, and reports each
 // problem as a `NumericsError` naming the file, the tensor and what would be accepted.
 
+import Files
 import Foundation
 import Numerics
 #if canImport(Glibc)
@@ -369,10 +370,10 @@ public struct SafeTensorsFile: Sendable {
         return out
     }
 
-    /// Writes the file atomically: to a temporary file in the same directory, flushed to
-    /// disk, then renamed over `url`. A crash leaves either the old file or the new one.
+    /// Writes the file by the lab's writing policy (`FileWriting`): a regular file is
+    /// replaced atomically, so a crash leaves either the old file or the new one.
     public func write(to url: URL) throws(NumericsError) {
-        try CheckpointIO.writeFileAtomically(encoded(), to: url)
+        do { try FileWriting.write(encoded(), to: url.path) } catch { throw .invalidArgument(error.message) }
     }
 }
 
@@ -644,24 +645,5 @@ enum CheckpointIO {
     }
 
     /// Flushes a directory's entries (new names, renames) to disk; best effort.
-    static func syncDirectory(_ path: String) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
-    }
-
-    /// Writes a file atomically: a temporary file beside it, flushed, then renamed over it.
-    static func writeFileAtomically(_ data: Data, to url: URL) throws(NumericsError) {
-        let directory = url.deletingLastPathComponent().path
-        let temporary = directory + "/." + url.lastPathComponent + ".tmp-" + UUID().uuidString
-        do throws(NumericsError) {
-            try writeNewFile(data, to: temporary)
-            guard rename(temporary, url.path) == 0 else {
-                throw NumericsError.invalidArgument("cannot move the new file into place at \(url.path): \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            unlink(temporary)
-            throw error
-        }
-        syncDirectory(directory)
-    }
+    static func syncDirectory(_ path: String) { FileWriting.syncDirectory(path) }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engines
+import Files
 import Foundation
 import Lab
 import Numerics
@@ -41,20 +42,18 @@ struct Bench: ParsableCommand {
         if let path = saveInput {
             let input = benchRoundingInput()
             let data = input.withUnsafeBufferPointer { Data(buffer: $0) }
-            do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-                throw failure("cannot write \(path): \(error.localizedDescription)")
-            }
+            do { try FileWriting.write(data, to: path) } catch { throw failure(error.message) }
         }
-        if what == "rounding" || what == "all" { print(renderBench(benchRounding())) }
-        if what == "gemm" || what == "all" { print(renderBench(benchGEMM(sizes: sizes))) }
+        if what == "rounding" || what == "all" { writeOut(renderBench(benchRounding()) + "\n") }
+        if what == "gemm" || what == "all" { writeOut(renderBench(benchGEMM(sizes: sizes)) + "\n") }
         if what == "engines" || what == "all" {
             do {
-                print(renderBench(try benchEngineGEMMs()))
-                print(renderBench(try benchEngines(backend: engineBackend)))
+                writeOut(renderBench(try benchEngineGEMMs()) + "\n")
+                writeOut(renderBench(try benchEngines(backend: engineBackend)) + "\n")
             } catch { throw failure("\(error)") }
         }
         if what == "recipes" || what == "all" {
-            do { print(renderBench(try benchRecipes(backend: engineBackend))) } catch { throw failure("\(error)") }
+            do { writeOut(renderBench(try benchRecipes(backend: engineBackend)) + "\n") } catch { throw failure("\(error)") }
         }
     }
 }

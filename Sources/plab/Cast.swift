@@ -33,16 +33,22 @@ struct Cast: ParsableCommand {
     var bits = false
 
     func run() throws {
+        var lines: [String] = []
+        let reader = LineReader(fileDescriptor: STDIN_FILENO)
+        while let item = reader.next() {
+            guard case .line(let line) = item else {
+                throw failure("line \(reader.lineNumber): \(LineReader.problem(with: item) ?? "unreadable")")
+            }
+            lines.append(line)
+        }
         do {
             var request = CastRequest(format: try NumberFormat.parse(to))
             request.rounding = try RoundingMode.parse(rounding)
             request.seed = seed
             request.saturate = saturate
             request.showBits = bits
-            var lines: [String] = []
-            while let line = readLine(strippingNewline: true) { lines.append(line) }
             let output = try request.run(lines) { "line \($0 + 1)" }
-            print(output.joined(separator: "\n"), terminator: output.isEmpty ? "" : "\n")
+            writeOut(output.map { $0 + "\n" }.joined())
         } catch {
             throw failure(error.description)
         }
@@ -59,22 +65,18 @@ struct Formats: ParsableCommand {
     func run() throws {
         do {
             let formats = names.isEmpty ? NumberFormat.named : try names.map { name throws(NumericsError) in try NumberFormat.parse(name) }
-            print(formatsTable(formats))
+            writeOut(formatsTable(formats) + "\n")
         } catch {
             throw failure(error.description)
         }
     }
 }
 
+/// The exit status for bad arguments (sysexits' EX_USAGE), as ArgumentParser uses.
+let usageError: Int32 = 64
+
 /// Prints `plab: error: MESSAGE` on standard error and returns the failing exit code.
 func failure(_ message: String) -> ExitCode {
-    var stderr = StandardError()
-    print("plab: error: \(message)", to: &stderr)
+    writeOut("plab: error: \(message)\n", to: .standardError)
     return ExitCode.failure
-}
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        FileHandle.standardError.write(Data(string.utf8))
-    }
 }

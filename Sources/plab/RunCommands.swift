@@ -39,7 +39,10 @@ struct Run: ParsableCommand {
         do {
             if let backend { try session.settings.set("backend", to: backend) }
             if let seed { try session.settings.set("seed", to: String(seed)) }
-        } catch { throw failure(error.message) }
+        } catch {
+            _ = failure(error.message)
+            throw ExitCode(usageError)  // a bad option value, as for any other bad argument
+        }
         Signals.install(interactive: false)
         if isatty(2) == 1 { session.progressDisplay = TerminalProgress() }
         let output: SessionOutput
@@ -95,7 +98,9 @@ struct Replay: ParsableCommand {
         do {
             transcript = try Transcript(lines: try readLines(ofFile: file), name: file)
             Signals.install(interactive: false)
-            result = try transcript.replay(name: file, compare: check)
+            // State lines run before any command; each is shown first (a transcript is a
+            // file people share: it runs nothing it does not show).
+            result = try transcript.replay(name: file, compare: check) { writeOut("plab: state: \($0)\n", to: .standardError) }
         } catch let error as LabError {
             writeOut("plab: error: \(error.message)\n", to: .standardError)
             throw ExitCode(2)

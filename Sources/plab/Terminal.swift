@@ -3,10 +3,30 @@
 import Foundation
 import Lab
 
-/// Writes text to a file descriptor right away (no buffering), so output, errors and the
-/// progress line interleave in the order they happen.
+/// Writes text to standard output or standard error right away (no buffering), so output,
+/// errors and the progress line interleave in the order they happen.
+///
+/// A failure to write standard output ends plab as coreutils end: a closed pipe (`plab run
+/// … | head`) quietly, with the status of SIGPIPE (141); any other failure (a full disk, a
+/// device error) with `plab: error: standard output: REASON` on standard error and status 1,
+/// so no output is lost without a word. A failure to write standard error is ignored: there
+/// is nowhere left to say it.
 func writeOut(_ text: String, to handle: FileHandle = .standardOutput) {
-    try? handle.write(contentsOf: Data(text.utf8))
+    let fd = handle.fileDescriptor
+    var failure: Int32 = 0
+    Array(text.utf8).withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { failure = n < 0 ? errno : EIO; return }
+            done += n
+        }
+    }
+    guard failure != 0, fd == STDOUT_FILENO else { return }
+    if failure == EPIPE { exit(128 + SIGPIPE) }
+    writeOut("plab: error: standard output: \(String(cString: strerror(failure)))\n", to: .standardError)
+    exit(EXIT_FAILURE)
 }
 
 /// Whether colour may be used on `descriptor`: it is a terminal, NO_COLOR is unset or empty,

@@ -154,7 +154,7 @@ import Lab
         var registry = shellRegistry
         registry.register(Command(name: "note", topic: .metrics, summary: "append a row",
                                   arguments: [.positional("X", .real(-1e9...1e9), "the value", optional: true)],
-                                  examples: ["note 1"]) { context in
+                                  examples: ["note 1"], restoresState: true) { context in
             if let x = context.arguments.real("X") { context.session.metrics.append(["x": x]) } else {
                 context.session.metrics.append(["y": 0])
             }
@@ -200,7 +200,7 @@ import Lab
         let lines = text.split(separator: "\n").enumerated().map { ScriptLine(number: $0.offset + 1, text: String($0.element)) }
         #expect(throws: LabError.self) { try Transcript(lines: lines, name: "t").replay(name: "t", registry: Self.registry) }
         do { _ = try Transcript(lines: lines, name: "t").replay(name: "t", registry: Self.registry) } catch {
-            #expect((error as? LabError)?.message.hasPrefix("t:4: the header's '# state: note abc' failed: note: X must be a number") == true)
+            #expect((error as? LabError)?.message.hasPrefix("t:4: the header's '# state: note abc' cannot run: note: X must be a number") == true)
         }
     }
 }

@@ -45,16 +45,14 @@ extension Command {
         details: "CSV: a header of column names, empty cells where a row lacks a column. JSONL: one object per row.",
         arguments: [
             .positional("FORMAT", .choice(["csv", "jsonl"]), "the file format"),
-            .positional("FILE", .path(.writeFile), "the file to write (replaced atomically)"),
+            .positional("FILE", .path(.writeFile), "the file to write (a regular file is replaced atomically; a device or FIFO written in place)"),
         ],
         examples: ["export csv metrics.csv", "export jsonl metrics.jsonl"]
     ) { context in
         let metrics = context.session.metrics
         let path = context.arguments.text("FILE")!
         let text = context.arguments.text("FORMAT") == "csv" ? metrics.csv() : metrics.jsonl()
-        do { try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw LabError("cannot write '\(path)': \(error.localizedDescription)")
-        }
+        try context.writeFile(Data(text.utf8), to: path)
         context.print("wrote \(metrics.count) row\(metrics.count == 1 ? "" : "s") to \(path)")
     }
 }

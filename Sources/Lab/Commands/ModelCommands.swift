@@ -1,6 +1,7 @@
 // Commands about the live model: model, model new, model load, model save.
 
 import Engines
+import Files
 import Mismatch
 import Foundation
 import Model
@@ -58,7 +59,8 @@ extension Command {
             .option("seed", .integer(0...Int.max), "seed of the initial weights (default: the session's seed)"),
             .option("std", .real(1e-6...10), "standard deviation of the initial weights", default: .real(Double(LabState.initStd))),
         ],
-        examples: ["model new", "model new layers=2 hidden=32 heads=2 kv_heads=1 intermediate=96 --seed 5"]
+        examples: ["model new", "model new layers=2 hidden=32 heads=2 kv_heads=1 intermediate=96 --seed 5"],
+        restoresState: true
     ) { context in
         var config = LlamaConfig.labDefault
         for (key, value) in context.arguments.assignments {
@@ -94,7 +96,8 @@ extension Command {
         name: "init", topic: .model,
         summary: "fresh weights of the default shape from the seed, as the base model starts (std 0.02)",
         arguments: [.option("seed", .integer(0...Int.max), "seed of the weights (default: the session's seed)")],
-        examples: ["model init", "model init --seed 1"]
+        examples: ["model init", "model init --seed 1"],
+        restoresState: true
     ) { context in
         let session = context.session, lab = session.lab
         let seed = context.arguments.integer("seed").map(UInt64.init) ?? session.seed
@@ -110,10 +113,11 @@ extension Command {
         name: "load", topic: .model,
         summary: "load a checkpoint directory (this lab's or any Llama safetensors checkpoint)",
         arguments: [.positional("DIR", .path(.directory), "the checkpoint directory")],
-        examples: ["model load checkpoints/base-addition"]
+        examples: ["model load checkpoints/base-addition"],
+        restoresState: true
     ) { context in
         let path = context.arguments.text("DIR")!
-        let checkpoint = try loadCheckpoint(from: URL(fileURLWithPath: path))
+        let checkpoint = try loadCheckpoint(from: URL(fileURLWithPath: try context.existingDirectory(path)))
         let session = context.session, lab = session.lab
         let config = checkpoint.weights.config
         let vocabulary = vocabularyOf(checkpoint)
@@ -132,16 +136,20 @@ extension Command {
     static let modelSave = Command(
         name: "save", topic: .model,
         summary: "save the model as a checkpoint directory that transformers' LlamaForCausalLM loads",
-        details: "Writes config.json, model.safetensors and lab.json (vocabulary, seed, step) atomically: an existing checkpoint there is replaced whole or not at all.",
-        arguments: [.positional("DIR", .text, "the directory to write (created, or replaced whole)"),
+        details: "Writes config.json, model.safetensors and lab.json (vocabulary, seed, step) atomically: an existing checkpoint there is replaced whole or not at all. Only a checkpoint (a directory holding config.json and no sub-directories) or an empty directory is replaced; the working directory, its ancestors and / are refused.",
+        arguments: [.positional("DIR", .text, "the directory to write (created, or a checkpoint replaced whole)"),
                     .flag("no-optimizer", "leave out the optimizer state (a model to share, 5× smaller)")],
         examples: ["model save /tmp/my-model", "model save /tmp/shared --no-optimizer"]
     ) { context in
         let path = context.arguments.text("DIR")!
-        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let real = context.session.files.forWriting(path)
+        do throws(FileError) { try FileWriting.refuseProtected(real, as: "a checkpoint directory", shownAs: path) } catch {
+            throw LabError(error.message)
+        }
+        let parent = FileWriting.parentDirectory(of: real)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw LabError("model save: '\(parent)' is not an existing directory to save into")
+            throw LabError("model save: '\(FileWriting.parentDirectory(of: path))' is not an existing directory to save into")
         }
         let lab = context.session.lab
         // With the trainer's state (task, sanity set, step, optimizer moments, loss scaler),
@@ -149,7 +157,7 @@ extension Command {
         var checkpoint = try lab.trainer.checkpoint(includeOptimizer: !context.arguments.flag("no-optimizer"))
         checkpoint.lab?.vocabulary = lab.vocabulary.tokens
         checkpoint.specialTokens = SpecialTokenIDs(bos: Int(lab.vocabulary.bos), eos: Int(lab.vocabulary.eos), pad: Int(lab.vocabulary.pad))
-        try saveCheckpoint(checkpoint, to: URL(fileURLWithPath: path))
+        try saveCheckpoint(checkpoint, to: URL(fileURLWithPath: real), shownAs: path)
         context.print("saved \(path)")
     }
 }

@@ -209,7 +209,8 @@ extension Command {
         summary: "set both engines from a named preset",
         details: Preset.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(separator: "\n"),
         arguments: [.positional("NAME", .choice(Preset.allCases.map(\.rawValue)), "the preset")],
-        examples: ["precision preset bf16", "precision preset fp8-unified"]
+        examples: ["precision preset bf16", "precision preset fp8-unified"],
+        restoresState: true
     ) { context in
         let lab = context.session.lab
         let preset = try Preset.parse(context.arguments.text("NAME")!)
@@ -325,7 +326,8 @@ extension Command {
             name: which, topic: .engines,
             summary: which == "both" ? "set fields of both engines" : "set fields of the \(which) engine",
             arguments: [.assignments("FIELD=VALUE", keys: profileFieldKeys, "fields to set")],
-            examples: ["precision \(which) activation=fp16 weights=fp16"]
+            examples: ["precision \(which) activation=fp16 weights=fp16"],
+            restoresState: true
         ) { context in
             let lab = context.session.lab
             var pair = lab.policy.engines
@@ -370,7 +372,8 @@ extension Command {
             name: which, topic: .engines,
             summary: which == "both" ? "switch sources of both engines" : "switch sources of the \(which) engine",
             arguments: [.assignments("SOURCE=on|off", keys: MismatchSources.names.map { ($0, .text) }, "sources to switch")],
-            examples: ["engine \(which) split_k=off fused_norm=on"]
+            examples: ["engine \(which) split_k=off fused_norm=on"],
+            restoresState: true
         ) { context in
             let lab = context.session.lab
             var pair = lab.policy.engines

@@ -79,7 +79,7 @@ extension Command {
                     .option("size", .integer(1...96), "digits (addition) or length (reversal, sorting)")],
         subcommands: [taskShow],
         examples: ["task", "task addition --size 3", "task reversal --size 12", "task show 5"],
-        reports: true
+        reports: true, restoresState: true
     ) { context in
         let trainer = try context.session.syncedTrainer()
         if let name = context.arguments.text("NAME") {

@@ -60,7 +60,7 @@ extension Command {
                     examples: ["record stop"], transcribed: false) { context in
                 guard let recorder = context.session.recorder else { throw LabError("not recording") }
                 context.session.recorder = nil
-                if let error = recorder.writeError { throw LabError("writing '\(recorder.path)' failed: \(error)") }
+                try recorder.close()
                 context.print("stopped recording to \(recorder.path)")
             },
         ],
@@ -76,7 +76,7 @@ extension Command {
             throw LabError("already recording to \(recorder.path) ('record stop' first)")
         }
         let header = TranscriptHeader(session: session)
-        session.recorder = try TranscriptRecorder(path: path, header: header)
+        session.recorder = try TranscriptRecorder(path: session.files.forWriting(path), shownAs: path, header: header)
         context.print("recording to \(path)")
         if !header.unrestorable.isEmpty {
             context.print("warning: no command rebuilds \(header.unrestorable.joined(separator: " and ")) of this session, so a replay of this transcript starts without it")
@@ -99,7 +99,7 @@ extension Command {
         let session = context.session
         let path = context.arguments.text("FILE")!
         guard session.sourceDepth < 16 else { throw LabError("'source' is nested 16 deep; is a file sourcing itself?") }
-        let lines = try readLines(ofFile: path)
+        let lines = try readLines(ofFile: try context.readableFile(path), shownAs: path)
         let capture = NestedOutput(context.output)
         session.sourceDepth += 1
         defer { session.sourceDepth -= 1 }

@@ -14,7 +14,8 @@ extension Command {
                 return setting.kind.candidates
             }),
         ],
-        examples: ["set backend portable", "set seed 7"]
+        examples: ["set backend portable", "set seed 7"],
+        restoresState: true
     ) { context in
         let name = context.arguments.text("NAME")!
         let value = try context.session.settings.set(name, to: context.arguments.text("VALUE")!)
@@ -55,7 +56,7 @@ extension Command {
         details: "The same as 'set seed N'. JSON: {\"seed\"}.",
         arguments: [.positional("N", Setting.seed.kind, "the new seed", optional: true)],
         examples: ["seed 42"],
-        reports: true
+        reports: true, restoresState: true
     ) { context in
         if let n = context.arguments.integer("N") { try context.session.settings.set("seed", to: String(n)) }
         let seed = context.session.settings.integer("seed")
