@@ -1,6 +1,8 @@
 // The Llama-style decoder: teacher-forced forward over packed sequences with its backward,
-// and the one-position decode step over a KV cache. Same layer functions in both, so that
-// equal precision and implementation settings give equal bits.
+// and the one-position decode step over a KV cache (Decode.swift). Both run the one decoder
+// block below (`layerForward`, then `headForward`); they differ only in where attention
+// finds its keys and values. So equal precision and implementation settings give equal
+// bits by construction.
 //
 // N = packed rows (all tokens of all sequences), C = hidden, F = intermediate, V = vocabulary,
 // H = heads, Hkv = key/value heads, D = head dim, KV = Hkv·D.
@@ -148,62 +150,74 @@ public struct Transformer {
         self.rotary = RotaryTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositionEmbeddings)
     }
 
-    // MARK: Teacher-forced forward
+    // MARK: The decoder block, forward
 
-    /// Runs every row of the batch; `logitsRounding` rounds the LM head's output (nil: it
-    /// is already as the kernel left it).
-    public func forward(_ batch: PackedBatch, weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan,
-                        logitsRounding: Rounder? = nil) -> ForwardResult {
-        let n = batch.rows, c = config.hiddenSize, f = config.intermediateSize, v = config.vocabSize
+    /// One decoder layer over `n` rows, shared by both engines:
+    ///
+    ///     n1 = RMSNorm(x);  q, k, v = RoPE(n1·Wqᵀ), RoPE(n1·Wkᵀ), n1·Wvᵀ   (k, v in the KV format)
+    ///     h  = x + attention(q, k, v)·Woᵀ
+    ///     n2 = RMSNorm(h);  x' = h + (silu(n2·Wgᵀ) ⊙ n2·Wuᵀ)·Wdᵀ
+    ///
+    /// with every stored activation rounded as `plan` says. Where keys and values come from
+    /// is the one thing the engines do differently, so it is the caller's: `attend` gets the
+    /// rows' q (N, C), k and v (N, KV) and fills the attention output (N, C) and, for the
+    /// backward, the probabilities (the teacher-forced forward attends over the packed batch;
+    /// the decode step writes k and v into its cache and attends over the cache).
+    ///
+    /// `x` is the residual stream (rounded), `pending` the unrounded sum a fused
+    /// residual+norm reads instead (nil when unfused); both are updated to the layer's
+    /// output. Returns what the backward needs.
+    func layerForward(_ l: Int, x: inout [Float], pending: inout [Float]?, positions: [Int32], weights: ModelWeights,
+                      kernel: some LinearKernel, plan: ForwardPlan,
+                      attend: (_ q: [Float], _ k: [Float], _ v: [Float], _ attn: inout [Float], _ probs: inout [Float]) -> Void)
+        -> LayerCache {
+        let n = positions.count, c = config.hiddenSize, f = config.intermediateSize
         let kvDim = config.kvDim, h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
-        var x = embed(batch.tokens, weights: weights, round: plan.activation)   // (N, C) residual stream
-        var hidden: [[Float]] = [x]
-        // Probability offsets: row r at position t holds H·(t+1) values.
-        var probOffsets = [Int](repeating: 0, count: n + 1)
-        for r in 0..<n { probOffsets[r + 1] = probOffsets[r] + h * (Int(batch.positions[r]) + 1) }
-        var layers: [LayerCache] = []
-        // With a fused residual+norm, the norm reads the unrounded sum; `pending` holds it.
-        var pending: [Float]? = nil
-        for l in 0..<config.numHiddenLayers {
-            let slots = weights.layer(l)
-            var cache = LayerCache(input: x, norm1: [], rstd1: [], q: [], k: [], v: [], attn: [], probs: [],
-                                   mid: [], norm2: [], rstd2: [], gate: [], up: [], act: [])
-            let normIn = pending ?? x
-            cache.norm1 = rmsnorm(normIn, weights, slots.inputNorm, rows: n, rstd: &cache.rstd1, plan: plan)
-            if pending != nil { cache.input = normIn } // backward differentiates through the unrounded sum
-            cache.q = linear(kernel, LinearSite(.q, layer: l), cache.norm1, rows: n, out: c)
-            cache.k = linear(kernel, LinearSite(.k, layer: l), cache.norm1, rows: n, out: kvDim)
-            cache.v = linear(kernel, LinearSite(.v, layer: l), cache.norm1, rows: n, out: kvDim)
-            batch.positions.withUnsafeBufferPointer { pos in
-                ropeForward(&cache.q, positions: pos.baseAddress!, rows: n, heads: h, headDim: d, table: rotary, round: plan.activation)
-                ropeForward(&cache.k, positions: pos.baseAddress!, rows: n, heads: hkv, headDim: d, table: rotary, round: plan.activation)
-            }
-            // Keys and values in the KV format, as the decoder stores them in its cache (a
-            // no-op when that is the activation format); the backward passes straight through.
-            roundInPlace(plan.kvCache, &cache.k)
-            roundInPlace(plan.kvCache, &cache.v)
-            cache.attn = [Float](repeating: 0, count: n * c)
-            cache.probs = [Float](repeating: 0, count: probOffsets[n])
-            attentionForward(batch, &cache, probOffsets: probOffsets, plan: plan)
-            let o = linear(kernel, LinearSite(.o, layer: l), cache.attn, rows: n, out: c)
-            var sum = [Float](repeating: 0, count: n * c)
-            for i in 0..<(n * c) { sum[i] = x[i] + o[i] }
-            x = sum
-            roundInPlace(plan.activation, &x)
-            cache.mid = plan.fusedResidualNorm ? sum : x
-            cache.norm2 = rmsnorm(cache.mid, weights, slots.postNorm, rows: n, rstd: &cache.rstd2, plan: plan)
-            cache.gate = linear(kernel, LinearSite(.gate, layer: l), cache.norm2, rows: n, out: f)
-            cache.up = linear(kernel, LinearSite(.up, layer: l), cache.norm2, rows: n, out: f)
-            cache.act = [Float](repeating: 0, count: n * f)
-            swigluForward(cache.gate, cache.up, &cache.act, count: n * f, round: plan.activation, fused: plan.fusedSiluMul)
-            let down = linear(kernel, LinearSite(.down, layer: l), cache.act, rows: n, out: c)
-            for i in 0..<(n * c) { sum[i] = x[i] + down[i] }
-            x = sum
-            roundInPlace(plan.activation, &x)
-            pending = plan.fusedResidualNorm ? sum : nil
-            hidden.append(x)
-            layers.append(cache)
+        let slots = weights.layer(l)
+        // With a fused residual+norm the norm reads (and the backward differentiates
+        // through) the unrounded sum.
+        var cache = LayerCache(input: pending ?? x, norm1: [], rstd1: [], q: [], k: [], v: [], attn: [], probs: [],
+                               mid: [], norm2: [], rstd2: [], gate: [], up: [], act: [])
+        cache.norm1 = rmsnorm(cache.input, weights, slots.inputNorm, rows: n, rstd: &cache.rstd1, plan: plan)
+        cache.q = linear(kernel, LinearSite(.q, layer: l), cache.norm1, rows: n, out: c)
+        cache.k = linear(kernel, LinearSite(.k, layer: l), cache.norm1, rows: n, out: kvDim)
+        cache.v = linear(kernel, LinearSite(.v, layer: l), cache.norm1, rows: n, out: kvDim)
+        positions.withUnsafeBufferPointer { pos in
+            ropeForward(&cache.q, positions: pos.baseAddress!, rows: n, heads: h, headDim: d, table: rotary, round: plan.activation)
+            ropeForward(&cache.k, positions: pos.baseAddress!, rows: n, heads: hkv, headDim: d, table: rotary, round: plan.activation)
         }
+        // Keys and values in the KV format, as the decoder stores them in its cache (a
+        // no-op when that is the activation format); the backward passes straight through.
+        roundInPlace(plan.kvCache, &cache.k)
+        roundInPlace(plan.kvCache, &cache.v)
+        cache.attn = [Float](repeating: 0, count: n * c)
+        attend(cache.q, cache.k, cache.v, &cache.attn, &cache.probs)
+        let o = linear(kernel, LinearSite(.o, layer: l), cache.attn, rows: n, out: c)
+        var sum = [Float](repeating: 0, count: n * c)
+        for i in 0..<(n * c) { sum[i] = x[i] + o[i] }
+        x = sum
+        roundInPlace(plan.activation, &x)
+        cache.mid = plan.fusedResidualNorm ? sum : x
+        cache.norm2 = rmsnorm(cache.mid, weights, slots.postNorm, rows: n, rstd: &cache.rstd2, plan: plan)
+        cache.gate = linear(kernel, LinearSite(.gate, layer: l), cache.norm2, rows: n, out: f)
+        cache.up = linear(kernel, LinearSite(.up, layer: l), cache.norm2, rows: n, out: f)
+        cache.act = [Float](repeating: 0, count: n * f)
+        swigluForward(cache.gate, cache.up, &cache.act, count: n * f, round: plan.activation, fused: plan.fusedSiluMul)
+        let down = linear(kernel, LinearSite(.down, layer: l), cache.act, rows: n, out: c)
+        for i in 0..<(n * c) { sum[i] = x[i] + down[i] }
+        x = sum
+        roundInPlace(plan.activation, &x)
+        pending = plan.fusedResidualNorm ? sum : nil
+        return cache
+    }
+
+    /// The final norm, the LM head and the log-softmax over the vocabulary (N, V), after
+    /// the last layer; `logitsRounding` rounds the LM head's output (nil: as the kernel left
+    /// it). Shared by both engines.
+    func headForward(x: [Float], pending: [Float]?, rows n: Int, weights: ModelWeights, kernel: some LinearKernel,
+                     plan: ForwardPlan, logitsRounding: Rounder?)
+        -> (finalInput: [Float], finalNorm: [Float], finalRstd: [Float], logProbs: [Float]) {
+        let v = config.vocabSize
         let finalInput = pending ?? x
         var finalRstd: [Float] = []
         let finalNorm = rmsnorm(finalInput, weights, weights.finalNorm, rows: n, rstd: &finalRstd, plan: plan)
@@ -211,8 +225,88 @@ public struct Transformer {
         roundInPlace(logitsRounding, &logits)
         var logProbs = [Float](repeating: 0, count: n * v)
         logSoftmaxForward(logits, &logProbs, rows: n, vocab: v)
-        return ForwardResult(logProbs: logProbs, hiddenStates: hidden, layers: layers, finalInput: finalInput,
-                             finalNorm: finalNorm, finalRstd: finalRstd, probOffsets: probOffsets)
+        return (finalInput, finalNorm, finalRstd, logProbs)
+    }
+
+    // MARK: The decoder block, backward
+
+    /// Backward of `layerForward` over the packed batch: `dx` holds ∂loss/∂x' (N, C) and
+    /// becomes ∂loss/∂x; parameter gradients are added into `grads` (matrix gradients
+    /// through the kernel). `gradientRounding` rounds the gradient flowing between operators.
+    func layerBackward(_ l: Int, dx: inout [Float], cache: LayerCache, batch: PackedBatch, probOffsets: [Int],
+                       weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights,
+                       gradientRounding: Rounder?) {
+        let n = batch.rows, c = config.hiddenSize, f = config.intermediateSize
+        let kvDim = config.kvDim, h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
+        let slots = weights.layer(l)
+        // MLP: x_out = mid + down(act); act = silu(gate)·up; gate, up = linear(norm2).
+        var dact = [Float](repeating: 0, count: n * f)
+        grads.data.withUnsafeMutableBufferPointer { g in
+            kernel.backward(LinearSite(.down, layer: l), dy: dx, x: cache.act, rows: n, dx: &dact, dW: g.baseAddress! + slots.down.offset)
+        }
+        roundInPlace(gradientRounding, &dact)
+        var dgate = [Float](repeating: 0, count: n * f), dup = dgate
+        swigluBackward(dact, cache.gate, cache.up, &dgate, &dup, count: n * f)
+        roundInPlace(gradientRounding, &dgate)
+        roundInPlace(gradientRounding, &dup)
+        var dn2 = linearsBackward([(.gate, dgate), (.up, dup)], layer: l, x: cache.norm2, rows: n, weights: weights,
+                                  kernel: kernel, grads: &grads)
+        var tmp = [Float](repeating: 0, count: n * c)
+        roundInPlace(gradientRounding, &dn2)
+        normBackward(dn2, cache.mid, slots.postNorm, cache.rstd2, rows: n, weights: weights, grads: &grads, into: &tmp)
+        for i in 0..<(n * c) { dx[i] += tmp[i] }
+        roundInPlace(gradientRounding, &dx)
+        // Attention: mid = input + o(attn).
+        var dattn = [Float](repeating: 0, count: n * c)
+        grads.data.withUnsafeMutableBufferPointer { g in
+            kernel.backward(LinearSite(.o, layer: l), dy: dx, x: cache.attn, rows: n, dx: &dattn, dW: g.baseAddress! + slots.o.offset)
+        }
+        roundInPlace(gradientRounding, &dattn)
+        var dq = [Float](repeating: 0, count: n * c)
+        var dk = [Float](repeating: 0, count: n * kvDim), dv = dk
+        attentionBackward(batch, cache, dattn: dattn, probOffsets: probOffsets, dq: &dq, dk: &dk, dv: &dv)
+        batch.positions.withUnsafeBufferPointer { pos in
+            ropeBackward(&dq, positions: pos.baseAddress!, rows: n, heads: h, headDim: d, table: rotary)
+            ropeBackward(&dk, positions: pos.baseAddress!, rows: n, heads: hkv, headDim: d, table: rotary)
+        }
+        roundInPlace(gradientRounding, &dq)
+        roundInPlace(gradientRounding, &dk)
+        roundInPlace(gradientRounding, &dv)
+        var dn1 = linearsBackward([(.q, dq), (.k, dk), (.v, dv)], layer: l, x: cache.norm1, rows: n, weights: weights,
+                                  kernel: kernel, grads: &grads)
+        roundInPlace(gradientRounding, &dn1)
+        normBackward(dn1, cache.input, slots.inputNorm, cache.rstd1, rows: n, weights: weights, grads: &grads, into: &tmp)
+        for i in 0..<(n * c) { dx[i] += tmp[i] }
+        roundInPlace(gradientRounding, &dx)
+    }
+
+    // MARK: Teacher-forced forward
+
+    /// Runs every row of the batch, each attending over the rows of its sequence up to
+    /// itself; `logitsRounding` rounds the LM head's output (nil: as the kernel left it).
+    public func forward(_ batch: PackedBatch, weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan,
+                        logitsRounding: Rounder? = nil) -> ForwardResult {
+        let n = batch.rows, h = config.numAttentionHeads
+        var x = embed(batch.tokens, weights: weights, round: plan.activation)   // (N, C) residual stream
+        var hidden: [[Float]] = [x]
+        // Probability offsets: row r at position t holds H·(t+1) values.
+        var probOffsets = [Int](repeating: 0, count: n + 1)
+        for r in 0..<n { probOffsets[r + 1] = probOffsets[r] + h * (Int(batch.positions[r]) + 1) }
+        var layers: [LayerCache] = []
+        var pending: [Float]? = nil
+        for l in 0..<config.numHiddenLayers {
+            let cache = layerForward(l, x: &x, pending: &pending, positions: batch.positions, weights: weights,
+                                     kernel: kernel, plan: plan) { q, k, v, attn, probs in
+                probs = [Float](repeating: 0, count: probOffsets[n])
+                attentionForward(batch, q: q, k: k, v: v, attn: &attn, probs: &probs, probOffsets: probOffsets, plan: plan)
+            }
+            hidden.append(x)
+            layers.append(cache)
+        }
+        let head = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan,
+                               logitsRounding: logitsRounding)
+        return ForwardResult(logProbs: head.logProbs, hiddenStates: hidden, layers: layers, finalInput: head.finalInput,
+                             finalNorm: head.finalNorm, finalRstd: head.finalRstd, probOffsets: probOffsets)
     }
 
     /// The embedding rows of the tokens (N, C), rounded.
@@ -249,17 +343,20 @@ public struct Transformer {
         return y
     }
 
-    private func attentionForward(_ batch: PackedBatch, _ cache: inout LayerCache, probOffsets: [Int], plan: ForwardPlan) {
+    /// Attention over the packed batch: row r of sequence s attends over the rows
+    /// starts[s]...r; its probabilities are kept at probOffsets[r] for the backward.
+    private func attentionForward(_ batch: PackedBatch, q: [Float], k: [Float], v: [Float], attn: inout [Float],
+                                  probs: inout [Float], probOffsets: [Int], plan: ForwardPlan) {
         let c = config.hiddenSize, kvDim = config.kvDim, d = config.headDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
         let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
         defer { scratch.deallocate() }
-        cache.q.withUnsafeBufferPointer { q in
-            cache.k.withUnsafeBufferPointer { k in
-                cache.v.withUnsafeBufferPointer { v in
-                    cache.attn.withUnsafeMutableBufferPointer { out in
-                        cache.probs.withUnsafeMutableBufferPointer { probs in
+        q.withUnsafeBufferPointer { q in
+            k.withUnsafeBufferPointer { k in
+                v.withUnsafeBufferPointer { v in
+                    attn.withUnsafeMutableBufferPointer { out in
+                        probs.withUnsafeMutableBufferPointer { probs in
                             for s in 0..<batch.sequenceCount {
                                 let start = batch.starts[s]
                                 for r in start..<batch.starts[s + 1] {
@@ -287,8 +384,7 @@ public struct Transformer {
     public func backward(_ batch: PackedBatch, targets: [Int32], dLogProb: [Float], forward fw: ForwardResult,
                          weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights,
                          gradientRounding: Rounder? = nil) {
-        let n = batch.rows, c = config.hiddenSize, f = config.intermediateSize, v = config.vocabSize
-        let kvDim = config.kvDim, h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
+        let n = batch.rows, c = config.hiddenSize, v = config.vocabSize
         var dlogits = [Float](repeating: 0, count: n * v)
         targets.withUnsafeBufferPointer { t in
             logSoftmaxBackward(fw.logProbs, targets: t.baseAddress!, grad: dLogProb, &dlogits, rows: n, vocab: v)
@@ -304,47 +400,8 @@ public struct Transformer {
         normBackward(dnorm, fw.finalInput, weights.finalNorm, fw.finalRstd, rows: n, weights: weights, grads: &grads, into: &dx)
         roundInPlace(gradientRounding, &dx)
         for l in stride(from: config.numHiddenLayers - 1, through: 0, by: -1) {
-            let cache = fw.layers[l]
-            let slots = weights.layer(l)
-            // MLP: x_out = mid + down(act); act = silu(gate)·up; gate, up = linear(norm2).
-            var dact = [Float](repeating: 0, count: n * f)
-            grads.data.withUnsafeMutableBufferPointer { g in
-                kernel.backward(LinearSite(.down, layer: l), dy: dx, x: cache.act, rows: n, dx: &dact, dW: g.baseAddress! + slots.down.offset)
-            }
-            roundInPlace(gradientRounding, &dact)
-            var dgate = [Float](repeating: 0, count: n * f), dup = dgate
-            swigluBackward(dact, cache.gate, cache.up, &dgate, &dup, count: n * f)
-            roundInPlace(gradientRounding, &dgate)
-            roundInPlace(gradientRounding, &dup)
-            var dn2 = linearsBackward([(.gate, dgate), (.up, dup)], layer: l, x: cache.norm2, rows: n, weights: weights,
-                                      kernel: kernel, grads: &grads)
-            var tmp = [Float](repeating: 0, count: n * c)
-            roundInPlace(gradientRounding, &dn2)
-            normBackward(dn2, cache.mid, slots.postNorm, cache.rstd2, rows: n, weights: weights, grads: &grads, into: &tmp)
-            for i in 0..<(n * c) { dx[i] += tmp[i] }
-            roundInPlace(gradientRounding, &dx)
-            // Attention: mid = input + o(attn).
-            var dattn = [Float](repeating: 0, count: n * c)
-            grads.data.withUnsafeMutableBufferPointer { g in
-                kernel.backward(LinearSite(.o, layer: l), dy: dx, x: cache.attn, rows: n, dx: &dattn, dW: g.baseAddress! + slots.o.offset)
-            }
-            roundInPlace(gradientRounding, &dattn)
-            var dq = [Float](repeating: 0, count: n * c)
-            var dk = [Float](repeating: 0, count: n * kvDim), dv = dk
-            attentionBackward(batch, cache, dattn: dattn, probOffsets: fw.probOffsets, dq: &dq, dk: &dk, dv: &dv)
-            batch.positions.withUnsafeBufferPointer { pos in
-                ropeBackward(&dq, positions: pos.baseAddress!, rows: n, heads: h, headDim: d, table: rotary)
-                ropeBackward(&dk, positions: pos.baseAddress!, rows: n, heads: hkv, headDim: d, table: rotary)
-            }
-            roundInPlace(gradientRounding, &dq)
-            roundInPlace(gradientRounding, &dk)
-            roundInPlace(gradientRounding, &dv)
-            var dn1 = linearsBackward([(.q, dq), (.k, dk), (.v, dv)], layer: l, x: cache.norm1, rows: n, weights: weights,
-                                      kernel: kernel, grads: &grads)
-            roundInPlace(gradientRounding, &dn1)
-            normBackward(dn1, cache.input, slots.inputNorm, cache.rstd1, rows: n, weights: weights, grads: &grads, into: &tmp)
-            for i in 0..<(n * c) { dx[i] += tmp[i] }
-            roundInPlace(gradientRounding, &dx)
+            layerBackward(l, dx: &dx, cache: fw.layers[l], batch: batch, probOffsets: fw.probOffsets, weights: weights,
+                          kernel: kernel, grads: &grads, gradientRounding: gradientRounding)
         }
         // Embedding: scatter-add the residual gradient into the token rows.
         grads.data.withUnsafeMutableBufferPointer { g in
