@@ -60,7 +60,7 @@ let package = Package(
         ),
         .target(
             name: "Lab",
-            dependencies: ["Numerics", "Files", "Model", "Mismatch", "Engines", "RL", "CBLAS"],
+            dependencies: ["Numerics", "Files", "Model", "Mismatch", "Engines", "RL"],
             swiftSettings: nativeCPU
         ),
         .executableTarget(

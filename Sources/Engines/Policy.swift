@@ -201,11 +201,3 @@ public final class Policy {
         return logProbs.contains(where: { !$0.isFinite }) ? "the logits" : nil
     }
 }
-
-extension LlamaConfig {
-    /// The lab's default model: 4 layers, width 64, 4 heads sharing 2 key/value heads,
-    /// SwiGLU width 176, over the standard 50-token vocabulary (≈ 190 K parameters).
-    public static let labDefault = LlamaConfig(hiddenSize: 64, intermediateSize: 176, numAttentionHeads: 4,
-                                               numKeyValueHeads: 2, numHiddenLayers: 4, vocabSize: Vocabulary.standard.count,
-                                               rmsNormEps: 1e-5, ropeTheta: 10_000, maxPositionEmbeddings: 256)
-}

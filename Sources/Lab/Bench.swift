@@ -1,6 +1,5 @@
 // Benchmarks of the lab's kernels: `plab bench`. Figures go to BENCHMARKS.md.
 
-import CBLAS
 import Foundation
 import Engines
 import Model
@@ -78,8 +77,8 @@ public func benchGEMM(sizes: [Int] = [256, 512, 1024], budget: Double = 0.5) -> 
         var c = [Float](repeating: 0, count: n * n)
         let flops = 2 * Double(n) * Double(n) * Double(n)
         let raw = bestTime(budget: budget) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n),
-                        b, Int32(n), 0, &c, Int32(n))
+            OpenBLASBackend().gemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n,
+                                   c: &c, ldc: n, accumulate: false)
         }
         results.append(BenchResult(name: "cblas_sgemm \(n)^3", value: flops / raw * 1e-9, unit: "GFLOP/s"))
         let rule = Quantization(format: .bf16)
@@ -209,8 +208,8 @@ public func benchEngineGEMMs(rows: Int = 2560, budget: Double = 0.5) throws -> [
             }
         }
         let tRaw = bestTime(budget: budget) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(slot.rows), Int32(slot.cols), 1, x,
-                        Int32(slot.cols), w, Int32(slot.cols), 0, &y, Int32(slot.rows))
+            OpenBLASBackend().gemm(transA: false, transB: true, m: rows, n: slot.rows, k: slot.cols, a: x, lda: slot.cols,
+                                   b: w, ldb: slot.cols, c: &y, ldc: slot.rows, accumulate: false)
         }
         let flops = 2 * Double(rows) * Double(slot.rows) * Double(slot.cols)
         engineTotal += tEngine; rawTotal += tRaw; flopsTotal += flops

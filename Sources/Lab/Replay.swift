@@ -1,5 +1,7 @@
 // Replaying a transcript: run its commands again from its header's state and compare.
 
+import Numerics
+
 /// The outcome of a replay.
 public struct ReplayResult: Sendable {
     /// The transcript the replay produced (header of now, then the commands run so far).
@@ -117,8 +119,8 @@ extension Transcript {
         out.append(numbered("-", lineNumber, expected ?? "(end of the recorded output)"))
         out.append(numbered("+", lineNumber, got ?? "(end of the output)"))
         out.append("(- recorded, + this run)")
-        if header.backend == "openblas", let recorded = header.openblas, recorded != openBLASDescription() {
-            out.append("note: this transcript was made with the openblas backend on another OpenBLAS (\(recorded)); this machine has \(openBLASDescription()). OpenBLAS picks its kernels by CPU, so the last bits of matrix products can differ: record with 'set backend portable' to get transcripts that replay on every machine.")
+        if header.backend == "openblas", let recorded = header.openblas, recorded != OpenBLASBackend.description {
+            out.append("note: this transcript was made with the openblas backend on another OpenBLAS (\(recorded)); this machine has \(OpenBLASBackend.description). OpenBLAS picks its kernels by CPU, so the last bits of matrix products can differ: record with 'set backend portable' to get transcripts that replay on every machine.")
         } else if header.version != plabVersion {
             out.append("note: this transcript was made by plab \(header.version); this is plab \(plabVersion).")
         }

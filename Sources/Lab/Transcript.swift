@@ -17,8 +17,8 @@
 // A line starting `~ ` holds a volatile figure (a timing): the checker compares only that
 // such a line is there.
 
-import CBLAS
 import Files
+import Numerics
 import Foundation
 
 /// The `#` lines at the top of a transcript.
@@ -43,7 +43,7 @@ public struct TranscriptHeader: Sendable, Equatable {
         self.date = ISO8601DateFormatter().string(from: date)
         seed = session.settings.integer("seed")
         backend = session.settings.text("backend")
-        openblas = openBLASDescription()
+        openblas = OpenBLASBackend.description
         settings = session.settings.changed
             .filter { $0.name != "seed" && $0.name != "backend" }
             .map { ScriptLine(number: 0, text: "\($0.name) \($0.value)") }
@@ -73,13 +73,6 @@ public struct TranscriptHeader: Sendable, Equatable {
         out += state.map { "# state: \($0.text)" }
         return out
     }
-}
-
-/// This machine's OpenBLAS: `Haswell; OpenBLAS 0.3.21 DYNAMIC_ARCH …`.
-public func openBLASDescription() -> String {
-    let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
-    let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
-    return "\(core); \(config.trimmingCharacters(in: .whitespaces))"
 }
 
 /// Writes a transcript as the session goes: `plab> COMMAND`, then its output, then

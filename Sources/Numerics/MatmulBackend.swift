@@ -1,4 +1,4 @@
-// The two matrix-product backends behind one interface (DESIGN.md "Determinism").
+// The two matrix-product backends behind one interface (ARCHITECTURE.md "Determinism").
 
 import CBLAS
 
@@ -25,6 +25,15 @@ public protocol MatmulBackend: Sendable {
 public struct OpenBLASBackend: MatmulBackend {
     public let name = "openblas"
     public init() {}
+
+    /// This machine's OpenBLAS: `Haswell; OpenBLAS 0.3.21 DYNAMIC_ARCH …` (the kernel set it
+    /// chose for this CPU, and its build), written into transcript headers.
+    public static var description: String {
+        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
+        let trimmed = config.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
+        return "\(core); \(String(trimmed))"
+    }
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                      a: UnsafePointer<Float>, lda: Int,
