@@ -149,7 +149,7 @@ public final class EngineKernel: LinearKernel {
         guard let w = prepared[site] else { preconditionFailure("no weights for \(site)") }
         let inDim = w.matrix.cols, outDim = w.matrix.rows
         let p = profile.forSite(site.kind)
-        let output: NumberFormat = (site.kind == .lmHead && p.sources.logitsFP32) ? .fp32 : p.activation
+        let output = profile.outputFormat(of: site.kind)
         let qx = quantize(x, rows: rows, cols: inDim, p.fprop.input, p.scaleRule, transposed: false, site: site, role: .fpropInput)
         QuantizedGEMM(recipe: GemmRecipe(a: p.fprop.input, b: p.weights, accumulation: p.fprop.accumulation, output: output),
                       backend: backend)

@@ -4,7 +4,7 @@
 import Model
 import Numerics
 
-/// What the model's forward needs from a profile.
+/// What the model needs from a profile: every rounding outside the matrix products.
 extension PrecisionProfile {
     public var forwardPlan: ForwardPlan {
         func r(_ f: NumberFormat) -> Rounder? { f == .fp32 ? nil : Rounder(format: f) }
@@ -14,13 +14,15 @@ extension PrecisionProfile {
             : Rounder(format: kvCache, saturate: kvCache.exponentBits + kvCache.mantissaBits < 8)
         return ForwardPlan(activation: r(activation), probabilities: r(probabilities), kvCache: kv,
                            fusedResidualNorm: sources.fusedResidualNorm, fusedSiluMul: sources.fusedSiluMul,
-                           softmax: sources.softmaxChunk > 0 ? .chunked(sources.softmaxChunk) : .wholeRow)
+                           softmax: sources.softmaxChunk > 0 ? .chunked(sources.softmaxChunk) : .wholeRow,
+                           logits: r(outputFormat(of: .lmHead)), gradient: r(gradient))
     }
 
-    /// The rounding of the LM head's output: to the activation format, unless the
-    /// `logits_fp32` source keeps it in float32.
-    public var logitsRounding: Rounder? {
-        sources.logitsFP32 || activation == .fp32 ? nil : Rounder(format: activation)
+    /// The format a linear layer's product writes: the activation format, except the LM
+    /// head's logits, kept in float32 when the `logits_fp32` source is on. The one place
+    /// that rule is decided: the kernel's products and the plan's logits rounding read it.
+    public func outputFormat(of kind: LinearKind) -> NumberFormat {
+        kind == .lmHead && sources.logitsFP32 ? .fp32 : forSite(kind).activation
     }
 }
 
@@ -99,7 +101,7 @@ public final class RolloutEngine {
         while !active.isEmpty && !shouldStop() {
             let rows = active.map { DecodeRow(slot: $0, token: next[$0], position: Int32(position)) }
             let lp = transformer.decodeStep(rows, cache: &cache, weights: kernel.weights, kernel: kernel,
-                                            plan: profile.forwardPlan, logitsRounding: profile.logitsRounding)
+                                            plan: profile.forwardPlan)
             var still: [Int] = []
             for (r, i) in active.enumerated() {
                 if position + 1 < prompts[i].count {       // still reading the prompt
@@ -159,7 +161,7 @@ public final class RolloutEngine {
             var states: [[Float]] = []
             logProbs += transformer.decodeStep([DecodeRow(slot: 0, token: t, position: Int32(p))], cache: &cache,
                                                weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
-                                               logitsRounding: profile.logitsRounding, hidden: &states)
+                                               hidden: &states)
             for l in 0..<states.count { hidden[l] += states[l] }
         }
         return (logProbs, hidden)
@@ -181,16 +183,14 @@ public final class TrainingEngine {
 
     /// The forward pass over packed sequences (log-softmax at temperature 1 for every row).
     public func forward(_ batch: PackedBatch) -> ForwardResult {
-        transformer.forward(batch, weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
-                            logitsRounding: profile.logitsRounding)
+        transformer.forward(batch, weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan)
     }
 
     /// Back-propagates ∂loss/∂log π of each row's target token, accumulating float32
     /// gradients of the master weights into `grads`.
     public func backward(_ batch: PackedBatch, targets: [Int32], dLogProb: [Float], forward: ForwardResult,
                          grads: inout ModelWeights) {
-        let g: Rounder? = profile.gradient == .fp32 ? nil : Rounder(format: profile.gradient)
         transformer.backward(batch, targets: targets, dLogProb: dLogProb, forward: forward, weights: kernel.weights,
-                             kernel: kernel, grads: &grads, gradientRounding: g)
+                             kernel: kernel, plan: profile.forwardPlan, grads: &grads)
     }
 }

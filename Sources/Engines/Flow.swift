@@ -54,7 +54,7 @@ extension PrecisionProfile {
     /// format: the logits' (`logits_fp32`).
     public var forwardFlow: [FlowStep] {
         var logits = FlowStep.gemm("FProp lm_head", [("x", head.perProduct(head.fprop.input)), ("W", head.weights.description)],
-                                   head.fprop.accumulation, sources.logitsFP32 ? "fp32 (logits_fp32)" : activation.name)
+                                   head.fprop.accumulation, sources.logitsFP32 ? "\(outputFormat(of: .lmHead).name) (logits_fp32)" : outputFormat(of: .lmHead).name)
         logits.outputSetBySwitch = true
         return [
             .cast("embedding and norm weights", otherWeights.name),

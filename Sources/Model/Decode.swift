@@ -40,7 +40,7 @@ extension Transformer {
     /// the cache instead of the packed batch, so with the same plan the result is the same.
     /// `hidden`, if given, receives the hidden state after each layer (L+1 arrays of (R, C)).
     public func decodeStep(_ rows: [DecodeRow], cache: inout KVCache, weights: ModelWeights, kernel: some LinearKernel,
-                           plan: ForwardPlan, logitsRounding: Rounder? = nil, hidden: UnsafeMutablePointer<[[Float]]>? = nil) -> [Float] {
+                           plan: ForwardPlan, hidden: UnsafeMutablePointer<[[Float]]>? = nil) -> [Float] {
         let n = rows.count, c = config.hiddenSize, kvDim = config.kvDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
         let positions = rows.map(\.position)
@@ -80,8 +80,7 @@ extension Transformer {
             }
             states.append(x)
         }
-        let logProbs = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan,
-                                   logitsRounding: logitsRounding).logProbs
+        let logProbs = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan).logProbs
         hidden?.pointee = states
         return logProbs
     }

@@ -51,8 +51,10 @@ public protocol LinearKernel {
                   dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>)
 }
 
-/// Where activations are rounded and how the non-matrix kernels are organised: the part of
-/// a precision profile the model itself needs.
+/// Every rounding the model does outside its matrix products, and how the non-matrix
+/// kernels are organised: the one carrier of an engine's precision decisions into the model
+/// (the products' own rules travel inside the `LinearKernel`). Built from a precision
+/// profile by `PrecisionProfile.forwardPlan` (Engines).
 public struct ForwardPlan: Sendable {
     /// Rounding of every stored activation (residual stream, norm outputs, q/k/v, attention
     /// output, MLP intermediates); nil keeps float32.
@@ -69,12 +71,20 @@ public struct ForwardPlan: Sendable {
     public var fusedSiluMul: Bool
     /// Attention softmax organisation.
     public var softmax: SoftmaxLayout
+    /// Rounding of the LM head's output before the log-softmax (nil: kept as the kernel
+    /// left it).
+    public var logits: Rounder?
+    /// Rounding of the gradient flowing between operators in the backward (nil: float32).
+    public var gradient: Rounder?
 
     public init(activation: Rounder? = nil, probabilities: Rounder? = nil, kvCache: Rounder? = nil,
-                fusedResidualNorm: Bool = false, fusedSiluMul: Bool = false, softmax: SoftmaxLayout = .wholeRow) {
+                fusedResidualNorm: Bool = false, fusedSiluMul: Bool = false, softmax: SoftmaxLayout = .wholeRow,
+                logits: Rounder? = nil, gradient: Rounder? = nil) {
         self.activation = activation
         self.probabilities = probabilities
         self.kvCache = kvCache
+        self.logits = logits
+        self.gradient = gradient
         self.fusedResidualNorm = fusedResidualNorm
         self.fusedSiluMul = fusedSiluMul
         self.softmax = softmax
@@ -212,17 +222,16 @@ public struct Transformer {
     }
 
     /// The final norm, the LM head and the log-softmax over the vocabulary (N, V), after
-    /// the last layer; `logitsRounding` rounds the LM head's output (nil: as the kernel left
-    /// it). Shared by both engines.
+    /// the last layer, the logits rounded as `plan.logits` says. Shared by both engines.
     func headForward(x: [Float], pending: [Float]?, rows n: Int, weights: ModelWeights, kernel: some LinearKernel,
-                     plan: ForwardPlan, logitsRounding: Rounder?)
+                     plan: ForwardPlan)
         -> (finalInput: [Float], finalNorm: [Float], finalRstd: [Float], logProbs: [Float]) {
         let v = config.vocabSize
         let finalInput = pending ?? x
         var finalRstd: [Float] = []
         let finalNorm = rmsnorm(finalInput, weights, weights.finalNorm, rows: n, rstd: &finalRstd, plan: plan)
         var logits = linear(kernel, LinearSite(.lmHead, layer: -1), finalNorm, rows: n, out: v)
-        roundInPlace(logitsRounding, &logits)
+        roundInPlace(plan.logits, &logits)
         var logProbs = [Float](repeating: 0, count: n * v)
         logSoftmaxForward(logits, &logProbs, rows: n, vocab: v)
         return (finalInput, finalNorm, finalRstd, logProbs)
@@ -283,9 +292,8 @@ public struct Transformer {
     // MARK: Teacher-forced forward
 
     /// Runs every row of the batch, each attending over the rows of its sequence up to
-    /// itself; `logitsRounding` rounds the LM head's output (nil: as the kernel left it).
-    public func forward(_ batch: PackedBatch, weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan,
-                        logitsRounding: Rounder? = nil) -> ForwardResult {
+    /// itself, rounding as `plan` says.
+    public func forward(_ batch: PackedBatch, weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan) -> ForwardResult {
         let n = batch.rows, h = config.numAttentionHeads
         var x = embed(batch.tokens, weights: weights, round: plan.activation)   // (N, C) residual stream
         var hidden: [[Float]] = [x]
@@ -303,8 +311,7 @@ public struct Transformer {
             hidden.append(x)
             layers.append(cache)
         }
-        let head = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan,
-                               logitsRounding: logitsRounding)
+        let head = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan)
         return ForwardResult(logProbs: head.logProbs, hiddenStates: hidden, layers: layers, finalInput: head.finalInput,
                              finalNorm: head.finalNorm, finalRstd: head.finalRstd, probOffsets: probOffsets)
     }
@@ -379,11 +386,11 @@ public struct Transformer {
 
     /// Back-propagates `dLogProb` (∂loss/∂log p of each row's target token; N values) through
     /// the forward pass, accumulating parameter gradients into `grads` (same layout as the
-    /// weights; matrix gradients through the kernel). `gradientRounding` rounds the gradient
+    /// weights; matrix gradients through the kernel). `plan.gradient` rounds the gradient
     /// flowing between operators (nil keeps float32).
     public func backward(_ batch: PackedBatch, targets: [Int32], dLogProb: [Float], forward fw: ForwardResult,
-                         weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights,
-                         gradientRounding: Rounder? = nil) {
+                         weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan, grads: inout ModelWeights) {
+        let gradientRounding = plan.gradient
         let n = batch.rows, c = config.hiddenSize, v = config.vocabSize
         var dlogits = [Float](repeating: 0, count: n * v)
         targets.withUnsafeBufferPointer { t in

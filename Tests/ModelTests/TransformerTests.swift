@@ -92,7 +92,7 @@ let tinySequences: [[Int32]] = [[1, 4, 9, 2, 7], [3, 3, 10, 0, 5, 8, 6]]
         let kernel = PlainLinear(weights: weights, backend: PortableBackend())
         let fw = model.forward(batch, weights: weights, kernel: kernel, plan: .fp32)
         var grads = ModelWeights(config: config)
-        model.backward(batch, targets: targets, dLogProb: g, forward: fw, weights: weights, kernel: kernel, grads: &grads)
+        model.backward(batch, targets: targets, dLogProb: g, forward: fw, weights: weights, kernel: kernel, plan: .fp32, grads: &grads)
 
         let reference = ReferenceLlama(weights)
         func loss(_ tensors: [String: [Double]]) -> Double {
