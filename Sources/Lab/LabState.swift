@@ -29,6 +29,9 @@ public final class LabState {
     /// How many rollouts this model has made (each draws prompts and samples from its own
     /// streams, so repeating a command gives new samples, reproducibly).
     public var rolloutCount = 0
+    /// The optional config.json keys the model's checkpoint lacked, with the defaults taken
+    /// (empty unless the model was loaded from such a checkpoint).
+    public private(set) var configDefaults: [ConfigDefault] = []
 
     /// Pretraining and RL around the live policy (the same `Policy` object).
     public private(set) var trainer: Trainer
@@ -73,11 +76,12 @@ public final class LabState {
     /// shape with weights from the seed.
     public static func initial(seed: UInt64, backend: any MatmulBackend) -> LabState {
         let dir = baseModelDirectory
-        if let checkpoint = try? loadCheckpoint(from: dir),
+        if let checkpoint = try? loadCheckpoint(from: dir), let vocabulary = try? vocabularyOf(checkpoint),
            let policy = try? Policy(master: checkpoint.weights, engines: Preset.bf16.engines(for: checkpoint.weights.config),
                                     backend: backend) {
-            let state = LabState(policy: policy, vocabulary: vocabularyOf(checkpoint), origin: "base model (\(dir.lastPathComponent))",
+            let state = LabState(policy: policy, vocabulary: vocabulary, origin: "base model (\(dir.lastPathComponent))",
                                  presetName: Preset.bf16.rawValue, seed: seed)
+            state.configDefaults = checkpoint.configDefaults
             // The task and sanity set the base model was made for.
             try? state.trainer.restore(from: checkpoint)
             return state
@@ -91,8 +95,9 @@ public final class LabState {
 
     /// Replaces the model (and forgets results of the old one).
     public func replace(policy: Policy, vocabulary: Vocabulary, origin: String, step: Int, restoreCommand: String?,
-                        trainer newTrainer: Trainer) {
+                        trainer newTrainer: Trainer, configDefaults: [ConfigDefault] = []) {
         trainer = newTrainer
+        self.configDefaults = configDefaults
         self.restoreCommand = restoreCommand
         isRestorable = true
         self.policy = policy

@@ -199,9 +199,10 @@ extension LlamaConfig {
     /// (2048), `tie_word_embeddings` (false), `hidden_act` (must be "silu"). Refused
     /// because this model cannot compute them: rotary scaling other than "default",
     /// `attention_bias`/`mlp_bias` true, a `head_dim` other than hidden_size/heads. An
-    /// `eos_token_id` list gives its first id. Other keys are ignored.
+    /// `eos_token_id` list gives its first id. Other keys are ignored. `defaults` lists the
+    /// optional keys that were absent, with the value taken, in transformers' field order.
     public static func huggingFaceConfig(from data: Data) throws(NumericsError)
-        -> (config: LlamaConfig, specialTokens: SpecialTokenIDs) {
+        -> (config: LlamaConfig, specialTokens: SpecialTokenIDs, defaults: [ConfigDefault]) {
         func fail(_ message: String) -> NumericsError { .invalidArgument("config.json: \(message)") }
         let object: Any
         do {
@@ -271,7 +272,7 @@ extension LlamaConfig {
                 throw fail("architectures \(CheckpointIO.describe(raw)) does not include \"LlamaForCausalLM\" (the only one read)")
             }
         }
-        let act = try string("hidden_act") ?? "silu"
+        let act = try string("hidden_act") ?? ConfigDefault.hiddenAct
         guard act == "silu" else {
             throw fail("hidden_act \(CheckpointIO.quoted(act)) is not supported; the MLP is SwiGLU with \"silu\"")
         }
@@ -316,10 +317,23 @@ extension LlamaConfig {
             numKeyValueHeads: try integer("num_key_value_heads", default: heads),
             numHiddenLayers: try integer("num_hidden_layers"),
             vocabSize: try integer("vocab_size"),
-            rmsNormEps: try present("rms_norm_eps").map { (v) throws(NumericsError) in try number(v, "rms_norm_eps") } ?? 1e-6,
-            ropeTheta: theta ?? 10_000,
-            maxPositionEmbeddings: try integer("max_position_embeddings", default: 2048),
-            tieWordEmbeddings: try flag("tie_word_embeddings") ?? false)
+            rmsNormEps: try present("rms_norm_eps").map { (v) throws(NumericsError) in try number(v, "rms_norm_eps") }
+                ?? ConfigDefault.rmsNormEps,
+            ropeTheta: theta ?? ConfigDefault.ropeTheta,
+            maxPositionEmbeddings: try integer("max_position_embeddings", default: ConfigDefault.maxPositionEmbeddings),
+            tieWordEmbeddings: try flag("tie_word_embeddings") ?? ConfigDefault.tieWordEmbeddings)
+        // What was taken for absent keys, in the order of transformers' LlamaConfig fields.
+        var defaults: [ConfigDefault] = []
+        if present("num_key_value_heads") == nil {
+            defaults.append(ConfigDefault(key: "num_key_value_heads", value: "\(heads) (= num_attention_heads)"))
+        }
+        if present("hidden_act") == nil { defaults.append(ConfigDefault(key: "hidden_act", value: ConfigDefault.hiddenAct)) }
+        if present("max_position_embeddings") == nil {
+            defaults.append(ConfigDefault(key: "max_position_embeddings", value: "\(ConfigDefault.maxPositionEmbeddings)"))
+        }
+        if present("rms_norm_eps") == nil { defaults.append(ConfigDefault(key: "rms_norm_eps", value: "1e-06")) }
+        if present("tie_word_embeddings") == nil { defaults.append(ConfigDefault(key: "tie_word_embeddings", value: "false")) }
+        if theta == nil { defaults.append(ConfigDefault(key: "rope_theta", value: "10000")) }
         do throws(NumericsError) {
             try config.validate()
         } catch {
@@ -332,7 +346,7 @@ extension LlamaConfig {
         }
         let tokens = SpecialTokenIDs(bos: try tokenID("bos_token_id"), eos: try tokenID("eos_token_id"),
                                      pad: try tokenID("pad_token_id"))
-        return (config, tokens)
+        return (config, tokens, defaults)
     }
 
     /// The Hugging Face `config.json` text for this configuration: every LlamaConfig key,
@@ -399,6 +413,39 @@ extension LlamaConfig {
     }
 }
 
+/// An optional config.json key that was absent, and the value the loader took for it.
+///
+/// The values are the defaults of transformers' `LlamaConfig` (transformers 5:
+/// `models/llama/configuration_llama.py`, and `default_theta` in `modeling_rope_utils.py`
+/// for the rotary base), so a checkpoint lacking them computes what
+/// `LlamaForCausalLM.from_pretrained` would.
+public struct ConfigDefault: Sendable, Hashable, Codable {
+    /// The config.json key.
+    public var key: String
+    /// The value taken, as transformers prints it: `1e-06`, `10000`, `2048`.
+    public var value: String
+
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
+    }
+
+    /// transformers' `LlamaConfig` defaults (`num_key_value_heads` defaults to
+    /// `num_attention_heads`).
+    public static let rmsNormEps: Float = 1e-6
+    public static let ropeTheta: Float = 10_000
+    public static let maxPositionEmbeddings = 2048
+    public static let tieWordEmbeddings = false
+    public static let hiddenAct = "silu"
+
+    /// "config.json lacks rms_norm_eps, rope_theta: took transformers' LlamaConfig defaults
+    /// 1e-06, 10000"; nil when nothing was taken.
+    public static func summary(_ defaults: [ConfigDefault]) -> String? {
+        guard !defaults.isEmpty else { return nil }
+        return "\(CheckpointFile.config) lacks \(defaults.map(\.key).joined(separator: ", ")): took transformers' LlamaConfig default\(defaults.count == 1 ? "" : "s") \(defaults.map(\.value).joined(separator: ", "))"
+    }
+}
+
 // MARK: Checkpoint
 
 /// The file names of a checkpoint directory.
@@ -419,6 +466,9 @@ public struct Checkpoint: Sendable {
     public var labState: SafeTensorsFile?
     /// Token ids from config.json.
     public var specialTokens: SpecialTokenIDs
+    /// The optional config.json keys a loaded checkpoint lacked, with the defaults taken
+    /// (empty for a checkpoint built in memory).
+    public var configDefaults: [ConfigDefault] = []
 
     /// A checkpoint value.
     public init(weights: ModelWeights, lab: LabMetadata? = nil, labState: SafeTensorsFile? = nil,
@@ -541,8 +591,13 @@ public func saveCheckpoint(_ checkpoint: Checkpoint, to directory: URL, shownAs 
 /// Every tensor the configuration implies must be present with its shape; rotary
 /// `inv_freq` buffers are skipped; any other tensor is an error naming it. With tied
 /// embeddings `lm_head.weight` may be absent, or must equal the embedding exactly.
+/// Weights and lab_state arrays must be finite: a NaN or an infinity (in F32, BF16 or F16)
+/// is refused with the tensors named and their NaN, +inf and −inf counted, unless
+/// `acceptNonFinite` (to inspect a damaged checkpoint as it is). Absent optional
+/// config.json keys take transformers' defaults and are listed in `configDefaults`.
 /// Returns a complete new value or throws: nothing the caller holds is changed.
-public func loadCheckpoint(from directory: URL, limits: SafeTensorsLimits = .default) throws(NumericsError) -> Checkpoint {
+public func loadCheckpoint(from directory: URL, limits: SafeTensorsLimits = .default,
+                           acceptNonFinite: Bool = false) throws(NumericsError) -> Checkpoint {
     // Open every file through one directory handle, then check that the path still names
     // that directory: if so, the files opened (and those found absent) are one save's,
     // and stay readable whatever happens to the path afterwards. If a save replaced the
@@ -557,9 +612,34 @@ public func loadCheckpoint(from directory: URL, limits: SafeTensorsLimits = .def
             throw error
         }
         if handle.wasReplaced() { continue }
-        return try CheckpointIO.load(files, limits: limits)
+        return try CheckpointIO.load(files, limits: limits, acceptNonFinite: acceptNonFinite)
     }
     throw .invalidArgument("\(directory.path) was replaced five times while being opened; is something saving to it in a loop?")
+}
+
+// MARK: Health
+
+/// The NaNs and infinities of one tensor.
+public struct NonFiniteCount: Sendable, Hashable {
+    public var tensor: String
+    public var nan = 0
+    public var positiveInfinity = 0
+    public var negativeInfinity = 0
+
+    /// The counts of `values`; nil when every value is finite.
+    public init?(tensor: String, _ values: UnsafeBufferPointer<Float>) {
+        self.tensor = tensor
+        for v in values where !v.isFinite {
+            if v.isNaN { nan += 1 } else if v > 0 { positiveInfinity += 1 } else { negativeInfinity += 1 }
+        }
+        if nan + positiveInfinity + negativeInfinity == 0 { return nil }
+    }
+
+    /// "model.norm.weight (3 NaN, 1 +inf)".
+    public var description: String {
+        let parts = [(nan, "NaN"), (positiveInfinity, "+inf"), (negativeInfinity, "-inf")].filter { $0.0 > 0 }
+        return "\(tensor) (\(parts.map { "\($0.0) \($0.1)" }.joined(separator: ", ")))"
+    }
 }
 
 // MARK: Reference logits
@@ -809,12 +889,13 @@ extension CheckpointIO {
         }
     }
 
-    static func load(_ files: CheckpointFiles, limits: SafeTensorsLimits) throws(NumericsError) -> Checkpoint {
+    static func load(_ files: CheckpointFiles, limits: SafeTensorsLimits,
+                     acceptNonFinite: Bool = false) throws(NumericsError) -> Checkpoint {
         let dir = files.directory
         guard let configFile = files.config else {
             throw .invalidArgument("\(dir.path) has no \(CheckpointFile.config); a checkpoint directory holds \(CheckpointFile.config) and \(CheckpointFile.model) (found: \(listed(dir.listing())))")
         }
-        let (config, tokens) = try LlamaConfig.huggingFaceConfig(from: try readSmall(configFile, limit: 16 << 20))
+        let (config, tokens, defaults) = try LlamaConfig.huggingFaceConfig(from: try readSmall(configFile, limit: 16 << 20))
         guard let count = config.checkedParameterCount, count <= limits.maxTotalElements else {
             throw .invalidArgument("config.json describes a model of more than \(limits.maxTotalElements) parameters, the limit for loading")
         }
@@ -839,7 +920,8 @@ extension CheckpointIO {
                 throw .invalidArgument("\(CheckpointFile.model) has no tensor '\(slot.name)' (shape \(slot.shape) expected from config.json)")
             }
             guard t.shape == slot.shape else {
-                throw .invalidArgument("tensor '\(slot.name)' has shape \(t.shape) in \(CheckpointFile.model) but config.json implies \(slot.shape)")
+                let defaults = ConfigDefault.summary(defaults).map { " (\($0))" } ?? ""
+                throw .invalidArgument("tensor '\(slot.name)' has shape \(t.shape) in \(CheckpointFile.model) but config.json implies \(slot.shape)\(defaults)")
             }
             weights.data.withUnsafeMutableBufferPointer { dst in
                 t.values.withUnsafeBufferPointer { src in
@@ -873,7 +955,34 @@ extension CheckpointIO {
         if let stateFile = files.labState {
             labState = try SafeTensorsFile.parse(stateFile.source(), limits: limits, include: nil)
         }
-        return Checkpoint(weights: weights, lab: lab, labState: labState, specialTokens: tokens)
+
+        // Health, once every file is known to be well formed: no NaN or infinity.
+        if !acceptNonFinite {
+            // (A tied lm_head.weight equals the embedding bit for bit: counted there.)
+            let counts = weights.data.withUnsafeBufferPointer { data in
+                weights.slots.compactMap { slot in
+                    NonFiniteCount(tensor: slot.name, UnsafeBufferPointer(rebasing: data[slot.offset..<(slot.offset + slot.count)]))
+                }
+            }
+            try refuseNonFinite(counts, in: CheckpointFile.model, what: "weights")
+            if let state = labState {
+                let counts = state.names.compactMap { name in
+                    state[name]!.values.withUnsafeBufferPointer { NonFiniteCount(tensor: name, $0) }
+                }
+                try refuseNonFinite(counts, in: CheckpointFile.labState, what: "values")
+            }
+        }
+        var checkpoint = Checkpoint(weights: weights, lab: lab, labState: labState, specialTokens: tokens)
+        checkpoint.configDefaults = defaults
+        return checkpoint
+    }
+
+    /// Refuses a file whose tensors hold non-finite values: one line naming the file, the
+    /// tensors (the first four) and what each holds.
+    static func refuseNonFinite(_ counts: [NonFiniteCount], in file: String, what: String) throws(NumericsError) {
+        guard !counts.isEmpty else { return }
+        let tensors = listed(counts.map(\.description), limit: 4)
+        throw .invalidArgument("\(file): non-finite \(what) in \(counts.count) tensor\(counts.count == 1 ? "" : "s"): \(tensors); the checkpoint is damaged or diverged (only finite \(what) are loaded)")
     }
 
     /// A short account of a JSONDecoder error: which key, what went wrong.

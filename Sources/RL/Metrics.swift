@@ -28,6 +28,15 @@ public struct StepTiming: Sendable, Equatable {
     }
 }
 
+/// Where the inf/NaN that made a step skip its update appeared.
+public enum SkipCause: String, Sendable, Equatable, Codable {
+    /// In the forward pass (the training engine's recomputation of log π, or the rollout's
+    /// log μ): no gradient could be taken.
+    case forward
+    /// In the gradients; the forward pass was finite.
+    case gradients
+}
+
 /// Everything one RL step measured.
 public struct StepMetrics: Sendable, Equatable {
     /// The step's number (1 for the first step).
@@ -58,6 +67,12 @@ public struct StepMetrics: Sendable, Equatable {
     public var updatesSkipped: Int
     public var updates: Int
     public var skipReason: String?
+    /// Where the first skipped update's inf/NaN appeared; nil when none was skipped.
+    public var skipCause: SkipCause? = nil
+    /// Steps in a row, this one included, that applied no update (0 when this one did).
+    public var skippedInARow = 0
+    /// When steps keep being skipped: why, and what would cure it.
+    public var skipAdvice: String? = nil
     /// Fraction of tokens whose PPO (or GSPO) clip zeroed the gradient, first minibatch.
     public var clipFraction: Double?
     /// Fraction of importance weights capped (TIS, PG-Seq-IS) or masked (MIS), first
@@ -100,6 +115,9 @@ public struct StepMetrics: Sendable, Equatable {
         o.set("updates", .int(updates))
         o.set("updates_skipped", .int(updatesSkipped))
         o.set("skip_reason", skipReason.map { .string($0) } ?? .null)
+        o.set("skip_cause", skipCause.map { .string($0.rawValue) } ?? .null)
+        o.set("skipped_in_a_row", .int(skippedInARow))
+        o.set("skip_advice", skipAdvice.map { .string($0) } ?? .null)
         o.set("overflows", .int(overflows))
         o.set("underflows", .int(underflows))
         if includeTiming {

@@ -265,7 +265,11 @@ public struct RLSettings: Sendable, Hashable, Codable {
         case "loss_agg": copy.aggregation = try LossAggregation.parse(text)
         case "advantage": copy.advantage = try AdvantageMode.parse(text)
         case "loss_scale":
-            if text == "dynamic" { copy.lossScaler.isStatic = false } else {
+            if text == "dynamic" {
+                // Dynamic scaling starts from 2^16 whatever static scale was set before.
+                copy.lossScaler.initialScale = LossScalerSettings().initialScale
+                copy.lossScaler.isStatic = false
+            } else {
                 copy.lossScaler.initialScale = try number()
                 copy.lossScaler.isStatic = true
             }

@@ -80,6 +80,8 @@ public final class Trainer {
     public private(set) var pretrainOptimizer: AdamW
     public private(set) var scaler: LossScaler
     public private(set) var pretrainScaler: LossScaler
+    /// RL steps in a row that applied no update (inf/NaN); any applied update resets it.
+    public private(set) var skippedInARow = 0
     private var orderCache: [Int: [Int]] = [:]
 
     /// A trainer for `task` under `seed` around `policy`; fresh optimizer states.
@@ -145,6 +147,7 @@ public final class Trainer {
     /// Resets the RL optimizer, scaler and step counter (a new run from the current weights).
     public func resetRL() {
         stepsTaken = 0
+        skippedInARow = 0
         optimizer = AdamW(parameterCount: policy.master.data.count)
         scaler = LossScaler(settings: settings.lossScaler)
     }
@@ -163,6 +166,7 @@ public final class Trainer {
         self.pretrainOptimizer = p
         scaler = state.scaler
         pretrainScaler = state.pretrainScaler
+        skippedInARow = 0
         // A no-op on an exact resume; a shared model's scalers follow the loader's settings.
         scaler.configure(settings.lossScaler)
         pretrainScaler.configure(settings.lossScaler)
@@ -467,7 +471,9 @@ public final class Trainer {
             metrics.skipped = true
             metrics.updatesSkipped = s.minibatches
             metrics.skipReason = "\(error)"
+            metrics.skipCause = .forward
             stepsTaken += 1
+            countSkips(&metrics)
             metrics.timing.total = seconds(since: clockStart)
             return metrics
         }
@@ -504,7 +510,10 @@ public final class Trainer {
                 } else {
                     do { current = try policy.recompute(sub, temperature: temperature) } catch {
                         metrics.updatesSkipped += 1
-                        if metrics.skipReason == nil { metrics.skipReason = "\(error)" }
+                        if metrics.skipReason == nil {
+                            metrics.skipReason = "\(error)"
+                            metrics.skipCause = .forward
+                        }
                         continue
                     }
                 }
@@ -547,6 +556,7 @@ public final class Trainer {
                     if metrics.skipReason == nil {
                         metrics.skipReason = usesLossScaling ? "inf/NaN in the FP16 gradients at loss scale \(formatScale(scale)); scale now \(formatScale(sc.scale))"
                                                              : "inf/NaN in the gradients"
+                        metrics.skipCause = .gradients
                     }
                     if skippedNorm == nil { skippedNorm = globalNorm(grad) }
                     timing.update += seconds(since: t)
@@ -574,9 +584,42 @@ public final class Trainer {
         metrics.gradNorm = metrics.updates > 0 ? appliedNorms / Double(metrics.updates) : (skippedNorm ?? .nan)
         metrics.overflows = sc.overflows
         metrics.underflows = sc.underflows
+        countSkips(&metrics)
         timing.total = seconds(since: clockStart)
         metrics.timing = timing
         return metrics
+    }
+
+    /// Counts steps that applied no update; from the second in a row on, says why they keep
+    /// being skipped and what would cure it.
+    private func countSkips(_ m: inout StepMetrics) {
+        skippedInARow = m.updates == 0 && m.skipped ? skippedInARow + 1 : 0
+        m.skippedInARow = skippedInARow
+        if skippedInARow >= 2 { m.skipAdvice = skipAdvice(m) }
+    }
+
+    /// Why steps keep being skipped, and the cure; nil while the dynamic loss scale is still
+    /// backing off (it skips until the scale fits, by design).
+    private func skipAdvice(_ m: StepMetrics) -> String? {
+        let lr = "`lr` (now \(settings.learningRate))"
+        let reload = "`model load` the last checkpoint and lower \(lr): a skipped step leaves the weights as they are, so a lower lr alone cannot help"
+        let prefix = "\(skippedInARow) steps in a row skipped"
+        if policy.master.data.contains(where: { !$0.isFinite }) {
+            return "\(prefix): the master weights themselves hold inf/NaN; \(reload)"
+        }
+        switch m.skipCause {
+        case .forward?:
+            let format = policy.engines.training.activation.name
+            return "\(prefix): the non-finite values appear in the forward activations, not in the gradients (the \(format) forward overflows with these weights, which grew too large); \(reload)"
+        case .gradients?:
+            if usesLossScaling && settings.lossScaler.isStatic {
+                return "\(prefix): the FP16 gradients overflow at the static loss scale \(formatScale(scaler.scale)); lower it (`set loss_scale N`) or `set loss_scale dynamic`"
+            }
+            if usesLossScaling && scaler.scale > settings.lossScaler.minScale { return nil }
+            return "\(prefix): the gradients hold inf/NaN although the forward activations are finite\(usesLossScaling ? " (even at loss scale \(formatScale(scaler.scale)))" : ""); \(reload)"
+        case nil:
+            return nil
+        }
     }
 
     /// Mean over response tokens of the entropy of the training engine's distribution.

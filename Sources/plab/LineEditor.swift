@@ -16,12 +16,9 @@ enum EditorInput {
 
 /// libedit's readline interface, set up for plab. One per process.
 final class LineEditor {
-    /// `$XDG_DATA_HOME/plab/history` (default `~/.local/share/plab/history`).
-    static var historyPath: String {
-        let env = ProcessInfo.processInfo.environment
-        let base = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory() + "/.local/share"
-        return base + "/plab/history"
-    }
+    /// `$XDG_DATA_HOME/plab/history`, by default `$HOME/.local/share/plab/history`
+    /// (`historyFilePath(environment:)`).
+    static var historyPath: String { historyFilePath(environment: ProcessInfo.processInfo.environment) }
 
     /// Lines kept in the history file.
     static let historySize: Int32 = 1000

@@ -10,10 +10,13 @@ final class TerminalSession {
     let socket = "plab-test-\(UUID().uuidString.prefix(8))"
     let dataHome: URL
 
-    init() throws {
+    /// plab with XDG_DATA_HOME set to a scratch directory (`dataHome`); with `homeOnly`,
+    /// XDG_DATA_HOME unset and HOME set to that directory instead.
+    init(homeOnly: Bool = false) throws {
         dataHome = FileManager.default.temporaryDirectory.appendingPathComponent("plab-pty-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dataHome, withIntermediateDirectories: true)
-        let command = "env XDG_DATA_HOME=\(dataHome.path) NO_COLOR=1 TERM=xterm \(plabExecutable.path)"
+        let environment = homeOnly ? "-u XDG_DATA_HOME HOME=\(dataHome.path)" : "XDG_DATA_HOME=\(dataHome.path)"
+        let command = "env \(environment) NO_COLOR=1 TERM=xterm \(plabExecutable.path)"
         try tmux(["new-session", "-d", "-x", "160", "-y", "50", "-s", "plab", command])
     }
 

@@ -22,7 +22,9 @@ extension Command {
         details: """
         JSON: {"hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
         "num_hidden_layers", "vocab_size", "rope_theta", "rms_norm_eps", "max_position_embeddings",
-        "tie_word_embeddings", "parameters", "origin", "step"}.
+        "tie_word_embeddings", "parameters", "origin", "step", "config_defaults"}; config_defaults
+        lists the config.json keys the loaded checkpoint lacked (transformers' LlamaConfig
+        defaults were taken for them).
         """,
         subcommands: [modelNew, modelInit, modelLoad, modelSave],
         examples: ["model", "model new layers=2 hidden=32 heads=2 --seed 3", "model save /tmp/m", "model load /tmp/m"],
@@ -41,6 +43,10 @@ extension Command {
             table.add(["rope theta / rms eps", "\(c.ropeTheta) / \(c.rmsNormEps)"])
             table.add(["max positions", "\(c.maxPositionEmbeddings)"])
             table.add(["tied embeddings", c.tieWordEmbeddings ? "yes" : "no"])
+            if !lab.configDefaults.isEmpty {
+                table.add(["defaults taken", lab.configDefaults.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                           + " (config.json lacks them: transformers' LlamaConfig defaults)"])
+            }
             table.add(["training steps", "\(lab.step)"])
             return table.render().split(separator: "\n", omittingEmptySubsequences: false).dropFirst(2).joined(separator: "\n")
         }
@@ -120,7 +126,7 @@ extension Command {
         let checkpoint = try loadCheckpoint(from: URL(fileURLWithPath: try context.existingDirectory(path)))
         let session = context.session, lab = session.lab
         let config = checkpoint.weights.config
-        let vocabulary = vocabularyOf(checkpoint)
+        let vocabulary = try vocabularyOf(checkpoint)
         var engines = lab.policy.engines
         if (try? Policy.validate(engines, config: config)) == nil {
             engines = (Preset(rawValue: lab.presetName ?? "") ?? .bf16).engines(for: config)
@@ -129,8 +135,9 @@ extension Command {
         let trainer = try Trainer(policy: policy, task: lab.trainer.task.spec, seed: session.seed)
         if config == LlamaConfig.labDefault || checkpoint.lab?.extra["rl"] != nil { try trainer.restore(from: checkpoint) }
         lab.replace(policy: policy, vocabulary: vocabulary, origin: "loaded from \(path)", step: checkpoint.lab?.step ?? 0,
-                    restoreCommand: "model load \(path)", trainer: trainer)
+                    restoreCommand: "model load \(path)", trainer: trainer, configDefaults: checkpoint.configDefaults)
         context.print("loaded \(path): \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize), vocabulary \(config.vocabSize)")
+        if let defaults = ConfigDefault.summary(checkpoint.configDefaults) { context.print(defaults) }
     }
 
     static let modelSave = Command(
@@ -168,15 +175,20 @@ func configJSON(_ c: LlamaConfig, lab: LabState) -> JSONObject {
      "num_hidden_layers": .int(c.numHiddenLayers), "vocab_size": .int(c.vocabSize), "rope_theta": .float(c.ropeTheta),
      "rms_norm_eps": .float(c.rmsNormEps), "max_position_embeddings": .int(c.maxPositionEmbeddings),
      "tie_word_embeddings": .bool(c.tieWordEmbeddings), "parameters": .int(c.parameterCount),
-     "origin": .string(lab.origin), "step": .int(lab.step)]
+     "origin": .string(lab.origin), "step": .int(lab.step),
+     "config_defaults": .array(lab.configDefaults.map { .string($0.key) })]
 }
 
 /// The vocabulary a checkpoint names (lab.json), with its special tokens; the standard one
-/// when it has none and the size matches; else placeholder names t0, t1, ….
-func vocabularyOf(_ checkpoint: Checkpoint) -> Vocabulary {
+/// when it names none and the size matches; else placeholder names t0, t1, …. A lab.json
+/// vocabulary must have exactly `vocab_size` tokens: one string per embedding row.
+func vocabularyOf(_ checkpoint: Checkpoint) throws(LabError) -> Vocabulary {
     let size = checkpoint.weights.config.vocabSize
     let special = checkpoint.specialTokens
-    if let tokens = checkpoint.lab?.vocabulary, tokens.count == size {
+    if let tokens = checkpoint.lab?.vocabulary {
+        guard tokens.count == size else {
+            throw LabError("\(CheckpointFile.lab): the vocabulary has \(tokens.count) tokens but \(CheckpointFile.config) has vocab_size \(size); a vocabulary names exactly one token per embedding row")
+        }
         func id(_ given: Int?, _ name: String, _ fallback: Int32) -> Int32 {
             if let given, given >= 0, given < size { return Int32(given) }
             return tokens.firstIndex(of: name).map { Int32($0) } ?? fallback

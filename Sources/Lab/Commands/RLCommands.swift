@@ -43,7 +43,7 @@ let rlSettingHelp: [String: String] = [
     "advantage": "advantage: group (normalised), mean (R − mean), raw",
     "grad_clip": "global gradient-norm clip (0: off)", "weight_decay": "AdamW weight decay",
     "beta1": "AdamW β1", "beta2": "AdamW β2", "adam_eps": "AdamW ε",
-    "loss_scale": "FP16 loss scale: dynamic, or a number for a static scale",
+    "loss_scale": "FP16 loss scale: dynamic (starts from 2^16), or a number for a static scale",
     "scale_growth_interval": "clean steps before the dynamic loss scale doubles",
 ]
 
@@ -147,6 +147,7 @@ extension Command {
         let trainer = try session.syncedTrainer()
         let n = context.arguments.integer("N") ?? 1
         var meter = context.progress("step", total: n)
+        var advised = false
         for i in 0..<n {
             let m: StepMetrics
             do { m = try trainer.step(shouldStop: stopRequested) } catch is TrainingInterrupted { throw Interrupted() }
@@ -162,7 +163,12 @@ extension Command {
             session.metrics.append(row)
             context.report(m.json()) {
                 let mm = m.mismatch
-                return "step \(m.step): reward \(figure(m.reward)), accuracy \(figure(m.accuracy)), length \(figure(m.responseLength)), grad \(figure(m.gradNorm)), k3 \(figure(mm?.k3)), mean|Δlogp| \(figure(mm?.meanAbsDlogp))\(m.lossScale != 1 ? ", scale \(figure(m.lossScale))" : "")\(m.skipped ? ", SKIPPED (\(m.skipReason ?? "overflow"))" : "")"
+                return "step \(m.step): reward \(figure(m.reward)), accuracy \(figure(m.accuracy)), length \(figure(m.responseLength)), grad \(figure(m.gradNorm)), k3 \(figure(mm?.k3)), mean|Δlogp| \(figure(mm?.meanAbsDlogp))\(m.lossScale != 1 ? ", scale \(figure(m.lossScale))" : "")\(m.skipped ? ", SKIPPED (\(m.skipReason ?? "overflow"))" : "")\(m.skippedInARow >= 2 ? ", \(m.skippedInARow) in a row" : "")"
+            }
+            // Once a command: why steps keep being skipped, and the cure (JSON: skip_advice).
+            if let advice = m.skipAdvice, !advised, !context.json {
+                context.print(advice)
+                advised = true
             }
             let t = m.timing
             if t.total > 0 {
