@@ -33,6 +33,7 @@ let package = Package(
             providers: [.apt(["libedit-dev"]), .brew(["libedit"])]
         ),
         .target(name: "Files"),
+        .target(name: "JSON"),
         .target(
             name: "Numerics",
             dependencies: ["CBLAS"],
@@ -40,12 +41,12 @@ let package = Package(
         ),
         .target(
             name: "Model",
-            dependencies: ["Numerics", "Files"],
+            dependencies: ["Numerics", "Files", "JSON"],
             swiftSettings: nativeCPU
         ),
         .target(
             name: "Mismatch",
-            dependencies: ["Numerics"],
+            dependencies: ["Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .target(
@@ -55,12 +56,12 @@ let package = Package(
         ),
         .target(
             name: "RL",
-            dependencies: ["Numerics", "Model", "Mismatch", "Engines"],
+            dependencies: ["Numerics", "JSON", "Model", "Mismatch", "Engines"],
             swiftSettings: nativeCPU
         ),
         .target(
             name: "Lab",
-            dependencies: ["Numerics", "Files", "Model", "Mismatch", "Engines", "RL"],
+            dependencies: ["Numerics", "Files", "JSON", "Model", "Mismatch", "Engines", "RL"],
             swiftSettings: nativeCPU
         ),
         .executableTarget(
@@ -70,6 +71,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: nativeCPU
+        ),
+        .testTarget(
+            name: "JSONTests",
+            dependencies: ["JSON"]
         ),
         .testTarget(
             name: "FilesTests",
@@ -97,12 +102,12 @@ let package = Package(
         ),
         .testTarget(
             name: "RLTests",
-            dependencies: ["RL", "Engines", "Model", "Mismatch", "Numerics"],
+            dependencies: ["RL", "Engines", "Model", "Mismatch", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["Lab", "Engines", "Model", "Numerics"],
+            dependencies: ["Lab", "Engines", "Model", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(

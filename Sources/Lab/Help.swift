@@ -1,6 +1,6 @@
 // `help`: generated from the registry, so a new command documents itself.
 
-import Mismatch
+import JSON
 
 extension Session {
     /// Every visible command, grouped by topic, one line each.

@@ -1,5 +1,5 @@
+import JSON
 import Foundation
-import Mismatch
 
 // The metrics history: rows of named numbers appended by commands, shown by `history`,
 // written by `export csv|jsonl FILE`.

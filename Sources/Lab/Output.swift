@@ -1,7 +1,7 @@
 // Where a session's output goes. The session never prints: a terminal, a transcript, a
 // JSON-lines stream or a test each implement `SessionOutput`.
 
-import Mismatch
+import JSON
 
 /// The kind of a piece of output.
 public enum OutputKind: Sendable, Equatable {

@@ -1,8 +1,8 @@
 // Typed values: what an argument or a setting accepts, parsed once with a uniform error.
 
+import JSON
 import Files
 import Foundation
-import Mismatch
 import Numerics
 
 /// What a command argument or a setting accepts. Parsing a word against a kind gives a

@@ -31,6 +31,7 @@
 //   count as mismatch; a row without any finite entry gives NaN. Argmax is taken on the row
 //   as given, ties to the lowest token id.
 
+import JSON
 import Numerics
 
 // MARK: Input
@@ -236,7 +237,7 @@ public struct MismatchStats: Sendable, Equatable, Codable {
         case seqK1 = "seq_k1", seqKlFull = "seq_kl_full"
     }
 
-    /// The keys `mismatch --json` must carry (DESIGN.md, "Interfaces scripts rely on"), in order.
+    /// The keys `mismatch --json` must carry (README, "Mismatch statistics"), in order.
     public static let requiredJSONKeys = [
         "tokens", "sequences", "k1", "k2", "k3", "mean_abs_dp", "max_abs_dp", "mean_abs_dlogp",
         "max_abs_dlogp", "chi2_token", "chi2_seq", "ppl_rollout", "ppl_train", "kl_full_mean",

@@ -7,6 +7,7 @@
 // problem as a `NumericsError` naming the file, the tensor and what would be accepted.
 
 import Files
+import JSON
 import Foundation
 import Numerics
 #if canImport(Glibc)
@@ -451,23 +452,11 @@ enum CheckpointIO {
         return names.count > limit ? "\(shown), … (\(names.count) in all)" : shown
     }
 
-    /// A string as a JSON string literal.
+    /// A string as a JSON string literal (the lab's one escaper, `JSONWriter`).
     static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
+        var out = ""
+        JSONWriter.writeString(s, to: &out)
+        return out
     }
 
     /// The first object key that appears twice in the same object of a valid JSON text

@@ -1,5 +1,6 @@
 // What each RL step, pretraining step and evaluation reports, and its deterministic JSON.
 
+import JSON
 import Mismatch
 
 /// Wall-clock time of the phases of one step, in seconds. Volatile: never part of anything

@@ -1,7 +1,6 @@
 // Recipes: the shipped base model, and the sanity test of Qi et al. as a run.
 
 import Engines
-import Mismatch
 import Model
 import Numerics
 

@@ -1,3 +1,4 @@
+import JSON
 import Engines
 import Foundation
 import Mismatch

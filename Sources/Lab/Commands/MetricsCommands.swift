@@ -1,7 +1,7 @@
 // Commands over the metrics history: history, export.
 
+import JSON
 import Foundation
-import Mismatch
 
 extension Command {
     /// `history [N]`, `history clear`.

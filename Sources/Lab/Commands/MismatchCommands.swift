@@ -1,5 +1,6 @@
 // Commands that run the engines and measure their mismatch: rollout, mismatch, score, trace.
 
+import JSON
 import Engines
 import Mismatch
 import Foundation
@@ -117,7 +118,7 @@ extension Command {
         lab.lastPairs = pairs
         lab.rolloutCount += 1
         let shown = min(3, batch.count)
-        var object = statsJSON(stats)
+        var object = stats.jsonObject
         object["finished"] = .int(batch.finished.filter { $0 }.count)
         object["samples"] = .array((0..<batch.count).map { i in
             .object(["prompt": .array(batch.prompts[i].map { .int(Int($0)) }), "response": .array(batch.responses[i].map { .int(Int($0)) }),
@@ -154,9 +155,9 @@ extension Command {
         let stats = try mismatchStats(pairs)
         if context.arguments.flag("by-position") {
             let rows = try mismatchStatsByPosition(pairs)
-            var object = statsJSON(stats)
+            var object = stats.jsonObject
             object["positions"] = .array(rows.map { row in
-                var o = statsJSON(row.stats)
+                var o = row.stats.jsonObject
                 o["position"] = .int(row.position)
                 return .object(o)
             })
@@ -172,7 +173,7 @@ extension Command {
             }
             return
         }
-        context.report(statsJSON(stats)) { statsTable(stats) }
+        context.report(stats.jsonObject) { statsTable(stats) }
     }
 
     /// `compare ENGINES…`: the same rollout under several presets, statistics side by side.
@@ -221,7 +222,7 @@ extension Command {
         meter.finish()
         var stats: JSONObject = [:], positions: JSONObject = [:]
         for r in results {
-            var o = statsJSON(r.stats)
+            var o = r.stats.jsonObject
             o["overflows_rollout"] = .int(r.overflows.0)
             o["overflows_train"] = .int(r.overflows.1)
             o["underflows_rollout"] = .int(r.underflows.0)
@@ -326,16 +327,6 @@ extension Command {
             return "tokens: \(lab.vocabulary.decode(tokens))\n" + table.render()
         }
     }
-}
-
-func statsJSON(_ s: MismatchStats) -> JSONObject {
-    func n(_ x: Double?) -> JSONValue { x.map(JSONValue.double) ?? .null }
-    return ["tokens": .int(s.tokens), "sequences": .int(s.sequences), "k1": n(s.k1), "k2": n(s.k2), "k3": n(s.k3),
-            "mean_abs_dp": n(s.meanAbsDp), "max_abs_dp": n(s.maxAbsDp), "mean_abs_dlogp": n(s.meanAbsDlogp),
-            "max_abs_dlogp": n(s.maxAbsDlogp), "chi2_token": n(s.chi2Token), "chi2_seq": n(s.chi2Seq),
-            "ppl_rollout": n(s.pplRollout), "ppl_train": n(s.pplTrain), "log_ppl_diff": n(s.logPplDiff),
-            "kl_full_mean": n(s.klFullMean), "kl_full_max": n(s.klFullMax), "argmax_disagree": n(s.argmaxDisagree),
-            "ess": n(s.ess), "is_token_frac_outside": n(s.isTokenFracOutside), "seq_logratio_slope": n(s.seqLogratioSlope)]
 }
 
 func statsTable(_ s: MismatchStats) -> String {

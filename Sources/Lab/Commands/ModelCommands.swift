@@ -1,8 +1,8 @@
 // Commands about the live model: model, model new, model load, model save.
 
+import JSON
 import Engines
 import Files
-import Mismatch
 import Foundation
 import Model
 import Numerics

@@ -1,7 +1,7 @@
 // Commands about number formats and rounding: cast, formats, accumulate.
 
+import JSON
 import Foundation
-import Mismatch
 import Numerics
 
 extension Command {

@@ -1,7 +1,7 @@
 // Commands about the engines' precision and implementation: precision, engine.
 
+import JSON
 import Engines
-import Mismatch
 import Model
 import Numerics
 

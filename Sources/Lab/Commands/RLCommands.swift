@@ -2,7 +2,6 @@
 
 import Engines
 import Foundation
-import Mismatch
 import Numerics
 import RL
 

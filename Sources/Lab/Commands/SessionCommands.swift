@@ -1,6 +1,5 @@
 // Commands about the session itself: help, record, source, quit.
 
-import Mismatch
 
 extension Command {
     /// `help [COMMAND [SUB-COMMAND]]`, also `help SETTING`.

@@ -1,6 +1,6 @@
 // Commands over the settings store: set, show, seed.
 
-import Mismatch
+import JSON
 
 extension Command {
     /// `set NAME VALUE`.
