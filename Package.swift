@@ -4,7 +4,7 @@ import PackageDescription
 // The lab's own matrix kernel and rounding kernels are written with SIMD types; code
 // generation for the build machine's vector units makes them fast. Results do not depend
 // on it: the kernels fix the summation order and use fused multiply-add everywhere, so the
-// bits are the same whatever the vector width (see DESIGN.md "Determinism").
+// bits are the same whatever the vector width (see ARCHITECTURE.md "Determinism").
 #if arch(x86_64)
 let nativeCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
 #else

@@ -100,7 +100,7 @@ extension Setting {
         name: "seed", kind: .integer(0...Int.max), default: .integer(0),
         help: "seed of every random stream (sampling, stochastic rounding, initialisation)")
 
-    /// The matrix-product backend (DESIGN.md "Determinism").
+    /// The matrix-product backend (ARCHITECTURE.md "Determinism").
     public static let backend = Setting(
         name: "backend", kind: .choice(["openblas", "portable"]), default: .text("openblas"),
         help: "matrix products: openblas (fastest; last bits depend on the CPU) or portable (same bits everywhere)")

@@ -1,7 +1,7 @@
 // Seeded, splittable randomness.
 //
 // All randomness in the lab comes from one seed split into named streams, so that drawing
-// more numbers in one place shifts nothing elsewhere (DESIGN.md "Determinism"). A stream is
+// more numbers in one place shifts nothing elsewhere (ARCHITECTURE.md "Determinism"). A stream is
 // counter-based: the i-th draw is a pure function of (key, i). That lets a kernel that
 // rounds stochastically give each element its own draw by index, whatever the thread count.
 

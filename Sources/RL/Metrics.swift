@@ -84,7 +84,7 @@ public struct StepMetrics: Sendable, Equatable {
     public var underflows: Int
     public var timing: StepTiming
 
-    /// The step as one JSON object: the keys scripts rely on first (DESIGN.md "Interfaces":
+    /// The step as one JSON object: the keys scripts rely on first (README "--json":
     /// step, reward, accuracy, k3, mean_abs_dlogp, grad_norm, loss_scale, skipped), then the
     /// rest. Wall time only with `timing: true`: it would make transcripts differ.
     public func json(timing includeTiming: Bool = false) -> JSONObject {
@@ -170,7 +170,7 @@ public struct EvalResult: Sendable, Equatable {
     /// Mean response length in tokens, <eos> included.
     public var meanLength: Double
 
-    /// `{"n", "accuracy", "reward", "mean_length"}` (DESIGN.md), then the set and mode.
+    /// `{"n", "accuracy", "reward", "mean_length"}` (README), then the set and mode.
     public var json: JSONObject {
         ["n": .int(n), "accuracy": .number(accuracy), "reward": .number(reward), "mean_length": .number(meanLength),
          "set": .string(set.rawValue), "greedy": .bool(greedy)]

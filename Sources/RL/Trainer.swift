@@ -1,6 +1,6 @@
 // The trainer: supervised pretraining, evaluation, the sanity set, and the RL step.
 //
-// One RL step (DESIGN.md "RL"):
+// One RL step (ARCHITECTURE.md "The path of a command"):
 //   prompts (P from the sanity set) × G samples → rollout engine (μ) → rewards → advantages
 //   → training engine recomputes π_old → per minibatch: π_θ, loss, ∂L/∂log π_θ
 //   → backward in the training precision (× loss scale for FP16) → unscale → inf/NaN check

@@ -1,7 +1,7 @@
 import Numerics
 import Testing
 
-// The portable matrix product against its definition (DESIGN.md "Determinism"): every output
+// The portable matrix product against its definition (ARCHITECTURE.md "Determinism"): every output
 // is one chain of fused multiply-adds in increasing k, starting from C (accumulate) or +0.
 // The fast kernel must give exactly those bits whatever the shape, transposes, leading
 // dimensions, thread count or split of the product into pieces.

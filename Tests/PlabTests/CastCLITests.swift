@@ -1,6 +1,6 @@
 import Testing
 
-/// `plab cast` as scripts use it (DESIGN.md "Interfaces scripts rely on").
+/// `plab cast` as scripts use it (README "Exit status" and "--json").
 @Suite struct CastCLITests {
     @Test func roundsEachLine() throws {
         let r = try runPlab(["cast", "--to", "bf16"], input: "1.00390625\n1.01171875\n0x3f800001\n-0\n1e40\nnan\n")
