@@ -73,7 +73,7 @@ public enum FileWriting {
         guard (pst.st_mode & S_IFMT) == S_IFDIR else { throw FileError("cannot write '\(shown)': '\(parent)' is not a directory") }
         guard access(parent, W_OK) == 0 else { throw FileError("cannot write '\(shown)': directory '\(parent)' is not writable") }
         guard let resolvedParent = realPath(parent) else { throw FileError("cannot write '\(shown)': \(systemReason())") }
-        let name = (path as NSString).lastPathComponent
+        let name = lastComponent(of: path)
         return .regularFile(path: resolvedParent == "/" ? "/" + name : resolvedParent + "/" + name)
     }
 
@@ -94,7 +94,7 @@ public enum FileWriting {
     /// Writes a new regular file beside `file`, flushes it, and renames it over `file`.
     static func replaceAtomically(_ file: String, with data: Data, shownAs label: String) throws(FileError) {
         let directory = parentDirectory(of: file)
-        let temporary = directory + "/." + (file as NSString).lastPathComponent + ".plab-tmp-\(getpid())-" + UUID().uuidString
+        let temporary = directory + "/." + lastComponent(of: file) + ".plab-tmp-\(getpid())-" + UUID().uuidString
         var old = stat()
         let mode: mode_t = stat(file, &old) == 0 ? old.st_mode & 0o7777 : 0o644
         do throws(FileError) {
@@ -120,7 +120,7 @@ public enum FileWriting {
         let shown = label ?? path
         guard !path.isEmpty else { throw FileError("an empty path; give \(what) to write") }
         guard let resolved = realPath(path) ?? realPath(parentDirectory(of: path)).map({ parent in
-            parent == "/" ? "/" + (path as NSString).lastPathComponent : parent + "/" + (path as NSString).lastPathComponent
+            parent == "/" ? "/" + lastComponent(of: path) : parent + "/" + lastComponent(of: path)
         }) else { return }
         if resolved == "/" { throw FileError("'\(shown)' is the root directory; give \(what) to write") }
         if let cwd = realPath(".") {
@@ -131,11 +131,40 @@ public enum FileWriting {
         }
     }
 
-    /// The directory holding `path` ("." for a bare name).
+    /// The directory holding `path`: what comes before its last `/` (`/` itself for `/x`),
+    /// or `.` for a bare name. Written on the characters rather than with Foundation's
+    /// `deletingLastPathComponent`, which traps on a one-character name on Linux.
     public static func parentDirectory(of path: String) -> String {
-        let parent = (path as NSString).deletingLastPathComponent
-        if parent.isEmpty { return path.hasPrefix("/") ? "/" : "." }
-        return parent
+        let trimmed = trailingSlashesRemoved(path)
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+    }
+
+    /// The last component of `path` (`c` for `a/b/c` and `a/b/c/`); `/` for `/`.
+    public static func lastComponent(of path: String) -> String {
+        let trimmed = trailingSlashesRemoved(path)
+        guard let slash = trimmed.lastIndex(of: "/") else { return String(trimmed) }
+        let name = trimmed[trimmed.index(after: slash)...]
+        return name.isEmpty ? "/" : String(name)
+    }
+
+    /// An absolute path with `.`, `..` and repeated `/` resolved as text (no file-system
+    /// access, symbolic links left alone); a relative path is taken from `directory`.
+    public static func normalised(_ path: String, from directory: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : directory + "/" + path
+        var parts: [Substring] = []
+        for part in absolute.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    private static func trailingSlashesRemoved(_ path: String) -> Substring {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        return trimmed
     }
 
     /// The canonical absolute path, symbolic links resolved; nil if it does not exist.

@@ -41,7 +41,7 @@ public final class FileAccess {
         guard let scratch else { return path }
         let key = Self.normalised(path)
         if let mapped = written[key] { return mapped }
-        let name = (key as NSString).lastPathComponent
+        let name = FileWriting.lastComponent(of: key)
         let safe = String(name.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" }).prefix(100)
         let mapped = scratch + "/\(written.count + 1)-" + (safe.isEmpty || safe == "." || safe == ".." ? "file" : String(safe))
         written[key] = mapped
@@ -60,8 +60,7 @@ public final class FileAccess {
     }
 
     private static func normalised(_ path: String) -> String {
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        return (absolute as NSString).standardizingPath
+        FileWriting.normalised(path, from: FileManager.default.currentDirectoryPath)
     }
 }
 

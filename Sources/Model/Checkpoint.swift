@@ -786,8 +786,8 @@ extension CheckpointIO {
         }
         // No atomic exchange on this file system: two renames, with the destination absent
         // for a moment in between.
-        let aside = (destination as NSString).deletingLastPathComponent + "/."
-            + (destination as NSString).lastPathComponent + asideMarker + "\(getpid())-" + UUID().uuidString
+        let aside = FileWriting.parentDirectory(of: destination) + "/."
+            + FileWriting.lastComponent(of: destination) + asideMarker + "\(getpid())-" + UUID().uuidString
         guard rename(destination, aside) == 0 else {
             throw .invalidArgument("cannot move the old checkpoint at \(destination) aside: \(String(cString: strerror(errno)))")
         }

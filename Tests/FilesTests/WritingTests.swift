@@ -142,6 +142,26 @@ let isRoot = getuid() == 0
         #expect(failure?.message == "cannot write '\(disk)/session.transcript': No space left on device")
     }
 
+    @Test func pathPartsAreTakenFromTheTextOneLetterNamesIncluded() {
+        // Foundation's deletingLastPathComponent traps on a one-character name on Linux.
+        let cases: [(String, String, String)] = [
+            ("x", ".", "x"), ("/x", "/", "x"), ("a/b", "a", "b"), ("a/b/", "a", "b"), ("/", "/", "/"),
+            ("//x", "/", "x"), ("dir/sub/file.csv", "dir/sub", "file.csv"), ("./y", ".", "y"),
+        ]
+        for (path, parent, last) in cases {
+            #expect(FileWriting.parentDirectory(of: path) == parent, "\(path)")
+            #expect(FileWriting.lastComponent(of: path) == last, "\(path)")
+        }
+        #expect(FileWriting.normalised("a/./b/../c//d", from: "/w") == "/w/a/c/d")
+        #expect(FileWriting.normalised("/../x", from: "/w") == "/x")
+        #expect(FileWriting.normalised(".", from: "/w/v") == "/w/v")
+    }
+
+    @Test func aOneLetterNameInTheWorkingDirectoryIsATarget() throws {
+        let x = try FileWriting.target("x")
+        #expect(x == .regularFile(path: try #require(FileWriting.realPath(".")) + "/x"))
+    }
+
     @Test func aLabelNamesThePathAsTheUserGaveIt() throws {
         let error = #expect(throws: FileError.self) {
             try FileWriting.write(Data("x".utf8), to: "/no-such-dir-\(UUID().uuidString)/x", shownAs: "metrics.csv")
