@@ -39,15 +39,21 @@ public struct OpenBLASBackend: MatmulBackend {
                      a: UnsafePointer<Float>, lda: Int,
                      b: UnsafePointer<Float>, ldb: Int,
                      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
-        guard m > 0, n > 0 else { return }
-        if k == 0 {
-            if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
-            return
-        }
+        if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb),
                     accumulate ? 1 : 0, c, Int32(ldc))
     }
+}
+
+/// Handles the products with nothing to sum, the same way on every backend: nothing to do
+/// for m = 0 or n = 0; C = 0 (or unchanged when accumulating) for k = 0. True when handled.
+@inline(__always)
+func emptyProduct(m: Int, n: Int, k: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) -> Bool {
+    guard m > 0, n > 0 else { return true }
+    guard k == 0 else { return false }
+    if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+    return true
 }
 
 /// The backend named `name`: `openblas` or `portable`.

@@ -329,17 +329,10 @@ extension Command {
             examples: ["precision \(which) activation=fp16 weights=fp16"],
             restoresState: true
         ) { context in
-            let lab = context.session.lab
-            var pair = lab.policy.engines
-            try rejectRepeatedKeys(context.arguments.assignments.map(\.0))
-            for (key, value) in context.arguments.assignments {
+            try editEngines(which, context) { (profile: inout PrecisionProfile, key: String, value: String) throws in
                 guard let field = ProfileField(rawValue: key) else { throw LabError("unknown field '\(key)'") }
-                if which != "train" { try field.apply(value.description, to: &pair.rollout) }
-                if which != "rollout" { try field.apply(value.description, to: &pair.training) }
-            }
-            try lab.policy.setEngines(pair)
-            lab.presetName = nil
-            context.print(precisionTable(pair))
+                try field.apply(value, to: &profile)
+            } show: { precisionTable($0) }
         }
     }
 
@@ -375,18 +368,28 @@ extension Command {
             examples: ["engine \(which) split_k=off fused_norm=on"],
             restoresState: true
         ) { context in
-            let lab = context.session.lab
-            var pair = lab.policy.engines
-            try rejectRepeatedKeys(context.arguments.assignments.map(\.0))
-            for (key, value) in context.arguments.assignments {
-                if which != "train" { try pair.rollout.sources.set(key, value.description) }
-                if which != "rollout" { try pair.training.sources.set(key, value.description) }
-            }
-            try lab.policy.setEngines(pair)
-            lab.presetName = nil
-            context.print(sourcesTable(pair))
+            try editEngines(which, context) { (profile: inout PrecisionProfile, key: String, value: String) throws in
+                try profile.sources.set(key, value)
+            } show: { sourcesTable($0) }
         }
     }
+}
+
+/// Applies the command's KEY=VALUE words to the rollout engine, the training engine or both
+/// (`which`), then sets the pair (all or nothing: a bad word changes neither) and shows it.
+private func editEngines(_ which: String, _ context: CommandContext,
+                         apply: (inout PrecisionProfile, String, String) throws -> Void,
+                         show: (EnginePair) -> String) throws {
+    let lab = context.session.lab
+    var pair = lab.policy.engines
+    try rejectRepeatedKeys(context.arguments.assignments.map(\.0))
+    for (key, value) in context.arguments.assignments {
+        if which != "train" { try apply(&pair.rollout, key, value.description) }
+        if which != "rollout" { try apply(&pair.training, key, value.description) }
+    }
+    try lab.policy.setEngines(pair)
+    lab.presetName = nil
+    context.print(show(pair))
 }
 
 extension StateRestorer {
