@@ -14,7 +14,7 @@
 // - a crash at any point leaves under the destination name either the complete old
 //   checkpoint or the complete new one, never a partial file or a mix of the two (at worst
 //   a hidden `.NAME.plab-save-PID-…` sibling is left behind, which nothing reads and the
-//   next save into the same name removes once process PID is gone);
+//   next save into the same directory removes once process PID is gone);
 // - a save that fails (bad input, disk full, no permission) leaves the old checkpoint as
 //   it was and removes what it had written;
 // - a concurrent `loadCheckpoint` opens the directory once, opens every file through that
@@ -496,8 +496,8 @@ public struct Checkpoint: Sendable {
 /// working directory and its ancestors, and an existing directory that is neither empty
 /// nor a checkpoint (it holds config.json) or that holds sub-directories: a save replaces
 /// a checkpoint, never another tree. Removes the temporary directories that interrupted
-/// saves into the same name left behind (those whose process is gone). `label` is the path
-/// as the user gave it, for messages.
+/// saves into the same parent directory left behind (those whose process is gone). `label`
+/// is the path as the user gave it, for messages.
 public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: SafeTensorsFile? = nil,
                            specialTokens: SpecialTokenIDs = SpecialTokenIDs(),
                            to directory: URL, shownAs label: String? = nil) throws(NumericsError) {
@@ -538,7 +538,7 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
         throw .invalidArgument("\(shown) exists and is not a directory; a checkpoint is a directory")
     }
     if exists { try CheckpointIO.checkReplaceable(destination.path, shownAs: shown) }
-    CheckpointIO.removeLeftovers(of: name, in: parent.path)
+    CheckpointIO.removeLeftovers(in: parent.path)
 
     let staging = parent.appendingPathComponent(".\(name)\(CheckpointIO.stagingMarker)\(getpid())-\(UUID().uuidString)")
     guard mkdir(staging.path, 0o755) == 0 else {
@@ -730,18 +730,20 @@ extension CheckpointIO {
         }
     }
 
-    /// Removes `.NAME.plab-save-PID-…` and `.NAME.plab-old-PID-…` directories in `parent`
-    /// left by saves whose process no longer runs (a crash, a kill, a double Ctrl-C).
-    static func removeLeftovers(of name: String, in parent: String) {
+    /// Removes the `.NAME.plab-save-PID-…` directories in `parent` left by saves whose
+    /// process no longer runs (a crash, a kill, a double Ctrl-C), whatever NAME they were
+    /// saving, and the `.NAME.plab-old-PID-…` ones whose NAME is back in place (while NAME
+    /// is missing, the old copy is the only checkpoint left, and stays).
+    static func removeLeftovers(in parent: String) {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
-        for entry in entries {
-            // An aside copy is the only old checkpoint while the name itself is missing.
-            let destinationExists = FileManager.default.fileExists(atPath: parent + "/" + name)
-            for marker in [stagingMarker, asideMarker] where entry.hasPrefix("." + name + marker)
-                && (marker == stagingMarker || destinationExists) {
-                let rest = entry.dropFirst(name.count + 1 + marker.count)
-                guard let dash = rest.firstIndex(of: "-"), let pid = pid_t(rest[..<dash]) else { continue }
-                if pid > 0 && kill(pid, 0) != 0 && errno == ESRCH { removeQuietly(parent + "/" + entry) }
+        for entry in entries where entry.hasPrefix(".") {
+            for marker in [stagingMarker, asideMarker] {
+                guard let range = entry.range(of: marker) else { continue }
+                let name = String(entry[entry.index(after: entry.startIndex)..<range.lowerBound])
+                let rest = entry[range.upperBound...]
+                guard !name.isEmpty, let dash = rest.firstIndex(of: "-"), let pid = pid_t(rest[..<dash]), pid > 0 else { continue }
+                if marker == asideMarker && !FileManager.default.fileExists(atPath: parent + "/" + name) { continue }
+                if kill(pid, 0) != 0 && errno == ESRCH { removeQuietly(parent + "/" + entry) }
             }
         }
     }

@@ -141,7 +141,7 @@ private func transcriptLines(_ text: String) -> [ScriptLine] {
         #expect(run("model save \(dir.appendingPathComponent("ckpt").path)", in: Session()) == [.done])
         #expect(!fm.fileExists(atPath: leftover), "a dead save's staging directory is removed")
         #expect(fm.fileExists(atPath: live), "a running save's is not")
-        #expect(fm.fileExists(atPath: other), "nor one for another name")
+        #expect(!fm.fileExists(atPath: other), "a dead save's for another name in the same directory is removed too")
     }
 }
 
