@@ -1,6 +1,7 @@
 // Typed settings: `set NAME VALUE`, `show`.
 
 import Numerics
+import RL
 
 /// A setting the session keeps: its name, what it accepts, its default and one line of help.
 /// Modules add theirs (temperature, top_p, …) by defining a `Setting` and listing it in
@@ -12,14 +13,19 @@ public struct Setting: Sendable {
     public var help: String
     /// A check beyond the kind, run before the value is stored (nil: none).
     public var validate: (@Sendable (Value) throws(LabError) -> Void)?
+    /// Where the value goes in the trainer's settings, typed (nil: the session reads it
+    /// itself). The trainer receives values, never text to parse again.
+    public var trainer: (@Sendable (Value, inout RLSettings) -> Void)?
 
     public init(name: String, kind: ValueKind, default defaultValue: Value, help: String,
-                validate: (@Sendable (Value) throws(LabError) -> Void)? = nil) {
+                validate: (@Sendable (Value) throws(LabError) -> Void)? = nil,
+                trainer: (@Sendable (Value, inout RLSettings) -> Void)? = nil) {
         self.name = name
         self.kind = kind
         self.defaultValue = defaultValue
         self.help = help
         self.validate = validate
+        self.trainer = trainer
     }
 }
 

@@ -18,6 +18,11 @@ public enum ValueKind: Sendable {
     case toggle
     /// A number format: fp32 bf16 fp16 e4m3 e5m2 or any eXmY.
     case format
+    /// One of the names, or an alias standing for one (`tis` for `token-tis`); the value is
+    /// the name the alias stands for.
+    case named([String], aliases: [String: String])
+    /// The keyword (`auto`, `dynamic`), or a value of the other kind.
+    indirect case keywordOr(String, ValueKind)
     /// A path to a file or directory, checked when the command uses it.
     case path(PathUse)
     /// Any word.
@@ -42,7 +47,8 @@ public enum ValueKind: Sendable {
         case .real(let r):
             if r.upperBound == .greatestFiniteMagnitude { return "a number ≥ \(numberText(r.lowerBound))" }
             return "a number in \(numberText(r.lowerBound))…\(numberText(r.upperBound))"
-        case .choice(let names): return "one of " + names.joined(separator: ", ")
+        case .choice(let names), .named(let names, _): return "one of " + names.joined(separator: ", ")
+        case .keywordOr(let keyword, let kind): return "\(keyword) or \(kind.accepted)"
         case .toggle: return "on or off"
         case .format: return "a number format (\(NumberFormat.acceptedNames))"
         case .path(.readFile): return "a readable file"
@@ -57,7 +63,8 @@ public enum ValueKind: Sendable {
         switch self {
         case .integer: return "N"
         case .real: return "X"
-        case .choice(let names): return names.joined(separator: "|")
+        case .choice(let names), .named(let names, _): return names.joined(separator: "|")
+        case .keywordOr(let keyword, let kind): return "\(keyword)|\(kind.placeholder)"
         case .toggle: return "on|off"
         case .format: return "FORMAT"
         case .path(.directory): return "DIR"
@@ -75,6 +82,14 @@ public enum ValueKind: Sendable {
         case .real(let range):
             guard let x = Double(word), x.isFinite, range.contains(x) else { throw ValueError(word: word, kind: self) }
             return .real(x)
+        case .named(let names, let aliases):
+            let lowered = word.lowercased()
+            if names.contains(lowered) { return .text(lowered) }
+            if let name = aliases[lowered] { return .text(name) }
+            throw ValueError(word: word, kind: self, suggestion: closestMatch(to: lowered, among: names))
+        case .keywordOr(let keyword, let kind):
+            if word.lowercased() == keyword { return .text(keyword) }
+            do { return try kind.parse(word) } catch { throw ValueError(word: word, kind: self) }
         case .choice(let names):
             guard names.contains(word) else {
                 throw ValueError(word: word, kind: self, suggestion: closestMatch(to: word, among: names))
@@ -101,7 +116,8 @@ public enum ValueKind: Sendable {
     /// The values worth offering for completion (files are completed by the completer).
     var candidates: [String] {
         switch self {
-        case .choice(let names): return names
+        case .choice(let names), .named(let names, _): return names
+        case .keywordOr(let keyword, _): return [keyword]
         case .toggle: return ["on", "off"]
         case .format: return NumberFormat.named.map(\.name)
         default: return []
@@ -150,6 +166,21 @@ public enum Value: Sendable, Equatable, CustomStringConvertible {
         case .toggle(let on): return on ? "on" : "off"
         case .format(let f): return f.name
         }
+    }
+
+    /// A number's value (an integer as a Double); a programming error for other kinds.
+    public var number: Double {
+        switch self {
+        case .integer(let n): return Double(n)
+        case .real(let x): return x
+        default: preconditionFailure("not a number: \(self)")
+        }
+    }
+
+    /// An integer's value; a programming error for other kinds.
+    public var integer: Int {
+        guard case .integer(let n) = self else { preconditionFailure("not an integer: \(self)") }
+        return n
     }
 
     /// The value in a JSON report.

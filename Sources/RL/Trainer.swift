@@ -120,13 +120,6 @@ public final class Trainer {
         pretrainScaler.configure(new.lossScaler)
     }
 
-    /// `set NAME VALUE` for one RL setting.
-    public func set(_ name: String, _ value: String) throws(NumericsError) {
-        var s = settings
-        try s.set(name, value)
-        try setSettings(s)
-    }
-
     public func setPretrainSettings(_ new: PretrainSettings) throws(NumericsError) {
         try new.validate()
         pretrainSettings = new

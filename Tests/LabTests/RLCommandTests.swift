@@ -37,10 +37,15 @@ import Testing
 
     @Test func badRLInputChangesNothing() {
         let s = session()
-        #expect(failure("set lr -1", in: s).contains("lr must be in (0, 1]"))
-        #expect(failure("set samples 0", in: s).contains("samples must be between 1 and 1024"))
+        #expect(failure("set lr -1", in: s) == "set: lr must be a number in 0…1, not '-1'")
+        #expect(failure("set lr 0", in: s).contains("lr must be in (0, 1] (got 0.0)"))
+        #expect(failure("set samples 0", in: s) == "set: samples must be an integer in 1…1024, not '0'")
         #expect(failure("set token_cap 0.5", in: s).contains("at least 1"))
-        #expect(failure("set algo grpoo", in: s).contains("unknown algorithm"))
+        #expect(failure("set algo grpoo", in: s) == "set: algo must be one of pg, grpo, drgrpo, gspo, token-tis, seq-tis, seq-mis, pg-seq-is, not 'grpoo'; did you mean 'grpo'?")
+        #expect(runOne("set algo tis", in: s).lines == ["algo = token-tis"], "an alias stands for its name")
+        #expect(failure("set max_len 0", in: s).contains("max_len must be auto or an integer in 1…192"))
+        #expect(failure("set loss_scale fast", in: s).contains("loss_scale must be dynamic or a number in 1…"))
+        run("set algo grpo", in: s)
         #expect(failure("task division", in: s).contains("division"))
         #expect(s.settings.text("lr") == "0.0003")
         #expect(runOne("task", in: s).lines == ["task: addition digits=3; sanity set: 541 prompts"])

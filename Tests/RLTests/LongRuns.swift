@@ -45,11 +45,23 @@ import RL
                                     backend: backend)
             let trainer = try Trainer(policy: policy, seed: BaseModel.seed)
             try trainer.restore(from: checkpoint)
+            // PLAB_RL_SET="lr=1e-3 samples=4": numeric settings by their shell names.
+            var s = trainer.settings
             for pair in (environment("PLAB_RL_SET") ?? "").split(separator: " ") {
                 let kv = pair.split(separator: "=").map(String.init)
-                try trainer.set(kv[0], kv[1])
+                guard kv.count == 2, let x = Double(kv[1]) else { throw NumericsError.invalidArgument("PLAB_RL_SET: '\(pair)'") }
+                switch kv[0] {
+                case "lr": s.learningRate = x
+                case "samples": s.samplesPerPrompt = Int(x)
+                case "prompts": s.promptsPerStep = Int(x)
+                case "token_cap": s.tokenCap = x
+                case "seq_cap": s.sequenceCap = x
+                case "temperature": s.temperature = x
+                default: throw NumericsError.invalidArgument("PLAB_RL_SET: '\(kv[0])' is not one of lr samples prompts token_cap seq_cap temperature")
+                }
             }
-            log("run \(preset.rawValue) \(algorithm.rawValue) " + trainer.settings.values.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+            try trainer.setSettings(s)
+            log("run \(preset.rawValue) \(algorithm.rawValue) " + String(describing: trainer.settings))
             let extra = Int(environment("PLAB_RL_EXTRA") ?? "\(maxSteps)")!
             let run = try trainer.sanityRun(preset: preset, algorithm: algorithm, maxSteps: maxSteps, extra: extra, progress: { m in
                 log("\(preset.rawValue) \(JSONValue.object(m.json(timing: true)).serialized)")

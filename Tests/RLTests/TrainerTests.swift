@@ -95,7 +95,9 @@ extension JSONObject {
         let saved = first.snapshot()
         // In memory.
         let resumed = try Trainer(policy: try makePolicy(preset, weights: freshWeights(seed: 1, config: smallConfig)), seed: 999)
-        try resumed.set("lr", "0.5")
+        var faster = resumed.settings
+        faster.learningRate = 0.5
+        try resumed.setSettings(faster)
         try resumed.restore(saved)
         var inMemory = got
         for _ in 0..<3 { inMemory.append(try resumed.step().json().line) }
@@ -122,18 +124,23 @@ extension JSONObject {
     @Test func badSettingsRejected() throws {
         let t = try smallTrainer()
         let before = t.settings
-        for (name, value, needle) in [("lr", "-1", "lr"), ("samples", "0", "samples"), ("token_cap", "0.5", "token_cap"),
-                                      ("seq_cap", "0", "seq_cap"), ("prompts", "0", "prompts"), ("temperature", "0", "temperature"),
-                                      ("top_p", "1.5", "top_p"), ("clip_low", "1", "clip_low"), ("minibatches", "0", "minibatches"),
-                                      ("minibatches", "17", "minibatches"), ("lr", "abc", "lr"), ("algo", "ppo2", "algorithm"),
-                                      ("loss_agg", "sum", "aggregation"), ("advantage", "zscore", "advantage"),
-                                      ("max_len", "100", "positions"), ("learning_rate", "1", "unknown RL setting"),
-                                      ("loss_scale", "0", "loss_scale"), ("scale_growth_interval", "0", "scale_growth_interval")] {
+        // Words the shell refuses before they reach the trainer (`set lr abc`, `set algo ppo2`)
+        // are tested in LabTests; here every typed value out of range.
+        let cases: [(String, @Sendable (inout RLSettings) -> Void)] = [
+            ("lr", { $0.learningRate = -1 }), ("samples", { $0.samplesPerPrompt = 0 }), ("token_cap", { $0.tokenCap = 0.5 }),
+            ("seq_cap", { $0.sequenceCap = 0 }), ("prompts", { $0.promptsPerStep = 0 }), ("temperature", { $0.temperature = 0 }),
+            ("top_p", { $0.topP = 1.5 }), ("clip_low", { $0.clipLow = 1 }), ("minibatches", { $0.minibatches = 0 }),
+            ("minibatches", { $0.minibatches = 17 }), ("lr", { $0.learningRate = .nan }), ("positions", { $0.maxResponseLength = 100 }),
+            ("loss_scale", { $0.lossScaler.initialScale = 0 }), ("scale_growth_interval", { $0.lossScaler.growthInterval = 0 }),
+        ]
+        for (needle, change) in cases {
+            var s = t.settings
+            change(&s)
             do {
-                try t.set(name, value)
-                Issue.record("set \(name) \(value) was accepted")
+                try t.setSettings(s)
+                Issue.record("\(needle): the bad value was accepted")
             } catch {
-                #expect("\(error)".contains(needle), "set \(name) \(value): \(error)")
+                #expect("\(error)".contains(needle), "\(needle): \(error)")
             }
             #expect(t.settings == before)
         }

@@ -9,15 +9,18 @@ import Numerics
 
 extension Setting {
     public static let temperature = Setting(name: "temperature", kind: .real(0.01...100), default: .real(1),
-                                            help: "sampling temperature of the rollout engine (π is computed at the same temperature)")
+                                            help: "sampling temperature of the rollout engine (π is computed at the same temperature)",
+                                            trainer: { $1.temperature = $0.number })
     public static let topP = Setting(name: "top_p", kind: .real(0.001...1), default: .real(1),
-                                     help: "nucleus sampling: keep the most likely tokens up to this probability mass")
+                                     help: "nucleus sampling: keep the most likely tokens up to this probability mass",
+                                     trainer: { $1.topP = $0.number })
     public static let topK = Setting(name: "top_k", kind: .integer(0...100_000), default: .integer(0),
                                      help: "keep only the k most likely tokens (0: no limit)")
     public static let maxNew = Setting(name: "max_new", kind: .integer(1...4096), default: .integer(32),
                                        help: "longest response in tokens")
     public static let prompts = Setting(name: "prompts", kind: .integer(1...4096), default: .integer(64),
-                                        help: "prompts per rollout and per RL step")
+                                        help: "prompts per rollout and per RL step",
+                                        trainer: { if case .integer(let n) = $0 { $1.promptsPerStep = n } })
 }
 
 extension Session {

@@ -9,42 +9,75 @@ extension Topic {
     public static let rl = Topic("RL fine-tuning", order: 50)
 }
 
-/// The RL settings `set` and `show` carry, beyond those the shell already has (`prompts`,
-/// `temperature` and `top_p` are shared with `rollout`). Each is checked by `RLSettings`.
-let rlSettingNames = RLSettings.names.filter { !["prompts", "temperature", "top_p"].contains($0) }
-
 extension Setting {
-    /// One RL setting, validated by `RLSettings.set` on a default copy.
-    static func rl(_ name: String) -> Setting {
-        let defaults = RLSettings()
-        let value = defaults.values.first { $0.0 == name }!.1
-        let initial = name == "loss_scale" ? "dynamic" : value
-        return Setting(name: name, kind: .text, default: .text(initial), help: rlSettingHelp[name] ?? "RL setting") { v throws(LabError) in
+    /// An RL setting: declared once with its kind, default and help; `apply` puts its typed
+    /// value into the trainer's `RLSettings`. A value is also checked by `RLSettings.validate`
+    /// on the defaults, which holds the exact ranges and their messages.
+    static func rl(_ name: String, _ kind: ValueKind, _ defaultValue: Value, _ help: String,
+                   apply: @escaping @Sendable (Value, inout RLSettings) -> Void) -> Setting {
+        Setting(name: name, kind: kind, default: defaultValue, help: help, validate: { value throws(LabError) in
             var s = RLSettings()
-            do { try s.set(name, v.description) } catch let error as NumericsError { throw LabError(error.description) } catch { throw LabError("\(error)") }
-        }
+            apply(value, &s)
+            do throws(NumericsError) { try s.validate() } catch { throw LabError(error.description) }
+        }, trainer: apply)
     }
 
-    /// All RL settings, in `RLSettings.names` order.
-    public static let rlSettings: [Setting] = rlSettingNames.map { Setting.rl($0) }
+    /// The RL settings `set` and `show` carry, beyond those shared with `rollout` (`prompts`,
+    /// `temperature`, `top_p`, which also go to the trainer).
+    public static let rlSettings: [Setting] = {
+        let d = RLSettings()
+        let algorithmAliases = ["reinforce": "pg", "ppo": "grpo", "dr-grpo": "drgrpo", "dr.grpo": "drgrpo",
+                                "tis": "token-tis", "mis": "seq-mis", "seq-is": "pg-seq-is", "token_tis": "token-tis",
+                                "seq_tis": "seq-tis", "seq_mis": "seq-mis", "pg_seq_is": "pg-seq-is"]
+        let aggregationAliases = ["drgrpo": "constant", "seq-mean-token-sum-norm": "constant"]
+        let advantageAliases = ["group-normalised": "group", "group-normalized": "group", "normalised": "group",
+                                "normalized": "group", "std": "group", "mean-only": "mean", "none": "raw"]
+        let unit = 0.0...1.0, positive = 0.0...Double.greatestFiniteMagnitude
+        return [
+            .rl("algo", .named(Algorithm.allCases.map(\.rawValue), aliases: algorithmAliases), .text(d.algorithm.rawValue),
+                "RL algorithm: pg grpo drgrpo gspo token-tis seq-tis seq-mis pg-seq-is (help algo)") {
+                $1.algorithm = Algorithm(rawValue: $0.description)! },
+            .rl("samples", .integer(1...1024), .integer(d.samplesPerPrompt), "samples per prompt in an RL step (the group size)") {
+                $1.samplesPerPrompt = $0.integer },
+            .rl("lr", .real(unit), .real(d.learningRate), "AdamW learning rate") { $1.learningRate = $0.number },
+            .rl("max_len", .keywordOr("auto", .integer(1...192)), .text("auto"),
+                "longest response in an RL step, or auto (the task's longest answer + 4)") {
+                $1.maxResponseLength = $0 == .text("auto") ? nil : $0.integer },
+            .rl("minibatches", .integer(1...Int.max), .integer(d.minibatches),
+                "updates per rollout batch (PPO-style; later ones use π_θ ≠ π_old)") { $1.minibatches = $0.integer },
+            .rl("clip_low", .real(unit), .real(d.clipLow), "PPO clip ε below 1") { $1.clipLow = $0.number },
+            .rl("clip_high", .real(positive), .real(d.clipHigh), "PPO clip ε above 1") { $1.clipHigh = $0.number },
+            .rl("gspo_clip_low", .real(unit), .real(d.gspoClipLow), "GSPO sequence-ratio clip below 1") { $1.gspoClipLow = $0.number },
+            .rl("gspo_clip_high", .real(positive), .real(d.gspoClipHigh), "GSPO sequence-ratio clip above 1") { $1.gspoClipHigh = $0.number },
+            .rl("token_cap", .real(positive), .real(d.tokenCap), "cap C of token-level importance weights (TIS)") { $1.tokenCap = $0.number },
+            .rl("seq_cap", .real(positive), .real(d.sequenceCap), "cap C of sequence-level weights (TIS, MIS, PG-Seq-IS)") {
+                $1.sequenceCap = $0.number },
+            .rl("loss_agg", .named(LossAggregation.allCases.map(\.rawValue), aliases: aggregationAliases), .text(d.aggregation.rawValue),
+                "loss aggregation: token-mean seq-mean-token-sum seq-mean-token-mean constant") {
+                $1.aggregation = LossAggregation(rawValue: $0.description)! },
+            .rl("advantage", .named(AdvantageMode.allCases.map(\.rawValue), aliases: advantageAliases), .text(d.advantage.rawValue),
+                "advantage: group (normalised), mean (R − mean), raw") { $1.advantage = AdvantageMode(rawValue: $0.description)! },
+            .rl("grad_clip", .real(positive), .real(d.gradClip), "global gradient-norm clip (0: off)") { $1.gradClip = $0.number },
+            .rl("weight_decay", .real(unit), .real(d.weightDecay), "AdamW weight decay") { $1.weightDecay = $0.number },
+            .rl("beta1", .real(unit), .real(d.beta1), "AdamW β1") { $1.beta1 = $0.number },
+            .rl("beta2", .real(unit), .real(d.beta2), "AdamW β2") { $1.beta2 = $0.number },
+            .rl("adam_eps", .real(positive), .real(d.adamEpsilon), "AdamW ε") { $1.adamEpsilon = $0.number },
+            .rl("loss_scale", .keywordOr("dynamic", .real(1...0x1p100)), .text("dynamic"),
+                "FP16 loss scale: dynamic (starts from 2^16), or a number for a static scale") {
+                if $0 == .text("dynamic") {
+                    // Dynamic scaling starts from 2^16 whatever static scale was set before.
+                    $1.lossScaler.initialScale = LossScalerSettings().initialScale
+                    $1.lossScaler.isStatic = false
+                } else {
+                    $1.lossScaler.initialScale = $0.number
+                    $1.lossScaler.isStatic = true
+                }
+            },
+            .rl("scale_growth_interval", .integer(1...Int.max), .integer(d.lossScaler.growthInterval),
+                "clean steps before the dynamic loss scale doubles") { $1.lossScaler.growthInterval = $0.integer },
+        ]
+    }()
 }
-
-let rlSettingHelp: [String: String] = [
-    "algo": "RL algorithm: pg grpo drgrpo gspo token-tis seq-tis seq-mis pg-seq-is (help algo)",
-    "samples": "samples per prompt in an RL step (the group size)",
-    "lr": "AdamW learning rate",
-    "max_len": "longest response in an RL step, or auto (the task's longest answer + 4)",
-    "minibatches": "updates per rollout batch (PPO-style; later ones use π_θ ≠ π_old)",
-    "clip_low": "PPO clip ε below 1", "clip_high": "PPO clip ε above 1",
-    "gspo_clip_low": "GSPO sequence-ratio clip below 1", "gspo_clip_high": "GSPO sequence-ratio clip above 1",
-    "token_cap": "cap C of token-level importance weights (TIS)", "seq_cap": "cap C of sequence-level weights (TIS, MIS, PG-Seq-IS)",
-    "loss_agg": "loss aggregation: token-mean seq-mean-token-sum seq-mean-token-mean constant",
-    "advantage": "advantage: group (normalised), mean (R − mean), raw",
-    "grad_clip": "global gradient-norm clip (0: off)", "weight_decay": "AdamW weight decay",
-    "beta1": "AdamW β1", "beta2": "AdamW β2", "adam_eps": "AdamW ε",
-    "loss_scale": "FP16 loss scale: dynamic (starts from 2^16), or a number for a static scale",
-    "scale_growth_interval": "clean steps before the dynamic loss scale doubles",
-]
 
 extension Session {
     /// The trainer around the live model, with the session's seed and RL settings applied.
@@ -52,14 +85,7 @@ extension Session {
         let trainer = lab.trainer
         if trainer.seed != seed { try trainer.setSeed(seed) }
         var s = trainer.settings
-        for name in rlSettingNames {
-            var text = settings.text(name)
-            if name == "loss_scale", text.hasPrefix("dynamic") { text = "dynamic" }
-            try s.set(name, text)
-        }
-        try s.set("prompts", String(settings.integer("prompts")))
-        try s.set("temperature", String(settings.real("temperature")))
-        try s.set("top_p", String(settings.real("top_p")))
+        for setting in settings.definitions { setting.trainer?(settings[setting.name], &s) }
         if s != trainer.settings { try trainer.setSettings(s) }
         return trainer
     }
