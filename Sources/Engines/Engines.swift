@@ -55,6 +55,17 @@ public struct RolloutBatch: Sendable {
 
     public var sequences: [[Int32]] { zip(prompts, responses).map { $0 + $1 } }
     public var count: Int { prompts.count }
+
+    /// The sequences in `range`, in order.
+    public func subset(_ range: Range<Int>) -> RolloutBatch {
+        var sub = self
+        sub.prompts = Array(prompts[range])
+        sub.responses = Array(responses[range])
+        sub.logMu = Array(logMu[range])
+        sub.distributions = Array(distributions[range])
+        sub.finished = Array(finished[range])
+        return sub
+    }
 }
 
 /// Log-softmax at temperature T from log-probabilities at temperature 1, in double

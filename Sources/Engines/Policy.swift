@@ -137,8 +137,7 @@ public final class Policy {
             let promptLength = batch.prompts[s].count
             var train: [Float] = [], trainFull: [Float] = []
             for (j, token) in batch.responses[s].enumerated() {
-                // The row predicting response token j is the one before it.
-                let row = packed.starts[s] + promptLength - 1 + j
+                let row = packed.row(predicting: j, of: s, after: promptLength)
                 let dist = temperatureLogProbs(fw.logProbs[(row * v)..<((row + 1) * v)], temperature: temperature)
                 train.append(Float(dist[Int(token)]))
                 trainFull += dist.map { Float($0) }

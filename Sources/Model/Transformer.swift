@@ -115,6 +115,12 @@ public struct PackedBatch: Sendable {
 
     public var rows: Int { tokens.count }
     public var sequenceCount: Int { starts.count - 1 }
+
+    /// The row whose next-token distribution predicts token j of the continuation of
+    /// sequence s after its first `promptLength` tokens: the row just before that token.
+    public func row(predicting j: Int, of s: Int, after promptLength: Int) -> Int {
+        starts[s] + promptLength - 1 + j
+    }
 }
 
 /// What the forward pass keeps for the backward pass, per layer.

@@ -70,6 +70,13 @@ public struct StepMetrics: Sendable, Equatable {
     public var skipReason: String?
     /// Where the first skipped update's inf/NaN appeared; nil when none was skipped.
     public var skipCause: SkipCause? = nil
+
+    /// Records why the step's first skipped update was skipped (later ones keep the first).
+    mutating func noteSkip(_ reason: String, cause: SkipCause) {
+        guard skipReason == nil else { return }
+        skipReason = reason
+        skipCause = cause
+    }
     /// Steps in a row, this one included, that applied no update (0 when this one did).
     public var skippedInARow = 0
     /// When steps keep being skipped: why, and what would cure it.
