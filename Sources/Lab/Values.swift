@@ -168,6 +168,16 @@ func expandTilde(_ path: String) -> String {
     return NSHomeDirectory() + path.dropFirst()
 }
 
+/// The directory a path names its file in: what comes before its last `/` (`/` itself for
+/// `/x`), or `.` for a bare name. (Not `NSString.deletingLastPathComponent`, which traps on
+/// a one-character name such as `x` in the Foundation of Swift 6.3 on Linux.)
+func parentDirectory(of path: String) -> String {
+    var trimmed = Substring(path)
+    while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+    guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+    return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+}
+
 /// Why `path` cannot be used as `use`, or nil when it can.
 func pathProblem(_ path: String, _ use: ValueKind.PathUse) -> String? {
     let fm = FileManager.default
@@ -181,8 +191,7 @@ func pathProblem(_ path: String, _ use: ValueKind.PathUse) -> String? {
     case .writeFile:
         if exists && isDirectory.boolValue { return "it is a directory" }
         if exists && !fm.isWritableFile(atPath: path) { return "permission denied" }
-        let parent = (path as NSString).deletingLastPathComponent
-        let dir = parent.isEmpty ? "." : parent
+        let dir = parentDirectory(of: path)
         var parentIsDirectory: ObjCBool = false
         if !fm.fileExists(atPath: dir, isDirectory: &parentIsDirectory) || !parentIsDirectory.boolValue {
             return "no such directory '\(dir)'"
