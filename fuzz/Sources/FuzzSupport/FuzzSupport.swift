@@ -129,11 +129,11 @@ extension Registry {
 /// milliseconds of work.
 ///
 /// Work is estimated as (parameters + `tokenOverhead`) × tokens processed × passes, and
-/// refused above `maxWork`: the tiny base model of the sandbox rolls out the default 64
-/// prompts within it, the default shape (191,296 parameters) only a few.
+/// refused above `maxWork`: the tiny base model of the sandbox (508 parameters) rolls out
+/// the default 64 prompts within it, the default shape (191,296) one prompt.
 public enum FuzzBudget {
     /// The most work a command may do (see above).
-    public static let maxWork = 10_000_000
+    public static let maxWork = 20_000_000
     /// The most additions `accumulate` may make.
     public static let maxAdditions = 200_000
     /// The largest model `model new` may make.
@@ -188,7 +188,7 @@ public enum FuzzBudget {
             let tokens = taskTokens(response: settings.integer("max_new"))
             return work(sequences: arguments.integer("N") ?? settings.integer("prompts"), tokens: tokens, passes: 2)
         case "compare":
-            let presets = max(1, arguments.texts("PRESET").count)
+            let presets = max(1, arguments.texts("ENGINES").count)
             let prompts = arguments.integer("prompts") ?? settings.integer("prompts")
             return work(sequences: presets * prompts, tokens: taskTokens(response: settings.integer("max_new")), passes: 2)
         case "eval":
