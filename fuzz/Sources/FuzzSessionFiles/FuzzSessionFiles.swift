@@ -3,7 +3,8 @@
 // The input is the file. `readLines` must agree with a plain reading of the bytes (lines
 // split at \n, a \r before it dropped, a last line without \n kept; NUL bytes, bad UTF-8
 // and over-long lines refused); then up to 16 lines run in a fresh session of the guarded
-// registry, and the file is sourced when it is that short.
+// registry, going on after failures, which must name lines of the file in order; a file of
+// up to 4 lines is also sourced.
 
 import Foundation
 import FuzzSupport
@@ -26,9 +27,13 @@ public func fuzzSessionFiles(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
         require(lines.map(\.text) == expected, "readLines read \(lines.map(\.text)); expected \(expected)")
         require(lines.enumerated().allSatisfy { $0.element.number == $0.offset + 1 }, "line numbers are not 1, 2, …")
 
-        let session = Session(registry: .fuzzing)
-        _ = session.run(Array(lines.prefix(16)), to: CollectedOutput(), keepGoing: true)
-        if lines.count <= 16 {
+        let run = Array(lines.prefix(16))
+        let result = Session(registry: .fuzzing).run(run, to: CollectedOutput(), keepGoing: true)
+        let failed = result.failures.map(\.line)
+        require(failed == failed.sorted() && Set(failed).count == failed.count && Set(failed).isSubset(of: run.map(\.number)),
+                "the failures of a run name lines \(failed), not lines of the file in order")
+        // A short file is sourced too: nested, stopping at its first failure.
+        if lines.count <= 4 {
             _ = Session(registry: .fuzzing).execute("source fuzz.plab", to: CollectedOutput())
         }
     }
