@@ -5,7 +5,7 @@ import Lab
 /// Lines the fuzz targets (fuzz/, scripts/fuzz) found to crash plab or to break what it
 /// promises. Each input is also kept in fuzz/regressions/TARGET/, which scripts/fuzz runs
 /// before fuzzing.
-@Suite struct FuzzRegressionTests {
+@Suite struct ShellFuzzRegressionTests {
     /// fuzz/regressions/commands/record-one-letter-file: checking `record x` trapped in
     /// Foundation (NSString.deletingLastPathComponent of a one-character name).
     @Test func aOneLetterFileNameIsCheckedWithoutTrapping() throws {

@@ -51,20 +51,6 @@ import Testing
         #expect(message("").contains("unknown format ''"))
         #expect(message("e٣m٢").contains("unknown format")) // non-ASCII digits
     }
-
-    /// Found by fuzzing (fuzz/regressions/numbers/format-name-with-leading-zeros): `e04m3`
-    /// gave an IEEE-style format also named "e4m3", and `e8m07` one named "e8m7" that was
-    /// not bf16. Every spelling of a format gives that format; its name reads back as it.
-    @Test func everySpellingOfANamedFormatIsThatFormat() throws {
-        #expect(try NumberFormat.parse("e04m3") == .e4m3)
-        #expect(try NumberFormat.parse("e8m07") == .bf16)
-        #expect(try NumberFormat.parse("e+5m2") == .e5m2)
-        #expect(try NumberFormat.parse("e8m0000000000000000000000000007") == .bf16)
-        for text in ["e05m10", "e3m02", "e8m0", "E8M23", "e4m3fn", "half", "e2m1"] {
-            let format = try NumberFormat.parse(text)
-            #expect(try NumberFormat.parse(format.name) == format, "\(text) is named \(format.name)")
-        }
-    }
 }
 
 /// Every code of the small formats: decode agrees with the definition, and rounding a
