@@ -11,7 +11,7 @@ let nativeCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
 let nativeCPU: [SwiftSetting] = []
 #endif
 
-let package = Package(
+var package = Package(
     name: "PrecisionLab",
     platforms: [.macOS(.v13)],
     products: [
@@ -117,3 +117,14 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Coverage-guided fuzz targets (fuzz/, scripts/fuzz), in the manifest only when PLAB_FUZZ is
+// set: they are libFuzzer entry points with no main of their own, so they link only with
+// `--sanitize fuzzer`, and the normal build and tests never see them.
+if Context.environment["PLAB_FUZZ"] != nil {
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["Lab", "Model", "Numerics", "RL"], path: "fuzz/Sources/FuzzSupport"))
+    for name in ["FuzzCommands", "FuzzSessionFiles", "FuzzTranscripts", "FuzzCheckpoint", "FuzzNumbers"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Lab", "Model", "Numerics"],
+                                                 path: "fuzz/Sources/\(name)"))
+    }
+}

@@ -36,21 +36,23 @@ public enum Words {
         return (scan.words, scan.partial?.text ?? "")
     }
 
-    private static func scan(_ line: String) -> (words: [Word], partial: Word?, openQuote: Character?) {
+    /// Runs over Unicode scalars, not characters: a combining mark after a space, quote or
+    /// backslash would otherwise join it into one character that is none of them.
+    private static func scan(_ line: String) -> (words: [Word], partial: Word?, openQuote: Unicode.Scalar?) {
         var words: [Word] = []
         var current: Word?
-        var quote: Character?
+        var quote: Unicode.Scalar?
         var escaped = false
-        for c in line {
+        for c in line.unicodeScalars {
             if escaped {
-                current!.text.append(c)
+                current!.text.unicodeScalars.append(c)
                 escaped = false
                 continue
             }
             if let q = quote {
                 if c == q { quote = nil }
                 else if c == "\\" && q == "\"" { escaped = true }
-                else { current!.text.append(c) }
+                else { current!.text.unicodeScalars.append(c) }
                 continue
             }
             switch c {
@@ -65,7 +67,7 @@ public enum Words {
                 if current == nil { current = Word("") }
             default:
                 if current == nil { current = Word("") }
-                current!.text.append(c)
+                current!.text.unicodeScalars.append(c)
             }
         }
         if escaped { current!.text.append("\\") }  // a trailing backslash stands for itself

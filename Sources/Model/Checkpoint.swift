@@ -910,14 +910,21 @@ extension CheckpointIO {
         }
         let tensors = try SafeTensorsFile.parse(modelFile.source(), limits: limits,
                                                 include: { !Checkpoint.isIgnoredTensor($0) })
-        var weights = ModelWeights(config: config)
-        let expected = Set(weights.slots.map(\.name))
+        // Every tensor is checked before the weights are allocated (the file holds them then),
+        // and the layout's names only once the file can hold that many: a few bytes of
+        // config.json must not make the loader fill gigabytes with zeros, or name millions
+        // of layers.
+        guard config.numHiddenLayers <= tensors.count else {
+            throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but \(CheckpointFile.model) holds only \(tensors.count) tensors (9 a layer)")
+        }
+        let slots = ModelWeights.layout(of: config)
+        let expected = Set(slots.map(\.name))
         let tiedHead = config.tieWordEmbeddings ? "lm_head.weight" : nil
         let unexpected = tensors.names.filter { !expected.contains($0) && $0 != tiedHead }
         if !unexpected.isEmpty {
             throw .invalidArgument("\(CheckpointFile.model) holds tensors a Llama model with this config.json has not: \(listed(unexpected))")
         }
-        for slot in weights.slots {
+        for slot in slots {
             guard let t = tensors[slot.name] else {
                 throw .invalidArgument("\(CheckpointFile.model) has no tensor '\(slot.name)' (shape \(slot.shape) expected from config.json)")
             }
@@ -925,6 +932,10 @@ extension CheckpointIO {
                 let defaults = ConfigDefault.summary(defaults).map { " (\($0))" } ?? ""
                 throw .invalidArgument("tensor '\(slot.name)' has shape \(t.shape) in \(CheckpointFile.model) but config.json implies \(slot.shape)\(defaults)")
             }
+        }
+        var weights = ModelWeights(config: config)
+        for slot in weights.slots {
+            let t = tensors[slot.name]!
             weights.data.withUnsafeMutableBufferPointer { dst in
                 t.values.withUnsafeBufferPointer { src in
                     (dst.baseAddress! + slot.offset).update(from: src.baseAddress!, count: slot.count)

@@ -23,14 +23,19 @@ public struct ModelWeights: Sendable {
     /// Zero-filled storage for a configuration.
     public init(config: LlamaConfig) {
         self.config = config
+        self.slots = ModelWeights.layout(of: config)
+        self.data = [Float](repeating: 0, count: slots.last.map { $0.offset + $0.count } ?? 0)
+    }
+
+    /// The slots `init(config:)` lays out, without allocating the storage.
+    public static func layout(of config: LlamaConfig) -> [TensorSlot] {
         var slots: [TensorSlot] = []
         var offset = 0
         for (name, rows, cols) in config.parameterShapes {
             slots.append(TensorSlot(name: name, rows: rows, cols: cols, offset: offset))
             offset += rows * cols
         }
-        self.slots = slots
-        self.data = [Float](repeating: 0, count: offset)
+        return slots
     }
 
     /// The slot of a named tensor.

@@ -76,8 +76,10 @@ public struct NumberFormat: Sendable, Hashable, CustomStringConvertible {
                 throw .invalidArgument(
                     "format '\(text)' is out of range: eXmY needs X in 2…8 and Y in 0…23 (every format must fit in float32)")
             }
-            if x == 5 && y == 2 { return .e5m2 }
-            return NumberFormat(name: "e\(x)m\(y)", exponentBits: x, mantissaBits: y)
+            // Written another way (`e04m3`, `e8m07`), a named format or alias is still itself.
+            let canonical = "e\(x)m\(y)"
+            if let f = named.first(where: { $0.name == canonical }) ?? aliases[canonical] { return f }
+            return NumberFormat(name: canonical, exponentBits: x, mantissaBits: y)
         }
         let candidates = named.map(\.name) + aliases.keys.sorted()
         let hint = closestMatch(to: key, among: candidates).map { "; did you mean \($0)?" } ?? ""
