@@ -68,7 +68,7 @@ public struct Registry: Sendable {
         ],
         settings: [.seed, .backend, .color, .temperature, .topP, .topK, .maxNew, .prompts] + Setting.rlSettings,
         promptParts: [.precision, .recording],
-        restorers: [.model]
+        restorers: [.model, .rollouts, .metrics]
     )
 }
 

@@ -168,6 +168,19 @@ private func transcriptLines(_ text: String) -> [ScriptLine] {
         #expect(replayError(header + "# state: nosuch\nplab> seed").hasPrefix("t.transcript:4: the header's '# state: nosuch' cannot run: unknown command"))
     }
 
+    @Test func recordingAfterARolloutWarnsThatTheReplayStartsElsewhere() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let session = Session()
+        run("set backend portable", "set max_new 4", "rollout 2", in: session)
+        let r = runOne("record \(dir.appendingPathComponent("t.transcript").path)", in: session)
+        #expect(r.lines.last == "warning: no command rebuilds the count of rollouts already drawn of this session, so a replay of this transcript starts without it")
+        run("record stop", in: session)
+        let fresh = Session()
+        #expect(runOne("record \(dir.appendingPathComponent("u.transcript").path)", in: fresh).lines.count == 1, "a fresh session records with no warning")
+        run("record stop", in: fresh)
+    }
+
     @Test func eachStateLineIsShownBeforeItRuns() throws {
         let text = header + "# state: precision preset fp16\nplab> seed\nseed = 0"
         var shown: [String] = []

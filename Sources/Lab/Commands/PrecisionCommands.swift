@@ -393,6 +393,19 @@ private func editEngines(_ which: String, _ context: CommandContext,
 }
 
 extension StateRestorer {
+    /// The rollouts the model has drawn: each draws prompts and samples from its own
+    /// stream, and no command sets that count, so a transcript recorded after a rollout
+    /// replays its rollouts from the first stream: `record` warns.
+    public static let rollouts = StateRestorer("the count of rollouts already drawn") { session in
+        guard let lab = session.labStorage, lab.rolloutCount > 0 else { return [] }
+        return nil
+    }
+
+    /// The metrics history: no command rebuilds its rows, so `record` warns when it has some.
+    public static let metrics = StateRestorer("the metrics history") { session in
+        session.metrics.count > 0 ? nil : []
+    }
+
     /// The live model and both engines' precision, as commands that rebuild them in a fresh
     /// session (which starts on the base model with the bf16 preset).
     public static let model = StateRestorer("the model and engines") { session in

@@ -78,7 +78,8 @@ extension Command {
         session.recorder = try TranscriptRecorder(path: session.files.forWriting(path), shownAs: path, header: header)
         context.print("recording to \(path)")
         if !header.unrestorable.isEmpty {
-            context.print("warning: no command rebuilds \(header.unrestorable.joined(separator: " and ")) of this session, so a replay of this transcript starts without it")
+            let missing = header.unrestorable
+            context.print("warning: no command rebuilds \(missing.joined(separator: " and ")) of this session, so a replay of this transcript starts without \(missing.count == 1 ? "it" : "them")")
         }
     }
 

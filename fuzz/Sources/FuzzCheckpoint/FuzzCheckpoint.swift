@@ -61,10 +61,13 @@ func firstRange(of needle: [UInt8], in haystack: [UInt8]) -> Range<Int>? {
 
 /// A config.json that reads must read back the same from the JSON the lab writes for it.
 func checkConfig(_ data: Data) {
-    guard let (config, tokens) = try? LlamaConfig.huggingFaceConfig(from: data) else { return }
+    guard let read = try? LlamaConfig.huggingFaceConfig(from: data) else { return }
+    let (config, tokens) = (read.config, read.specialTokens)
     do {
-        let (again, againTokens) = try LlamaConfig.huggingFaceConfig(from: config.huggingFaceJSON(specialTokens: tokens))
+        let back = try LlamaConfig.huggingFaceConfig(from: config.huggingFaceJSON(specialTokens: tokens))
+        let (again, againTokens) = (back.config, back.specialTokens)
         require(again == config && againTokens == tokens, "config.json does not survive a round trip: \(config) became \(again)")
+        require(back.defaults.isEmpty, "the config.json the lab writes lacks keys: \(back.defaults)")
     } catch {
         fatalError("the config.json written for \(config) does not read back: \(error)")
     }
