@@ -527,7 +527,13 @@ public func saveCheckpoint(_ checkpoint: Checkpoint, to directory: URL) throws(N
 /// `inv_freq` buffers are skipped; any other tensor is an error naming it. With tied
 /// embeddings `lm_head.weight` may be absent, or must equal the embedding exactly.
 /// Returns a complete new value or throws: nothing the caller holds is changed.
-public func loadCheckpoint(from directory: URL, limits: SafeTensorsLimits = .default) throws(NumericsError) -> Checkpoint {
+///
+/// `admit`, if given, sees the configuration from config.json and the size in bytes of
+/// lab_state.safetensors (0 when there is none) before any tensor is read; it throws to
+/// refuse the checkpoint (the lab checks that the model fits in memory).
+public func loadCheckpoint(from directory: URL, limits: SafeTensorsLimits = .default,
+                           admit: ((LlamaConfig, _ optimizerStateBytes: Int) throws(NumericsError) -> Void)? = nil)
+    throws(NumericsError) -> Checkpoint {
     // Open every file through one directory handle, then check that the path still names
     // that directory: if so, the files opened (and those found absent) are one save's,
     // and stay readable whatever happens to the path afterwards. If a save replaced the
@@ -542,7 +548,7 @@ public func loadCheckpoint(from directory: URL, limits: SafeTensorsLimits = .def
             throw error
         }
         if handle.wasReplaced() { continue }
-        return try CheckpointIO.load(files, limits: limits)
+        return try CheckpointIO.load(files, limits: limits, admit: admit)
     }
     throw .invalidArgument("\(directory.path) was replaced five times while being opened; is something saving to it in a loop?")
 }
@@ -750,7 +756,8 @@ extension CheckpointIO {
         }
     }
 
-    static func load(_ files: CheckpointFiles, limits: SafeTensorsLimits) throws(NumericsError) -> Checkpoint {
+    static func load(_ files: CheckpointFiles, limits: SafeTensorsLimits,
+                     admit: ((LlamaConfig, Int) throws(NumericsError) -> Void)? = nil) throws(NumericsError) -> Checkpoint {
         let dir = files.directory
         guard let configFile = files.config else {
             throw .invalidArgument("\(dir.path) has no \(CheckpointFile.config); a checkpoint directory holds \(CheckpointFile.config) and \(CheckpointFile.model) (found: \(listed(dir.listing())))")
@@ -759,6 +766,7 @@ extension CheckpointIO {
         guard let count = config.checkedParameterCount, count <= limits.maxTotalElements else {
             throw .invalidArgument("config.json describes a model of more than \(limits.maxTotalElements) parameters, the limit for loading")
         }
+        try admit?(config, files.labState?.size ?? 0)
 
         guard let modelFile = files.model else {
             let hint = dir.has("model.safetensors.index.json")

@@ -213,7 +213,9 @@ extension Command {
     ) { context in
         let lab = context.session.lab
         let preset = try Preset.parse(context.arguments.text("NAME")!)
-        try lab.policy.setEngines(preset.engines(for: lab.policy.config))
+        let pair = preset.engines(for: lab.policy.config)
+        try checkEngineMemory(pair, session: context.session)
+        try lab.policy.setEngines(pair)
         lab.presetName = preset.rawValue
         context.print("precision: \(preset.rawValue) — \(preset.summary); engine switches at their defaults")
     }
@@ -335,6 +337,7 @@ extension Command {
                 if which != "train" { try field.apply(value.description, to: &pair.rollout) }
                 if which != "rollout" { try field.apply(value.description, to: &pair.training) }
             }
+            try checkEngineMemory(pair, session: context.session)
             try lab.policy.setEngines(pair)
             lab.presetName = nil
             context.print(precisionTable(pair))
@@ -379,11 +382,20 @@ extension Command {
                 if which != "train" { try pair.rollout.sources.set(key, value.description) }
                 if which != "rollout" { try pair.training.sources.set(key, value.description) }
             }
+            try checkEngineMemory(pair, session: context.session)
             try lab.policy.setEngines(pair)
             lab.presetName = nil
             context.print(sourcesTable(pair))
         }
     }
+}
+
+/// Refuses a switch of engines whose new copies of the weights (built beside the live
+/// engines, which go only once the new ones stand) would not fit in memory.
+func checkEngineMemory(_ pair: EnginePair, session: Session) throws {
+    let config = session.lab.policy.config
+    try session.checkMemory(MemoryEstimate([("engine copies", MemoryEstimate.engineWeights(config, pair))]),
+                            advice: "free memory or use a smaller model")
 }
 
 extension StateRestorer {
