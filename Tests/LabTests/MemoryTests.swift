@@ -88,6 +88,15 @@ import Testing
         }
     }
 
+    /// More tokens than the model has positions: the rotary table ends at max_pos, and the
+    /// forward read past it (NaN drifts) before this was checked.
+    @Test func traceRefusesMoreTokensThanPositions() {
+        let s = session(available: Self.gib)
+        let tokens = Array(repeating: "1", count: 300).joined(separator: " ")
+        #expect(failure("trace <bos> \(tokens)", in: s) == "trace: 301 tokens exceed the model's 256 positions")
+        #expect(failure("score <bos> \(tokens)", in: s) == "score: 301 tokens exceed the model's 256 positions")
+    }
+
     @Test func aCheckpointTooLargeIsRefusedFromItsConfigBeforeAnyTensorIsRead() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

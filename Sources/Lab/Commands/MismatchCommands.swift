@@ -330,6 +330,9 @@ extension Command {
             guard let last = lab.lastRollout, last.count > 0 else { throw LabError("no tokens given and no rollout yet; run 'rollout' or give tokens") }
             tokens = last.sequences[0]
         }
+        guard tokens.count <= lab.policy.config.maxPositionEmbeddings else {
+            throw LabError("\(tokens.count) tokens exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions")
+        }
         try context.session.checkMemory(.scoring(lab.policy.config, tokens: tokens.count), advice: "trace fewer tokens")
         let rows = lab.policy.trace(tokens)
         context.report(["tokens": .array(tokens.map { .int(Int($0)) }),
