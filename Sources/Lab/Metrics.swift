@@ -9,17 +9,20 @@ import Mismatch
 ///
 ///     session.metrics.append(["step": 12, "reward": 0.75, "k3": 1.2e-4])
 ///
-/// Stored flat, a row's cells one Double per column known when it was appended (8 bytes a
-/// cell: an RL step's row of 15 numbers is 120 bytes), with the few absent cells listed
-/// apart. A row of its own dictionary took about 1.7 KB, and `step 10000` grew the process
-/// by 30% (BENCHMARKS.md, soak).
+/// Stored flat: a row's cells are one Double per column known when it was appended (an RL
+/// step's row of 15 numbers is 120 bytes), the few absent cells listed apart, in chunks that
+/// are filled and never moved — one growing array would leave each outgrown copy in the
+/// heap, which the lab keeps (`configureAllocator`). A dictionary per row took about 1.7 KB:
+/// `step 10000` grew the process by 30% (BENCHMARKS.md, soak).
 public struct MetricsHistory: Sendable, Equatable {
     public private(set) var columns: [String] = []
-    /// Row r's cells are cells[starts[r]..<starts[r+1]], column i at starts[r] + i.
-    private var cells: [Double] = []
+    /// Every row's cells in order, `chunkLength` to a chunk; row r's are the cells
+    /// starts[r]..<starts[r+1], column i at starts[r] + i.
+    private var chunks: [[Double]] = []
     private var starts: [Int] = [0]
-    /// Positions in `cells` of cells a row does not have (its row lacked that column).
+    /// Positions of cells a row does not have (its row lacked that column).
     private var absent: Set<Int> = []
+    private static let chunkLength = 8192
 
     public init() {}
 
@@ -28,8 +31,9 @@ public struct MetricsHistory: Sendable, Equatable {
     /// Row `r` (0-based) as column name → value, without the columns it lacks.
     public func row(_ r: Int) -> [String: Double] {
         var out: [String: Double] = [:]
-        for i in 0..<(starts[r + 1] - starts[r]) where !absent.contains(starts[r] + i) {
-            out[columns[i]] = cells[starts[r] + i]
+        for i in 0..<(starts[r + 1] - starts[r]) {
+            let p = starts[r] + i
+            if !absent.contains(p) { out[columns[i]] = chunks[p / Self.chunkLength][p % Self.chunkLength] }
         }
         return out
     }
@@ -48,21 +52,24 @@ public struct MetricsHistory: Sendable, Equatable {
     /// Appends one row; new keys become new columns (in the order given).
     public mutating func append(_ row: [(String, Double)]) {
         for (key, _) in row where !columns.contains(key) { columns.append(key) }
-        let start = cells.count
-        cells.append(contentsOf: repeatElement(0, count: columns.count))
-        var given = Set<Int>()
-        for (key, value) in row {
-            let i = columns.firstIndex(of: key)!
-            cells[start + i] = value
-            given.insert(i)
+        var cells = [Double?](repeating: nil, count: columns.count)
+        for (key, value) in row { cells[columns.firstIndex(of: key)!] = value }
+        var p = starts[starts.count - 1]
+        for cell in cells {
+            if p % Self.chunkLength == 0 {
+                chunks.append([])
+                chunks[chunks.count - 1].reserveCapacity(Self.chunkLength)
+            }
+            chunks[chunks.count - 1].append(cell ?? 0)
+            if cell == nil { absent.insert(p) }
+            p += 1
         }
-        for i in 0..<columns.count where !given.contains(i) { absent.insert(start + i) }
-        starts.append(cells.count)
+        starts.append(p)
     }
 
     public mutating func removeAll() {
         columns = []
-        cells = []
+        chunks = []
         starts = [0]
         absent = []
     }
