@@ -131,6 +131,7 @@ public final class Session {
         if !nested {
             Interruption.commandEnded()
             progressDisplay?.clear()  // a bar left by a command that stopped early
+            releaseFreePages()        // what the command freed is available to the next one
         }
         switch thrown {
         case nil:
