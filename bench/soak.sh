@@ -5,6 +5,12 @@
 #
 #   bench/soak.sh [STEPS] [INTERVAL] [OUT_DIR]       defaults: 10000 5 bench/soak-out
 #
+# Every step runs whole (rollout, recomputation, backward, AdamW, weight sync), but with a
+# learning rate of 1e-9 the policy stays as it was, and so do its response lengths and each
+# step's working set: what grows is what the steps leave behind. (At a learning rate that
+# changes the policy, responses lengthen or shorten and the working set with them.)
+# SOAK_LR sets another rate.
+#
 # Writes OUT_DIR/soak.plab (the session), transcript.txt (plab run's output), rss.csv
 # (seconds,steps,rss_kib) and summary.txt (also printed). PLAB names the executable (default
 # .build/release/plab), SOAK_BACKEND the backend (default portable). Exit status 0 when the
@@ -17,6 +23,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${3:-$root/bench/soak-out}
 plab=${PLAB:-$root/.build/release/plab}
 backend=${SOAK_BACKEND:-portable}
+lr=${SOAK_LR:-1e-9}
 
 case $steps in '' | *[!0-9]*) echo "soak: STEPS must be a positive integer, not '$steps'" >&2; exit 64 ;; esac
 case $interval in '' | *[!0-9]*) echo "soak: INTERVAL must be whole seconds, not '$interval'" >&2; exit 64 ;; esac
@@ -32,6 +39,7 @@ cat > "$session" <<EOF
 set backend $backend
 set prompts 4
 set samples 4
+set lr $lr
 step $steps
 EOF
 
