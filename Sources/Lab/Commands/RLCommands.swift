@@ -143,8 +143,8 @@ extension Command {
         let session = context.session
         let trainer = try session.syncedTrainer()
         let set: EvalSet = context.arguments.flag("heldout") ? .heldOut : .sanity
-        let available = set == .heldOut ? trainer.task.heldOut.count : (trainer.sanitySet?.count ?? 0)
-        try session.checkMemory(trainer.samplingEstimate(prompts: min(context.arguments.integer("N") ?? available, available)),
+        let setSize = set == .heldOut ? trainer.task.heldOut.count : (trainer.sanitySet?.count ?? 0)
+        try session.checkMemory(trainer.samplingEstimate(prompts: min(context.arguments.integer("N") ?? setSize, setSize)),
                                 advice: "lower N or max_len")
         let result: EvalResult
         do {
