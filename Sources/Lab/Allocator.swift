@@ -18,3 +18,18 @@ public func configureAllocator() {
 private let trimThreshold: Int32 = -1   // M_TRIM_THRESHOLD
 private let mmapThreshold: Int32 = -3   // M_MMAP_THRESHOLD
 #endif
+
+/// Gives the pages of freed blocks back to the system, keeping the heap (glibc's
+/// malloc_trim(0), which releases free pages inside the heap, not only at its top). Called
+/// when a command ends: what it freed then counts as available to the next command's memory
+/// check, since MemAvailable does not see memory that is free inside a process. Within a
+/// command the memory stays kept, as above.
+public func releaseFreePages() {
+    #if os(Linux)
+    _ = glibcMallocTrim(0)
+    #endif
+}
+
+#if os(Linux)
+@_silgen_name("malloc_trim") private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif

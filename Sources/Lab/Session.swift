@@ -49,6 +49,10 @@ public final class Session {
     var sourceDepth = 0
     /// The live model and engines, made on first use.
     var labStorage: LabState?
+    /// The memory, in bytes, that commands may allocate, in place of the system's figure
+    /// and of PLAB_MEMORY_LIMIT (tests set it to be independent of the machine); nil reads
+    /// them. See `checkMemory`.
+    public var availableMemoryOverride: Int?
 
     /// The live model and engines: made on first use (the lab's default model), and kept on
     /// the matrix-product backend the `backend` setting names.
@@ -135,6 +139,7 @@ public final class Session {
         if !nested {
             Interruption.commandEnded()
             progressDisplay?.clear()  // a bar left by a command that stopped early
+            releaseFreePages()        // what the command freed is available to the next one
         }
         let outcome: Outcome
         switch thrown {

@@ -596,8 +596,14 @@ public func saveCheckpoint(_ checkpoint: Checkpoint, to directory: URL, shownAs 
 /// `acceptNonFinite` (to inspect a damaged checkpoint as it is). Absent optional
 /// config.json keys take transformers' defaults and are listed in `configDefaults`.
 /// Returns a complete new value or throws: nothing the caller holds is changed.
+///
+/// `admit`, if given, sees the configuration from config.json and the size in bytes of
+/// lab_state.safetensors (0 when there is none) before any tensor is read; it throws to
+/// refuse the checkpoint (the lab checks that the model fits in memory).
 public func loadCheckpoint(from directory: URL, limits: SafeTensorsLimits = .default,
-                           acceptNonFinite: Bool = false) throws(NumericsError) -> Checkpoint {
+                           acceptNonFinite: Bool = false,
+                           admit: ((LlamaConfig, _ optimizerStateBytes: Int) throws(NumericsError) -> Void)? = nil)
+    throws(NumericsError) -> Checkpoint {
     // Open every file through one directory handle, then check that the path still names
     // that directory: if so, the files opened (and those found absent) are one save's,
     // and stay readable whatever happens to the path afterwards. If a save replaced the
@@ -612,7 +618,7 @@ public func loadCheckpoint(from directory: URL, limits: SafeTensorsLimits = .def
             throw error
         }
         if handle.wasReplaced() { continue }
-        return try CheckpointIO.load(files, limits: limits, acceptNonFinite: acceptNonFinite)
+        return try CheckpointIO.load(files, limits: limits, acceptNonFinite: acceptNonFinite, admit: admit)
     }
     throw .invalidArgument("\(directory.path) was replaced five times while being opened; is something saving to it in a loop?")
 }
@@ -892,7 +898,8 @@ extension CheckpointIO {
     }
 
     static func load(_ files: CheckpointFiles, limits: SafeTensorsLimits,
-                     acceptNonFinite: Bool = false) throws(NumericsError) -> Checkpoint {
+                     acceptNonFinite: Bool = false,
+                     admit: ((LlamaConfig, Int) throws(NumericsError) -> Void)? = nil) throws(NumericsError) -> Checkpoint {
         let dir = files.directory
         guard let configFile = files.config else {
             throw .invalidArgument("\(dir.path) has no \(CheckpointFile.config); a checkpoint directory holds \(CheckpointFile.config) and \(CheckpointFile.model) (found: \(listed(dir.listing())))")
@@ -901,6 +908,7 @@ extension CheckpointIO {
         guard let count = config.checkedParameterCount, count <= limits.maxTotalElements else {
             throw .invalidArgument("config.json describes a model of more than \(limits.maxTotalElements) parameters, the limit for loading")
         }
+        try admit?(config, files.labState?.size ?? 0)
 
         guard let modelFile = files.model else {
             let hint = dir.has("model.safetensors.index.json")

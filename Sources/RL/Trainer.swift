@@ -209,12 +209,15 @@ public final class Trainer {
 
     // MARK: Rollouts
 
+    /// How many sequences `sample` decodes at a time (one KV cache of this many slots).
+    public static let samplingChunk = 512
+
     /// Samples one response per prompt with the rollout engine, in chunks of 512 sequences;
     /// chunk c uses the stream "NAME/c".
     func sample(_ prompts: [[Int32]], sampling: SamplingSettings, streamName: String,
                 shouldStop: () -> Bool) throws -> RolloutBatch {
         var all: RolloutBatch? = nil
-        let chunk = 512
+        let chunk = Trainer.samplingChunk
         for (c, start) in stride(from: 0, to: prompts.count, by: chunk).enumerated() {
             if shouldStop() { throw TrainingInterrupted(completed: c) }
             let part = Array(prompts[start..<min(start + chunk, prompts.count)])

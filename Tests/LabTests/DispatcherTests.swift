@@ -95,6 +95,24 @@ import Lab
         #expect(session.metrics.count == 0)
     }
 
+    /// The flat storage keeps what the rows had: a cell a row lacks (a column seen before
+    /// or after it) stays empty, and is not confused with NaN.
+    @Test func historyRowsKeepTheirCellsAndGaps() {
+        var history = MetricsHistory()
+        history.append(["a": 1, "b": .nan])
+        history.append(["b": 2])
+        history.append(["c": 3, "a": -.infinity])
+        #expect(history.columns == ["a", "b", "c"])
+        #expect(history.csv() == "a,b,c\n1,nan,\n,2,\n-inf,,3\n")
+        #expect(history.count == 3)
+        #expect(history.row(1) == ["b": 2])
+        #expect(history.lastRows(2) == [["b": 2], ["c": 3, "a": -.infinity]])
+        #expect(history.lastRows(10).count == 3)
+        #expect(history.row(0)["b"]?.isNaN == true && history.row(0)["c"] == nil)
+        history.removeAll()
+        #expect(history.count == 0 && history.columns.isEmpty && history.csv() == "\n")
+    }
+
     /// Over every registered command, the model's and RL's included.
     @Test func helpListsEveryVisibleCommandByTopicOneLineEach() {
         let session = Session()

@@ -24,7 +24,7 @@ extension Command {
         reports: true
     ) { context in
         let metrics = context.session.metrics
-        let shown = Array(metrics.rows.suffix(context.arguments.integer("N") ?? 20))
+        let shown = metrics.lastRows(context.arguments.integer("N") ?? 20)
         context.report(["count": .int(metrics.count), "columns": .array(metrics.columns.map(JSONValue.string)),
                         "rows": .array(shown.map { .object(metrics.jsonObject($0)) })]) {
             guard metrics.count > 0 else { return "no metrics yet (commands that measure, such as accumulate, add rows)" }
@@ -60,7 +60,7 @@ extension Command {
 /// One line per column: the trend of its last 60 values as a sparkline, with the range.
 func sparklines(_ metrics: MetricsHistory) -> String {
     let bars = Array("▁▂▃▄▅▆▇█")
-    let rows = metrics.rows.suffix(60)
+    let rows = metrics.lastRows(60)
     let width = metrics.columns.map(\.count).max() ?? 0
     return metrics.columns.compactMap { column -> String? in
         let values = rows.compactMap { $0[column] }.filter(\.isFinite)

@@ -64,6 +64,12 @@ func rolloutPrompts(_ n: Int, session: Session, round: Int) throws -> [[Int32]] 
     return prompts
 }
 
+/// The memory a rollout of `prompts` at the session's max_new needs (`MemoryEstimate.rollout`).
+func rolloutEstimate(_ prompts: [[Int32]], session: Session) -> MemoryEstimate {
+    .rollout(session.lab.policy.config, sequences: prompts.count, promptLength: prompts.map(\.count).max() ?? 0,
+             maxNew: session.sampling.maxNewTokens)
+}
+
 /// Samples `prompts` with the live rollout engine from the seed's stream of round `round`
 /// (Ctrl-C stops it between positions) and recomputes them with the training engine.
 func sampleAndRecompute(_ prompts: [[Int32]], session: Session, round: Int) throws -> (RolloutBatch, [TokenLogProbs]) {
@@ -112,6 +118,8 @@ extension Command {
         let session = context.session, lab = session.lab
         let n = context.arguments.integer("N") ?? session.settings.integer("prompts")
         let prompts = try rolloutPrompts(n, session: session, round: lab.rolloutCount)
+        try session.checkMemory(rolloutEstimate(prompts, session: session),
+                                advice: context.arguments.integer("N") != nil ? "lower N or max_new" : "lower the prompts setting or max_new")
         var meter = context.progress("rollout", total: 1)
         let (batch, pairs) = try sampleAndRecompute(prompts, session: session, round: lab.rolloutCount)
         let stats = try mismatchStats(pairs)
@@ -206,10 +214,17 @@ extension Command {
         // The round of the last rollout (so `compare current` repeats it), or of the first.
         let round = max(0, lab.rolloutCount - 1)
         let prompts = try rolloutPrompts(n, session: session, round: round)
+        // Each preset in turn: its two engines are built beside the live ones, then the rollout.
+        let pairs = try names.map { name throws -> EnginePair in
+            name == "current" ? lab.policy.engines : try Preset.parse(name).engines(for: lab.policy.config)
+        }
+        try session.checkMemory(.larger(pairs.map { pair in
+            MemoryEstimate([("engine copies", MemoryEstimate.engineWeights(lab.policy.config, pair))])
+                + rolloutEstimate(prompts, session: session)
+        }), advice: "lower --prompts (or the prompts setting) or max_new")
         var results: [(name: String, stats: MismatchStats, positions: [PositionMismatchStats], overflows: (Int, Int), underflows: (Int, Int))] = []
         var meter = context.progress("compare", total: names.count)
-        for name in names {
-            let pair = name == "current" ? lab.policy.engines : try Preset.parse(name).engines(for: lab.policy.config)
+        for (name, pair) in zip(names, pairs) {
             let (stats, positions, overflows, underflows) = try lab.policy.withEngines(pair) { () throws -> (MismatchStats, [PositionMismatchStats], (Int, Int), (Int, Int)) in
                 let (_, pairs) = try sampleAndRecompute(prompts, session: session, round: round)
                 func activations(_ counts: [OperandRole: Int]) -> Int {
@@ -290,6 +305,7 @@ extension Command {
         guard tokens.count <= lab.policy.config.maxPositionEmbeddings else {
             throw LabError("\(tokens.count) tokens exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions")
         }
+        try context.session.checkMemory(.scoring(lab.policy.config, tokens: tokens.count), advice: "score fewer tokens")
         let (r, t) = lab.policy.score(tokens)
         context.report(["tokens": .array(tokens.map { .int(Int($0)) }), "logp_rollout": .array(r.map { .float($0) }),
                         "logp_train": .array(t.map { .float($0) })]) {
@@ -318,6 +334,10 @@ extension Command {
             guard let last = lab.lastRollout, last.count > 0 else { throw LabError("no tokens given and no rollout yet; run 'rollout' or give tokens") }
             tokens = last.sequences[0]
         }
+        guard tokens.count <= lab.policy.config.maxPositionEmbeddings else {
+            throw LabError("\(tokens.count) tokens exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions")
+        }
+        try context.session.checkMemory(.scoring(lab.policy.config, tokens: tokens.count), advice: "trace fewer tokens")
         let rows = lab.policy.trace(tokens)
         context.report(["tokens": .array(tokens.map { .int(Int($0)) }),
                         "layers": .array(rows.map { .object(["name": .string($0.name), "rel_l2": .double($0.relativeL2), "max_abs": .double($0.maxAbs)]) })]) {

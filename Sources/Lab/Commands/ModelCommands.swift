@@ -87,6 +87,7 @@ extension Command {
         let seed = context.arguments.integer("seed").map(UInt64.init) ?? session.seed
         let std = Float(context.arguments.real("std") ?? Double(LabState.initStd))
         try config.validate()
+        try session.checkMemory(.model(config, engines: lab.policy.engines), advice: "lower hidden, layers or intermediate")
         var weights = ModelWeights(config: config)
         weights.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
         let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
@@ -123,14 +124,23 @@ extension Command {
         restoresState: true
     ) { context in
         let path = context.arguments.text("DIR")!
-        let checkpoint = try loadCheckpoint(from: URL(fileURLWithPath: try context.existingDirectory(path)))
+        let directory = try context.existingDirectory(path)
         let session = context.session, lab = session.lab
+        // The engines keep their precision when it fits the checkpoint's shapes.
+        func engines(for config: LlamaConfig) -> EnginePair {
+            if (try? Policy.validate(lab.policy.engines, config: config)) != nil { return lab.policy.engines }
+            return (Preset(rawValue: lab.presetName ?? "") ?? .bf16).engines(for: config)
+        }
+        // From config.json, before any tensor is read.
+        let checkpoint = try loadCheckpoint(from: URL(fileURLWithPath: directory)) { config, stateBytes throws(NumericsError) in
+            do throws(LabError) {
+                try session.checkMemory(.load(config, engines: engines(for: config), optimizerStateBytes: stateBytes),
+                                        advice: "free memory or load a smaller model")
+            } catch { throw .invalidArgument(error.message) }
+        }
         let config = checkpoint.weights.config
         let vocabulary = try vocabularyOf(checkpoint)
-        var engines = lab.policy.engines
-        if (try? Policy.validate(engines, config: config)) == nil {
-            engines = (Preset(rawValue: lab.presetName ?? "") ?? .bf16).engines(for: config)
-        }
+        let engines = engines(for: config)
         let policy = try Policy(master: checkpoint.weights, engines: engines, backend: session.backend)
         let trainer = try Trainer(policy: policy, task: lab.trainer.task.spec, seed: session.seed)
         if config == LlamaConfig.labDefault || checkpoint.lab?.extra["rl"] != nil { try trainer.restore(from: checkpoint) }

@@ -214,7 +214,9 @@ extension Command {
     ) { context in
         let lab = context.session.lab
         let preset = try Preset.parse(context.arguments.text("NAME")!)
-        try lab.policy.setEngines(preset.engines(for: lab.policy.config))
+        let pair = preset.engines(for: lab.policy.config)
+        try checkEngineMemory(pair, session: context.session)
+        try lab.policy.setEngines(pair)
         lab.presetName = preset.rawValue
         context.print("precision: \(preset.rawValue) — \(preset.summary); engine switches at their defaults")
     }
@@ -387,9 +389,18 @@ private func editEngines(_ which: String, _ context: CommandContext,
         if which != "train" { try apply(&pair.rollout, key, value.description) }
         if which != "rollout" { try apply(&pair.training, key, value.description) }
     }
+    try checkEngineMemory(pair, session: context.session)
     try lab.policy.setEngines(pair)
     lab.presetName = nil
     context.print(show(pair))
+}
+
+/// Refuses a switch of engines whose new copies of the weights (built beside the live
+/// engines, which go only once the new ones stand) would not fit in memory.
+func checkEngineMemory(_ pair: EnginePair, session: Session) throws {
+    let config = session.lab.policy.config
+    try session.checkMemory(MemoryEstimate([("engine copies", MemoryEstimate.engineWeights(config, pair))]),
+                            advice: "free memory or use a smaller model")
 }
 
 extension StateRestorer {

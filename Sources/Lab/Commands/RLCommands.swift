@@ -91,6 +91,29 @@ extension Session {
     }
 }
 
+extension Trainer {
+    /// The memory of sampling `prompts` responses of the task (`eval`, `sanity build`),
+    /// 512 sequences decoded at a time.
+    func samplingEstimate(prompts: Int) -> MemoryEstimate {
+        .sampling(policy.config, sequences: prompts, promptLength: task.spec.longestPrompt,
+                  maxNew: settings.maxResponse(for: task.spec), chunk: Trainer.samplingChunk)
+    }
+
+    /// The memory of one RL step at the current settings: prompts × samples sequences of the
+    /// task's longest prompt and max_len new tokens.
+    var stepEstimate: MemoryEstimate {
+        let s = settings, spec = task.spec
+        return .step(policy.config, engines: policy.engines, sequences: s.promptsPerStep * s.samplesPerPrompt,
+                     promptLength: spec.longestPrompt, maxNew: s.maxResponse(for: spec), minibatches: s.minibatches)
+    }
+
+    /// The memory of one pretraining step: a batch of the task's longest demonstrations.
+    var pretrainEstimate: MemoryEstimate {
+        .pretrain(policy.config, engines: policy.engines, sequences: pretrainSettings.batchSize,
+                  positions: task.spec.longestPrompt + task.spec.longestAnswer)
+    }
+}
+
 /// Polls Ctrl-C for the trainer's loops.
 func stopRequested() -> Bool { Interruption.isRequested }
 
@@ -142,8 +165,12 @@ extension Command {
         examples: ["eval", "eval --heldout --greedy", "eval 64 --json"],
         reports: true
     ) { context in
-        let trainer = try context.session.syncedTrainer()
+        let session = context.session
+        let trainer = try session.syncedTrainer()
         let set: EvalSet = context.arguments.flag("heldout") ? .heldOut : .sanity
+        let setSize = set == .heldOut ? trainer.task.heldOut.count : (trainer.sanitySet?.count ?? 0)
+        try session.checkMemory(trainer.samplingEstimate(prompts: min(context.arguments.integer("N") ?? setSize, setSize)),
+                                advice: "lower N or max_len")
         let result: EvalResult
         do {
             result = try trainer.evaluate(set, count: context.arguments.integer("N"), greedy: context.arguments.flag("greedy"),
@@ -171,6 +198,7 @@ extension Command {
         let session = context.session
         let trainer = try session.syncedTrainer()
         let n = context.arguments.integer("N") ?? 1
+        try session.checkMemory(trainer.stepEstimate, advice: "lower prompts, samples or max_len")
         var meter = context.progress("step", total: n)
         var advised = false
         for i in 0..<n {
@@ -232,6 +260,7 @@ extension Command {
         let session = context.session
         let trainer = try session.syncedTrainer()
         let n = context.arguments.integer("N")!
+        try session.checkMemory(trainer.pretrainEstimate, advice: "free memory or use a smaller model")
         var meter = context.progress("pretrain", total: n)
         var done = 0
         let metrics: [PretrainMetrics]
@@ -279,6 +308,9 @@ extension Command {
     ) { context in
         let trainer = try context.session.syncedTrainer()
         let a = context.arguments
+        try context.session.checkMemory(
+            trainer.samplingEstimate(prompts: min(a.integer("candidates")!, trainer.task.trainPool.count) * a.integer("samples")!),
+            advice: "lower --candidates or --samples")
         let report: SanityReport
         do {
             report = try trainer.buildSanitySet(candidates: a.integer("candidates")!, samples: a.integer("samples")!,
