@@ -1,0 +1,291 @@
+// A checkpoint's config.json: Hugging Face LlamaConfig keys read and written, with the
+// defaults transformers takes for absent keys (Checkpoint.swift has the directory's layout).
+
+import Files
+import Foundation
+import Numerics
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// MARK: Configuration
+
+/// Special token ids recorded in config.json (`bos_token_id`, `eos_token_id`, `pad_token_id`).
+public struct SpecialTokenIDs: Sendable, Hashable, Codable {
+    public var bos: Int?
+    public var eos: Int?
+    public var pad: Int?
+
+    /// Token ids; each optional.
+    public init(bos: Int? = nil, eos: Int? = nil, pad: Int? = nil) {
+        self.bos = bos
+        self.eos = eos
+        self.pad = pad
+    }
+}
+
+extension LlamaConfig {
+    /// Reads a Hugging Face `config.json` of a Llama model (see `huggingFaceConfig(from:)`).
+    public init(huggingFaceJSON data: Data) throws(NumericsError) {
+        self = try LlamaConfig.huggingFaceConfig(from: data).config
+    }
+
+    /// Reads a Hugging Face `config.json`: the configuration and the special token ids.
+    ///
+    /// Required: `model_type` "llama", `hidden_size`, `intermediate_size`,
+    /// `num_attention_heads`, `num_hidden_layers`, `vocab_size`. Optional, with Hugging
+    /// Face's defaults: `num_key_value_heads` (= heads), `rms_norm_eps` (1e-6), the rotary
+    /// base from `rope_parameters.rope_theta` (transformers 5) or `rope_theta` (older;
+    /// both must agree when both are given; default 10000), `max_position_embeddings`
+    /// (2048), `tie_word_embeddings` (false), `hidden_act` (must be "silu"). Refused
+    /// because this model cannot compute them: rotary scaling other than "default",
+    /// `attention_bias`/`mlp_bias` true, a `head_dim` other than hidden_size/heads. An
+    /// `eos_token_id` list gives its first id. Other keys are ignored. `defaults` lists the
+    /// optional keys that were absent, with the value taken, in transformers' field order.
+    public static func huggingFaceConfig(from data: Data) throws(NumericsError)
+        -> (config: LlamaConfig, specialTokens: SpecialTokenIDs, defaults: [ConfigDefault]) {
+        func fail(_ message: String) -> NumericsError { .invalidArgument("config.json: \(message)") }
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw fail("not valid JSON (\(error.localizedDescription))")
+        }
+        guard let json = object as? [String: Any] else { throw fail("expected a JSON object of configuration keys") }
+        if let dup = CheckpointIO.firstDuplicateKey(in: Array(data)) {
+            throw fail("the key \(CheckpointIO.quoted(dup)) appears twice")
+        }
+
+        func present(_ key: String) -> Any? {
+            guard let v = json[key], !(v is NSNull) else { return nil }
+            return v
+        }
+        func integer(_ key: String, default value: Int? = nil) throws(NumericsError) -> Int {
+            guard let raw = present(key) else {
+                if let value { return value }
+                throw fail("the required key '\(key)' is missing (a positive integer)")
+            }
+            guard let v = CheckpointIO.jsonInteger(raw) else {
+                throw fail("'\(key)' must be an integer; found \(CheckpointIO.describe(raw))")
+            }
+            // Bounds that keep every product of two dimensions far from overflowing.
+            guard (0...(1 << 31)).contains(v) else {
+                throw fail("'\(key)' = \(v) is out of range; expected 0…\(1 << 31)")
+            }
+            return v
+        }
+        func number(_ value: Any?, _ key: String) throws(NumericsError) -> Float {
+            guard let d = CheckpointIO.jsonNumber(value), d.isFinite, abs(d) <= Double(Float.greatestFiniteMagnitude) else {
+                throw fail("'\(key)' must be a finite number; found \(CheckpointIO.describe(value))")
+            }
+            return Float(d)
+        }
+        func string(_ key: String) throws(NumericsError) -> String? {
+            guard let raw = present(key) else { return nil }
+            guard let s = raw as? String else { throw fail("'\(key)' must be a string; found \(CheckpointIO.describe(raw))") }
+            return s
+        }
+        func flag(_ key: String) throws(NumericsError) -> Bool? {
+            guard let raw = present(key) else { return nil }
+            guard let b = CheckpointIO.jsonBool(raw) else { throw fail("'\(key)' must be true or false; found \(CheckpointIO.describe(raw))") }
+            return b
+        }
+        func tokenID(_ key: String) throws(NumericsError) -> Int? {
+            guard var raw = present(key) else { return nil }
+            if let list = raw as? [Any] {
+                guard let first = list.first else { return nil }
+                raw = first
+            }
+            guard let v = CheckpointIO.jsonInteger(raw) else {
+                throw fail("'\(key)' must be an integer token id (or a list of them); found \(CheckpointIO.describe(raw))")
+            }
+            return v
+        }
+
+        guard let modelType = try string("model_type") else {
+            throw fail("'model_type' is missing; this lab reads \"llama\" models")
+        }
+        guard modelType == "llama" else {
+            throw fail("model_type \(CheckpointIO.quoted(modelType)) is not supported; this lab reads \"llama\" models")
+        }
+        if let raw = present("architectures") {
+            guard let list = raw as? [Any], list.contains(where: { ($0 as? String) == "LlamaForCausalLM" }) else {
+                throw fail("architectures \(CheckpointIO.describe(raw)) does not include \"LlamaForCausalLM\" (the only one read)")
+            }
+        }
+        let act = try string("hidden_act") ?? ConfigDefault.hiddenAct
+        guard act == "silu" else {
+            throw fail("hidden_act \(CheckpointIO.quoted(act)) is not supported; the MLP is SwiGLU with \"silu\"")
+        }
+        for key in ["attention_bias", "mlp_bias"] where try flag(key) == true {
+            throw fail("'\(key)' is true, but this model has no bias terms; only false is accepted")
+        }
+
+        let hidden = try integer("hidden_size")
+        let heads = try integer("num_attention_heads")
+
+        // Rotary embeddings: the plain ("default") kind only; the base in either place.
+        var theta: Float?
+        if let raw = present("rope_parameters") {
+            guard let params = raw as? [String: Any] else {
+                throw fail("'rope_parameters' must be an object {rope_theta, rope_type}")
+            }
+            if let type = params["rope_type"] ?? params["type"], !(type is NSNull) {
+                guard (type as? String) == "default" else {
+                    throw fail("rope_parameters.rope_type \(CheckpointIO.describe(type)) is not supported; only \"default\" rotary embeddings are")
+                }
+            }
+            if let t = params["rope_theta"], !(t is NSNull) { theta = try number(t, "rope_parameters.rope_theta") }
+        }
+        if let raw = present("rope_scaling") {
+            let type = (raw as? [String: Any]).flatMap { $0["rope_type"] ?? $0["type"] } as? String
+            guard type == "default" else {
+                throw fail("rope_scaling \(CheckpointIO.describe(type ?? raw)) is not supported; only unscaled (\"default\") rotary embeddings are")
+            }
+        }
+        if let raw = present("rope_theta") {
+            let top = try number(raw, "rope_theta")
+            if let theta, theta != top {
+                throw fail("rope_theta (\(top)) and rope_parameters.rope_theta (\(theta)) disagree; they must be equal")
+            }
+            theta = top
+        }
+
+        let config = LlamaConfig(
+            hiddenSize: hidden,
+            intermediateSize: try integer("intermediate_size"),
+            numAttentionHeads: heads,
+            numKeyValueHeads: try integer("num_key_value_heads", default: heads),
+            numHiddenLayers: try integer("num_hidden_layers"),
+            vocabSize: try integer("vocab_size"),
+            rmsNormEps: try present("rms_norm_eps").map { (v) throws(NumericsError) in try number(v, "rms_norm_eps") }
+                ?? ConfigDefault.rmsNormEps,
+            ropeTheta: theta ?? ConfigDefault.ropeTheta,
+            maxPositionEmbeddings: try integer("max_position_embeddings", default: ConfigDefault.maxPositionEmbeddings),
+            tieWordEmbeddings: try flag("tie_word_embeddings") ?? ConfigDefault.tieWordEmbeddings)
+        // What was taken for absent keys, in the order of transformers' LlamaConfig fields.
+        var defaults: [ConfigDefault] = []
+        if present("num_key_value_heads") == nil {
+            defaults.append(ConfigDefault(key: "num_key_value_heads", value: "\(heads) (= num_attention_heads)"))
+        }
+        if present("hidden_act") == nil { defaults.append(ConfigDefault(key: "hidden_act", value: ConfigDefault.hiddenAct)) }
+        if present("max_position_embeddings") == nil {
+            defaults.append(ConfigDefault(key: "max_position_embeddings", value: "\(ConfigDefault.maxPositionEmbeddings)"))
+        }
+        if present("rms_norm_eps") == nil { defaults.append(ConfigDefault(key: "rms_norm_eps", value: "1e-06")) }
+        if present("tie_word_embeddings") == nil { defaults.append(ConfigDefault(key: "tie_word_embeddings", value: "false")) }
+        if theta == nil { defaults.append(ConfigDefault(key: "rope_theta", value: "10000")) }
+        do throws(NumericsError) {
+            try config.validate()
+        } catch {
+            throw fail(error.description)
+        }
+        if let raw = present("head_dim") {
+            guard let d = CheckpointIO.jsonInteger(raw), d == config.headDim else {
+                throw fail("head_dim \(CheckpointIO.describe(raw)) differs from hidden_size/num_attention_heads = \(config.headDim); only that head size is supported")
+            }
+        }
+        let tokens = SpecialTokenIDs(bos: try tokenID("bos_token_id"), eos: try tokenID("eos_token_id"),
+                                     pad: try tokenID("pad_token_id"))
+        return (config, tokens, defaults)
+    }
+
+    /// The Hugging Face `config.json` text for this configuration: every LlamaConfig key,
+    /// the rotary base both as `rope_theta` (transformers 4) and in `rope_parameters`
+    /// (transformers 5), the dtype both as `torch_dtype` and `dtype`. Keys are sorted and
+    /// numbers written as the shortest decimal that reads back to the same float32.
+    public func huggingFaceJSON(specialTokens: SpecialTokenIDs = SpecialTokenIDs()) -> Data {
+        var entries: [(String, String)] = [
+            ("architectures", "[\"LlamaForCausalLM\"]"),
+            ("attention_bias", "false"),
+            ("attention_dropout", "0.0"),
+            ("dtype", "\"float32\""),
+            ("head_dim", "\(headDim)"),
+            ("hidden_act", "\"silu\""),
+            ("hidden_size", "\(hiddenSize)"),
+            ("intermediate_size", "\(intermediateSize)"),
+            ("max_position_embeddings", "\(maxPositionEmbeddings)"),
+            ("mlp_bias", "false"),
+            ("model_type", "\"llama\""),
+            ("num_attention_heads", "\(numAttentionHeads)"),
+            ("num_hidden_layers", "\(numHiddenLayers)"),
+            ("num_key_value_heads", "\(numKeyValueHeads)"),
+            ("rms_norm_eps", "\(rmsNormEps)"),
+            ("rope_parameters", "{\"rope_theta\": \(ropeTheta), \"rope_type\": \"default\"}"),
+            ("rope_theta", "\(ropeTheta)"),
+            ("tie_word_embeddings", tieWordEmbeddings ? "true" : "false"),
+            ("torch_dtype", "\"float32\""),
+            ("vocab_size", "\(vocabSize)"),
+        ]
+        if let id = specialTokens.bos { entries.append(("bos_token_id", "\(id)")) }
+        if let id = specialTokens.eos { entries.append(("eos_token_id", "\(id)")) }
+        if let id = specialTokens.pad { entries.append(("pad_token_id", "\(id)")) }
+        entries.sort { $0.0 < $1.0 }
+        let body = entries.map { "  \"\($0.0)\": \($0.1)" }.joined(separator: ",\n")
+        return Data(("{\n" + body + "\n}\n").utf8)
+    }
+
+    /// The number of parameters, or nil if it does not fit in an Int (checked arithmetic,
+    /// unlike `parameterCount`, so it is safe on configurations read from a file).
+    var checkedParameterCount: Int? {
+        func product(_ factors: Int...) -> Int? {
+            var p = 1
+            for f in factors {
+                let (r, o) = p.multipliedReportingOverflow(by: f)
+                if o { return nil }
+                p = r
+            }
+            return p
+        }
+        let c = hiddenSize, kv = numKeyValueHeads * (hiddenSize / max(numAttentionHeads, 1))
+        let terms = [product(2, c), product(2, c, c), product(2, kv, c), product(3, intermediateSize, c)]
+        var layer = 0
+        for term in terms {
+            guard let term else { return nil }
+            let (s, o) = layer.addingReportingOverflow(term)
+            if o { return nil }
+            layer = s
+        }
+        guard let layers = product(layer, numHiddenLayers),
+              let heads = product(tieWordEmbeddings ? 1 : 2, vocabSize, c) else { return nil }
+        let (a, o1) = layers.addingReportingOverflow(heads)
+        let (total, o2) = a.addingReportingOverflow(c)
+        return o1 || o2 ? nil : total
+    }
+}
+
+/// An optional config.json key that was absent, and the value the loader took for it.
+///
+/// The values are the defaults of transformers' `LlamaConfig` (transformers 5:
+/// `models/llama/configuration_llama.py`, and `default_theta` in `modeling_rope_utils.py`
+/// for the rotary base), so a checkpoint lacking them computes what
+/// `LlamaForCausalLM.from_pretrained` would.
+public struct ConfigDefault: Sendable, Hashable, Codable {
+    /// The config.json key.
+    public var key: String
+    /// The value taken, as transformers prints it: `1e-06`, `10000`, `2048`.
+    public var value: String
+
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
+    }
+
+    /// transformers' `LlamaConfig` defaults (`num_key_value_heads` defaults to
+    /// `num_attention_heads`).
+    public static let rmsNormEps: Float = 1e-6
+    public static let ropeTheta: Float = 10_000
+    public static let maxPositionEmbeddings = 2048
+    public static let tieWordEmbeddings = false
+    public static let hiddenAct = "silu"
+
+    /// "config.json lacks rms_norm_eps, rope_theta: took transformers' LlamaConfig defaults
+    /// 1e-06, 10000"; nil when nothing was taken.
+    public static func summary(_ defaults: [ConfigDefault]) -> String? {
+        guard !defaults.isEmpty else { return nil }
+        return "\(CheckpointFile.config) lacks \(defaults.map(\.key).joined(separator: ", ")): took transformers' LlamaConfig default\(defaults.count == 1 ? "" : "s") \(defaults.map(\.value).joined(separator: ", "))"
+    }
+}
+
