@@ -79,8 +79,9 @@ public func temperatureLogProbs(_ lp: ArraySlice<Float>, temperature t: Double) 
     return scaled.map { $0 - lse }
 }
 
-/// The rollout engine: batched decoding with a KV cache, sampling from a seeded stream.
-public final class RolloutEngine {
+/// What both engines are: the model's function (`transformer`) computed through a kernel
+/// that holds the weights in the engine's precision and runs its products.
+public class Engine {
     public let kernel: EngineKernel
     public let transformer: Transformer
 
@@ -89,8 +90,12 @@ public final class RolloutEngine {
         self.transformer = transformer
     }
 
+    /// The precision profile the kernel was built for.
     public var profile: PrecisionProfile { kernel.profile }
+}
 
+/// The rollout engine: batched decoding with a KV cache, sampling from a seeded stream.
+public final class RolloutEngine: Engine {
 
     /// Samples a response for each prompt. Sequence i's token at position p uses draw
     /// i·65536 + p of `stream`, so a sequence's sample does not depend on the others.
@@ -180,17 +185,7 @@ public final class RolloutEngine {
 }
 
 /// The training engine: teacher-forced forward over whole sequences and backward.
-public final class TrainingEngine {
-    public let kernel: EngineKernel
-    public let transformer: Transformer
-
-    public init(kernel: EngineKernel, transformer: Transformer) {
-        self.kernel = kernel
-        self.transformer = transformer
-    }
-
-    public var profile: PrecisionProfile { kernel.profile }
-
+public final class TrainingEngine: Engine {
 
     /// The forward pass over packed sequences (log-softmax at temperature 1 for every row).
     public func forward(_ batch: PackedBatch) -> ForwardResult {
