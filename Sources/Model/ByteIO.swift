@@ -1,6 +1,6 @@
 // Reading and writing bytes for checkpoints and safetensors: byte sources (a file read with
 // pread, a buffer), small-file reads with limits, JSON helpers for messages, the exact
-// BF16/F16 widening, and flushed file writes.
+// BF16 widening, and flushed file writes.
 
 import Files
 import JSON
@@ -29,16 +29,6 @@ enum CheckpointIO {
         return n
     }
 
-    /// An IEEE binary16 value as float32 (exact; NaN payloads are kept).
-    @inline(__always)
-    static func floatFromHalf(_ h: UInt16) -> Float {
-        let sign = UInt32(h & 0x8000) << 16
-        let exponent = UInt32(h >> 10) & 0x1F
-        let mantissa = UInt32(h & 0x3FF)
-        if exponent == 0x1F { return Float(bitPattern: sign | 0x7F80_0000 | mantissa << 13) }
-        if exponent == 0 { return Float(bitPattern: sign | (Float(mantissa) * 0x1p-24).bitPattern) }
-        return Float(bitPattern: sign | (exponent + 112) << 23 | mantissa << 13)
-    }
 
     /// A JSON integer (not a boolean, not a number written with a fraction or exponent that
     /// JSONSerialization turned into a double), or nil.

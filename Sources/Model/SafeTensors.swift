@@ -325,7 +325,8 @@ public struct SafeTensorsFile: Sendable {
             if dtype == .bf16 {
                 for i in 0..<count { values[i] = Float(bitPattern: UInt32(UInt16(littleEndian: raw[i])) << 16) }
             } else {
-                for i in 0..<count { values[i] = CheckpointIO.floatFromHalf(UInt16(littleEndian: raw[i])) }
+                let table = NumberFormat.binary16Values
+                for i in 0..<count { values[i] = table[Int(UInt16(littleEndian: raw[i]))] }
             }
             return values
         default:

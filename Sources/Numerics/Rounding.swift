@@ -331,7 +331,15 @@ extension NumberFormat {
         return signShifted | UInt32(units)
     }
 
-    /// The value of a code of this format, as the float32 that equals it.
+    /// Every binary16 code's value (`NumberFormat.fp16.decode` of codes 0…0xFFFF): the lab's
+    /// one FP16 decoder, as a table for reading F16 tensors.
+    public static let binary16Values: [Float] = (0...UInt32(0xFFFF)).map { NumberFormat.fp16.decode($0) }
+
+    /// The value of a code of this format, as the float32 that equals it. A NaN code keeps
+    /// its sign and payload: its mantissa bits go to the top of float32's mantissa, the exact
+    /// widening `Float(Float16)` does (a signalling NaN stays signalling); a format with no
+    /// mantissa bits gives the quiet NaN. (Rounding to a format gives the canonical quiet
+    /// NaN with its sign: payloads are not carried into a narrower format.)
     public func decode(_ code: UInt32) -> Float {
         let m = UInt32(mantissaBits)
         let fieldMask = UInt32((1 << exponentBits) - 1)
@@ -339,15 +347,17 @@ extension NumberFormat {
         let field = (code >> m) & fieldMask
         let mantissa = code & ((1 << m) - 1)
         let sign: FloatingPointSign = negative ? .minus : .plus
+        func nan() -> Float {
+            let payload = mantissa << (23 - m)
+            return Float(bitPattern: (negative ? 0x8000_0000 : 0) | Rounder.infinity | (payload == 0 ? 0x0040_0000 : payload))
+        }
         if field == fieldMask {
             switch specials {
             case .ieee:
                 if mantissa == 0 { return negative ? -.infinity : .infinity }
-                return Float(bitPattern: (negative ? 0x8000_0000 : 0) | Rounder.quietNaN)
+                return nan()
             case .finiteOnly:
-                if mantissa == (1 << m) - 1 {
-                    return Float(bitPattern: (negative ? 0x8000_0000 : 0) | Rounder.quietNaN)
-                }
+                if mantissa == (1 << m) - 1 { return nan() }
             }
         }
         if field == 0 {

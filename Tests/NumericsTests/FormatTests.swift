@@ -106,3 +106,27 @@ import Testing
         #expect(NumberFormat.e4m3.encode(0x1p-9) == 0x01)
     }
 }
+
+@Suite struct NaNDecodeTests {
+    /// The one FP16 decoder keeps a NaN's sign and payload: code bits s.11111.mmmmmmmmmm give
+    /// float32 bits s.11111111.mmmmmmmmmm0000000000000 (written here from the layouts, not
+    /// from the decoder); infinities and finite codes are exact (FormatTests).
+    @Test func binary16NaNsKeepTheirSignAndPayload() {
+        var nanCodes = 0
+        for code in UInt32(0)...0xFFFF where (code >> 10) & 0x1F == 0x1F && code & 0x3FF != 0 {
+            let expected = (code & 0x8000) << 16 | 0x7F80_0000 | (code & 0x3FF) << 13
+            #expect(NumberFormat.fp16.decode(code).bitPattern == expected, "0x\(String(code, radix: 16))")
+            #expect(NumberFormat.binary16Values[Int(code)].bitPattern == expected)
+            nanCodes += 1
+        }
+        #expect(nanCodes == 2 * 1023)
+        #expect(NumberFormat.fp16.decode(0x7E01).bitPattern == 0x7FC0_2000)   // quiet, payload 1
+        #expect(NumberFormat.fp16.decode(0x7C01).bitPattern == 0x7F80_2000)   // signalling stays signalling
+        #expect(NumberFormat.binary16Values[0x7C00] == .infinity && NumberFormat.binary16Values[0xFC00] == -.infinity)
+        #expect(NumberFormat.binary16Values[0x3C00] == 1 && NumberFormat.binary16Values[0x0001] == 0x1p-24)
+        // E4M3's one NaN code per sign keeps its mantissa bits too; rounding gives the canonical NaN.
+        #expect(NumberFormat.e4m3.decode(0x7F).bitPattern == 0x7FF0_0000)
+        #expect(NumberFormat.e4m3.decode(0xFF).bitPattern == 0xFFF0_0000)
+        #expect(Rounder(format: .fp16).round(NumberFormat.fp16.decode(0xFE01)).bitPattern == 0xFFC0_0000)
+    }
+}
