@@ -246,13 +246,8 @@ public struct QuantizedGEMM: Sendable {
     /// whatever the backend, so those products have the same bits on every backend.
     func accumulate(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k0 kStart: Int, k1 kEnd: Int,
                     into c: UnsafeMutablePointer<Float>) {
-        let stretch = stretchLength(qa, qb, k: kEnd)
-        var step = stretch, bits = 24
-        if case .limited(let kept, let mmaStep, _) = recipe.accumulation {
-            bits = kept
-            step = gcd(mmaStep, stretch)
-        }
-        let scaled = !(qa.allScalesOne && qb.allScalesOne)
+        let (stretch, mmaStep, bits, scaled) = accumulationPlan(qa, qb, kEnd: kEnd)
+        let step = mmaStep ?? stretch
         if !scaled && bits >= 24 && stretch >= kEnd {
             // One product over all of K.
             let aStart = qa.transposed ? kStart * qa.matrix.cols : kStart
@@ -271,6 +266,20 @@ public struct QuantizedGEMM: Sendable {
                               bits: bits, scaled: scaled, threads: threads, into: c)
     }
 
+    /// How a product over K up to `kEnd` accumulates: the stretch between scale-tile
+    /// boundaries, the MMA step of limited accumulation (nil for float32 accumulation), the
+    /// significand bits kept (24 for float32) and whether any scale is not 1.
+    func accumulationPlan(_ qa: PreparedOperand, _ qb: PreparedOperand, kEnd: Int)
+        -> (stretch: Int, mmaStep: Int?, bits: Int, scaled: Bool) {
+        let stretch = stretchLength(qa, qb, k: kEnd)
+        var step: Int? = nil, bits = 24
+        if case .limited(let kept, let mmaStep, _) = recipe.accumulation {
+            bits = kept
+            step = gcd(mmaStep, stretch)
+        }
+        return (stretch, step, bits, !(qa.allScalesOne && qb.allScalesOne))
+    }
+
     /// `accumulate` as a plain model: one backend product per stretch or MMA step (see
     /// `referenceMultiplyPrepared`).
     func referenceAccumulate(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k0 kStart: Int, k1 kEnd: Int,
@@ -278,13 +287,8 @@ public struct QuantizedGEMM: Sendable {
         let k = kEnd - kStart
         // The K stretches: boundaries of either operand's scale tiles, plus the MMA steps and
         // promotion intervals of limited accumulation.
-        let stretch = stretchLength(qa, qb, k: kEnd)
-        var step = k, bits = 24
-        if case .limited(let kept, let mmaStep, _) = recipe.accumulation {
-            bits = kept
-            step = gcd(mmaStep, stretch)
-        }
-        let scaled = !(qa.allScalesOne && qb.allScalesOne)
+        let (stretch, mmaStep, bits, scaled) = accumulationPlan(qa, qb, kEnd: kEnd)
+        let step = mmaStep ?? k
         let lda = qa.matrix.cols, ldb = qb.matrix.cols
         qa.matrix.values.withUnsafeBufferPointer { av in
             qb.matrix.values.withUnsafeBufferPointer { bv in

@@ -101,33 +101,21 @@ public struct StepMetrics: Sendable, Equatable {
             "k3": .number(m?.k3), "mean_abs_dlogp": .number(m?.meanAbsDlogp), "grad_norm": .number(gradNorm),
             "loss_scale": .number(lossScale), "skipped": .bool(skipped),
         ]
-        o.set("algo", .string(algorithm.rawValue))
-        o.set("loss", .number(loss))
-        o.set("response_length", .number(responseLength))
-        o.set("truncated", .number(truncated))
-        o.set("entropy", .number(entropy))
-        o.set("k1", .number(m?.k1))
-        o.set("mean_abs_dp", .number(m?.meanAbsDp))
-        o.set("max_abs_dp", .number(m?.maxAbsDp))
-        o.set("max_abs_dlogp", .number(m?.maxAbsDlogp))
-        o.set("chi2_token", .number(m?.chi2Token))
-        o.set("chi2_seq", .number(m?.chi2Seq))
-        o.set("kl_full_mean", .number(m?.klFullMean))
-        o.set("kl_full_max", .number(m?.klFullMax))
-        o.set("ess", .number(m?.ess))
-        o.set("ess_seq", .number(m?.essSeq))
-        o.set("is_token_frac_outside", .number(m?.isTokenFracOutside))
-        o.set("is_seq_frac_outside", .number(m?.isSeqFracOutside))
-        o.set("clip_frac", .number(clipFraction))
-        o.set("capped_frac", .number(cappedFraction))
-        o.set("updates", .int(updates))
-        o.set("updates_skipped", .int(updatesSkipped))
-        o.set("skip_reason", skipReason.map { .string($0) } ?? .null)
-        o.set("skip_cause", skipCause.map { .string($0.rawValue) } ?? .null)
-        o.set("skipped_in_a_row", .int(skippedInARow))
-        o.set("skip_advice", skipAdvice.map { .string($0) } ?? .null)
-        o.set("overflows", .int(overflows))
-        o.set("underflows", .int(underflows))
+        let rest: [(String, JSONValue)] = [
+            ("algo", .string(algorithm.rawValue)), ("loss", .number(loss)), ("response_length", .number(responseLength)),
+            ("truncated", .number(truncated)), ("entropy", .number(entropy)), ("k1", .number(m?.k1)),
+            ("mean_abs_dp", .number(m?.meanAbsDp)), ("max_abs_dp", .number(m?.maxAbsDp)),
+            ("max_abs_dlogp", .number(m?.maxAbsDlogp)), ("chi2_token", .number(m?.chi2Token)),
+            ("chi2_seq", .number(m?.chi2Seq)), ("kl_full_mean", .number(m?.klFullMean)),
+            ("kl_full_max", .number(m?.klFullMax)), ("ess", .number(m?.ess)), ("ess_seq", .number(m?.essSeq)),
+            ("is_token_frac_outside", .number(m?.isTokenFracOutside)), ("is_seq_frac_outside", .number(m?.isSeqFracOutside)),
+            ("clip_frac", .number(clipFraction)), ("capped_frac", .number(cappedFraction)), ("updates", .int(updates)),
+            ("updates_skipped", .int(updatesSkipped)), ("skip_reason", skipReason.map { .string($0) } ?? .null),
+            ("skip_cause", skipCause.map { .string($0.rawValue) } ?? .null), ("skipped_in_a_row", .int(skippedInARow)),
+            ("skip_advice", skipAdvice.map { .string($0) } ?? .null), ("overflows", .int(overflows)),
+            ("underflows", .int(underflows)),
+        ]
+        for (key, value) in rest { o.set(key, value) }
         if includeTiming {
             o.set("wall_time", .number(timing.total))
             o.set("timing", .object(timing.jsonObject))
