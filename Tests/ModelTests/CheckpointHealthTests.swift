@@ -19,17 +19,6 @@ private func scratch() -> URL {
     return url
 }
 
-/// The message of the NumericsError a call throws; records an issue if it does not throw.
-private func failure<T>(_ body: () throws(NumericsError) -> T, sourceLocation: SourceLocation = #_sourceLocation) -> String {
-    do {
-        _ = try body()
-        Issue.record("expected an error, got success", sourceLocation: sourceLocation)
-        return ""
-    } catch {
-        return error.description
-    }
-}
-
 /// A one-layer model: hidden 4, 2 heads of 2 sharing 1 key/value head, MLP 6, vocabulary 5.
 private let healthConfig = """
 {"model_type": "llama", "hidden_size": 4, "intermediate_size": 6, "num_attention_heads": 2,

@@ -35,7 +35,7 @@ private func scratchDirectory() -> URL {
 private func cleanup(_ url: URL) { try? FileManager.default.removeItem(at: url) }
 
 /// The message of the NumericsError a call throws; records an issue if it does not throw.
-private func failure<T>(_ body: () throws(NumericsError) -> T, sourceLocation: SourceLocation = #_sourceLocation) -> String {
+func failure<T>(_ body: () throws(NumericsError) -> T, sourceLocation: SourceLocation = #_sourceLocation) -> String {
     do {
         _ = try body()
         Issue.record("expected an error, got success", sourceLocation: sourceLocation)
