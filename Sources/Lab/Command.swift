@@ -136,6 +136,10 @@ public struct Command: Sendable {
     public var restoresState: Bool = false
     /// Nil for a command that only groups sub-commands.
     public var run: Run?
+    /// `help COMMAND WORD` for a word that is a value of the command's argument rather than
+    /// a sub-command (`help algo token-tis`): its description, or a `LabError` naming what
+    /// is accepted.
+    public var explain: (@Sendable (String) throws(LabError) -> String)?
 
     public init(name: String, aliases: [String] = [], topic: Topic, summary: String, details: String = "",
                 arguments: [ArgumentSpec] = [], subcommands: [Command] = [], examples: [String] = [],

@@ -18,6 +18,9 @@ public final class LabState {
     public var presetName: String?
     /// Training steps taken on this model.
     public var step = 0
+    /// How many times the model was replaced (`model new/init/load`): a new model starts a
+    /// new run of metrics.
+    public private(set) var generation = 0
     /// The last rollout and its recomputation by the training engine.
     public var lastRollout: RolloutBatch?
     public var lastPairs: [TokenLogProbs]?
@@ -97,6 +100,7 @@ public final class LabState {
     public func replace(policy: Policy, vocabulary: Vocabulary, origin: String, step: Int, restoreCommand: String?,
                         trainer newTrainer: Trainer, configDefaults: [ConfigDefault] = []) {
         trainer = newTrainer
+        generation += 1
         self.configDefaults = configDefaults
         self.restoreCommand = restoreCommand
         isRestorable = true

@@ -12,6 +12,9 @@ public enum OutputKind: Sendable, Equatable {
     /// A line holding a figure that changes from run to run (a timing). Transcripts mark it
     /// with a leading `~ ` and the replay checker compares only that it is there.
     case volatile
+    /// Text for people followed by a figure that changes from run to run (a step's
+    /// timing): the terminal shows both, transcripts keep only the text.
+    case timed(String)
 }
 
 /// Receives what a session produces, command by command.
@@ -44,7 +47,9 @@ public final class CollectedOutput: SessionOutput {
     public func begin(_ line: String, transcribed: Bool) { commands.append(line) }
 
     public func write(_ text: String, as kind: OutputKind) {
-        let split = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var whole = text
+        if case .timed(let tail) = kind { whole += tail }
+        let split = whole.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         lines += split
         if kind == .json { jsonLines += split }
     }
@@ -100,17 +105,30 @@ public final class CommandContext {
     }
 
     /// Writes text for people: one or more lines.
-    public func print(_ text: String) { output.write(text, as: .text) }
+    public func print(_ text: String) { write(text, as: .text) }
 
     /// Writes a report: the JSON object on one line with `--json`, else the text.
     public func report(_ object: JSONObject, text: () -> String) {
-        if json { output.write(object.rendered, as: .json) } else { output.write(text(), as: .text) }
+        if json { write(object.rendered, as: .json) } else { write(text(), as: .text) }
+    }
+
+    /// Writes a report whose text ends in a figure that differs between runs (`timing`,
+    /// e.g. "  (0.42 s)"): the terminal shows it, transcripts keep the text without it.
+    public func report(_ object: JSONObject, timing: String, text: () -> String) {
+        if json { write(object.rendered, as: .json) } else { write(text(), as: .timed(timing)) }
     }
 
     /// Writes a line holding a figure that differs between runs (a timing); transcripts
     /// mark it so replays skip its content. Not shown with `--json`.
     public func volatile(_ text: String) {
-        if !json { output.write(text, as: .volatile) }
+        if !json { write(text, as: .volatile) }
+    }
+
+    /// Every write goes here: a progress bar on the terminal is erased first, so output
+    /// never starts in the middle of it (the bar is drawn again on the next advance).
+    private func write(_ text: String, as kind: OutputKind) {
+        session.progressDisplay?.clear()
+        output.write(text, as: kind)
     }
 
     /// A progress meter over `total` units of work, shown on the terminal only; its

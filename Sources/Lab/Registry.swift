@@ -62,7 +62,7 @@ public struct Registry: Sendable {
             // Settings
             .set, .show, .seed,
             // Metrics
-            .history, .export,
+            .history, .run, .export,
             // Session
             .help, .record, .source, .quit,
         ],

@@ -37,6 +37,10 @@ public final class Session {
     public let registry: Registry
     public var settings: SettingsStore
     public var metrics = MetricsHistory()
+    /// The run the next RL step's row joins while its settings stay the same (see `Runs.swift`).
+    var currentRun: (key: RunKey, index: Int)?
+    /// The name `run NAME` gave the next run.
+    var requestedRunName: String?
     /// Where long commands draw their progress bar; nil shows nothing (tests, pipes).
     public var progressDisplay: ProgressDisplay?
     /// Reporting commands answer in JSON even without `--json` (`plab run --json`).

@@ -14,6 +14,9 @@ public struct TextTable {
 
     public mutating func add(_ row: [String]) { rows.append(row) }
 
+    /// The columns the rendered table takes: its longest line.
+    public var width: Int { render().split(separator: "\n").map(\.count).max() ?? 0 }
+
     public func render() -> String {
         let all = [header] + rows
         let columns = all.map(\.count).max() ?? 0

@@ -95,6 +95,7 @@ public final class TranscriptWriter: SessionOutput {
 
     public func write(_ text: String, as kind: OutputKind) {
         guard active else { return }
+        // A timed line's figure stays out: the transcript keeps what every replay repeats.
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             emit(kind == .volatile ? TranscriptWriter.volatilePrefix + line : TranscriptWriter.escaped(String(line)))
         }

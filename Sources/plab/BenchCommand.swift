@@ -8,17 +8,20 @@ import Numerics
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the lab's kernels and engines (figures recorded in BENCHMARKS.md).",
-        discussion: """
+        discussion: reflowed("""
         rounding: float32 -> format throughput per format and mode, one thread.
+
         gemm: n×n×n products: raw cblas_sgemm, the BF16 recipe, the portable backend.
+
         engines: the 10M model's BF16 forward products against raw cblas_sgemm, then rollout
         tokens/s and one training step for fp32, bf16, fp8-rollout and fp8-unified, on the
         default model and a ~10M-parameter one; "x bf16" is an FP8 row's time relative to bf16's.
+
         recipes: one training step and one rollout per FP8 recipe (hopper or fp32 accumulation,
         hybrid, pow2 scales, per-tensor current and delayed, MXFP8), both engines in the recipe,
         against BF16 emulation, on both model sizes. The lab emulates FP8 on the CPU: these
         are costs of the emulation, not the speed-ups of FP8 hardware.
-        """)
+        """))
 
     @Argument(help: "What to measure: rounding, gemm, engines, recipes, or all.")
     var what: String = "all"

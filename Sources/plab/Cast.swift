@@ -6,7 +6,7 @@ import Numerics
 struct Cast: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Round numbers read from standard input (one a line) to a format.",
-        discussion: """
+        discussion: reflowed("""
         Each line holds a decimal (1.5, -2e-3, inf, nan) or a float32 bit pattern (0x3f800000).
         Each output line is the rounded value as the shortest decimal that reads back as the
         same float32, or with --bits the format's own encoding in hex. Decimals are rounded
@@ -14,7 +14,7 @@ struct Cast: ParsableCommand {
         exit status is 1.
 
         Example:  printf '1.00390625\\n500\\n' | plab cast --to e4m3 --saturate
-        """
+        """)
     )
 
     @Option(name: .long, help: "Target format: fp32 bf16 fp16 e4m3 e5m2 or eXmY (X in 2…8, Y in 0…23).")

@@ -7,7 +7,7 @@ import Lab
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a session file and print its transcript.",
-        discussion: """
+        discussion: reflowed("""
         One command a line; blank lines and # comments are skipped. Standard output gets the
         transcript (a # header, then 'plab> COMMAND' lines each followed by its output), or
         with --json one JSON object per reporting command and nothing else. Stops at the
@@ -15,7 +15,7 @@ struct Run: ParsableCommand {
         exit status 1, unless --keep-going (then 1 if any failed). Ctrl-C: status 130.
 
         Example:  plab run sessions/tour.plab --backend portable > tour.transcript
-        """)
+        """))
 
     @Argument(help: "The session file (.plab).")
     var file: String
@@ -76,7 +76,7 @@ struct Run: ParsableCommand {
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a transcript's commands again, from the seed, backend and settings of its header.",
-        discussion: """
+        discussion: reflowed("""
         With --check, compare the new output with the recorded one: exit 0 when identical;
         1 at the first difference, shown on standard error with the lines before it, the
         recorded line (-) and the new one (+); 2 when the transcript cannot be read. Lines
@@ -84,7 +84,7 @@ struct Replay: ParsableCommand {
         Without --check, print the new transcript (to bring one up to date).
 
         Example:  plab replay sessions/tour.transcript --check
-        """)
+        """))
 
     @Argument(help: "The transcript.")
     var file: String

@@ -5,14 +5,14 @@ import Lab
 struct Shell: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Open the interactive lab shell (the default).",
-        discussion: """
+        discussion: reflowed("""
         On a terminal: line editing, history (arrows, Ctrl-R; kept in $XDG_DATA_HOME/plab/history),
         Tab completion, Ctrl-C to stop a long command, Ctrl-D or 'quit' to leave.
         When standard input is not a terminal, commands are read line by line without a
         prompt (plab < session.plab); every line runs, errors go to standard error as
         'plab: error: <stdin>:LINE: MESSAGE', and the exit status is 1 if any line failed
         (130 after Ctrl-C). 'plab run FILE' stops at the first error instead.
-        """)
+        """))
 
     func run() throws {
         let session = Session()

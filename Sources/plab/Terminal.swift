@@ -55,7 +55,10 @@ final class TerminalOutput: SessionOutput {
     func begin(_ line: String, transcribed: Bool) {}
 
     func write(_ text: String, as kind: OutputKind) {
-        if kind == .volatile && colorAllowed(on: 1, session: session) {
+        let dim = colorAllowed(on: 1, session: session)
+        if case .timed(let tail) = kind {
+            writeOut(text + (dim ? ANSI.dim + tail + ANSI.reset : tail) + "\n")
+        } else if kind == .volatile && dim {
             writeOut(ANSI.dim + text + ANSI.reset + "\n")
         } else {
             writeOut(text + "\n")

@@ -75,21 +75,23 @@ import Lab
     @Test func historyAndExport() throws {
         let session = shellSession()
         #expect(runOne("history", in: session).lines[0].hasPrefix("no metrics yet"))
-        session.metrics.append(["step": 1, "reward": 0.5])
-        session.metrics.append(["step": 2, "reward": 0.75, "k3": 1e-4])
+        let run = session.metrics.startRun(RunInfo(name: "a", settings: [RunSetting("preset", "bf16")]))
+        session.metrics.append(["step": 1, "reward": 0.5], run: run)
+        session.metrics.append(["step": 2, "reward": 0.75, "k3": 1e-4], run: run)
         let table = runOne("history", in: session).lines
-        #expect(table[0].split(separator: " ") == ["row", "step", "reward", "k3"])
-        #expect(table[3].split(separator: " ") == ["2", "2", "0.75", "0.0001"])
+        #expect(table[0].split(separator: " ") == ["run", "step", "reward", "k3"])
+        #expect(table[3].split(separator: " ") == ["a", "2", "0.75", "1.000e-04"])
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let csv = dir.appendingPathComponent("m.csv").path
         let jsonl = dir.appendingPathComponent("m.jsonl").path
         #expect(runOne("export csv \(csv)", in: session).lines == ["wrote 2 rows to \(csv)"])
-        #expect(try String(contentsOfFile: csv, encoding: .utf8) == "step,reward,k3\n1,0.5,\n2,0.75,0.0001\n")
+        #expect(try String(contentsOfFile: csv, encoding: .utf8) == "run,preset,step,reward,k3\na,bf16,1,0.5,\na,bf16,2,0.75,0.0001\n")
         #expect(runOne("export jsonl \(jsonl)", in: session).outcome == .done)
         let rows = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n").map { try parseJSON(String($0)) }
         #expect(rows.count == 2)
         #expect(rows[1]["k3"] as? Double == 1e-4)
+        #expect(rows[1]["run"] as? String == "a" && rows[1]["preset"] as? String == "bf16")
         #expect(rows[0]["k3"] == nil)
         #expect(runOne("history clear", in: session).lines == ["cleared 2 rows"])
         #expect(session.metrics.count == 0)
@@ -99,18 +101,19 @@ import Lab
     /// or after it) stays empty, and is not confused with NaN.
     @Test func historyRowsKeepTheirCellsAndGaps() {
         var history = MetricsHistory()
-        history.append(["a": 1, "b": .nan])
-        history.append(["b": 2])
-        history.append(["c": 3, "a": -.infinity])
+        let run = history.startRun(RunInfo(name: "r", settings: []))
+        history.append(["a": 1, "b": .nan], run: run)
+        history.append(["b": 2], run: run)
+        history.append(["c": 3, "a": -.infinity], run: run)
         #expect(history.columns == ["a", "b", "c"])
-        #expect(history.csv() == "a,b,c\n1,nan,\n,2,\n-inf,,3\n")
+        #expect(history.csv() == "run,a,b,c\nr,1,nan,\nr,,2,\nr,-inf,,3\n")
         #expect(history.count == 3)
         #expect(history.row(1) == ["b": 2])
         #expect(history.lastRows(2) == [["b": 2], ["c": 3, "a": -.infinity]])
         #expect(history.lastRows(10).count == 3)
         #expect(history.row(0)["b"]?.isNaN == true && history.row(0)["c"] == nil)
         history.removeAll()
-        #expect(history.count == 0 && history.columns.isEmpty && history.csv() == "\n")
+        #expect(history.count == 0 && history.columns.isEmpty && history.runs.isEmpty && history.csv() == "run\n")
     }
 
     /// Over every registered command, the model's and RL's included.

@@ -17,7 +17,7 @@ import Lab
     /// example that is not already --json, run with --json.
     @Test func everyReportingCommandPrintsOneObject() throws {
         let session = Session()
-        session.metrics.append(["step": 1, "reward": 0.5])
+        session.metrics.appendToTestRun(["step": 1, "reward": 0.5])
         for command in session.registry.commands where command.reports {
             let example = try #require(command.examples.first { !$0.contains("--json") }, "\(command.name)")
             let object = try report(example + " --json", in: session)

@@ -59,3 +59,10 @@ struct StateSnapshot: Equatable {
         recording = session.isRecording
     }
 }
+
+extension MetricsHistory {
+    /// Appends a row to a run named `test`, started on first use.
+    mutating func appendToTestRun(_ row: KeyValuePairs<String, Double>) {
+        append(row, run: runIndex(named: "test") ?? startRun(RunInfo(name: "test", settings: [])))
+    }
+}

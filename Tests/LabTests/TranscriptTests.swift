@@ -155,8 +155,8 @@ import Lab
         registry.register(Command(name: "note", topic: .metrics, summary: "append a row",
                                   arguments: [.positional("X", .real(-1e9...1e9), "the value", optional: true)],
                                   examples: ["note 1"], restoresState: true) { context in
-            if let x = context.arguments.real("X") { context.session.metrics.append(["x": x]) } else {
-                context.session.metrics.append(["y": 0])
+            if let x = context.arguments.real("X") { context.session.metrics.appendToTestRun(["x": x]) } else {
+                context.session.metrics.appendToTestRun(["y": 0])
             }
         })
         registry.register(StateRestorer("the notes") { session in

@@ -94,6 +94,14 @@ func figure(_ x: Double?) -> String {
     return String(format: "%.3e", x)
 }
 
+/// `0.125×`, `62.1×`: `x` as a multiple of `base` to 3 digits, or `-` when that says
+/// nothing: a zero base, a non-finite value, or values of opposite signs (a signed
+/// statistic such as k1 crossing zero).
+public func ratioText(_ x: Double?, over base: Double?) -> String {
+    guard let x, let base, base != 0, x.isFinite, base.isFinite, (x >= 0) == (base > 0) else { return "-" }
+    return String(format: "%.3g", x / base) + "×"
+}
+
 func mismatchSummary(_ s: MismatchStats) -> String {
     "mismatch: \(s.tokens) tokens, mean|Δlogp| \(figure(s.meanAbsDlogp)), max|Δlogp| \(figure(s.maxAbsDlogp)), k3 \(figure(s.k3)), mean|Δp| \(figure(s.meanAbsDp)), KL(full) \(figure(s.klFullMean)), argmax differs \(figure(s.argmaxDisagree.map { $0 * 100 }))%"
 }
@@ -273,16 +281,25 @@ extension Command {
                 return table.render()
             }
             let header = "\(prompts.count) prompts, seed \(session.seed), max_new \(session.sampling.maxNewTokens), temperature \(figure(session.sampling.temperature))\n"
-            var table = TextTable(header: ["statistic"] + results.map(\.name), rightAligned: Set(1...results.count))
+            // Beside the values, each later column as a multiple of the first one's.
+            let first = results[0].name
+            let ratioNames = results.dropFirst().map { "\($0.name)/\(first)" }
+            var table = TextTable(header: ["statistic"] + results.map(\.name) + ratioNames,
+                                  rightAligned: Set(1...(2 * results.count - 1)))
+            func add(_ label: String, _ values: [Double?], text: (Double?) -> String) {
+                table.add([label] + values.map(text) + values.dropFirst().map { ratioText($0, over: values[0]) })
+            }
             let rows = results.map { statsRows($0.stats) }
             for (i, (name, _, _)) in rows[0].enumerated() {
-                table.add([name] + rows.map { figure($0[i].1) })
+                add(name, rows.map { $0[i].1 }, text: figure)
             }
-            table.add(["overflows μ"] + results.map { "\($0.overflows.0)" })
-            table.add(["overflows π"] + results.map { "\($0.overflows.1)" })
-            table.add(["flushed to 0 μ"] + results.map { "\($0.underflows.0)" })
-            table.add(["flushed to 0 π"] + results.map { "\($0.underflows.1)" })
-            return header + table.render()
+            func count(_ x: Double?) -> String { x.map { String(Int($0)) } ?? "-" }
+            add("overflows μ", results.map { Double($0.overflows.0) }, text: count)
+            add("overflows π", results.map { Double($0.overflows.1) }, text: count)
+            add("flushed to 0 μ", results.map { Double($0.underflows.0) }, text: count)
+            add("flushed to 0 π", results.map { Double($0.underflows.1) }, text: count)
+            let note = results.count > 1 ? "\n(\(ratioNames[0]): the statistic under \(results[1].name) as a multiple of \(first)'s; 0.125× is 8 times smaller)" : ""
+            return header + table.render() + note
         }
     }
 

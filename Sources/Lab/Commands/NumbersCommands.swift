@@ -126,7 +126,9 @@ extension Command {
         }
         progress.finish()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-        for row in rows { context.session.metrics.append(row) }
+        let run = context.session.startSingleRun("accumulate-\(format.name)", settings: [
+            RunSetting("format", format.name), RunSetting("rounding", mode.rawValue), RunSetting("seed", String(context.session.seed))])
+        for row in rows { context.session.metrics.append(row, run: run) }
         let exact = Double(n) * Double(addend)
         let relative = exact == 0 ? 0 : (Double(sum) - exact) / exact
         context.report(["n": .int(n), "format": .string(format.name), "rounding": .string(mode.rawValue),

@@ -2,6 +2,7 @@
 
 import Engines
 import Foundation
+import JSON
 import Numerics
 import RL
 
@@ -188,8 +189,10 @@ extension Command {
         details: """
         Prompts come from the sanity set (prompts × samples per step), the loss from the algo
         setting (help algo). A step completes or changes nothing; Ctrl-C stops between steps.
-        JSON: one object per step with step, reward, accuracy, k3, mean_abs_dlogp, grad_norm,
-        loss_scale, skipped, and more. Steps are appended to `history`.
+        Steps are appended to `history`, in the current run (help run), which counts its own
+        steps. JSON: one object per step with run, step, reward, accuracy, k3,
+        mean_abs_dlogp, grad_norm, loss_scale, skipped, and more (model_step: the
+        model's steps in all runs).
         """,
         arguments: [.positional("N", .integer(1...100_000), "how many steps (default 1)", optional: true)],
         examples: ["step", "step 20", "step 5 --json"],
@@ -206,45 +209,63 @@ extension Command {
             do { m = try trainer.step(shouldStop: stopRequested) } catch is TrainingInterrupted { throw Interrupted() }
             session.lab.step = trainer.stepsTaken
             session.lab.isRestorable = false
-            var row: [(String, Double)] = [("step", Double(m.step)), ("reward", m.reward), ("accuracy", m.accuracy),
+            let known = session.metrics.runs.count
+            let run = session.runForStep(trainer)
+            let runInfo = session.metrics.runs[run]
+            if session.metrics.runs.count > known && !context.json {
+                context.print("run \(runInfo.name): " + runInfo.settings.filter { $0.key != "model" }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            }
+            let runStep = runInfo.rows + 1
+            var row: [(String, Double)] = [("step", Double(runStep)), ("reward", m.reward), ("accuracy", m.accuracy),
                                            ("length", m.responseLength), ("entropy", m.entropy), ("grad_norm", m.gradNorm),
                                            ("loss_scale", m.lossScale), ("skipped", m.skipped ? 1 : 0)]
             if let s = m.mismatch {
                 row += [("k1", s.k1), ("k3", s.k3), ("mean_abs_dlogp", s.meanAbsDlogp), ("max_abs_dp", s.maxAbsDp),
                         ("chi2_token", s.chi2Token), ("kl_full", s.klFullMean ?? .nan), ("ess", s.ess)]
             }
-            session.metrics.append(row)
-            context.report(m.json()) {
+            session.metrics.append(row, run: run)
+            var json: JSONObject = ["run": .string(runInfo.name)]
+            json.merge(m.json())
+            json.set("step", .int(runStep))
+            json.set("model_step", .int(m.step))
+            context.report(json, timing: m.timing.total > 0 ? "  (\(shortSeconds(m.timing.total)))" : "") {
                 let mm = m.mismatch
-                return "step \(m.step): reward \(figure(m.reward)), accuracy \(figure(m.accuracy)), length \(figure(m.responseLength)), grad \(figure(m.gradNorm)), k3 \(figure(mm?.k3)), mean|Δlogp| \(figure(mm?.meanAbsDlogp))\(m.lossScale != 1 ? ", scale \(figure(m.lossScale))" : "")\(m.skipped ? ", SKIPPED (\(m.skipReason ?? "overflow"))" : "")\(m.skippedInARow >= 2 ? ", \(m.skippedInARow) in a row" : "")"
+                return "step \(runStep): reward \(figure(m.reward)), accuracy \(figure(m.accuracy)), length \(figure(m.responseLength)), grad \(figure(m.gradNorm)), k3 \(figure(mm?.k3)), mean|Δlogp| \(figure(mm?.meanAbsDlogp))\(m.lossScale != 1 ? ", scale \(figure(m.lossScale))" : "")\(m.skipped ? ", SKIPPED (\(m.skipReason ?? "overflow"))" : "")\(m.skippedInARow >= 2 ? ", \(m.skippedInARow) in a row" : "")"
             }
             // Once a command: why steps keep being skipped, and the cure (JSON: skip_advice).
             if let advice = m.skipAdvice, !advised, !context.json {
                 context.print(advice)
                 advised = true
             }
-            let t = m.timing
-            if t.total > 0 {
-                func share(_ x: Double) -> String { "\(Int((100 * x / t.total).rounded()))%" }
-                context.volatile("step took \(figure(t.total)) s: rollout \(share(t.rollout)), recompute \(share(t.recompute)), forward+backward \(share(t.forward + t.backward)), update and sync \(share(t.update))")
-            }
             try meter.advance(to: i + 1)
         }
         meter.finish()
     }
 
-    /// `algo [NAME]`: the algorithms and their losses.
-    public static let algo = Command(
-        name: "algo", topic: .rl,
-        summary: "the RL algorithms, their loss formulas and what they correct (set algo NAME)",
-        details: Algorithm.allCases.map { "\($0.rawValue) — \($0.title)\n  \($0.formula)\n  \($0.explanation)" }.joined(separator: "\n\n"),
-        arguments: [.positional("NAME", .choice(Algorithm.allCases.map(\.rawValue)), "one algorithm", optional: true)],
-        examples: ["algo", "algo seq-mis", "set algo token-tis"]
-    ) { context in
-        let chosen = try context.arguments.text("NAME").map { name throws(NumericsError) in try Algorithm.parse(name) }
-        let list = chosen.map { [$0] } ?? Algorithm.allCases
-        context.print(list.map { "\($0.rawValue) — \($0.title)\n  \($0.formula)\n  \($0.explanation)" }.joined(separator: "\n\n"))
-    }
+    /// `algo [NAME]`: the algorithm in use, or choose one (as `set algo NAME` does).
+    public static let algo: Command = {
+        var command = Command(
+            name: "algo", topic: .rl,
+            summary: "show the RL algorithm in use, or choose one (help algo NAME: its loss formula)",
+            details: "The same as 'set algo NAME'. Algorithms:\n\n" + Algorithm.allCases.map(\.helpText).joined(separator: "\n\n"),
+            arguments: [.positional("NAME", .text, "the algorithm to use: " + Algorithm.allCases.map(\.rawValue).joined(separator: ", "),
+                                    optional: true, complete: { _, _ in Algorithm.allCases.map(\.rawValue) })],
+            examples: ["algo", "algo token-tis", "help algo seq-mis"],
+            reports: true
+        ) { context in
+            let session = context.session
+            if let name = context.arguments.text("NAME") { try session.settings.set("algo", to: name) }
+            let algorithm = Algorithm(rawValue: session.settings.text("algo"))!
+            context.report(["algo": .string(algorithm.rawValue), "title": .string(algorithm.title),
+                            "formula": .string(algorithm.formula)]) {
+                "algo = \(algorithm.rawValue) (\(algorithm.title))\n  \(algorithm.formula)"
+            }
+        }
+        command.explain = { name throws(LabError) in
+            do throws(NumericsError) { return try Algorithm.parse(name).helpText } catch { throw LabError(error.description) }
+        }
+        return command
+    }()
 }
 
 extension Command {
@@ -321,4 +342,9 @@ extension Command {
             "sanity set: kept \(report.kept) of \(report.candidates) prompts (pass rate in [\(report.low), \(report.high)] over \(report.samples) samples); their mean pass rate \(figure(report.keptPassRate)), all candidates \(figure(report.overallPassRate))"
         }
     }
+}
+
+extension Algorithm {
+    /// `token-tis — token-level TIS`, its loss formula and what it corrects.
+    var helpText: String { "\(rawValue) — \(title)\n  \(formula)\n  \(explanation)" }
 }

@@ -31,7 +31,12 @@ extension Command {
         }
         var command = try session.registry.command(named: first)
         var path = command.name
-        for word in words.dropFirst() {
+        for (i, word) in words.dropFirst().enumerated() {
+            if let explain = command.explain, !command.subcommands.contains(where: { $0.name == word }), i == words.count - 2 {
+                let text = try explain(word)
+                context.report(["name": .string(path), "value": .string(word), "help": .string(text)]) { text }
+                return
+            }
             guard let sub = command.subcommands.first(where: { $0.name == word }) else {
                 let names = command.subcommands.map(\.name)
                 throw LabError(names.isEmpty ? "'\(path)' has no sub-commands"
