@@ -20,10 +20,9 @@ extension Session {
     /// `run NAME` is pending, else a new one named by `run NAME` or automatically
     /// (`bf16-grpo-s0`, numbered on repeats).
     func runForStep(_ trainer: Trainer) -> Int {
+        let key = runKey(trainer)
+        if !startsNewRun(trainer) { return currentRun!.index }
         let lab = self.lab
-        let key = RunKey(modelGeneration: lab.generation, engines: lab.policy.engines, algorithm: trainer.settings.algorithm,
-                         seed: seed, task: trainer.task.spec)
-        if let current = currentRun, current.key == key, requestedRunName == nil { return current.index }
         let preset = presetLabel
         let name = requestedRunName ?? metrics.freshRunName("\(preset)-\(key.algorithm.rawValue)-s\(seed)")
         requestedRunName = nil
@@ -36,6 +35,17 @@ extension Session {
         let index = metrics.startRun(RunInfo(name: name, settings: settings))
         currentRun = (key, index)
         return index
+    }
+
+    /// Whether the next RL step starts a new run.
+    func startsNewRun(_ trainer: Trainer) -> Bool {
+        guard let current = currentRun else { return true }
+        return current.key != runKey(trainer) || requestedRunName != nil
+    }
+
+    private func runKey(_ trainer: Trainer) -> RunKey {
+        RunKey(modelGeneration: lab.generation, engines: lab.policy.engines, algorithm: trainer.settings.algorithm,
+               seed: seed, task: trainer.task.spec)
     }
 
     /// A run of its own for a measurement that is not an RL step (`accumulate`): `base`,

@@ -145,6 +145,10 @@ public struct LayerCache {
 public struct ForwardResult {
     /// Log-softmax of the logits at every row (N, V), float32.
     public var logProbs: [Float]
+    /// The size of the logits (after their rounding): the largest |logit| over all rows, and
+    /// the mean over rows of each row's standard deviation. A format's absolute rounding
+    /// error of a logit grows with its size.
+    public var logitScale: (maxAbs: Float, meanStd: Double)
     /// Hidden state after each layer (L+1 entries of (N, C): the embedding output first),
     /// kept for traces.
     public var hiddenStates: [[Float]]
@@ -231,7 +235,7 @@ public struct Transformer {
     /// the last layer, the logits rounded as `plan.logits` says. Shared by both engines.
     func headForward(x: [Float], pending: [Float]?, rows n: Int, weights: ModelWeights, kernel: some LinearKernel,
                      plan: ForwardPlan)
-        -> (finalInput: [Float], finalNorm: [Float], finalRstd: [Float], logProbs: [Float]) {
+        -> (finalInput: [Float], finalNorm: [Float], finalRstd: [Float], logProbs: [Float], logitScale: (maxAbs: Float, meanStd: Double)) {
         let v = config.vocabSize
         let finalInput = pending ?? x
         var finalRstd: [Float] = []
@@ -240,7 +244,24 @@ public struct Transformer {
         roundInPlace(plan.logits, &logits)
         var logProbs = [Float](repeating: 0, count: n * v)
         logSoftmaxForward(logits, &logProbs, rows: n, vocab: v)
-        return (finalInput, finalNorm, finalRstd, logProbs)
+        return (finalInput, finalNorm, finalRstd, logProbs, logitScale(logits, rows: n, vocab: v))
+    }
+
+    /// The largest |logit| and the mean over rows of the rows' standard deviations (Double sums).
+    func logitScale(_ logits: [Float], rows n: Int, vocab v: Int) -> (maxAbs: Float, meanStd: Double) {
+        var maxAbs: Float = 0, stds = 0.0
+        for r in 0..<n {
+            var sum = 0.0, squares = 0.0
+            for j in 0..<v {
+                let z = logits[r * v + j]
+                maxAbs = max(maxAbs, abs(z))
+                sum += Double(z)
+                squares += Double(z) * Double(z)
+            }
+            let mean = sum / Double(v)
+            stds += (max(0, squares / Double(v) - mean * mean)).squareRoot()
+        }
+        return (maxAbs, n > 0 ? stds / Double(n) : 0)
     }
 
     // MARK: The decoder block, backward
@@ -318,7 +339,7 @@ public struct Transformer {
             layers.append(cache)
         }
         let head = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan)
-        return ForwardResult(logProbs: head.logProbs, hiddenStates: hidden, layers: layers, finalInput: head.finalInput,
+        return ForwardResult(logProbs: head.logProbs, logitScale: head.logitScale, hiddenStates: hidden, layers: layers, finalInput: head.finalInput,
                              finalNorm: head.finalNorm, finalRstd: head.finalRstd, probOffsets: probOffsets)
     }
 

@@ -86,6 +86,8 @@ public struct StepMetrics: Sendable, Equatable {
     /// Fraction of importance weights capped (TIS, PG-Seq-IS) or masked (MIS), first
     /// minibatch; nil for algorithms without a weight.
     public var cappedFraction: Double?
+    /// Where the mismatch sits, logit and weight sizes, distance from the run's start.
+    public var diagnostics = StepDiagnostics()
     /// FP16 loss-scaler totals so far.
     public var overflows: Int
     public var underflows: Int
@@ -116,6 +118,7 @@ public struct StepMetrics: Sendable, Equatable {
             ("underflows", .int(underflows)),
         ]
         for (key, value) in rest { o.set(key, value) }
+        for (key, value) in diagnostics.fields { o.set(key, .number(value)) }
         if includeTiming {
             o.set("wall_time", .number(timing.total))
             o.set("timing", .object(timing.jsonObject))

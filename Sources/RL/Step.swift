@@ -41,6 +41,7 @@ extension Trainer {
         t = ContinuousClock.now
         metrics.mismatch = try? mismatchStats(old.pairs, options: MismatchOptions(tokenCap: s.tokenCap, sequenceCap: s.sequenceCap))
         metrics.entropy = meanEntropy(old.pairs)
+        metrics.diagnostics = diagnostics(old, batch: round.batch, temperature: s.temperature)
         timing.stats = seconds(since: t)
         if shouldStop() { throw TrainingInterrupted(completed: 0) }
 

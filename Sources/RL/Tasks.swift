@@ -11,6 +11,15 @@
 // The part before `|` is the prompt; the response the model must produce comes after it.
 // A task's size (operand digits, string length) sets the response length: from 2 tokens up
 // to 129 (`TaskKind.largestSize`), so long-rollout effects can be studied.
+//
+// With notes (`task reversal --size 8 --notes 64`), a response first writes free notes and
+// then a `|` token before the answer; the reward reads only what follows the first `|`:
+//
+//   reversal, notes 6   <bos> r : k q z = | ( . ? - , ( | z q k <eos>
+//
+// The demonstrations' notes are note tokens (`NoteTokens`) drawn uniformly, so a model that
+// learned them keeps ln 7 ≈ 1.95 nats of entropy at every note position: free choices that
+// the reward does not pin down, as the many free tokens of reasoning text are.
 
 import Model
 import Numerics
@@ -65,16 +74,42 @@ public struct TaskSpec: Sendable, Hashable, Codable {
     public var kind: TaskKind
     public var minSize: Int
     public var maxSize: Int
+    /// Free note tokens the demonstrations write before `|` and the answer (0: none, and no
+    /// `|`: the task as it always was).
+    public var notes: Int = 0
 
-    public init(kind: TaskKind, minSize: Int, maxSize: Int) throws(NumericsError) {
+    public init(kind: TaskKind, minSize: Int, maxSize: Int, notes: Int = 0) throws(NumericsError) {
         self.kind = kind
         self.minSize = minSize
         self.maxSize = maxSize
+        self.notes = notes
         try validate()
     }
 
-    public init(kind: TaskKind, size: Int) throws(NumericsError) {
-        try self.init(kind: kind, minSize: size, maxSize: size)
+    public init(kind: TaskKind, size: Int, notes: Int = 0) throws(NumericsError) {
+        try self.init(kind: kind, minSize: size, maxSize: size, notes: notes)
+    }
+
+    /// The most notes a task may ask for.
+    public static let largestNotes = 512
+
+    private enum CodingKeys: String, CodingKey { case kind, minSize, maxSize, notes }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(TaskKind.self, forKey: .kind)
+        minSize = try c.decode(Int.self, forKey: .minSize)
+        maxSize = try c.decode(Int.self, forKey: .maxSize)
+        notes = try c.decodeIfPresent(Int.self, forKey: .notes) ?? 0
+    }
+
+    /// Writes `notes` only when there are some, so files of tasks without notes are as before.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(minSize, forKey: .minSize)
+        try c.encode(maxSize, forKey: .maxSize)
+        if notes != 0 { try c.encode(notes, forKey: .notes) }
     }
 
     /// The lab's default task: addition of two 3-digit numbers (responses of 4–5 tokens).
@@ -88,13 +123,18 @@ public struct TaskSpec: Sendable, Hashable, Codable {
         guard maxSize <= kind.largestSize else {
             throw .invalidArgument("task \(kind.rawValue): \(kind.sizeName) at most \(kind.largestSize) (got \(maxSize))")
         }
+        guard (0...TaskSpec.largestNotes).contains(notes) else {
+            throw .invalidArgument("task \(kind.rawValue): notes must be in 0…\(TaskSpec.largestNotes) (got \(notes))")
+        }
     }
 
-    /// Tokens of the longest correct response, <eos> included.
+    /// Tokens of the longest correct response, <eos> included (with notes: the
+    /// demonstrations' notes and `|` too).
     public var longestAnswer: Int {
+        let marker = notes > 0 ? notes + 1 : 0
         switch kind {
-        case .addition: return maxSize + 2
-        case .reversal, .sorting: return maxSize + 1
+        case .addition: return marker + maxSize + 2
+        case .reversal, .sorting: return marker + maxSize + 1
         }
     }
 
@@ -125,10 +165,10 @@ public struct TaskSpec: Sendable, Hashable, Codable {
         return total
     }
 
-    /// `addition digits=3`, `reversal length=4..8`.
+    /// `addition digits=3`, `reversal length=4..8`, `reversal length=8 notes=64`.
     public var description: String {
         let size = minSize == maxSize ? "\(minSize)" : "\(minSize)..\(maxSize)"
-        return "\(kind.rawValue) \(kind.sizeName)=\(size)"
+        return "\(kind.rawValue) \(kind.sizeName)=\(size)" + (notes > 0 ? " notes=\(notes)" : "")
     }
 }
 
@@ -157,12 +197,27 @@ enum TaskTokens {
     static let digits: [Int32] = (0...9).map { id(String($0)) }
     static let letters: [Int32] = "abcdefghijklmnopqrstuvwxyz".map { id(String($0)) }
     static let plus = id("+"), equals = id("="), colon = id(":"), r = id("r"), s = id("s")
+    /// Ends a response's notes; the answer follows.
+    static let endOfNotes = id("|")
+}
+
+/// The tokens notes are written in: symbols no task uses elsewhere.
+public enum NoteTokens {
+    public static let ids: [Int32] = ["(", ")", ",", ".", "?", "-", "*"].map { TaskTokens.id($0) }
 }
 
 extension TaskSpec {
     /// A random problem from the stream (sizes uniform in the range, then digits or letters
     /// uniform; addition operands have no leading zero unless they are one digit long).
+    /// With notes, the answer starts with `notes` note tokens drawn uniformly, then `|`.
     public func randomProblem(_ rng: inout RandomStream) -> Problem {
+        let plain = randomPlainProblem(&rng)
+        guard notes > 0 else { return plain }
+        let written = (0..<notes).map { _ in NoteTokens.ids[Int(rng.next() % UInt64(NoteTokens.ids.count))] }
+        return Problem(prompt: plain.prompt, answer: written + [TaskTokens.endOfNotes] + plain.answer)
+    }
+
+    private func randomPlainProblem(_ rng: inout RandomStream) -> Problem {
         let n = minSize + Int(rng.next() % UInt64(maxSize - minSize + 1))
         let t = TaskTokens.self
         switch kind {
@@ -200,8 +255,14 @@ extension TaskSpec {
     }
 
     /// The answer to a prompt written in this task's format, computed from the prompt
-    /// alone (<eos> included); nil if the prompt is not one of this task's.
+    /// alone (<eos> included; with notes, `|` first and no notes); nil if the prompt is not
+    /// one of this task's.
     public func solve(_ prompt: [Int32]) -> [Int32]? {
+        guard let answer = solvePlain(prompt) else { return nil }
+        return notes > 0 ? [TaskTokens.endOfNotes] + answer : answer
+    }
+
+    private func solvePlain(_ prompt: [Int32]) -> [Int32]? {
         let t = TaskTokens.self
         guard prompt.count >= 3, prompt.first == t.bos, prompt.last == t.equals else { return nil }
         let body = Array(prompt[1..<(prompt.count - 1)])
@@ -225,9 +286,14 @@ extension TaskSpec {
     }
 
     /// Reward of a response: 1 when it is exactly the answer and ended with <eos> (a
-    /// response cut off by the length limit gets 0), else 0.
+    /// response cut off by the length limit gets 0), else 0. When the answer has notes
+    /// (holds `|`), only what follows the first `|` is compared: the notes are free, and a
+    /// response without `|` gets 0.
     public static func reward(response: [Int32], finished: Bool, answer: [Int32]) -> Double {
-        finished && response == answer ? 1 : 0
+        guard finished else { return 0 }
+        guard let mark = answer.firstIndex(of: TaskTokens.endOfNotes) else { return response == answer ? 1 : 0 }
+        guard let responseMark = response.firstIndex(of: TaskTokens.endOfNotes) else { return 0 }
+        return response[(responseMark + 1)...] == answer[(mark + 1)...] ? 1 : 0
     }
 }
 

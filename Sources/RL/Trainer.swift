@@ -83,6 +83,8 @@ public final class Trainer {
     /// RL steps in a row that applied no update (inf/NaN); any applied update resets it.
     public internal(set) var skippedInARow = 0
     private var orderCache: [Int: [Int]] = [:]
+    /// π_0 of `kl_initial`, in float32 engines (see `resetReference`).
+    var reference: Policy?
 
     /// A trainer for `task` under `seed` around `policy`; fresh optimizer states.
     public init(policy: Policy, task spec: TaskSpec = .default, seed: UInt64) throws(NumericsError) {

@@ -54,7 +54,7 @@ import Testing
         let s = smallSession()
         run("step", "precision preset fp16", "step 2", in: s)
         let table = runOne("history", in: s).lines
-        let tableEnd = try #require(table.firstIndex { $0.hasPrefix("(not shown") })
+        let tableEnd = try #require(table.firstIndex { $0.contains("more columns") })
         #expect(table[..<tableEnd].allSatisfy { $0.count <= 100 })
         #expect(table[0].split(separator: " ").prefix(6) == ["run", "step", "reward", "accuracy", "k3", "mean_abs_dlogp"])
         #expect(table[2].hasPrefix("bf16-grpo-s0 ") && table[3].hasPrefix("fp16-grpo-s0 "))

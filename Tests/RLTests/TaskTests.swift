@@ -1,3 +1,4 @@
+import Foundation
 import Model
 import Numerics
 import RL
@@ -20,6 +21,41 @@ func tokens(_ text: String) -> [Int32] {
         #expect(TaskSpec.reward(response: tokens("5 0"), finished: false, answer: answer) == 0)
         // Cut off by the length limit right before <eos>: 0 even though the digits are right.
         #expect(TaskSpec.reward(response: tokens("5 0 2"), finished: false, answer: answer) == 0)
+    }
+
+    /// With notes, only what follows the first `|` is compared: right after any notes, wrong,
+    /// truncated, without `|`, with a second `|`.
+    @Test func notesAreFreeAndOnlyTheAnswerAfterTheMarkerCounts() throws {
+        let spec = try TaskSpec(kind: .reversal, size: 3, notes: 4)
+        let answer = tokens("( . ? - | z q k <eos>")
+        #expect(spec.solve(tokens("<bos> r : k q z =")) == tokens("| z q k <eos>"))
+        func reward(_ response: String, finished: Bool = true) -> Double {
+            TaskSpec.reward(response: tokens(response), finished: finished, answer: answer)
+        }
+        #expect(reward("( . ? - | z q k <eos>") == 1)
+        #expect(reward("* * | z q k <eos>") == 1)        // other notes, fewer of them
+        #expect(reward("| z q k <eos>") == 1)            // no notes at all
+        #expect(reward("a b c d e f | z q k <eos>") == 1) // notes in any tokens
+        #expect(reward("( . ? - | z q a <eos>") == 0)
+        #expect(reward("( . ? - z q k <eos>") == 0)      // no marker
+        #expect(reward("( | . | z q k <eos>") == 0)      // the answer follows the first marker
+        #expect(reward("( . ? - | z q k", finished: false) == 0)
+        #expect(reward("( . ? - | z q k <eos>", finished: false) == 0)
+        // Generated problems: the notes are note tokens, then the marker and the answer.
+        var rng = RandomStream(seed: 1, name: "t")
+        for _ in 0..<50 {
+            let p = spec.randomProblem(&rng)
+            #expect(p.answer.count == 4 + 1 + 4 && p.answer.count == spec.longestAnswer)
+            #expect(p.answer.prefix(4).allSatisfy { NoteTokens.ids.contains($0) })
+            #expect(Array(p.answer.dropFirst(4)) == spec.solve(p.prompt))
+        }
+        #expect(spec.description == "reversal length=3 notes=4")
+        // Saved with the trainer's state: notes only when there are some, so older files read.
+        let plain = try TaskSpec(kind: .reversal, size: 3)
+        #expect(!String(decoding: try JSONEncoder().encode(plain), as: UTF8.self).contains("notes"))
+        #expect(try JSONDecoder().decode(TaskSpec.self, from: JSONEncoder().encode(spec)) == spec)
+        #expect(try JSONDecoder().decode(TaskSpec.self, from: Data(#"{"kind":"reversal","minSize":3,"maxSize":3}"#.utf8)) == plain)
+        #expect(throws: NumericsError.self) { try TaskSpec(kind: .reversal, size: 3, notes: TaskSpec.largestNotes + 1) }
     }
 
     @Test func reversalAndSorting() throws {

@@ -65,7 +65,10 @@ extension Command {
             var notes: [String] = []
             if shown.count < selected.count { notes.append("(last \(shown.count) of \(selected.count) rows)") }
             let hidden = present.filter { !columns.contains($0) }
-            if !hidden.isEmpty { notes.append("(not shown: \(hidden.joined(separator: ", ")); history --all shows them)") }
+            if !hidden.isEmpty {
+                let named = hidden.prefix(5).joined(separator: ", ") + (hidden.count > 5 ? ", …" : "")
+                notes.append("(\(hidden.count) more column\(hidden.count == 1 ? "" : "s"): \(named); history --all shows them)")
+            }
             let lastRun = metrics.run(ofRow: shown.last!)
             let trendRows = metrics.rowIndices(inRuns: [lastRun.name]).suffix(40).map(metrics.row)
             let trend = sparklines(trendRows, columns: columns.filter { $0 != "step" }, metrics: metrics)

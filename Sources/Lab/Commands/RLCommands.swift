@@ -119,25 +119,35 @@ extension Trainer {
 func stopRequested() -> Bool { Interruption.isRequested }
 
 extension Command {
-    /// `task [NAME] [--size N]`, `task show [N]`.
+    /// `task [NAME] [--size N] [--notes M]`, `task show [N]`.
     public static let task = Command(
         name: "task", topic: .rl,
         summary: "show or choose the task (addition, reversal, sorting) and its size",
-        details: "Each task has exact programmatic rewards, a seeded prompt set and a held-out set. Sizes: digits of each addend, or the length of the string to reverse or sort. Choosing a task drops the sanity set.",
+        details: """
+        Each task has exact programmatic rewards, a seeded prompt set and a held-out set.
+        Sizes: digits of each addend, or the length of the string to reverse or sort.
+        With --notes M, a response first writes M free note tokens ( ) , . ? - * and then |
+        before the answer; the reward reads only what follows the first |, so the notes are
+        free choices the reward does not pin down (long responses that keep their entropy).
+        Choosing a task drops the sanity set.
+        """,
         arguments: [.positional("NAME", .choice(TaskKind.allCases.map(\.rawValue)), "the task", optional: true),
-                    .option("size", .integer(1...96), "digits (addition) or length (reversal, sorting)")],
+                    .option("size", .integer(1...96), "digits (addition) or length (reversal, sorting)"),
+                    .option("notes", .integer(0...TaskSpec.largestNotes), "free note tokens before the answer (default 0)")],
         subcommands: [taskShow],
-        examples: ["task", "task addition --size 3", "task reversal --size 12", "task show 5"],
+        examples: ["task", "task addition --size 3", "task reversal --size 12", "task reversal --size 6 --notes 64", "task show 5"],
         reports: true, restoresState: true
     ) { context in
         let trainer = try context.session.syncedTrainer()
         if let name = context.arguments.text("NAME") {
             let kind = try TaskKind.parse(name)
             let size = context.arguments.integer("size") ?? TaskSpec.default.maxSize
-            try trainer.setTask(try TaskSpec(kind: kind, size: size))
+            try trainer.setTask(try TaskSpec(kind: kind, size: size, notes: context.arguments.integer("notes") ?? 0))
+        } else if context.arguments.has("size") || context.arguments.has("notes") {
+            throw LabError("--size and --notes need the task's name (task reversal --size 8 --notes 64)")
         }
         let spec = trainer.task.spec
-        context.report(["task": .string(spec.kind.rawValue), "size": .int(spec.maxSize),
+        context.report(["task": .string(spec.kind.rawValue), "size": .int(spec.maxSize), "notes": .int(spec.notes),
                         "sanity_set": trainer.sanitySet.map { .int($0.count) } ?? .null]) {
             "task: \(spec.description); sanity set: \(trainer.sanitySet.map { "\($0.count) prompts" } ?? "none (eval --heldout)")"
         }
@@ -206,6 +216,8 @@ extension Command {
         var advised = false
         for i in 0..<n {
             let m: StepMetrics
+            // A new run measures kl_initial from where it starts.
+            if session.startsNewRun(trainer) { trainer.resetReference() }
             do { m = try trainer.step(shouldStop: stopRequested) } catch is TrainingInterrupted { throw Interrupted() }
             session.lab.step = trainer.stepsTaken
             session.lab.isRestorable = false
@@ -223,6 +235,7 @@ extension Command {
                 row += [("k1", s.k1), ("k3", s.k3), ("mean_abs_dlogp", s.meanAbsDlogp), ("max_abs_dp", s.maxAbsDp),
                         ("chi2_token", s.chi2Token), ("kl_full", s.klFullMean ?? .nan), ("ess", s.ess)]
             }
+            row += m.diagnostics.fields.map { ($0.0, $0.1 ?? .nan) }
             session.metrics.append(row, run: run)
             var json: JSONObject = ["run": .string(runInfo.name)]
             json.merge(m.json())
