@@ -1,0 +1,5 @@
+@testable import Plot
+import Testing
+
+@Suite struct TicksTests {
+}
