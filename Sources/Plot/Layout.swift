@@ -270,7 +270,9 @@ enum Clip {
                 if p < 0 { if r > t1 { return nil }; t0 = max(t0, r) } else { if r < t0 { return nil }; t1 = min(t1, r) }
             }
         }
-        return (UnitPoint(x: a.x + t0 * dx, y: a.y + t0 * dy), UnitPoint(x: a.x + t1 * dx, y: a.y + t1 * dy))
+        // Ends that were inside stay exactly as they were, so that pieces join up again.
+        return (t0 == 0 ? a : UnitPoint(x: a.x + t0 * dx, y: a.y + t0 * dy),
+                t1 == 1 ? b : UnitPoint(x: a.x + t1 * dx, y: a.y + t1 * dy))
     }
 
     /// A polyline cut to the unit square: the pieces inside, each at least one segment long

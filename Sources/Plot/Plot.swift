@@ -4,6 +4,8 @@
 //
 //     enum AxisScale    { case linear, log10 }
 //     struct Axis       (label, unit: String?, scale, range: ClosedRange<Double>?)
+//         var title: String                                    ("label (unit, log scale)")
+//         func ticks(for: ClosedRange<Double>?, maxCount: Int) -> AxisTicks (values, labels, range)
 //     enum SeriesStyle  { case line, points, bars, stairs }
 //     struct Series     (name, style, x: [Double], y: [Double])
 //     struct Chart      (title, x: Axis, y: Axis, series: [Series], diagonal: Bool, notes: [String])
@@ -71,6 +73,25 @@ public struct Axis: Sendable, Equatable {
         if inParentheses.isEmpty { return label }
         return label.isEmpty ? "(\(inParentheses.joined(separator: ", ")))"
                              : "\(label) (\(inParentheses.joined(separator: ", ")))"
+    }
+}
+
+/// The ticks an axis shows: their values, labels, and the range of the axis.
+public struct AxisTicks: Sendable, Equatable {
+    /// The tick values, ascending; each the Double nearest a short decimal (0.6, not 0.6000000000000001).
+    public var values: [Double]
+    /// Their labels (see `TickLabels` in Ticks.swift).
+    public var labels: [String]
+    /// The range the axis covers: the given one, or the data's widened or padded.
+    public var range: ClosedRange<Double>
+}
+
+extension Axis {
+    /// The ticks this axis shows for data spanning `extent` (nil: no data), with at most
+    /// `maxCount` ticks (the SVG uses 6; the terminal fewer when rows or columns are few).
+    public func ticks(for extent: ClosedRange<Double>?, maxCount: Int = 6) -> AxisTicks {
+        let layout = AxisLayout(self, name: "axis", extent: extent, maxTicks: maxCount)
+        return AxisTicks(values: layout.ticks.map(\.value), labels: layout.labels, range: layout.lo...layout.hi)
     }
 }
 
