@@ -51,7 +51,7 @@ public struct HTMLPage: Sendable, Equatable {
         pre { font: 13px/1.35 "DejaVu Sans Mono", Menlo, Consolas, monospace; margin: 0; white-space: pre; overflow-x: auto; }
         pre.command { margin-top: 16px; padding: 6px 10px; background: #eef2f6; border-left: 3px solid #0072b2; }
         pre.command .prompt { color: #0072b2; user-select: none; }
-        pre.output { line-height: 1.2; padding: 8px 10px; background: #f7f7f7; border-left: 3px solid #cccccc; }
+        pre.output { line-height: normal; padding: 8px 10px; background: #f7f7f7; border-left: 3px solid #cccccc; }
         figure { margin: 12px 0; }
         figure svg { display: block; max-width: 100%; height: auto; }
         p.note { margin: 12px 0; }

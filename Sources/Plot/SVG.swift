@@ -276,8 +276,10 @@ struct SVGPanel {
             let c = "\(Markup.number(px(p.x))),\(Markup.number(py(p.y)))"
             if coordinates.last != c { coordinates.append(c) }
         }
-        if coordinates.count == 1 { coordinates.append(coordinates[0]) }    // a lone point still shows (round caps)
-        return "<polyline points=\"\(coordinates.joined(separator: " "))\"\(coordinates.count == 2 && coordinates[0] == coordinates[1] ? " stroke-linecap=\"round\"" : "")/>\n"
+        // A point between two gaps is drawn as a dot: a zero-length piece with a wide round cap.
+        let lone = coordinates.count == 1
+        if lone { coordinates.append(coordinates[0]) }
+        return "<polyline points=\"\(coordinates.joined(separator: " "))\"" + (lone ? " stroke-width=\"4\" stroke-linecap=\"round\"" : "") + "/>\n"
     }
 }
 
