@@ -2,16 +2,18 @@
 // the y ticks on its left, the x axis with its ticks, their labels, the x axis title, the
 // legend, the density key and the notes, in that order:
 //
-//                         loss per step
+//                  loss per step
 //     loss (nats)
-//     0.8 ┤⠑⢄
-//         │  ⠑⠤⣀
-//     0.4 ┤     ⠉⠒⠤⠤⣀⣀⣀
-//       0 ┤
-//         └┬──────┬──────┬
-//          0     100    200
-//                step
+//       1 ┤
+//         │⠑⠢⢄⡀
+//     0.5 ┤   ⠈⠑⠢⢄⡀
+//         │       ⠈⠉⠑⠒⠒⠢⠤⠤⢄⣀⣀⡀
+//       0 ┤                  ⠈⠉⠉⠉⠑⠒⠒⠒⠒⠒⠒⠒⠒⠒⠒
+//         └┬───────┬───────┬───────┬───────┬
+//          0       50     100     150     200
+//                        step
 //
+// (one series, 40 columns, height 5). The y tick labels sit on the row holding their value.
 // Widths are counted in characters (one column each); no line is longer than the style's
 // width, and no line ends in a space. Text that does not fit is cut with an ellipsis; notes
 // are wrapped. In ASCII mode every text is transliterated (π → pi, ≤ → <=, others → ?).
@@ -188,10 +190,15 @@ struct TerminalPanel {
 
 /// Text as cells: fitting, centring, wrapping, ASCII transliteration, and the final string.
 enum TextCells {
-    /// Cells of `text` in the default colour (transliterated when `glyphs` is ASCII).
+    /// Cells of `text` in the default colour (transliterated when `glyphs` is ASCII); control
+    /// characters (newlines, tabs, escape) become spaces, so text cannot break a line or send
+    /// the terminal a sequence.
     static func plain(_ text: String, glyphs: Glyphs? = nil) -> [Cell] {
         let text = glyphs.map { $0.unicode } == false ? ascii(text) : text
-        return text.map { Cell(character: $0, color: nil) }
+        return text.map { ch in
+            let control = ch.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
+            return Cell(character: control ? " " : ch, color: nil)
+        }
     }
 
     /// `text` cut to `width` with an ellipsis when longer.

@@ -117,6 +117,14 @@ import Testing
         }
     }
 
+    @Test func controlCharactersInTextBecomeSpaces() {
+        let chart = Chart(title: "a\u{1B}[31mb\nc", x: Axis("x\ty"), y: Axis("y"),
+                          series: [Series("s\r", x: [1, 2], y: [1, 2]), Series("t", x: [1, 2], y: [2, 1])], notes: ["n\u{7}"])
+        let text = Figure(chart).terminal(TerminalStyle(width: 40, height: 4))
+        #expect(!text.contains("\u{1B}") && !text.contains("\t") && !text.contains("\r") && !text.contains("\u{7}"))
+        #expect(text.hasPrefix(String(repeating: " ", count: (40 - 9) / 2) + "a [31mb c\n"))         // 9 characters, centred
+    }
+
     @Test func panelsSideBySideWhenTheyFit() {
         let figure = Figure(title: "two", panels: [SampleCharts.lines, SampleCharts.histogram])
         let wide = figure.terminal(TerminalStyle(width: 120, height: 8)).split(separator: "\n")
