@@ -34,6 +34,7 @@ var package = Package(
         ),
         .target(name: "Files"),
         .target(name: "JSON"),
+        .target(name: "Plot"),
         .target(
             name: "Numerics",
             dependencies: ["CBLAS"],
@@ -75,6 +76,10 @@ var package = Package(
         .testTarget(
             name: "JSONTests",
             dependencies: ["JSON"]
+        ),
+        .testTarget(
+            name: "PlotTests",
+            dependencies: ["Plot"]
         ),
         .testTarget(
             name: "FilesTests",
