@@ -62,7 +62,7 @@ var package = Package(
         ),
         .target(
             name: "Lab",
-            dependencies: ["Numerics", "Files", "JSON", "Model", "Mismatch", "Engines", "RL"],
+            dependencies: ["Numerics", "Files", "JSON", "Plot", "Model", "Mismatch", "Engines", "RL"],
             swiftSettings: nativeCPU
         ),
         .executableTarget(

@@ -24,6 +24,8 @@ public final class LabState {
     /// The last rollout and its recomputation by the training engine.
     public var lastRollout: RolloutBatch?
     public var lastPairs: [TokenLogProbs]?
+    /// The last `compare`: each preset's name and the log-probabilities of its rollout.
+    public var lastComparison: [(name: String, pairs: [TokenLogProbs])]?
     /// The command that rebuilds this model in a fresh session (nil: the base model, which a
     /// fresh session starts with; or a model changed in ways no command recreates).
     public var restoreCommand: String?
@@ -110,6 +112,7 @@ public final class LabState {
         self.step = step
         lastRollout = nil
         lastPairs = nil
+        lastComparison = nil
         rolloutCount = 0
     }
 }

@@ -63,10 +63,12 @@ public struct Registry: Sendable {
             .set, .show, .seed,
             // Metrics
             .history, .run, .export,
+            // Plots
+            .plot, .report,
             // Session
             .help, .record, .source, .quit,
         ],
-        settings: [.seed, .backend, .color, .temperature, .topP, .topK, .maxNew, .prompts] + Setting.rlSettings,
+        settings: [.seed, .backend, .color, .unicode, .plotWidth, .temperature, .topP, .topK, .maxNew, .prompts] + Setting.rlSettings,
         promptParts: [.precision, .recording],
         restorers: [.model, .rollouts, .metrics]
     )

@@ -41,6 +41,14 @@ public final class Session {
     var currentRun: (key: RunKey, index: Int)?
     /// The name `run NAME` gave the next run.
     var requestedRunName: String?
+    /// Every command, its output and its figures, for `report`.
+    public internal(set) var reportLog = ReportLog()
+    /// The terminal's width in columns, when output goes to a terminal (the executable
+    /// installs it); plots fit it.
+    public var terminalWidth: (() -> Int?)?
+    /// Whether plots may use colour now (the executable installs it when output is a
+    /// terminal: the `color` setting and NO_COLOR decide).
+    public var plotColor: (() -> Bool)?
     /// Where long commands draw their progress bar; nil shows nothing (tests, pipes).
     public var progressDisplay: ProgressDisplay?
     /// Reporting commands answer in JSON even without `--json` (`plab run --json`).
@@ -109,7 +117,8 @@ public final class Session {
     /// recorded). `nested` lines come from `source` and are not echoed.
     @discardableResult
     public func execute(_ line: String, to output: SessionOutput, nested: Bool = false) -> Outcome {
-        let target: SessionOutput = (!nested && recorder != nil) ? TeeOutput(output, recorder!) : output
+        var target: SessionOutput = (!nested && recorder != nil) ? TeeOutput(output, recorder!) : output
+        if !nested { target = TeeOutput(target, ReportOutput(session: self)) }
         if line.utf8.count > maxLineBytes {
             let message = "line is \(describeBytes(line.utf8.count)) long; the limit is \(describeBytes(maxLineBytes))"
             target.fail(message)

@@ -17,6 +17,10 @@ struct Shell: ParsableCommand {
     func run() throws {
         let session = Session()
         if isatty(2) == 1 { session.progressDisplay = TerminalProgress() }
+        if isatty(1) == 1 {
+            session.terminalWidth = { terminalColumns() }
+            session.plotColor = { [unowned session] in colorAllowed(on: 1, session: session) }
+        }
         if isatty(0) == 1 && isatty(1) == 1 {
             Signals.install(interactive: true)
             runInteractive(session)

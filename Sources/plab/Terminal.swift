@@ -129,3 +129,10 @@ enum Signals {
         }
     }
 }
+
+/// The width of the terminal on standard output in columns, or nil when it is not one.
+func terminalColumns() -> Int? {
+    var size = winsize()
+    guard ioctl(1, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return nil }
+    return Int(size.ws_col)
+}

@@ -231,10 +231,12 @@ extension Command {
                 + rolloutEstimate(prompts, session: session)
         }), advice: "lower --prompts (or the prompts setting) or max_new")
         var results: [(name: String, stats: MismatchStats, positions: [PositionMismatchStats], overflows: (Int, Int), underflows: (Int, Int))] = []
+        var comparison: [(name: String, pairs: [TokenLogProbs])] = []
         var meter = context.progress("compare", total: names.count)
         for (name, pair) in zip(names, pairs) {
             let (stats, positions, overflows, underflows) = try lab.policy.withEngines(pair) { () throws -> (MismatchStats, [PositionMismatchStats], (Int, Int), (Int, Int)) in
                 let (_, pairs) = try sampleAndRecompute(prompts, session: session, round: round)
+                comparison.append((name, pairs))
                 func activations(_ counts: [OperandRole: Int]) -> Int {
                     OperandRole.allCases.filter { $0 != .weights }.reduce(0) { $0 + (counts[$1] ?? 0) }
                 }
@@ -246,6 +248,7 @@ extension Command {
             try meter.advance(to: results.count)
         }
         meter.finish()
+        lab.lastComparison = comparison
         var stats: JSONObject = [:], positions: JSONObject = [:]
         for r in results {
             var o = r.stats.jsonObject
