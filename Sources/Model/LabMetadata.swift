@@ -1,72 +1,21 @@
 // What the lab keeps beside a model in a checkpoint's lab.json (Checkpoint.swift has the
 // directory's layout).
+//
+// lab.json is one JSON object on one line, written by the lab's JSON writer and read by its
+// strict reader: `format_version`, then `vocabulary`, `task`, `seed`, `step` when present,
+// then `extra` (free-form state, its keys in the order they were set) when not empty.
+// Unknown keys are ignored when reading, so a newer lab may add fields.
 
-import Files
 import Foundation
+import JSON
 import Numerics
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-// MARK: Lab metadata
-
-/// A JSON value, for lab state that has no fixed schema (`LabMetadata.extra`).
-///
-/// Numbers are doubles, as in JavaScript: integers are exact up to 2^53; store larger
-/// ones (e.g. 64-bit seeds) as strings or in `LabMetadata.seed`.
-public enum LabValue: Sendable, Hashable, Codable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([LabValue])
-    case object([String: LabValue])
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([LabValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: LabValue].self)) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case .bool(let b): try c.encode(b)
-        case .number(let d): try c.encode(d)
-        case .string(let s): try c.encode(s)
-        case .array(let a): try c.encode(a)
-        case .object(let o): try c.encode(o)
-        }
-    }
-}
-
-extension LabValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
-                    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
-                    ExpressibleByDictionaryLiteral {
-    public init(nilLiteral: ()) { self = .null }
-    public init(booleanLiteral value: Bool) { self = .bool(value) }
-    public init(integerLiteral value: Int) { self = .number(Double(value)) }
-    public init(floatLiteral value: Double) { self = .number(value) }
-    public init(stringLiteral value: String) { self = .string(value) }
-    public init(arrayLiteral elements: LabValue...) { self = .array(elements) }
-    public init(dictionaryLiteral elements: (String, LabValue)...) {
-        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
-    }
-}
 
 /// What the lab stores beside the model in `lab.json`.
 ///
 /// The fixed fields are those every session needs; `extra` holds anything else as JSON
 /// (settings, metrics history, any `Codable` value through `setExtra`/`extra(_:as:)`).
 /// Large numeric state (optimizer moments) goes in the checkpoint's `labState` tensors.
-public struct LabMetadata: Sendable, Hashable, Codable {
+public struct LabMetadata: Sendable, Equatable {
     /// The lab.json layout version this code writes; it reads this one and older.
     public static let currentFormatVersion = 1
 
@@ -80,12 +29,12 @@ public struct LabMetadata: Sendable, Hashable, Codable {
     public var seed: UInt64?
     /// Training steps taken.
     public var step: Int?
-    /// Free-form state, keyed by name.
-    public var extra: [String: LabValue]
+    /// Free-form state, keyed by name. Numbers must be finite to be saved.
+    public var extra: JSONObject
 
     /// Lab metadata; every field is optional.
     public init(vocabulary: [String]? = nil, task: String? = nil, seed: UInt64? = nil, step: Int? = nil,
-                extra: [String: LabValue] = [:]) {
+                extra: JSONObject = JSONObject()) {
         self.formatVersion = Self.currentFormatVersion
         self.vocabulary = vocabulary
         self.task = task
@@ -94,37 +43,96 @@ public struct LabMetadata: Sendable, Hashable, Codable {
         self.extra = extra
     }
 
-    enum CodingKeys: String, CodingKey {
-        case formatVersion = "format_version", vocabulary, task, seed, step, extra
+    // MARK: lab.json
+
+    /// The lab.json object (see the top of this file for its layout).
+    public var json: JSONObject {
+        var o: JSONObject = ["format_version": .int(formatVersion)]
+        if let vocabulary { o["vocabulary"] = .array(vocabulary.map { .string($0) }) }
+        if let task { o["task"] = .string(task) }
+        if let seed { o["seed"] = .number(JSONNumber(seed)) }
+        if let step { o["step"] = .int(step) }
+        if !extra.members.isEmpty { o["extra"] = .object(extra) }
+        return o
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        formatVersion = try c.decode(Int.self, forKey: .formatVersion)
-        vocabulary = try c.decodeIfPresent([String].self, forKey: .vocabulary)
-        task = try c.decodeIfPresent(String.self, forKey: .task)
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
-        step = try c.decodeIfPresent(Int.self, forKey: .step)
-        extra = try c.decodeIfPresent([String: LabValue].self, forKey: .extra) ?? [:]
+    /// The lab.json bytes: the object on one line and a line feed. Fails when a number in
+    /// `extra` is not finite (JSON cannot hold NaN or an infinity).
+    public func encoded() throws(NumericsError) -> Data {
+        if let path = Self.firstNonFinite(in: .object(extra), at: "") {
+            throw .invalidArgument("lab metadata '\(path)' holds a number that is not finite; numbers in lab metadata must be finite")
+        }
+        return Data((JSONValue.object(json).serialized + "\n").utf8)
     }
 
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(formatVersion, forKey: .formatVersion)
-        try c.encodeIfPresent(vocabulary, forKey: .vocabulary)
-        try c.encodeIfPresent(task, forKey: .task)
-        try c.encodeIfPresent(seed, forKey: .seed)
-        try c.encodeIfPresent(step, forKey: .step)
-        if !extra.isEmpty { try c.encode(extra, forKey: .extra) }
+    /// Reads lab.json. The error says what is wrong and at which key, without the file's name.
+    public init(lab data: Data) throws(NumericsError) {
+        let parsed: JSONValue
+        do throws(JSONReadError) {
+            parsed = try JSONValue(parsing: data)
+        } catch {
+            throw .invalidArgument("not valid JSON: \(error)")
+        }
+        guard let o = parsed.objectValue else { throw .invalidArgument("expected a JSON object; found \(CheckpointIO.describe(parsed))") }
+        func field<T>(_ key: String, _ what: String, _ read: (JSONValue) -> T?) throws(NumericsError) -> T? {
+            guard let v = o[key], !v.isNull else { return nil }
+            guard let t = read(v) else { throw .invalidArgument("'\(key)' must be \(what); found \(CheckpointIO.describe(v))") }
+            return t
+        }
+        guard let version = try field("format_version", "an integer", \.intValue) else {
+            throw .invalidArgument("the key 'format_version' is missing (the layout version, an integer)")
+        }
+        formatVersion = version
+        vocabulary = try field("vocabulary", "a list of strings") { v in
+            v.arrayValue.flatMap { list in
+                let tokens = list.compactMap(\.stringValue)
+                return tokens.count == list.count ? tokens : nil
+            }
+        }
+        task = try field("task", "a string", \.stringValue)
+        seed = try field("seed", "an integer in 0…\(UInt64.max)", \.uint64Value)
+        step = try field("step", "an integer", \.intValue)
+        extra = try field("extra", "an object", \.objectValue) ?? JSONObject()
     }
 
-    /// Stores any `Encodable` value under `key` in `extra`.
+    /// The path of the first double or float in `value` that is not finite ("loss",
+    /// "history.reward.2"), or nil.
+    private static func firstNonFinite(in value: JSONValue, at path: String) -> String? {
+        func joined(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
+        switch value {
+        case .double(let d): return d.isFinite ? nil : path
+        case .float(let f): return f.isFinite ? nil : path
+        case .array(let items):
+            for (i, item) in items.enumerated() {
+                if let p = firstNonFinite(in: item, at: joined(String(i))) { return p }
+            }
+            return nil
+        case .object(let object):
+            for m in object.members {
+                if let p = firstNonFinite(in: m.value, at: joined(m.key)) { return p }
+            }
+            return nil
+        default: return nil
+        }
+    }
+
+    // MARK: Typed extra state
+
+    /// Stores any `Encodable` value under `key` in `extra` (as Foundation's JSONEncoder
+    /// writes it, keys sorted).
     public mutating func setExtra<T: Encodable>(_ key: String, _ value: T) throws(NumericsError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data: Data
         do {
-            let data = try JSONEncoder().encode(value)
-            extra[key] = try JSONDecoder().decode(LabValue.self, from: data)
+            data = try encoder.encode(value)
         } catch {
             throw .invalidArgument("lab metadata '\(key)': the value cannot be stored as JSON (\(error)); numbers must be finite")
+        }
+        do throws(JSONReadError) {
+            extra[key] = try JSONValue(parsing: data)
+        } catch {
+            throw .invalidArgument("lab metadata '\(key)': the encoded value does not read back as JSON: \(error)")
         }
     }
 
@@ -132,11 +140,9 @@ public struct LabMetadata: Sendable, Hashable, Codable {
     public func extra<T: Decodable>(_ key: String, as type: T.Type) throws(NumericsError) -> T? {
         guard let value = extra[key] else { return nil }
         do {
-            let data = try JSONEncoder().encode(value)
-            return try JSONDecoder().decode(T.self, from: data)
+            return try JSONDecoder().decode(T.self, from: Data(value.serialized.utf8))
         } catch {
             throw .invalidArgument("lab metadata '\(key)' does not hold a \(T.self): \(error)")
         }
     }
 }
-

@@ -618,7 +618,7 @@ private func leftovers(in parent: URL) -> [String] {
         // lab.json cannot hold NaN: the save fails after config.json and model.safetensors
         // are written (to the staging directory).
         var bad = LabMetadata(task: "second")
-        bad.extra["loss"] = .number(.nan)
+        bad.extra["loss"] = .double(.nan)
         let message = failure { () throws(NumericsError) in
             try saveCheckpoint(weights: ckptWeights(seed: 2), lab: bad, to: target)
         }
