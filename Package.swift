@@ -41,8 +41,12 @@ var package = Package(
         ),
         .target(
             name: "Model",
-            dependencies: ["Numerics", "Files", "JSON"],
+            dependencies: ["Numerics"],
             swiftSettings: nativeCPU
+        ),
+        .target(
+            name: "Storage",
+            dependencies: ["Model", "Numerics", "Files", "JSON"]
         ),
         .target(
             name: "Mismatch",
@@ -56,12 +60,12 @@ var package = Package(
         ),
         .target(
             name: "RL",
-            dependencies: ["Numerics", "JSON", "Model", "Mismatch", "Engines"],
+            dependencies: ["Numerics", "JSON", "Model", "Storage", "Mismatch", "Engines"],
             swiftSettings: nativeCPU
         ),
         .target(
             name: "Lab",
-            dependencies: ["Numerics", "Files", "JSON", "Model", "Mismatch", "Engines", "RL"],
+            dependencies: ["Numerics", "Files", "JSON", "Model", "Storage", "Mismatch", "Engines", "RL"],
             swiftSettings: nativeCPU
         ),
         .executableTarget(
@@ -87,8 +91,12 @@ var package = Package(
         ),
         .testTarget(
             name: "ModelTests",
-            dependencies: ["Model", "Numerics"],
+            dependencies: ["Model", "Storage", "Numerics"],
             swiftSettings: nativeCPU
+        ),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: ["Storage", "Model", "Numerics"]
         ),
         .testTarget(
             name: "MismatchTests",
@@ -102,7 +110,7 @@ var package = Package(
         ),
         .testTarget(
             name: "RLTests",
-            dependencies: ["RL", "Engines", "Model", "Mismatch", "Numerics", "JSON"],
+            dependencies: ["RL", "Engines", "Model", "Storage", "Mismatch", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(
@@ -124,7 +132,7 @@ var package = Package(
 if Context.environment["PLAB_FUZZ"] != nil {
     package.targets.append(.target(name: "FuzzSupport", dependencies: ["Lab", "Model", "Numerics", "RL"], path: "fuzz/Sources/FuzzSupport"))
     for name in ["FuzzCommands", "FuzzSessionFiles", "FuzzTranscripts", "FuzzCheckpoint", "FuzzNumbers"] {
-        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Lab", "Model", "Numerics"],
+        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Lab", "Model", "Storage", "Numerics"],
                                                  path: "fuzz/Sources/\(name)"))
     }
 }

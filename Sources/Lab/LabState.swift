@@ -6,6 +6,7 @@ import Mismatch
 import Model
 import Numerics
 import RL
+import Storage
 
 /// The live model and what the engines last produced. Commands replace pieces only after
 /// every check has passed, so a failed command leaves it as it was.

@@ -7,6 +7,7 @@ import Foundation
 import Model
 import Numerics
 import RL
+import Storage
 
 extension Topic {
     public static let model = Topic("Model", order: 20)

@@ -12,6 +12,7 @@ import Foundation
 import FuzzSupport
 import Lab
 import Model
+import Storage
 
 let markers = ["lab.json", "model.safetensors", "lab_state.safetensors"]
 

@@ -30,6 +30,7 @@
 
 import Files
 import Foundation
+import Model
 import Numerics
 #if canImport(Glibc)
 import Glibc

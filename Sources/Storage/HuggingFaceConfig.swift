@@ -3,6 +3,7 @@
 
 import Files
 import Foundation
+import Model
 import JSON
 import Numerics
 #if canImport(Glibc)

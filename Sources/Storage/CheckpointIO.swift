@@ -4,6 +4,7 @@
 
 import Files
 import Foundation
+import Model
 import Numerics
 #if canImport(Glibc)
 import Glibc
