@@ -115,7 +115,7 @@ var package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["Lab", "Engines", "Model", "Numerics", "JSON"],
+            dependencies: ["Lab", "Engines", "Model", "RL", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(
