@@ -96,11 +96,11 @@ var package = Package(
         ),
         .testTarget(
             name: "StorageTests",
-            dependencies: ["Storage", "Model", "Numerics"]
+            dependencies: ["Storage", "Model", "Numerics", "JSON"]
         ),
         .testTarget(
             name: "MismatchTests",
-            dependencies: ["Mismatch", "Numerics"],
+            dependencies: ["Mismatch", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(

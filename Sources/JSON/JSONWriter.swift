@@ -16,9 +16,10 @@
 ///
 /// Numbers come in four cases: the three the lab writes from typed values (`int`, `double`,
 /// `float`) and the one the reader gives (`number`, the literal as written). Two numbers are
-/// equal when they are written the same way, so a value read back equals the value written
-/// (`.double(0.001) == .number("0.001")`, `.int(3) != .double(3)`); the accessors
-/// (`intValue`, `doubleValue`, …) read any of them.
+/// equal when they are written the same way, so a value read back equals the value written:
+/// `.double(0.001)` equals the literal `0.001` read back, `.int(3)` does not equal
+/// `.double(3)` (`3` against `3.0`), and NaN and the infinities, all written `null`, equal
+/// each other. The accessors (`intValue`, `doubleValue`, …) read any of the four.
 public enum JSONValue: Sendable, CustomStringConvertible {
     case null
     case bool(Bool)

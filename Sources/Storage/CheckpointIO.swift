@@ -277,7 +277,7 @@ extension CheckpointIO {
         if let labFile = files.lab {
             let data = try readSmall(labFile, limit: limits.maxHeaderBytes)
             do throws(NumericsError) {
-                lab = try LabMetadata(lab: data)
+                lab = try LabMetadata(decoding: data)
             } catch {
                 throw .invalidArgument("\(CheckpointFile.lab) is not valid lab metadata: \(error.description)")
             }

@@ -66,7 +66,7 @@ public struct LabMetadata: Sendable, Equatable {
     }
 
     /// Reads lab.json. The error says what is wrong and at which key, without the file's name.
-    public init(lab data: Data) throws(NumericsError) {
+    public init(decoding data: Data) throws(NumericsError) {
         let parsed: JSONValue
         do throws(JSONReadError) {
             parsed = try JSONValue(parsing: data)

@@ -76,10 +76,10 @@ func checkConfig(_ data: Data) {
 
 /// Lab metadata that reads must be written, read back equal, and written the same again.
 func checkLabMetadata(_ data: Data) {
-    guard let metadata = try? LabMetadata(lab: data) else { return }
+    guard let metadata = try? LabMetadata(decoding: data) else { return }
     do {
         let text = try metadata.encoded()
-        let again = try LabMetadata(lab: text)
+        let again = try LabMetadata(decoding: text)
         require(again == metadata, "lab.json does not survive a round trip: \(metadata) became \(again)")
         let textAgain = try again.encoded()
         require(textAgain == text, "lab.json is not written the same way twice")
