@@ -34,7 +34,7 @@ public struct LabMetadata: Sendable, Equatable {
 
     /// Lab metadata; every field is optional.
     public init(vocabulary: [String]? = nil, task: String? = nil, seed: UInt64? = nil, step: Int? = nil,
-                extra: JSONObject = JSONObject()) {
+                extra: JSONObject = [:]) {
         self.formatVersion = Self.currentFormatVersion
         self.vocabulary = vocabulary
         self.task = task
