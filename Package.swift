@@ -42,8 +42,12 @@ var package = Package(
         ),
         .target(
             name: "Model",
-            dependencies: ["Numerics", "Files", "JSON"],
+            dependencies: ["Numerics"],
             swiftSettings: nativeCPU
+        ),
+        .target(
+            name: "Storage",
+            dependencies: ["Model", "Numerics", "Files", "JSON"]
         ),
         .target(
             name: "Mismatch",
@@ -57,12 +61,12 @@ var package = Package(
         ),
         .target(
             name: "RL",
-            dependencies: ["Numerics", "JSON", "Model", "Mismatch", "Engines"],
+            dependencies: ["Numerics", "JSON", "Model", "Storage", "Mismatch", "Engines"],
             swiftSettings: nativeCPU
         ),
         .target(
             name: "Lab",
-            dependencies: ["Numerics", "Files", "JSON", "Plot", "Model", "Mismatch", "Engines", "RL"],
+            dependencies: ["Numerics", "Files", "JSON", "Plot", "Model", "Storage", "Mismatch", "Engines", "RL"],
             swiftSettings: nativeCPU
         ),
         .executableTarget(
@@ -92,12 +96,16 @@ var package = Package(
         ),
         .testTarget(
             name: "ModelTests",
-            dependencies: ["Model", "Numerics"],
+            dependencies: ["Model", "Storage", "Numerics"],
             swiftSettings: nativeCPU
         ),
         .testTarget(
+            name: "StorageTests",
+            dependencies: ["Storage", "Model", "Numerics", "JSON"]
+        ),
+        .testTarget(
             name: "MismatchTests",
-            dependencies: ["Mismatch", "Numerics"],
+            dependencies: ["Mismatch", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(
@@ -107,12 +115,12 @@ var package = Package(
         ),
         .testTarget(
             name: "RLTests",
-            dependencies: ["RL", "Engines", "Model", "Mismatch", "Numerics", "JSON"],
+            dependencies: ["RL", "Engines", "Model", "Storage", "Mismatch", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["Lab", "Engines", "Model", "Numerics", "JSON"],
+            dependencies: ["Lab", "Engines", "Model", "RL", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(
@@ -129,7 +137,7 @@ var package = Package(
 if Context.environment["PLAB_FUZZ"] != nil {
     package.targets.append(.target(name: "FuzzSupport", dependencies: ["Lab", "Model", "Numerics", "RL"], path: "fuzz/Sources/FuzzSupport"))
     for name in ["FuzzCommands", "FuzzSessionFiles", "FuzzTranscripts", "FuzzCheckpoint", "FuzzNumbers"] {
-        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Lab", "Model", "Numerics"],
+        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Lab", "Model", "Storage", "Numerics"],
                                                  path: "fuzz/Sources/\(name)"))
     }
 }

@@ -1,4 +1,5 @@
-// A small deterministic JSON writer for every `--json` output of the lab.
+// The lab's JSON value and its deterministic writer, for every `--json` output and every
+// JSON file the lab writes (JSONReader.swift reads them back).
 //
 // Foundation's JSONEncoder does not promise the same text everywhere (key order, number
 // formatting, escaping of "/"), and transcripts must replay byte for byte. Here:
@@ -12,7 +13,14 @@
 // - output is one line with no spaces: `{"a":1,"b":[true,null]}`.
 
 /// A JSON value with ordered object keys.
-public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
+///
+/// Numbers come in four cases: the three the lab writes from typed values (`int`, `double`,
+/// `float`) and the one the reader gives (`number`, the literal as written). Two numbers are
+/// equal when they are written the same way, so a value read back equals the value written:
+/// `.double(0.001)` equals the literal `0.001` read back, `.int(3)` does not equal
+/// `.double(3)` (`3` against `3.0`), and NaN and the infinities, all written `null`, equal
+/// each other. The accessors (`intValue`, `doubleValue`, …) read any of the four.
+public enum JSONValue: Sendable, CustomStringConvertible {
     case null
     case bool(Bool)
     case int(Int)
@@ -20,6 +28,8 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
     case double(Double)
     /// Written as the shortest decimal that round-trips through Float; non-finite → `null`.
     case float(Float)
+    /// A number as the reader found it: written back as the same text.
+    case number(JSONNumber)
     case string(String)
     case array([JSONValue])
     case object(JSONObject)
@@ -62,6 +72,33 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
     public var description: String { serialized }
 }
 
+extension JSONValue: Equatable {
+    /// Structural equality; numbers are equal when their JSON text is (see the type's note).
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case let (.bool(x), .bool(y)): return x == y
+        case let (.string(x), .string(y)): return x == y
+        case let (.array(x), .array(y)): return x == y
+        case let (.object(x), .object(y)): return x == y
+        default:
+            guard let x = a.numberText, let y = b.numberText else { return false }
+            return x == y
+        }
+    }
+
+    /// The JSON text of a number (`null` for a non-finite one); nil for anything else.
+    var numberText: String? {
+        switch self {
+        case .int(let i): return String(i)
+        case .double(let d): return JSONWriter.format(d)
+        case .float(let f): return JSONWriter.format(f)
+        case .number(let n): return n.text
+        default: return nil
+        }
+    }
+}
+
 /// One key and its value in a `JSONObject`.
 public struct JSONMember: Sendable, Equatable {
     public var key: String
@@ -80,6 +117,11 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
 
     public init(_ members: [JSONMember]) {
         for m in members { self[m.key] = m.value }
+    }
+
+    /// Members whose keys the caller knows to be distinct (the reader checks them).
+    init(distinctMembers: [JSONMember]) {
+        members = distinctMembers
     }
 
     /// Dictionary literals keep their source order: `["a": .int(1), "b": .null]`.
@@ -149,6 +191,7 @@ public enum JSONWriter {
         case .int(let i): out += String(i)
         case .double(let d): out += format(d)
         case .float(let f): out += format(f)
+        case .number(let n): out += n.text
         case .string(let s): writeString(s, to: &out)
         case .array(let items):
             out += "["

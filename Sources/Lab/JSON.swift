@@ -1,4 +1,4 @@
-// JSON for `--json` reports: the deterministic writer of the Mismatch module
+// JSON for `--json` reports: the deterministic writer of the JSON module
 // (`JSONValue`, `JSONObject`), shared by every command. This file keeps the shell's own
 // number text for people (tables, CSV, settings), which drops `.0` from integers.
 

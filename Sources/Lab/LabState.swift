@@ -6,6 +6,7 @@ import Mismatch
 import Model
 import Numerics
 import RL
+import Storage
 
 /// The live model and what the engines last produced. Commands replace pieces only after
 /// every check has passed, so a failed command leaves it as it was.
@@ -40,12 +41,18 @@ public final class LabState {
 
     /// Pretraining and RL around the live policy (the same `Policy` object).
     public private(set) var trainer: Trainer
+    /// The session's task and the prompt sets its seed draws: what the trainer trains and
+    /// evaluates on, and where `rollout` takes its prompts. It changes through `chooseTask`
+    /// and `reseed`, which hand it to the trainer; a trainer built or restored for a new model
+    /// (`replace`, a checkpoint naming its task) brings the task it was made with.
+    public private(set) var task: TaskData
 
     public init(policy: Policy, vocabulary: Vocabulary, origin: String, presetName: String?, seed: UInt64 = 0) {
         self.policy = policy
         do { trainer = try Trainer(policy: policy, task: .default, seed: seed) } catch {
             preconditionFailure("the default task does not fit the model: \(error)")
         }
+        task = trainer.task
         self.vocabulary = vocabulary
         self.origin = origin
         self.presetName = presetName
@@ -89,6 +96,7 @@ public final class LabState {
             state.configDefaults = checkpoint.configDefaults
             // The task and sanity set the base model was made for.
             try? state.trainer.restore(from: checkpoint)
+            state.task = state.trainer.task
             return state
         }
         do {
@@ -98,11 +106,29 @@ public final class LabState {
         }
     }
 
-    /// Replaces the model (and forgets results of the old one).
+    /// Switches the session to another task (new prompt sets; the sanity set is dropped).
+    public func chooseTask(_ spec: TaskSpec) throws(NumericsError) {
+        let data = try TaskData(spec: spec, seed: task.seed)
+        try trainer.setTask(data)
+        task = data
+    }
+
+    /// Draws the task's prompt sets from another seed (the sanity set is kept); nothing to
+    /// do when the seed is the task's.
+    public func reseed(_ seed: UInt64) throws(NumericsError) {
+        guard seed != task.seed else { return }
+        let data = try TaskData(spec: task.spec, seed: seed)
+        try trainer.setTask(data, keepingSanitySet: true)
+        task = data
+    }
+
+    /// Replaces the model (and forgets results of the old one); the session's task becomes
+    /// the new trainer's.
     public func replace(policy: Policy, vocabulary: Vocabulary, origin: String, step: Int, restoreCommand: String?,
                         trainer newTrainer: Trainer, configDefaults: [ConfigDefault] = []) {
         trainer = newTrainer
         generation += 1
+        task = newTrainer.task
         self.configDefaults = configDefaults
         self.restoreCommand = restoreCommand
         isRestorable = true

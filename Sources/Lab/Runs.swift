@@ -45,7 +45,7 @@ extension Session {
 
     private func runKey(_ trainer: Trainer) -> RunKey {
         RunKey(modelGeneration: lab.generation, engines: lab.policy.engines, algorithm: trainer.settings.algorithm,
-               seed: seed, task: trainer.task.spec)
+               seed: seed, task: lab.task.spec)
     }
 
     /// A run of its own for a measurement that is not an RL step (`accumulate`): `base`,

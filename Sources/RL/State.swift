@@ -12,6 +12,7 @@
 
 import Model
 import Numerics
+import Storage
 
 /// The trainer's state other than the weights and the optimizer moments.
 public struct TrainerState: Sendable, Hashable, Codable {

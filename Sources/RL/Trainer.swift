@@ -98,18 +98,14 @@ public final class Trainer {
         try checkFits(spec, settings)
     }
 
-    /// Switches to another task (new prompt sets; the sanity set is dropped).
-    public func setTask(_ spec: TaskSpec) throws(NumericsError) {
-        try checkFits(spec, settings)
-        task = try TaskData(spec: spec, seed: seed)
-        sanitySet = nil
-        orderCache = [:]
-    }
-
-    /// Changes the seed: new prompt sets, prompt orders and sampling streams. The sanity set
-    /// (data, not randomness) is kept.
-    public func setSeed(_ newSeed: UInt64) throws(NumericsError) {
-        task = try TaskData(spec: task.spec, seed: newSeed)
+    /// Trains on `data` from now on: its task, and the prompt sets, prompt orders and
+    /// sampling streams of its seed. The sanity set is dropped, unless `keepingSanitySet`
+    /// and the task is the same (drawn from another seed, its prompts and answers still
+    /// hold: data, not randomness).
+    public func setTask(_ data: TaskData, keepingSanitySet: Bool = false) throws(NumericsError) {
+        try checkFits(data.spec, settings)
+        if !keepingSanitySet || data.spec != task.spec { sanitySet = nil }
+        task = data
         orderCache = [:]
     }
 

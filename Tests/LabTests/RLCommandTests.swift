@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import RL
 import Testing
 
 /// The RL commands through the dispatcher, on the shipped base model.
@@ -49,6 +50,29 @@ import Testing
         #expect(failure("task division", in: s).contains("division"))
         #expect(s.settings.text("lr") == "0.0003")
         #expect(runOne("task", in: s).lines == ["task: addition digits=3; sanity set: 541 prompts"])
+    }
+
+    /// `rollout` takes its prompts from the session's task (`LabState.task`), which the
+    /// trainer trains on: the held-out set as the session last drew it, round after round.
+    @Test func rolloutDrawsFromTheSessionsTask() throws {
+        let s = session()
+        func rollout(_ n: Int) throws -> [[Int32]] {
+            let object = try parseJSON(runOne("rollout \(n) --json", in: s).lines[0])
+            return try #require(object["samples"] as? [[String: Any]]).map { ($0["prompt"] as! [Int]).map(Int32.init) }
+        }
+        func heldOut(_ range: Range<Int>) -> [[Int32]] { s.lab.task.heldOut[range].map(\.prompt) }
+        // The base model's task as its checkpoint names it (its seed, 1) until an RL
+        // command draws the session's seed.
+        #expect(s.lab.task.spec == s.lab.trainer.task.spec && s.lab.task.seed == 1 && s.lab.trainer.seed == 1)
+        #expect(try rollout(3) == heldOut(0..<3))
+        run("set seed 7", "task", in: s)
+        #expect(s.lab.task.seed == 7 && s.lab.trainer.seed == 7)
+        #expect(s.lab.trainer.sanitySet?.count == 541, "another seed keeps the sanity set")
+        #expect(try rollout(3) == heldOut(3..<6))
+        run("task reversal --size 5", in: s)
+        #expect(s.lab.task.spec.kind == .reversal && s.lab.trainer.task.spec == s.lab.task.spec && s.lab.trainer.sanitySet == nil)
+        #expect(s.lab.trainer.task.heldOut.map(\.prompt) == s.lab.task.heldOut.map(\.prompt))
+        #expect(try rollout(2) == heldOut(4..<6))
     }
 
     @Test func algoExplainsEveryAlgorithm() {

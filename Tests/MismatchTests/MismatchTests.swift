@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Mismatch
 import Numerics
 import Testing

@@ -7,6 +7,7 @@
 // by position, clamping, caps).
 
 import Foundation
+import JSON
 import Mismatch
 import Numerics
 

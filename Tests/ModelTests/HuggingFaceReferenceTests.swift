@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import Numerics
+import Storage
 import Testing
 
 /// The float32 forward against logits that Hugging Face `LlamaForCausalLM` computed on the
@@ -38,5 +39,23 @@ import Testing
         #expect(compared > 1000)
         #expect(worst <= 5e-5, "\(fixture): largest |Δ log p| against transformers = \(worst)")
         print("\(fixture): \(compared) log-probabilities, largest difference from transformers \(worst) (\(reference.metadata["transformers_version"] ?? "?"))")
+    }
+
+    @Test func referenceLogitsAreReadable() throws {
+        for name in ["tiny-llama", "tiny-llama-tied"] {
+            let ref = try ReferenceLogits.read(contentsOf: HuggingFaceReferenceTests.fixtures.appendingPathComponent("\(name)/logits.safetensors"))
+            #expect(ref.sequences.map(\.tokens.count) == [1, 5, 16, 33])
+            #expect(ref.sequences[1].tokens == [1, 5, 9, 13, 2])
+            #expect(ref.sequences[3].tokens == (0..<33).map { (7 * $0 + 3) % 48 })
+            for s in ref.sequences {
+                #expect(s.vocabSize == 48)
+                #expect(s.logits.count == s.tokens.count * 48)
+                #expect(s.logits.allSatisfy { $0.isFinite })
+            }
+            #expect(ref.metadata["torch_version"] != nil)
+            #expect(ref.metadata["transformers_version"] != nil)
+            #expect(ref.metadata["script"] == "scripts/reference/make_llama_fixture.py")
+            #expect(ref.metadata["variant"] == (name == "tiny-llama" ? "untied" : "tied"))
+        }
     }
 }

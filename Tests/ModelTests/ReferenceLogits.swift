@@ -3,6 +3,7 @@
 import Foundation
 import Model
 import Numerics
+import Storage
 
 // MARK: Reference logits
 

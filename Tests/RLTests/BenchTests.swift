@@ -4,6 +4,7 @@ import Model
 import Numerics
 import Testing
 import RL
+import Storage
 
 /// Timing of RL steps at the default settings from the base checkpoint, by hand:
 ///   PLAB_RL_BENCH=1 swift test -c release --filter RLBench

@@ -6,6 +6,7 @@ import Model
 import Numerics
 import Testing
 import RL
+import Storage
 
 /// Long runs, by hand only (each takes minutes):
 ///   PLAB_RL_LONG=base PLAB_RL_LOG=/tmp/base.log swift test -c release --filter RLLong

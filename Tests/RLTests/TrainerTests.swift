@@ -5,6 +5,7 @@ import Mismatch
 import Model
 import Numerics
 import RL
+import Storage
 import Testing
 
 /// One-digit addition on the small model, pretrained until it is right some of the time, so

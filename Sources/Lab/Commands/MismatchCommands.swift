@@ -30,13 +30,14 @@ extension Session {
     }
 }
 
-/// Prompts for a rollout: the current task's held-out prompts, continuing round after
-/// round through the set (so `rollout` never samples the prompts RL trains on). For a model
-/// whose vocabulary is not the tasks' own, prompts drawn from its vocabulary instead.
+/// Prompts for a rollout: the held-out prompts of the session's task (`LabState.task`, not
+/// the trainer's), continuing round after round through the set (so `rollout` never samples
+/// the prompts RL trains on). For a model whose vocabulary is not the tasks' own, prompts
+/// drawn from its vocabulary instead.
 func taskPrompts(_ n: Int, lab: LabState, round: Int) -> [[Int32]] {
-    let pool = lab.trainer.task.heldOut
+    let pool = lab.task.heldOut
     guard lab.vocabulary == .standard, !pool.isEmpty else {
-        return generalPrompts(n, vocabulary: lab.vocabulary, seed: lab.trainer.seed, round: round)
+        return generalPrompts(n, vocabulary: lab.vocabulary, seed: lab.task.seed, round: round)
     }
     return (0..<n).map { pool[(round * n + $0) % pool.count].prompt }
 }

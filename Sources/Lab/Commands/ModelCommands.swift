@@ -7,6 +7,7 @@ import Foundation
 import Model
 import Numerics
 import RL
+import Storage
 
 extension Topic {
     public static let model = Topic("Model", order: 20)
@@ -93,7 +94,7 @@ extension Command {
         let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
         let c = config
         let rebuild = "model new hidden=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads) kv_heads=\(c.numKeyValueHeads) intermediate=\(c.intermediateSize) max_pos=\(c.maxPositionEmbeddings) theta=\(c.ropeTheta) tied=\(c.tieWordEmbeddings ? "on" : "off") --seed \(seed) --std \(std)"
-        let trainer = try Trainer(policy: policy, task: lab.trainer.task.spec, seed: session.seed)
+        let trainer = try Trainer(policy: policy, task: lab.task.spec, seed: session.seed)
         lab.replace(policy: policy, vocabulary: lab.vocabulary, origin: "new (seed \(seed))", step: 0, restoreCommand: rebuild,
                     trainer: trainer)
         context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize) (seed \(seed))")
@@ -110,7 +111,7 @@ extension Command {
         let seed = context.arguments.integer("seed").map(UInt64.init) ?? session.seed
         let weights = BaseModel.initialWeights(seed: seed)
         let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
-        let trainer = try Trainer(policy: policy, task: lab.trainer.task.spec, seed: session.seed)
+        let trainer = try Trainer(policy: policy, task: lab.task.spec, seed: session.seed)
         lab.replace(policy: policy, vocabulary: .standard, origin: "init (seed \(seed))", step: 0,
                     restoreCommand: "model init --seed \(seed)", trainer: trainer)
         context.print("fresh model: \(weights.config.parameterCount) parameters (seed \(seed), std \(BaseModel.initStd))")
@@ -142,7 +143,7 @@ extension Command {
         let vocabulary = try vocabularyOf(checkpoint)
         let engines = engines(for: config)
         let policy = try Policy(master: checkpoint.weights, engines: engines, backend: session.backend)
-        let trainer = try Trainer(policy: policy, task: lab.trainer.task.spec, seed: session.seed)
+        let trainer = try Trainer(policy: policy, task: lab.task.spec, seed: session.seed)
         if config == LlamaConfig.labDefault || checkpoint.lab?.extra["rl"] != nil { try trainer.restore(from: checkpoint) }
         lab.replace(policy: policy, vocabulary: vocabulary, origin: "loaded from \(path)", step: checkpoint.lab?.step ?? 0,
                     restoreCommand: "model load \(path)", trainer: trainer, configDefaults: checkpoint.configDefaults)

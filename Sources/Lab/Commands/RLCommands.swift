@@ -83,8 +83,8 @@ extension Setting {
 extension Session {
     /// The trainer around the live model, with the session's seed and RL settings applied.
     func syncedTrainer() throws -> Trainer {
+        try lab.reseed(seed)
         let trainer = lab.trainer
-        if trainer.seed != seed { try trainer.setSeed(seed) }
         var s = trainer.settings
         for setting in settings.definitions { setting.trainer?(settings[setting.name], &s) }
         if s != trainer.settings { try trainer.setSettings(s) }
@@ -138,15 +138,15 @@ extension Command {
         examples: ["task", "task addition --size 3", "task reversal --size 12", "task reversal --size 6 --notes 64", "task show 5"],
         reports: true, restoresState: true
     ) { context in
-        let trainer = try context.session.syncedTrainer()
+        let trainer = try context.session.syncedTrainer(), lab = context.session.lab
         if let name = context.arguments.text("NAME") {
             let kind = try TaskKind.parse(name)
             let size = context.arguments.integer("size") ?? TaskSpec.default.maxSize
-            try trainer.setTask(try TaskSpec(kind: kind, size: size, notes: context.arguments.integer("notes") ?? 0))
+            try lab.chooseTask(try TaskSpec(kind: kind, size: size, notes: context.arguments.integer("notes") ?? 0))
         } else if context.arguments.has("size") || context.arguments.has("notes") {
             throw LabError("--size and --notes need the task's name (task reversal --size 8 --notes 64)")
         }
-        let spec = trainer.task.spec
+        let spec = lab.task.spec
         context.report(["task": .string(spec.kind.rawValue), "size": .int(spec.maxSize), "notes": .int(spec.notes),
                         "sanity_set": trainer.sanitySet.map { .int($0.count) } ?? .null]) {
             "task: \(spec.description); sanity set: \(trainer.sanitySet.map { "\($0.count) prompts" } ?? "none (eval --heldout)")"
@@ -159,10 +159,10 @@ extension Command {
         arguments: [.positional("N", .integer(1...100), "how many (default 5)", optional: true)],
         examples: ["task show", "task show 10"]
     ) { context in
-        let trainer = try context.session.syncedTrainer()
-        let vocabulary = context.session.lab.vocabulary
+        let lab = context.session.lab
+        _ = try context.session.syncedTrainer()
         let n = context.arguments.integer("N") ?? 5
-        let lines = trainer.task.heldOut.prefix(n).map { "\(vocabulary.decode($0.prompt))  →  \(vocabulary.decode($0.answer))" }
+        let lines = lab.task.heldOut.prefix(n).map { "\(lab.vocabulary.decode($0.prompt))  →  \(lab.vocabulary.decode($0.answer))" }
         context.print(lines.joined(separator: "\n"))
     }
 

@@ -12,6 +12,7 @@ import Foundation
 import FuzzSupport
 import Lab
 import Model
+import Storage
 
 let markers = ["lab.json", "model.safetensors", "lab_state.safetensors"]
 
@@ -73,12 +74,15 @@ func checkConfig(_ data: Data) {
     }
 }
 
-/// Lab metadata that decodes must encode, and decode back equal.
+/// Lab metadata that reads must be written, read back equal, and written the same again.
 func checkLabMetadata(_ data: Data) {
-    guard let metadata = try? JSONDecoder().decode(LabMetadata.self, from: data) else { return }
+    guard let metadata = try? LabMetadata(decoding: data) else { return }
     do {
-        let again = try JSONDecoder().decode(LabMetadata.self, from: try JSONEncoder().encode(metadata))
+        let text = try metadata.encoded()
+        let again = try LabMetadata(decoding: text)
         require(again == metadata, "lab.json does not survive a round trip: \(metadata) became \(again)")
+        let textAgain = try again.encoded()
+        require(textAgain == text, "lab.json is not written the same way twice")
     } catch {
         fatalError("lab metadata that was read cannot be written and read back: \(error)")
     }

@@ -160,7 +160,7 @@ public enum FuzzBudget {
         }
         // Tokens of one sequence of the task: its longest prompt and the response limit.
         func taskTokens(response: Int? = nil) -> Int {
-            let spec = context.session.lab.trainer.task.spec
+            let spec = context.session.lab.task.spec
             return spec.longestPrompt + (response ?? integer("max_len") ?? spec.longestAnswer + 4)
         }
         switch path {

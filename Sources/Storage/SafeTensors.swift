@@ -229,55 +229,56 @@ public struct SafeTensorsFile: Sendable {
 
     static func parseHeader(_ header: [UInt8], dataLength: Int, limits: SafeTensorsLimits,
                             fail: (String) -> NumericsError) throws(NumericsError) -> ([HeaderEntry], [String: String]) {
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: Data(header))
+        let parsed: JSONValue
+        do throws(JSONReadError) {
+            parsed = try JSONValue(parsing: header)
         } catch {
+            if let name = error.duplicateKey {
+                throw fail("the header names \(CheckpointIO.quoted(name)) more than once (the second time at \(error.place) of the header); names must be unique")
+            }
             let preview = String(decoding: header.prefix(60), as: UTF8.self)
-            throw fail("the header is not valid JSON (\(error.localizedDescription)); it starts with \(CheckpointIO.quoted(preview))")
+            throw fail("the header is not valid JSON (\(error.place) of the header: \(error.message)); it starts with \(CheckpointIO.quoted(preview))")
         }
-        guard let root = object as? [String: Any] else {
+        guard let root = parsed.objectValue else {
             throw fail("the header must be a JSON object mapping tensor names to {dtype, shape, data_offsets}")
-        }
-        if let dup = CheckpointIO.firstDuplicateKey(in: header) {
-            throw fail("the header names \(CheckpointIO.quoted(dup)) more than once; names must be unique")
         }
         var metadata: [String: String] = [:]
         var entries: [HeaderEntry] = []
-        for (name, value) in root {
+        for member in root.members {
+            let name = member.key
             if name == "__metadata__" {
-                guard let map = value as? [String: Any] else {
+                guard let map = member.value.objectValue else {
                     throw fail("__metadata__ must be an object of string values")
                 }
-                for (k, v) in map {
-                    guard let s = v as? String else {
-                        throw fail("__metadata__ entry \(CheckpointIO.quoted(k)) is not a string; metadata values must be strings")
+                for m in map.members {
+                    guard let s = m.value.stringValue else {
+                        throw fail("__metadata__ entry \(CheckpointIO.quoted(m.key)) is not a string; metadata values must be strings")
                     }
-                    metadata[k] = s
+                    metadata[m.key] = s
                 }
                 continue
             }
-            guard let info = value as? [String: Any] else {
+            guard let info = member.value.objectValue else {
                 throw fail("tensor \(CheckpointIO.quoted(name)): expected an object {dtype, shape, data_offsets}")
             }
-            guard let dtypeText = info["dtype"] as? String else {
+            guard let dtypeText = info["dtype"]?.stringValue else {
                 throw fail("tensor \(CheckpointIO.quoted(name)) has no string \"dtype\"")
             }
             guard let dtype = SafeTensorsDType(rawValue: dtypeText) else {
                 throw fail("tensor \(CheckpointIO.quoted(name)) has unknown dtype \(CheckpointIO.quoted(dtypeText)); known: \(SafeTensorsDType.allCases.map(\.rawValue).joined(separator: " "))")
             }
-            guard let shapeList = info["shape"] as? [Any] else {
+            guard let shapeList = info["shape"]?.arrayValue else {
                 throw fail("tensor \(CheckpointIO.quoted(name)) has no \"shape\" list")
             }
             var shape: [Int] = []
             for d in shapeList {
-                guard let v = CheckpointIO.jsonInteger(d), v >= 0 else {
-                    throw fail("tensor \(CheckpointIO.quoted(name)) has shape \(CheckpointIO.describe(shapeList)); dimensions must be non-negative integers")
+                guard let v = d.intValue, v >= 0 else {
+                    throw fail("tensor \(CheckpointIO.quoted(name)) has shape \(CheckpointIO.describe(.array(shapeList))); dimensions must be non-negative integers")
                 }
                 shape.append(v)
             }
-            guard let offsetList = info["data_offsets"] as? [Any], offsetList.count == 2,
-                  let begin = CheckpointIO.jsonInteger(offsetList[0]), let end = CheckpointIO.jsonInteger(offsetList[1]),
+            guard let offsetList = info["data_offsets"]?.arrayValue, offsetList.count == 2,
+                  let begin = offsetList[0].intValue, let end = offsetList[1].intValue,
                   begin >= 0, end >= begin else {
                 throw fail("tensor \(CheckpointIO.quoted(name)) has data_offsets \(CheckpointIO.describe(info["data_offsets"])); expected [begin, end] with 0 ≤ begin ≤ end")
             }

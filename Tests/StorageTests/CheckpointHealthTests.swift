@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import Numerics
+import Storage
 import Testing
 
 // Health at the door: a checkpoint whose weights or optimizer state hold NaN or infinity

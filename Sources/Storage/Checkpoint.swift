@@ -30,6 +30,7 @@
 
 import Files
 import Foundation
+import Model
 import Numerics
 #if canImport(Glibc)
 import Glibc
@@ -147,15 +148,13 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
         try CheckpointIO.writeNewFile(model.encoded(), to: file(CheckpointFile.model))
 
         if let lab {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let data: Data
-            do {
-                data = try encoder.encode(lab)
+            do throws(NumericsError) {
+                data = try lab.encoded()
             } catch {
-                throw NumericsError.invalidArgument("cannot save lab.json: \(error) (numbers in lab metadata must be finite)")
+                throw NumericsError.invalidArgument("cannot save lab.json: \(error.description)")
             }
-            try CheckpointIO.writeNewFile(data + Data("\n".utf8), to: file(CheckpointFile.lab))
+            try CheckpointIO.writeNewFile(data, to: file(CheckpointFile.lab))
         }
         if let labState {
             try CheckpointIO.writeNewFile(labState.encoded(), to: file(CheckpointFile.labState))

@@ -3,6 +3,8 @@
 
 import Files
 import Foundation
+import Model
+import JSON
 import Numerics
 #if canImport(Glibc)
 import Glibc
@@ -47,19 +49,17 @@ extension LlamaConfig {
     public static func huggingFaceConfig(from data: Data) throws(NumericsError)
         -> (config: LlamaConfig, specialTokens: SpecialTokenIDs, defaults: [ConfigDefault]) {
         func fail(_ message: String) -> NumericsError { .invalidArgument("config.json: \(message)") }
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: data)
+        let parsed: JSONValue
+        do throws(JSONReadError) {
+            parsed = try JSONValue(parsing: data)
         } catch {
-            throw fail("not valid JSON (\(error.localizedDescription))")
+            if let key = error.duplicateKey { throw fail("the key \(CheckpointIO.quoted(key)) appears twice (the second time at \(error.place))") }
+            throw fail("not valid JSON: \(error)")
         }
-        guard let json = object as? [String: Any] else { throw fail("expected a JSON object of configuration keys") }
-        if let dup = CheckpointIO.firstDuplicateKey(in: Array(data)) {
-            throw fail("the key \(CheckpointIO.quoted(dup)) appears twice")
-        }
+        guard let json = parsed.objectValue else { throw fail("expected a JSON object of configuration keys") }
 
-        func present(_ key: String) -> Any? {
-            guard let v = json[key], !(v is NSNull) else { return nil }
+        func present(_ key: String) -> JSONValue? {
+            guard let v = json[key], !v.isNull else { return nil }
             return v
         }
         func integer(_ key: String, default value: Int? = nil) throws(NumericsError) -> Int {
@@ -67,7 +67,7 @@ extension LlamaConfig {
                 if let value { return value }
                 throw fail("the required key '\(key)' is missing (a positive integer)")
             }
-            guard let v = CheckpointIO.jsonInteger(raw) else {
+            guard let v = raw.intValue else {
                 throw fail("'\(key)' must be an integer; found \(CheckpointIO.describe(raw))")
             }
             // Bounds that keep every product of two dimensions far from overflowing.
@@ -76,29 +76,29 @@ extension LlamaConfig {
             }
             return v
         }
-        func number(_ value: Any?, _ key: String) throws(NumericsError) -> Float {
-            guard let d = CheckpointIO.jsonNumber(value), d.isFinite, abs(d) <= Double(Float.greatestFiniteMagnitude) else {
+        func number(_ value: JSONValue?, _ key: String) throws(NumericsError) -> Float {
+            guard let d = value?.doubleValue, d.isFinite, abs(d) <= Double(Float.greatestFiniteMagnitude) else {
                 throw fail("'\(key)' must be a finite number; found \(CheckpointIO.describe(value))")
             }
             return Float(d)
         }
         func string(_ key: String) throws(NumericsError) -> String? {
             guard let raw = present(key) else { return nil }
-            guard let s = raw as? String else { throw fail("'\(key)' must be a string; found \(CheckpointIO.describe(raw))") }
+            guard let s = raw.stringValue else { throw fail("'\(key)' must be a string; found \(CheckpointIO.describe(raw))") }
             return s
         }
         func flag(_ key: String) throws(NumericsError) -> Bool? {
             guard let raw = present(key) else { return nil }
-            guard let b = CheckpointIO.jsonBool(raw) else { throw fail("'\(key)' must be true or false; found \(CheckpointIO.describe(raw))") }
+            guard let b = raw.boolValue else { throw fail("'\(key)' must be true or false; found \(CheckpointIO.describe(raw))") }
             return b
         }
         func tokenID(_ key: String) throws(NumericsError) -> Int? {
             guard var raw = present(key) else { return nil }
-            if let list = raw as? [Any] {
+            if let list = raw.arrayValue {
                 guard let first = list.first else { return nil }
                 raw = first
             }
-            guard let v = CheckpointIO.jsonInteger(raw) else {
+            guard let v = raw.intValue else {
                 throw fail("'\(key)' must be an integer token id (or a list of them); found \(CheckpointIO.describe(raw))")
             }
             return v
@@ -111,7 +111,7 @@ extension LlamaConfig {
             throw fail("model_type \(CheckpointIO.quoted(modelType)) is not supported; this lab reads \"llama\" models")
         }
         if let raw = present("architectures") {
-            guard let list = raw as? [Any], list.contains(where: { ($0 as? String) == "LlamaForCausalLM" }) else {
+            guard let list = raw.arrayValue, list.contains(where: { $0.stringValue == "LlamaForCausalLM" }) else {
                 throw fail("architectures \(CheckpointIO.describe(raw)) does not include \"LlamaForCausalLM\" (the only one read)")
             }
         }
@@ -129,19 +129,19 @@ extension LlamaConfig {
         // Rotary embeddings: the plain ("default") kind only; the base in either place.
         var theta: Float?
         if let raw = present("rope_parameters") {
-            guard let params = raw as? [String: Any] else {
+            guard let params = raw.objectValue else {
                 throw fail("'rope_parameters' must be an object {rope_theta, rope_type}")
             }
-            if let type = params["rope_type"] ?? params["type"], !(type is NSNull) {
-                guard (type as? String) == "default" else {
+            if let type = params["rope_type"] ?? params["type"], !type.isNull {
+                guard type.stringValue == "default" else {
                     throw fail("rope_parameters.rope_type \(CheckpointIO.describe(type)) is not supported; only \"default\" rotary embeddings are")
                 }
             }
-            if let t = params["rope_theta"], !(t is NSNull) { theta = try number(t, "rope_parameters.rope_theta") }
+            if let t = params["rope_theta"], !t.isNull { theta = try number(t, "rope_parameters.rope_theta") }
         }
         if let raw = present("rope_scaling") {
-            let type = (raw as? [String: Any]).flatMap { $0["rope_type"] ?? $0["type"] } as? String
-            guard type == "default" else {
+            let type = raw.objectValue.flatMap { $0["rope_type"] ?? $0["type"] }
+            guard type?.stringValue == "default" else {
                 throw fail("rope_scaling \(CheckpointIO.describe(type ?? raw)) is not supported; only unscaled (\"default\") rotary embeddings are")
             }
         }
@@ -183,7 +183,7 @@ extension LlamaConfig {
             throw fail(error.description)
         }
         if let raw = present("head_dim") {
-            guard let d = CheckpointIO.jsonInteger(raw), d == config.headDim else {
+            guard let d = raw.intValue, d == config.headDim else {
                 throw fail("head_dim \(CheckpointIO.describe(raw)) differs from hidden_size/num_attention_heads = \(config.headDim); only that head size is supported")
             }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import Numerics
+import Storage
 import Testing
 
 /// Checkpoints that made the loader misbehave, written while building the checkpoint fuzz

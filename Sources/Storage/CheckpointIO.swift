@@ -4,6 +4,7 @@
 
 import Files
 import Foundation
+import Model
 import Numerics
 #if canImport(Glibc)
 import Glibc
@@ -275,10 +276,10 @@ extension CheckpointIO {
         var lab: LabMetadata?
         if let labFile = files.lab {
             let data = try readSmall(labFile, limit: limits.maxHeaderBytes)
-            do {
-                lab = try JSONDecoder().decode(LabMetadata.self, from: data)
+            do throws(NumericsError) {
+                lab = try LabMetadata(decoding: data)
             } catch {
-                throw .invalidArgument("\(CheckpointFile.lab) is not valid lab metadata: \(describeDecodingError(error))")
+                throw .invalidArgument("\(CheckpointFile.lab) is not valid lab metadata: \(error.description)")
             }
             if let version = lab?.formatVersion, version > LabMetadata.currentFormatVersion || version < 1 {
                 throw .invalidArgument("\(CheckpointFile.lab) has format_version \(version); this lab reads 1…\(LabMetadata.currentFormatVersion)")
@@ -316,24 +317,5 @@ extension CheckpointIO {
         guard !counts.isEmpty else { return }
         let tensors = listed(counts.map(\.description), limit: 4)
         throw .invalidArgument("\(file): non-finite \(what) in \(counts.count) tensor\(counts.count == 1 ? "" : "s"): \(tensors); the checkpoint is damaged or diverged (only finite \(what) are loaded)")
-    }
-
-    /// A short account of a JSONDecoder error: which key, what went wrong.
-    static func describeDecodingError(_ error: any Error) -> String {
-        func path(_ keys: [any CodingKey]) -> String {
-            keys.isEmpty ? "the top level" : "'" + keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "'"
-        }
-        switch error as? DecodingError {
-        case .keyNotFound(let key, let context)?:
-            return "the key '\(key.stringValue)' is missing at \(path(context.codingPath))"
-        case .typeMismatch(let type, let context)?:
-            return "\(path(context.codingPath)) should be \(type)"
-        case .valueNotFound(let type, let context)?:
-            return "\(path(context.codingPath)) is null; expected \(type)"
-        case .dataCorrupted(let context)?:
-            return "\(context.debugDescription) at \(path(context.codingPath))"
-        default:
-            return "\(error)"
-        }
     }
 }

@@ -1,6 +1,6 @@
 // Reading and writing bytes for checkpoints and safetensors: byte sources (a file read with
-// pread, a buffer), small-file reads with limits, JSON helpers for messages, the exact
-// BF16 widening, and flushed file writes.
+// pread, a buffer), small-file reads with limits, JSON values in messages, and flushed file
+// writes.
 
 import Files
 import JSON
@@ -29,39 +29,15 @@ enum CheckpointIO {
         return n
     }
 
-
-    /// A JSON integer (not a boolean, not a number written with a fraction or exponent that
-    /// JSONSerialization turned into a double), or nil.
-    static func jsonInteger(_ value: Any?) -> Int? {
-        guard let n = value as? NSNumber else { return nil }
-        switch String(cString: n.objCType) {
-        case "q", "l", "i", "s": return n.intValue
-        case "Q", "L", "I", "S": return n.uint64Value <= UInt64(Int.max) ? Int(n.uint64Value) : nil
-        default: return nil   // "c": boolean; "d"/"f": floating point
-        }
-    }
-
-    /// A JSON number (integer or not, but not a boolean) as a double, or nil.
-    static func jsonNumber(_ value: Any?) -> Double? {
-        guard let n = value as? NSNumber, String(cString: n.objCType) != "c" else { return nil }
-        return n.doubleValue
-    }
-
-    /// Whether a JSON value is a boolean, and which.
-    static func jsonBool(_ value: Any?) -> Bool? {
-        guard let n = value as? NSNumber, String(cString: n.objCType) == "c" else { return nil }
-        return n.boolValue
-    }
-
     /// A JSON value as short text for an error message.
-    static func describe(_ value: Any?) -> String {
+    static func describe(_ value: JSONValue?) -> String {
         guard let value else { return "nothing" }
-        if value is NSNull { return "null" }
-        if let b = jsonBool(value) { return b ? "true" : "false" }
-        if let s = value as? String { return quoted(s) }
-        if let list = value as? [Any] { return "[" + list.map { describe($0) }.joined(separator: ", ") + "]" }
-        if value is [String: Any] { return "an object" }
-        return "\(value)"
+        switch value {
+        case .string(let s): return quoted(s)
+        case .array(let list): return "[" + list.map { describe($0) }.joined(separator: ", ") + "]"
+        case .object: return "an object"
+        default: return value.serialized
+        }
     }
 
     /// Text in double quotes, shortened when long.
@@ -81,47 +57,6 @@ enum CheckpointIO {
         var out = ""
         JSONWriter.writeString(s, to: &out)
         return out
-    }
-
-    /// The first object key that appears twice in the same object of a valid JSON text
-    /// (JSONSerialization and JSONDecoder both keep one of two equal keys silently).
-    static func firstDuplicateKey(in text: [UInt8]) -> String? {
-        struct Level { var isObject: Bool; var keys: Set<String> = []; var expectKey = false }
-        var stack: [Level] = []
-        var i = 0
-        while i < text.count {
-            let c = text[i]
-            switch c {
-            case UInt8(ascii: "\""):
-                let start = i
-                i += 1
-                var escaped = false
-                while i < text.count {
-                    if text[i] == UInt8(ascii: "\\") { escaped = true; i += 2; continue }
-                    if text[i] == UInt8(ascii: "\"") { break }
-                    i += 1
-                }
-                if let top = stack.last, top.isObject, top.expectKey {
-                    let raw = Array(text[start...min(i, text.count - 1)])
-                    let key: String
-                    if escaped {
-                        key = (try? JSONSerialization.jsonObject(with: Data(raw), options: .fragmentsAllowed) as? String) ?? String(decoding: raw, as: UTF8.self)
-                    } else {
-                        key = String(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
-                    }
-                    if stack[stack.count - 1].keys.contains(key) { return key }
-                    stack[stack.count - 1].keys.insert(key)
-                    stack[stack.count - 1].expectKey = false
-                }
-            case UInt8(ascii: "{"): stack.append(Level(isObject: true, expectKey: true))
-            case UInt8(ascii: "["): stack.append(Level(isObject: false))
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): if !stack.isEmpty { stack.removeLast() }
-            case UInt8(ascii: ","): if let top = stack.last, top.isObject { stack[stack.count - 1].expectKey = true }
-            default: break
-            }
-            i += 1
-        }
-        return nil
     }
 
     // MARK: Byte sources
