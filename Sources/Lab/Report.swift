@@ -5,19 +5,33 @@ import Foundation
 import Plot
 
 /// What the session ran and printed, kept for `report`: the latest `limit` commands, each
-/// with at most `outputLimit` lines of output and the SVG of every figure it drew.
+/// with at most `outputLimit` lines of text and, where it drew a figure, the figure's SVG in
+/// place of its terminal drawing.
 public struct ReportLog: Sendable {
+    /// A piece of a command's output, in order.
+    public enum Part: Sendable, Equatable {
+        case text([String])
+        case svg(String)
+        /// A session file's comment lines: the teacher's narration.
+        case comment(String)
+    }
+
     public struct Entry: Sendable, Equatable {
         public var command: String
-        public var output: [String] = []
-        public var svgs: [String] = []
-        /// Lines left out past `outputLimit`.
+        public var parts: [Part] = []
+        /// Text lines left out past `outputLimit`.
         public var omitted = 0
+        var lines = 0
+
+        /// The SVG figures, in order.
+        public var svgs: [String] { parts.compactMap { if case .svg(let s) = $0 { return s } else { return nil } } }
     }
 
     public private(set) var entries: [Entry] = []
     /// Commands dropped from the front once there were more than `limit`.
     public private(set) var dropped = 0
+    /// The SVG of a figure whose terminal drawing is the next text written.
+    private var pendingFigure: String?
     public static let limit = 1000, outputLimit = 400
 
     public init() {}
@@ -28,35 +42,64 @@ public struct ReportLog: Sendable {
             dropped += 1
         }
         entries.append(Entry(command: command))
+        pendingFigure = nil
     }
+
+    /// The next text written is `svg`'s terminal drawing: the page shows the SVG instead.
+    mutating func expectFigure(_ svg: String) { pendingFigure = svg }
 
     mutating func write(_ text: String) {
         guard !entries.isEmpty else { return }
+        let last = entries.count - 1
+        if let svg = pendingFigure {
+            entries[last].parts.append(.svg(svg))
+            pendingFigure = nil
+            return
+        }
+        var lines: [String] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if entries[entries.count - 1].output.count < ReportLog.outputLimit {
-                entries[entries.count - 1].output.append(String(line))
+            if entries[last].lines < ReportLog.outputLimit {
+                lines.append(String(line))
+                entries[last].lines += 1
             } else {
-                entries[entries.count - 1].omitted += 1
+                entries[last].omitted += 1
             }
+        }
+        guard !lines.isEmpty else { return }
+        if case .text(let before)? = entries[last].parts.last {
+            entries[last].parts[entries[last].parts.count - 1] = .text(before + lines)
+        } else {
+            entries[last].parts.append(.text(lines))
         }
     }
 
-    mutating func attach(svg: String) {
-        guard !entries.isEmpty else { return }
-        entries[entries.count - 1].svgs.append(svg)
+    /// A comment line: joins the comment before it, or starts a new entry without a command.
+    mutating func comment(_ text: String) {
+        if let last = entries.indices.last, entries[last].command.isEmpty, case .comment(let before)? = entries[last].parts.last {
+            entries[last].parts[entries[last].parts.count - 1] = .comment(before + " " + text)
+            return
+        }
+        begin("")
+        entries[entries.count - 1].parts.append(.comment(text))
     }
 
-    /// The page: a heading, then per command its line, its output and its figures.
+    /// Forgets the last entry (the `report` command writing the page).
+    mutating func dropLast() { if !entries.isEmpty { entries.removeLast() } }
+
+    /// The page: per command its line, then its output and figures in the order they came.
     public func page(title: String) -> HTMLPage {
         var page = HTMLPage(title: title)
         if dropped > 0 { page.append(.note("The first \(dropped) commands of the session are not shown.")) }
         for entry in entries {
-            page.append(.command(entry.command))
-            // The figures are drawn as SVG below; their terminal drawing is left out.
-            let text = entry.svgs.isEmpty ? entry.output : entry.output.filter { $0.hasPrefix("wrote ") || $0.hasPrefix("error:") }
-            if !text.isEmpty { page.append(.output(text.joined(separator: "\n"))) }
+            if !entry.command.isEmpty { page.append(.command(entry.command)) }
+            for part in entry.parts {
+                switch part {
+                case .text(let lines): page.append(.output(lines.joined(separator: "\n")))
+                case .svg(let svg): page.append(.svg(svg))
+                case .comment(let text): page.append(.note(text))
+                }
+            }
             if entry.omitted > 0 { page.append(.note("\(entry.omitted) more lines of output not shown.")) }
-            for svg in entry.svgs { page.append(.svg(svg)) }
         }
         return page
     }
@@ -97,11 +140,7 @@ extension Command {
         let page = shown.page(title: "plab session")
         try context.writeFile(Data(page.render().utf8), to: path)
         let figures = shown.entries.reduce(0) { $0 + $1.svgs.count }
-        context.print("wrote \(path): \(shown.entries.count) command\(shown.entries.count == 1 ? "" : "s"), \(figures) figure\(figures == 1 ? "" : "s")")
+        let commands = shown.entries.filter { !$0.command.isEmpty }.count
+        context.print("wrote \(path): \(commands) command\(commands == 1 ? "" : "s"), \(figures) figure\(figures == 1 ? "" : "s")")
     }
-}
-
-extension ReportLog {
-    /// Forgets the last entry (the `report` command writing the page).
-    mutating func dropLast() { if !entries.isEmpty { entries.removeLast() } }
 }

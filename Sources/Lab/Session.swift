@@ -125,18 +125,20 @@ public final class Session {
             return .failed(message)
         }
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.hasPrefix("#") { reportLog.comment(String(trimmed.dropFirst()).trimmingCharacters(in: .whitespaces)) }
         if trimmed.isEmpty || trimmed.hasPrefix("#") { return .done }
 
         let invocation: Invocation
         do {
             invocation = try registry.parse(try Words.split(trimmed))
         } catch {
-            if !nested { target.begin(trimmed, transcribed: true) }
+            if !nested { target.begin(trimmed, transcribed: true) } else { reportLog.begin(trimmed) }
             target.fail(error.message)
             return .failed(error.message)
         }
         let command = invocation.command
-        if !nested { target.begin(trimmed, transcribed: command.transcribed) }
+        // A line of a sourced file is not echoed, but the report shows it as a command.
+        if !nested { target.begin(trimmed, transcribed: command.transcribed) } else { reportLog.begin(trimmed) }
         if invocation.wantsHelp {
             target.write(help(for: command, path: invocation.path), as: .text)
             return .done

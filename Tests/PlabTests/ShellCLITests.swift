@@ -217,3 +217,29 @@ import Testing
         try? stdin.fileHandleForWriting.close()
     }
 }
+
+/// Help text is written in paragraphs and wrapped by the argument parser to the terminal's
+/// width: no line ends in the middle of a sentence because of a break in the source.
+@Suite struct HelpTextTests {
+    @Test(arguments: [["bench", "--help"], ["run", "--help"], ["replay", "--help"], ["cast", "--help"], ["shell", "--help"]])
+    func discussionsAreParagraphsWrappedToTheWidth(arguments: [String]) throws {
+        let r = try runPlab(arguments, environment: ["COLUMNS": "80"])
+        #expect(r.status == 0)
+        let lines = r.lines
+        let usage = try #require(lines.firstIndex { $0.hasPrefix("USAGE:") })
+        // The discussion is between the overview and the usage: each of its lines but a
+        // paragraph's last is filled to more than half the width.
+        var paragraph: [String] = []
+        for line in lines[1..<usage] + [""] {
+            if line.isEmpty {
+                for filled in paragraph.dropLast() where !filled.hasPrefix(" ") && !filled.hasPrefix("Example") {
+                    #expect(filled.count > 40, "\(arguments[0]): a short line inside a paragraph: '\(filled)'")
+                }
+                paragraph = []
+            } else {
+                paragraph.append(line)
+            }
+        }
+        #expect(lines.allSatisfy { $0.count <= 80 || $0.hasPrefix("USAGE:") || $0.hasPrefix("  ") }, "\(arguments[0])")
+    }
+}

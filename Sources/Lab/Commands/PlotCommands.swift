@@ -25,7 +25,7 @@ extension Setting {
 
 extension CommandContext {
     /// Draws `figure` for the terminal, writes it as SVG when `--svg FILE` was given, and
-    /// keeps the SVG for `report`.
+    /// gives `report` the SVG in place of the terminal drawing.
     func show(_ figure: Figure) throws {
         let session = self.session
         let recording = session.isRecording
@@ -42,9 +42,9 @@ extension CommandContext {
         if let path = arguments.text("svg") {
             try writeFile(Data(svg.utf8), to: path)
         }
+        session.reportLog.expectFigure(svg)
         print(figure.terminal(style))
         if let path = arguments.text("svg") { print("wrote \(path)") }
-        session.reportLog.attach(svg: svg)
     }
 }
 
@@ -116,7 +116,7 @@ extension Command {
                          series: [Series("sampled tokens", style: .points, x: x, y: y)], diagonal: true,
                          notes: ["\(mu.count) tokens; on the diagonal the engines agree"])
         }
-        try context.show(Figure(title: "Per-token probabilities: training engine π against rollout engine μ", panels: panels))
+        try context.show(Figure(title: "Per-token probabilities: training engine π against rollout engine μ", panels: sharingRanges(panels)))
     }
 
     static let plotSeqRatio = Command(
@@ -141,7 +141,7 @@ extension Command {
             return Chart(title: name, x: Axis("response length", unit: "tokens"), y: Axis("Σ log π/μ", unit: "nats"),
                          series: series, notes: notes)
         }
-        try context.show(Figure(title: "Sequence log-ratio against response length", panels: panels))
+        try context.show(Figure(title: "Sequence log-ratio against response length", panels: sharingRanges(panels)))
     }
 
     static let plotPositions = Command(
@@ -223,6 +223,25 @@ private func pairSets(_ context: CommandContext) throws -> [(name: String, pairs
     }
     guard let pairs = lab.lastPairs, !pairs.isEmpty else { throw LabError("no rollout yet; run 'rollout' first") }
     return [(lab.presetName ?? "current", pairs)]
+}
+
+/// Panels side by side are compared by eye: each gets the range of all of them, on both
+/// axes (a given range is kept), padded by 5 %.
+func sharingRanges(_ panels: [Chart]) -> [Chart] {
+    guard panels.count > 1 else { return panels }
+    func extent(_ values: [Double]) -> ClosedRange<Double>? {
+        let finite = values.filter(\.isFinite)
+        guard let lo = finite.min(), let hi = finite.max() else { return nil }
+        let pad = hi > lo ? 0.05 * (hi - lo) : max(abs(lo) * 0.1, 1e-9)
+        return (lo - pad)...(hi + pad)
+    }
+    let x = extent(panels.flatMap { $0.series.flatMap(\.x) }), y = extent(panels.flatMap { $0.series.flatMap(\.y) })
+    return panels.map { panel in
+        var panel = panel
+        if panel.x.range == nil { panel.x.range = x }
+        if panel.y.range == nil { panel.y.range = y }
+        return panel
+    }
 }
 
 /// The least-squares line through the points; nil when every x is the same.
