@@ -86,6 +86,8 @@ public struct LossConfig: Sendable, Hashable {
     public var aggregation: LossAggregation
     /// L_max of the constant (Dr.GRPO) normalisation.
     public var maxResponseLength: Int
+    /// Rejection, veto and batch normalisation of the weights (none by default).
+    public var correction = CorrectionSettings()
 
     public init(algorithm: Algorithm, clipLow: Double = 0.2, clipHigh: Double = 0.2, gspoClipLow: Double = 3e-4,
                 gspoClipHigh: Double = 4e-4, tokenCap: Double = 2, sequenceCap: Double = 2,
@@ -106,6 +108,7 @@ public struct LossConfig: Sendable, Hashable {
         self.init(algorithm: s.algorithm, clipLow: s.clipLow, clipHigh: s.clipHigh, gspoClipLow: s.gspoClipLow,
                   gspoClipHigh: s.gspoClipHigh, tokenCap: s.tokenCap, sequenceCap: s.sequenceCap,
                   aggregation: s.effectiveAggregation, maxResponseLength: maxResponseLength)
+        correction = s.correction
     }
 }
 
@@ -122,7 +125,10 @@ public struct LossResult: Sendable, Equatable {
     public var cappedWeights: Int
     /// How many weights there were (tokens or responses), 0 without a weight.
     public var weights: Int
+    /// Tokens in the loss (those the corrections kept).
     public var tokens: Int
+    /// What the corrections rejected: tokens, responses with a rejected token, responses vetoed.
+    public var rejectedTokens = 0, rejectedResponses = 0, vetoedResponses = 0
 }
 
 /// The PPO clipped surrogate of one token: ℓ = −min(r·A, clip(r, 1−εl, 1+εh)·A) with
@@ -155,16 +161,28 @@ func ppoClip(logRatio: Double, advantage a: Double, low: Double, high: Double) -
 ///                                                             g = −min(…, C_seq) · A_i
 ///
 /// each g then multiplied by the aggregation weight w_it (GSPO's 1/(n |y_i|) is its own
-/// seq-mean-token-mean weight).
+/// seq-mean-token-mean weight). The corrections of `config.correction` (Corrections.swift)
+/// come first: rejected tokens are out of the loss, its gradient and the aggregation's
+/// counts (GSPO's s_i averages the kept tokens); with batch normalisation the importance
+/// weights above are divided by their mean over the kept tokens (token-tis) or kept
+/// responses (the sequence weights).
 public func policyLoss(_ responses: [ResponseLogProbs], config c: LossConfig) -> LossResult {
-    let n = responses.count
-    let totalTokens = responses.reduce(0) { $0 + $1.count }
+    let rejection = Rejection(responses, c.correction)
+    let keep = rejection.keep
+    let keptLengths = keep.map { $0.filter { $0 }.count }
+    // Responses in the loss: all but those the corrections rejected whole (an empty response
+    // still counts, as it always has, though it adds nothing).
+    let n = responses.indices.filter { responses[$0].count == 0 || keptLengths[$0] > 0 }.count
+    let totalTokens = keptLengths.reduce(0, +)
     var result = LossResult(loss: 0, gradients: responses.map { [Double](repeating: 0, count: $0.count) },
-                            clippedTokens: 0, cappedWeights: 0, weights: 0, tokens: totalTokens)
+                            clippedTokens: 0, cappedWeights: 0, weights: 0, tokens: totalTokens,
+                            rejectedTokens: rejection.rejectedTokens, rejectedResponses: rejection.rejectedResponses,
+                            vetoedResponses: rejection.vetoedResponses)
     guard n > 0, totalTokens > 0 else { return result }
     let aggregation: LossAggregation = c.algorithm == .gspo ? .seqMeanTokenMean : c.aggregation
-    for (i, resp) in responses.enumerated() where resp.count > 0 {
-        let len = resp.count
+    let weights = importanceWeights(responses, keep: keep, config: c, result: &result)
+    for (i, resp) in responses.enumerated() where keptLengths[i] > 0 {
+        let len = keptLengths[i]
         let w: Double
         switch aggregation {
         case .tokenMean: w = 1 / Double(totalTokens)
@@ -173,65 +191,83 @@ public func policyLoss(_ responses: [ResponseLogProbs], config c: LossConfig) ->
         case .constant: w = 1 / (Double(n) * Double(max(c.maxResponseLength, 1)))
         }
         let a = resp.advantage
-        var mismatchLog = 0.0     // Σ_t (old − mu)
-        for t in 0..<len { mismatchLog += resp.logOld[t] - resp.logMu[t] }
-        let rhoSeq = clampedExp(mismatchLog)
+        let kept = (0..<resp.count).filter { keep[i][$0] }
 
         switch c.algorithm {
-        case .pg:
-            for t in 0..<len {
-                result.loss += w * (-a * resp.logPi[t])
-                result.gradients[i][t] = w * -a
+        case .pg, .pgSeqIS:
+            for t in kept {
+                let weight = weights?[i][t] ?? 1
+                result.loss += w * (-weight * a * resp.logPi[t])
+                result.gradients[i][t] = w * -weight * a
             }
 
         case .grpo, .drgrpo, .tokenTIS, .seqTIS, .seqMIS:
-            // The sequence weight, if any.
-            var seqWeight = 1.0
-            if c.algorithm == .seqTIS {
-                seqWeight = min(rhoSeq, c.sequenceCap)
-                result.weights += 1
-                if rhoSeq > c.sequenceCap { result.cappedWeights += 1 }
-            } else if c.algorithm == .seqMIS {
-                seqWeight = rhoSeq <= c.sequenceCap ? rhoSeq : 0
-                result.weights += 1
-                if rhoSeq > c.sequenceCap { result.cappedWeights += 1 }
-            }
-            for t in 0..<len {
+            for t in kept {
                 let p = ppoClip(logRatio: resp.logPi[t] - resp.logOld[t], advantage: a, low: c.clipLow, high: c.clipHigh)
                 if p.clipped { result.clippedTokens += 1 }
-                var weight = seqWeight
-                if c.algorithm == .tokenTIS {
-                    let rho = clampedExp(resp.logOld[t] - resp.logMu[t])
-                    weight = min(rho, c.tokenCap)
-                    result.weights += 1
-                    if rho > c.tokenCap { result.cappedWeights += 1 }
-                }
+                let weight = weights?[i][t] ?? 1
                 result.loss += w * weight * p.loss
                 result.gradients[i][t] = w * weight * p.grad
             }
 
         case .gspo:
             var meanLog = 0.0
-            for t in 0..<len { meanLog += resp.logPi[t] - resp.logOld[t] }
+            for t in kept { meanLog += resp.logPi[t] - resp.logOld[t] }
             meanLog /= Double(len)
             let p = ppoClip(logRatio: meanLog, advantage: a, low: c.gspoClipLow, high: c.gspoClipHigh)
             // ℓ_i counted once: Σ_t w ℓ_i = ℓ_i / n. ∂s_i/∂lp_t = s_i / |y_i|.
             result.loss += Double(len) * w * p.loss
             if p.clipped { result.clippedTokens += len }
-            for t in 0..<len { result.gradients[i][t] = w * p.grad }
-
-        case .pgSeqIS:
-            var log = 0.0
-            for t in 0..<len { log += resp.logPi[t] - resp.logMu[t] }
-            let ratio = clampedExp(log)
-            let weight = min(ratio, c.sequenceCap)
-            result.weights += 1
-            if ratio > c.sequenceCap { result.cappedWeights += 1 }
-            for t in 0..<len {
-                result.loss += w * (-weight * a * resp.logPi[t])
-                result.gradients[i][t] = w * -weight * a
-            }
+            for t in kept { result.gradients[i][t] = w * p.grad }
         }
     }
     return result
+}
+
+/// The algorithm's importance weight of every kept token (nil for algorithms without one),
+/// counting the capped or masked ones; batch-normalised when the correction asks.
+private func importanceWeights(_ responses: [ResponseLogProbs], keep: [[Bool]], config c: LossConfig,
+                               result: inout LossResult) -> [[Double]]? {
+    var weights = responses.map { [Double](repeating: 0, count: $0.count) }
+    var sequenceLevel = true
+    for (i, resp) in responses.enumerated() where keep[i].contains(true) {
+        switch c.algorithm {
+        case .pg, .grpo, .drgrpo, .gspo:
+            return nil
+        case .tokenTIS:
+            sequenceLevel = false
+            for t in 0..<resp.count where keep[i][t] {
+                let rho = clampedExp(resp.logOld[t] - resp.logMu[t])
+                weights[i][t] = min(rho, c.tokenCap)
+                result.weights += 1
+                if rho > c.tokenCap { result.cappedWeights += 1 }
+            }
+        case .seqTIS, .seqMIS, .pgSeqIS:
+            // ρ_i over every token of the response (a rejection drops tokens from the loss,
+            // not from the sequence's probability).
+            var log = 0.0
+            for t in 0..<resp.count { log += c.algorithm == .pgSeqIS ? resp.logPi[t] - resp.logMu[t] : resp.logOld[t] - resp.logMu[t] }
+            let rho = clampedExp(log)
+            let cap = c.sequenceCap
+            let weight = c.algorithm == .seqMIS ? (rho <= cap ? rho : 0) : min(rho, cap)
+            result.weights += 1
+            if rho > cap { result.cappedWeights += 1 }
+            for t in 0..<resp.count where keep[i][t] { weights[i][t] = weight }
+        }
+    }
+    if c.correction.batchNormalize {
+        // The mean over the kept tokens (token weights) or the kept responses (sequence weights).
+        var sum = 0.0, count = 0
+        for (i, row) in weights.enumerated() {
+            let kept = (0..<row.count).filter { keep[i][$0] }
+            if sequenceLevel {
+                if let t = kept.first { sum += row[t]; count += 1 }
+            } else {
+                for t in kept { sum += row[t]; count += 1 }
+            }
+        }
+        let mean = count > 0 ? sum / Double(count) : 0
+        if mean > 0 { weights = weights.map { $0.map { $0 / mean } } }
+    }
+    return weights
 }

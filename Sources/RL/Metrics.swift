@@ -86,6 +86,11 @@ public struct StepMetrics: Sendable, Equatable {
     /// Fraction of importance weights capped (TIS, PG-Seq-IS) or masked (MIS), first
     /// minibatch; nil for algorithms without a weight.
     public var cappedFraction: Double?
+    /// What the corrections rejected in the first minibatch (nil when none is set): the
+    /// share of tokens, of responses with a rejected token, of responses vetoed.
+    public var rejectedFraction: Double?
+    public var rejectedSeqFraction: Double?
+    public var vetoedFraction: Double?
     /// Where the mismatch sits, logit and weight sizes, distance from the run's start.
     public var diagnostics = StepDiagnostics()
     /// FP16 loss-scaler totals so far.
@@ -119,6 +124,11 @@ public struct StepMetrics: Sendable, Equatable {
         ]
         for (key, value) in rest { o.set(key, value) }
         for (key, value) in diagnostics.fields { o.set(key, .number(value)) }
+        if rejectedFraction != nil {
+            o.set("rs_masked_frac", .number(rejectedFraction))
+            o.set("rs_seq_masked_frac", .number(rejectedSeqFraction))
+            o.set("veto_frac", .number(vetoedFraction))
+        }
         if includeTiming {
             o.set("wall_time", .number(timing.total))
             o.set("timing", .object(timing.jsonObject))

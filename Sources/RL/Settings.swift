@@ -180,8 +180,17 @@ public struct RLSettings: Sendable, Hashable, Codable {
     public var advantage: AdvantageMode = .groupNormalised
     /// FP16 loss scaling (used only when the training engine's gradient format is FP16).
     public var lossScaler = LossScalerSettings()
+    /// Rejection, veto and batch normalisation beside the algorithm's weight; stored only
+    /// when not the default, so older checkpoints (without it) read as before.
+    private var corrections: CorrectionSettings?
 
     public init() {}
+
+    /// The corrections beside the algorithm's own weight (Corrections.swift).
+    public var correction: CorrectionSettings {
+        get { corrections ?? CorrectionSettings() }
+        set { corrections = newValue == CorrectionSettings() ? nil : newValue }
+    }
 
     /// The aggregation in force: Dr.GRPO and GSPO fix their own.
     public var effectiveAggregation: LossAggregation {
@@ -212,7 +221,8 @@ public struct RLSettings: Sendable, Hashable, Codable {
         try need(finite(gradClip) && gradClip >= 0, "grad_clip must be 0 (off) or positive (got \(gradClip))")
         try need(finite(temperature) && temperature >= 0.05 && temperature <= 10, "temperature must be between 0.05 and 10 (got \(temperature))")
         try need(finite(topP) && topP > 0 && topP <= 1, "top_p must be in (0, 1] (got \(topP))")
-        if let m = maxResponseLength { try need(m >= 1 && m <= 192, "max_len must be between 1 and 192 (got \(m))") }
+        if let m = maxResponseLength { try need(m >= 1 && m <= 8192, "max_len must be between 1 and 8192 (got \(m))") }
+        try correction.validate()
         try need(minibatches >= 1, "minibatches must be at least 1 (got \(minibatches))")
         try need(minibatches <= promptsPerStep * samplesPerPrompt,
                  "minibatches (\(minibatches)) cannot exceed the responses per step (\(promptsPerStep * samplesPerPrompt))")

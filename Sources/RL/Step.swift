@@ -191,6 +191,12 @@ extension Trainer {
             metrics.loss = loss.loss
             metrics.clipFraction = settings.algorithm.usesPPOClip && loss.tokens > 0 ? Double(loss.clippedTokens) / Double(loss.tokens) : nil
             metrics.cappedFraction = loss.weights > 0 ? Double(loss.cappedWeights) / Double(loss.weights) : nil
+            if config.correction.rejection != .none || config.correction.veto > 0 {
+                let tokens = loss.tokens + loss.rejectedTokens
+                metrics.rejectedFraction = tokens > 0 ? Double(loss.rejectedTokens) / Double(tokens) : 0
+                metrics.rejectedSeqFraction = responses.isEmpty ? 0 : Double(loss.rejectedResponses) / Double(responses.count)
+                metrics.vetoedFraction = responses.isEmpty ? 0 : Double(loss.vetoedResponses) / Double(responses.count)
+            }
         }
         let packed = current.packed
         var targets = [Int32](repeating: 0, count: packed.rows)

@@ -44,7 +44,7 @@ import Testing
         #expect(failure("set token_cap 0.5", in: s).contains("at least 1"))
         #expect(failure("set algo grpoo", in: s) == "set: algo must be one of pg, grpo, drgrpo, gspo, token-tis, seq-tis, seq-mis, pg-seq-is, not 'grpoo'; did you mean 'grpo'?")
         #expect(runOne("set algo tis", in: s).lines == ["algo = token-tis"], "an alias stands for its name")
-        #expect(failure("set max_len 0", in: s).contains("max_len must be auto or an integer in 1…192"))
+        #expect(failure("set max_len 0", in: s).contains("max_len must be auto or an integer in 1…8192"))
         #expect(failure("set loss_scale fast", in: s).contains("loss_scale must be dynamic or a number in 1…"))
         run("set algo grpo", in: s)
         #expect(failure("task division", in: s).contains("division"))

@@ -41,7 +41,7 @@ extension Setting {
             .rl("samples", .integer(1...1024), .integer(d.samplesPerPrompt), "samples per prompt in an RL step (the group size)") {
                 $1.samplesPerPrompt = $0.integer },
             .rl("lr", .real(unit), .real(d.learningRate), "AdamW learning rate") { $1.learningRate = $0.number },
-            .rl("max_len", .keywordOr("auto", .integer(1...192)), .text("auto"),
+            .rl("max_len", .keywordOr("auto", .integer(1...8192)), .text("auto"),
                 "longest response in an RL step, or auto (the task's longest answer + 4)") {
                 $1.maxResponseLength = $0 == .text("auto") ? nil : $0.integer },
             .rl("minibatches", .integer(1...Int.max), .integer(d.minibatches),
@@ -74,6 +74,19 @@ extension Setting {
                     $1.lossScaler.isStatic = true
                 }
             },
+            .rl("rs", .named(RejectionMode.allCases.map(\.rawValue), aliases: RejectionMode.aliases), .text("none"),
+                "rejection beside the algorithm (verl rollout_rs): none, token_k1 (icepop), seq_mean_k1 (geo), token/seq_sum/seq_mean _k1/_k2/_k3, seq_max_k2/_k3 (help algo)") {
+                $1.correction.rejection = RejectionMode(rawValue: $0.description)! },
+            .rl("rs_low", .real(0...1), .real(d.correction.low), "lower ratio bound of the k1 rejections (IcePop 0.5, geo 0.99)") {
+                $1.correction.low = $0.number },
+            .rl("rs_high", .real(positive), .real(d.correction.high),
+                "upper ratio bound of the k1 rejections (IcePop 2, geo 1.01); the largest k2/k3 score otherwise") {
+                $1.correction.high = $0.number },
+            .rl("veto", .real(0...1), .real(d.correction.veto), "drop a response holding a token with π_old/μ below this (0: off; slime 1e-4)") {
+                $1.correction.veto = $0.number },
+            .rl("is_batch_norm", .toggle, .toggle(d.correction.batchNormalize),
+                "divide the importance weights by their batch mean (verl rollout_is_batch_normalize)") {
+                $1.correction.batchNormalize = $0 == .toggle(true) },
             .rl("scale_growth_interval", .integer(1...Int.max), .integer(d.lossScaler.growthInterval),
                 "clean steps before the dynamic loss scale doubles") { $1.lossScaler.growthInterval = $0.integer },
         ]
@@ -236,6 +249,9 @@ extension Command {
                         ("chi2_token", s.chi2Token), ("kl_full", s.klFullMean ?? .nan), ("ess", s.ess)]
             }
             row += m.diagnostics.fields.map { ($0.0, $0.1 ?? .nan) }
+            if let f = m.rejectedFraction {
+                row += [("rs_masked_frac", f), ("rs_seq_masked_frac", m.rejectedSeqFraction ?? .nan), ("veto_frac", m.vetoedFraction ?? .nan)]
+            }
             session.metrics.append(row, run: run)
             var json: JSONObject = ["run": .string(runInfo.name)]
             json.merge(m.json())
@@ -260,7 +276,8 @@ extension Command {
         var command = Command(
             name: "algo", topic: .rl,
             summary: "show the RL algorithm in use, or choose one (help algo NAME: its loss formula)",
-            details: "The same as 'set algo NAME'. Algorithms:\n\n" + Algorithm.allCases.map(\.helpText).joined(separator: "\n\n"),
+            details: "The same as 'set algo NAME'. Algorithms:\n\n" + Algorithm.allCases.map(\.helpText).joined(separator: "\n\n")
+                + "\n\n" + correctionsHelp,
             arguments: [.positional("NAME", .text, "the algorithm to use: " + Algorithm.allCases.map(\.rawValue).joined(separator: ", "),
                                     optional: true, complete: { _, _ in Algorithm.allCases.map(\.rawValue) })],
             examples: ["algo", "algo token-tis", "help algo seq-mis"],
@@ -361,3 +378,19 @@ extension Algorithm {
     /// `token-tis — token-level TIS`, its loss formula and what it corrects.
     var helpText: String { "\(rawValue) — \(title)\n  \(formula)\n  \(explanation)" }
 }
+
+/// The corrections beside the algorithm, for `help algo`.
+let correctionsHelp = """
+Corrections beside the algorithm (set rs, rs_low, rs_high, veto, is_batch_norm), with
+l_t = log rho_t = log pi_old(y_t) - log mu(y_t):
+  rs token_k1 (icepop)      mask token t unless rs_low <= rho_t <= rs_high (IcePop: 0.5, 2)
+  rs seq_sum_k1             mask response i unless rs_low <= exp(sum_t l_t) <= rs_high
+  rs seq_mean_k1 (geo)      mask response i unless rs_low <= exp(mean_t l_t) <= rs_high (SkyRL: 0.99, 1.01)
+  rs token_k2 / token_k3    mask token t when k > rs_high; k2 = l_t^2/2, k3 = rho_t - 1 - l_t
+  rs seq_sum/seq_mean/seq_max _k2/_k3   mask response i when the sum, mean or max of k > rs_high
+  veto V                    drop response i if any rho_t < V (slime: 1e-4; 0 is off)
+  is_batch_norm on          divide the importance weights by their mean over the minibatch
+A masked token adds neither loss nor gradient and leaves the aggregation's counts (verl
+removes it from the response mask). Steps report rs_masked_frac (tokens),
+rs_seq_masked_frac (responses with a masked token) and veto_frac.
+"""
