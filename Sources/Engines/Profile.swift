@@ -96,6 +96,13 @@ public struct MismatchSources: Sendable, Hashable {
     /// What a training engine does (FSDP/Hugging Face-like): plain products, one-pass
     /// attention, separate kernels, and logits in float32 for the loss.
     public static let training = MismatchSources(logitsFP32: true)
+    /// Jet-RL's condition in full: the kernels that produce each quantized operand are the
+    /// same in both engines (residual+norm and SiLU·mul fused, logits in float32 in both),
+    /// so the rollout's quantization points are the training forward's; the reduction
+    /// orders (split-K products, chunked softmax) still differ.
+    public static let jetRLInference = MismatchSources(splitK: 4, softmaxChunk: 16, fusedResidualNorm: true,
+                                                       fusedSiluMul: true, logitsFP32: true)
+    public static let jetRLTraining = MismatchSources(fusedResidualNorm: true, fusedSiluMul: true, logitsFP32: true)
 
     /// The switches by name, for `engine rollout|train NAME=on|off`.
     public static let names = ["split_k", "chunked_softmax", "fused_norm", "fused_silu", "logits_fp32"]
@@ -280,6 +287,7 @@ public enum Preset: String, CaseIterable, Sendable {
     case fp8Unified = "fp8-unified"
     case mxfp8Rollout = "mxfp8-rollout"
     case mxfp8Unified = "mxfp8-unified"
+    case jetRL = "jet-rl"
     case identical
 
     /// The FP8 group and block size for a model of hidden size C: C/4 clamped to 16…128
@@ -311,6 +319,9 @@ public enum Preset: String, CaseIterable, Sendable {
             return EnginePair(rollout: .mxfp8(sources: .inference), training: .uniform(.bf16, sources: .training))
         case .mxfp8Unified:
             return EnginePair(rollout: .mxfp8(sources: .inference), training: .mxfp8(sources: .training))
+        case .jetRL:
+            return EnginePair(rollout: .fp8(group: tile, block: tile, sources: .jetRLInference),
+                              training: .fp8(group: tile, block: tile, sources: .jetRLTraining))
         case .identical:
             return EnginePair(rollout: .uniform(.bf16, sources: .none), training: .uniform(.bf16, sources: .none))
         }
@@ -325,6 +336,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .fp8Unified: return "one FP8 flow for rollout and training forward and backward (Jet-RL)"
         case .mxfp8Rollout: return "BF16 training, MXFP8 rollout (E4M3 in blocks of 32, power-of-two scales)"
         case .mxfp8Unified: return "one MXFP8 flow for rollout and training forward and backward"
+        case .jetRL: return "fp8-unified with every quantized operand made by the same kernels in both engines (fused norm and SiLU, fp32 logits); split-K and chunked softmax stay"
         case .identical: return "BF16 in both engines, every mismatch source off: the control experiment"
         }
     }
