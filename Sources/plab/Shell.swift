@@ -22,6 +22,8 @@ struct Shell: ParsableCommand {
             session.plotColor = { [unowned session] in colorAllowed(on: 1, session: session) }
         }
         if isatty(0) == 1 && isatty(1) == 1 {
+            // A terminal whose locale is not UTF-8 gets plain ASCII plots.
+            if !localeIsUTF8() { _ = try? session.settings.set("unicode", to: "off") }
             Signals.install(interactive: true)
             runInteractive(session)
         } else {

@@ -136,3 +136,14 @@ func terminalColumns() -> Int? {
     guard ioctl(1, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return nil }
     return Int(size.ws_col)
 }
+
+/// Whether the locale's character set is UTF-8: the first of LC_ALL, LC_CTYPE, LANG that is
+/// set decides (none set: assumed UTF-8, as on most systems today).
+func localeIsUTF8() -> Bool {
+    let environment = ProcessInfo.processInfo.environment
+    guard let locale = ["LC_ALL", "LC_CTYPE", "LANG"].lazy.compactMap({ environment[$0] }).first(where: { !$0.isEmpty }) else {
+        return true
+    }
+    let lower = locale.lowercased()
+    return lower.contains("utf-8") || lower.contains("utf8")
+}
