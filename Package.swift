@@ -67,7 +67,7 @@ var package = Package(
         .executableTarget(
             name: "plab",
             dependencies: [
-                "Numerics", "Files", "Engines", "Lab", "CEdit",
+                "Numerics", "Files", "JSON", "Engines", "Lab", "CEdit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: nativeCPU
