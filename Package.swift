@@ -107,7 +107,7 @@ var package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["Lab", "Engines", "Model", "Numerics", "JSON"],
+            dependencies: ["Lab", "Files", "Engines", "Model", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(

@@ -16,7 +16,8 @@ import Darwin
 /// in an existing directory) is staged; a character device or FIFO (`/dev/stdout`) is
 /// written in place, since there is nothing to rename; a directory, `/`, the working
 /// directory or one of its ancestors is refused. An existing `FILE.partial` (left by a run
-/// that was killed) is emptied and reused: it belongs to the same file.
+/// that was killed or failed) is emptied and reused: it belongs to the same file. While it
+/// is written it is locked (`flock`): a second writer of the same file is refused.
 public final class StagedFile {
     /// The path as the user gave it, for messages.
     public let label: String
@@ -44,8 +45,21 @@ public final class StagedFile {
             stagingPath = StagedFile.stagingPath(of: file)
             var old = stat()
             let mode: mode_t = stat(file, &old) == 0 ? old.st_mode & 0o7777 : 0o644
-            let fd = open(stagingPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+            let fd = open(stagingPath, O_WRONLY | O_CREAT | O_CLOEXEC, mode)
             guard fd >= 0 else { throw FileError("cannot write '\(shown).partial': \(systemReason())") }
+            // One writer at a time: a second run of the same point (two runners over one
+            // sweep) would interleave its lines with the first's. The lock goes with the
+            // descriptor, so a killed writer leaves none.
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                let reason = errno == EWOULDBLOCK ? "another process is writing it (its .partial is locked)" : systemReason()
+                close(fd)
+                throw FileError("cannot write '\(shown)': \(reason)")
+            }
+            guard ftruncate(fd, 0) == 0 else {
+                let reason = systemReason()
+                close(fd)
+                throw FileError("cannot write '\(shown).partial': \(reason)")
+            }
             output = OutputFile(descriptor: fd, label: shown + ".partial")
         }
     }

@@ -84,7 +84,8 @@ struct Run: ParsableCommand {
         let sinks = [main] + (copy.map { [$0] } ?? [])
         var failed = false
         for line in lines {
-            let outcome = session.execute(line.text, to: sessionOutput)
+            var outcome = session.execute(line.text, to: sessionOutput)
+            if outcome == .done && Interruption.isRequested { outcome = .interrupted }  // Ctrl-C the command did not notice
             if let error = sinks.compactMap(\.failure).first {
                 sinks.forEach { $0.keepPartial() }
                 throw failure(error.message)

@@ -79,11 +79,7 @@ final class SweepRunner {
     }
 
     private func start(_ point: PlannedSweep.Point) {
-        let layout = plan.layout
         let job = plan.job(for: point)
-        for stale in [layout.jsonl(point.name), layout.transcript(point.name)] {
-            unlink(StagedFile.stagingPath(of: stale))  // what an earlier attempt left; this run writes it again
-        }
         let log: OutputFile
         do { log = try OutputFile.open(forStreaming: job.log) } catch {
             report(failed: point, "cannot open its log: \(error.message)")
@@ -179,7 +175,8 @@ final class SweepRunner {
         let path = StagedFile.stagingPath(of: plan.layout.jsonl(child.point.name))
         guard let handle = FileHandle(forReadingAtPath: path) else { return }
         defer { try? handle.close() }
-        guard let size = try? handle.seekToEnd(), size >= child.offset else { return }
+        guard let size = try? handle.seekToEnd() else { return }
+        if size < child.offset { (child.offset, child.steps) = (0, 0) }  // an earlier attempt's, emptied since
         try? handle.seek(toOffset: child.offset)
         guard let data = try? handle.readToEnd(), let last = data.lastIndex(of: 10) else { return }
         let whole = data[data.startIndex...last]
@@ -207,6 +204,12 @@ private func installSignalHandlers() {
         sigaction(signal, &action, &old)
         previousHandlers[signal] = old
     }
+    // A parent may have started plab with them blocked (the mask is inherited).
+    var unblock = sigset_t()
+    sigemptyset(&unblock)
+    sigaddset(&unblock, SIGINT)
+    sigaddset(&unblock, SIGTERM)
+    sigprocmask(SIG_UNBLOCK, &unblock, nil)
 }
 
 private func restoreSignalHandlers() {

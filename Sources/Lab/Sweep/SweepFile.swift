@@ -110,7 +110,7 @@ public struct SweepFile: Sendable {
         for exclusion in exclusions {
             for condition in exclusion.conditions {
                 guard let axis = axes.first(where: { $0.keys.contains(condition.key) }) else {
-                    throw LabError("\(name):\(exclusion.line): unknown key \(LabError.quoted(condition.key, closestAmong: keys)) in the exclusion (the grid's keys: \(keys.joined(separator: ", ")))")
+                    throw LabError("\(name):\(exclusion.line): the exclusion names an unknown key, \(LabError.quoted(condition.key, closestAmong: keys)) (the grid's keys: \(keys.joined(separator: ", ")))")
                 }
                 let column = axis.keys.firstIndex(of: condition.key)!
                 let values = axis.values.map { $0[column] }

@@ -223,6 +223,11 @@ public struct SweepPlan: Sendable {
 public struct SweepPlanError: Error, Sendable, Equatable {
     public var message: String
     public var refused: Bool
+
+    public init(message: String, refused: Bool) {
+        self.message = message
+        self.refused = refused
+    }
 }
 
 /// A plan read back from a directory's sweep.json: what `run` and `report` work from.
@@ -232,6 +237,13 @@ public struct PlannedSweep: Sendable {
         public var name: String
         public var values: [String: String]
         public var steps: Int
+
+        public init(index: Int, name: String, values: [String: String], steps: Int) {
+            self.index = index
+            self.name = name
+            self.values = values
+            self.steps = steps
+        }
     }
 
     public let layout: SweepLayout

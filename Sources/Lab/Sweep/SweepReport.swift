@@ -29,6 +29,15 @@ public struct StepRecord: Sendable, Equatable {
     public var k3: Double?
     public var meanAbsDlogp: Double?
     public var skipped: Bool
+
+    public init(run: String, step: Int, accuracy: Double, k3: Double?, meanAbsDlogp: Double?, skipped: Bool) {
+        self.run = run
+        self.step = step
+        self.accuracy = accuracy
+        self.k3 = k3
+        self.meanAbsDlogp = meanAbsDlogp
+        self.skipped = skipped
+    }
 }
 
 /// What a point's JSON lines hold for the report: the steps of its last RL run, and the
@@ -41,19 +50,31 @@ public struct PointRecords: Sendable, Equatable {
     /// `skipped`; eval rows those with `n`, `accuracy` and `mean_length`. Steps of earlier
     /// runs (a session that trains twice) are dropped: the last run is the point's.
     public init(jsonl text: String) {
+        let decoder = JSONDecoder()  // exact: the nearest double to each number, as written
         var all: [StepRecord] = []
         for line in text.split(separator: "\n") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let accuracy = object["accuracy"] as? Double else { continue }
-            if let run = object["run"] as? String, let step = object["step"] as? Int, let skipped = object["skipped"] as? Bool {
-                all.append(StepRecord(run: run, step: step, accuracy: accuracy, k3: object["k3"] as? Double,
-                                      meanAbsDlogp: object["mean_abs_dlogp"] as? Double, skipped: skipped))
-            } else if object["n"] != nil, object["mean_length"] != nil {
+            guard let row = try? decoder.decode(Row.self, from: Data(line.utf8)), let accuracy = row.accuracy else { continue }
+            if let run = row.run, let step = row.step, let skipped = row.skipped {
+                all.append(StepRecord(run: run, step: step, accuracy: accuracy, k3: row.k3,
+                                      meanAbsDlogp: row.mean_abs_dlogp, skipped: skipped))
+            } else if row.n != nil, row.mean_length != nil {
                 evalAccuracy = accuracy
             }
         }
         let last = all.last?.run
         steps = all.filter { $0.run == last }
+    }
+
+    /// The keys of a step row and of an eval row that the report reads.
+    private struct Row: Decodable {
+        var run: String?
+        var step: Int?
+        var accuracy: Double?
+        var k3: Double?
+        var mean_abs_dlogp: Double?
+        var skipped: Bool?
+        var n: Int?
+        var mean_length: Double?
     }
 }
 
@@ -101,15 +122,13 @@ public struct PointMetrics: Sendable, Equatable {
 
 /// The trailing moving average of `values`: entry i is the mean of the last `window`
 /// values up to i (of all of them while fewer have come).
+/// Each window is summed afresh, in order: the figure is the one a reader computes by hand
+/// from the JSON lines, with no drift from a running sum.
 public func movingAverage(_ values: [Double], window: Int) -> [Double] {
-    var out: [Double] = []
-    var sum = 0.0
-    for (i, x) in values.enumerated() {
-        sum += x
-        if i >= window { sum -= values[i - window] }
-        out.append(sum / Double(min(i + 1, window)))
+    values.indices.map { i in
+        let slice = values[max(0, i - window + 1)...i]
+        return slice.reduce(0, +) / Double(slice.count)
     }
-    return out
 }
 
 /// A column of the report: its name, its definition, and its value for a point.
@@ -243,6 +262,12 @@ public struct CurveSeries: Sendable, Equatable {
     public var label: String
     public var steps: [Int]
     public var values: [Double]
+
+    public init(label: String, steps: [Int], values: [Double]) {
+        self.label = label
+        self.steps = steps
+        self.values = values
+    }
 }
 
 /// A per-step quantity a curve can follow.
