@@ -52,7 +52,7 @@ import Testing
     }
 
     @Test func algoExplainsEveryAlgorithm() {
-        let out = runOne("algo", in: session()).lines.joined(separator: "\n")
+        let out = runOne("help algo", in: session()).lines.joined(separator: "\n")
         for name in ["pg", "grpo", "drgrpo", "gspo", "token-tis", "seq-tis", "seq-mis", "pg-seq-is"] {
             #expect(out.contains("\(name) — "), "algo lacks \(name)")
         }

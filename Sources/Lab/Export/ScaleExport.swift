@@ -105,7 +105,6 @@ private struct Builder {
     mutating func missing(_ what: String, _ why: String) { lines.append(ScaleExport.missingPrefix + what + ": " + why) }
 }
 
-private func number(_ x: Double) -> String { numberText(x) }
 
 // MARK: - verl
 
@@ -134,7 +133,7 @@ private func verl(_ b: inout Builder, _ recipe: ScaleRecipe) {
         if !l.isStatic && l.initialScale == 65536 && l.growthInterval == 400 {
             b.note("FP16 loss scaling: fsdp_config.dtype=float16 makes verl's actor use torch's ShardedGradScaler(growth_interval=400): from 2^16, x2 after 400 clean steps, x0.5 and the step skipped on inf/NaN, as the lab's dynamic scale")
         } else {
-            b.missing("loss_scale \(l.isStatic ? number(l.initialScale) + " (static)" : "dynamic from \(number(l.initialScale)), growth every \(l.growthInterval)")",
+            b.missing("loss_scale \(l.isStatic ? numberText(l.initialScale) + " (static)" : "dynamic from \(numberText(l.initialScale)), growth every \(l.growthInterval)")",
                       "verl's ShardedGradScaler is fixed at 2^16 and growth_interval=400")
         }
     }
@@ -159,7 +158,7 @@ private func verl(_ b: inout Builder, _ recipe: ScaleRecipe) {
         b.set(c + "bypass_mode", "True")
         b.set(c + "loss_type", "reinforce")
         b.set(c + "rollout_is", "sequence")
-        b.set(c + "rollout_is_threshold", number(s.sequenceCap))
+        b.set(c + "rollout_is_threshold", numberText(s.sequenceCap))
         b.note("pg-seq-is: RolloutCorrectionConfig.bypass_pg_is: -min(prod pi_theta/mu, C) * A * log pi")
     default:
         b.set("actor_rollout_ref.actor.policy_loss.loss_mode", s.algorithm == .gspo ? "gspo" : "vanilla")
@@ -167,23 +166,23 @@ private func verl(_ b: inout Builder, _ recipe: ScaleRecipe) {
         switch s.algorithm {
         case .tokenTIS:
             b.set(c + "rollout_is", "token")
-            b.set(c + "rollout_is_threshold", number(s.tokenCap))
+            b.set(c + "rollout_is_threshold", numberText(s.tokenCap))
         case .seqTIS:
             b.set(c + "rollout_is", "sequence")
-            b.set(c + "rollout_is_threshold", number(s.sequenceCap))
+            b.set(c + "rollout_is_threshold", numberText(s.sequenceCap))
         case .seqMIS:
             b.set(c + "rollout_is", "sequence")
-            b.set(c + "rollout_is_threshold", number(s.sequenceCap))
+            b.set(c + "rollout_is_threshold", numberText(s.sequenceCap))
             b.set(c + "rollout_rs", "seq_sum_k1")
-            b.set(c + "rollout_rs_threshold", "\(number(1 / s.sequenceCap))_485165195.4")
+            b.set(c + "rollout_rs_threshold", "\(numberText(1 / s.sequenceCap))_485165195.4")
             b.note("seq-mis: seq_sum_k1 keeps 1/upper <= rho <= 1/lower (its statistic is -log rho, rho = pi_old/mu): lower 1/C keeps rho <= C and upper e^20 drops no small rho, as the lab's mask 1[rho <= C]")
         default:
             b.set(c + "rollout_is", "null")
         }
         if s.algorithm != .seqMIS { b.set(c + "rollout_rs", "null") }
         let (low, high) = s.algorithm == .gspo ? (s.gspoClipLow, s.gspoClipHigh) : (s.clipLow, s.clipHigh)
-        b.set("actor_rollout_ref.actor.clip_ratio_low", number(low))
-        b.set("actor_rollout_ref.actor.clip_ratio_high", number(high))
+        b.set("actor_rollout_ref.actor.clip_ratio_low", numberText(low))
+        b.set("actor_rollout_ref.actor.clip_ratio_high", numberText(high))
     }
     switch s.effectiveAggregation {
     case .constant:
@@ -201,13 +200,13 @@ private func verl(_ b: inout Builder, _ recipe: ScaleRecipe) {
     b.set("actor_rollout_ref.actor.ppo_mini_batch_size", String(max(1, s.promptsPerStep / s.minibatches)))
     b.set("actor_rollout_ref.actor.ppo_epochs", "1")
     b.set("data.max_response_length", String(recipe.maxResponse))
-    b.set("actor_rollout_ref.rollout.temperature", number(s.temperature))
-    b.set("actor_rollout_ref.rollout.top_p", number(s.topP))
-    b.set("actor_rollout_ref.actor.optim.lr", number(s.learningRate))
-    b.set("actor_rollout_ref.actor.optim.weight_decay", number(s.weightDecay))
-    b.set("actor_rollout_ref.actor.optim.betas", "[\(number(s.beta1)),\(number(s.beta2))]")
-    b.set("actor_rollout_ref.actor.grad_clip", number(s.gradClip))
-    b.missing("adam_eps \(number(s.adamEpsilon))", "verl's optim config has no eps (torch.optim.AdamW's default is 1e-08)")
+    b.set("actor_rollout_ref.rollout.temperature", numberText(s.temperature))
+    b.set("actor_rollout_ref.rollout.top_p", numberText(s.topP))
+    b.set("actor_rollout_ref.actor.optim.lr", numberText(s.learningRate))
+    b.set("actor_rollout_ref.actor.optim.weight_decay", numberText(s.weightDecay))
+    b.set("actor_rollout_ref.actor.optim.betas", "[\(numberText(s.beta1)),\(numberText(s.beta2))]")
+    b.set("actor_rollout_ref.actor.grad_clip", numberText(s.gradClip))
+    b.missing("adam_eps \(numberText(s.adamEpsilon))", "verl's optim config has no eps (torch.optim.AdamW's default is 1e-08)")
 }
 
 // MARK: - slime
@@ -239,10 +238,10 @@ private func slime(_ b: inout Builder, _ recipe: ScaleRecipe) {
     if recipe.training.gradient.name == "fp16" {
         let l = s.lossScaler
         if l.isStatic {
-            b.set("--loss-scale", number(l.initialScale))
+            b.set("--loss-scale", numberText(l.initialScale))
         } else {
-            b.set("--initial-loss-scale", number(l.initialScale))
-            b.set("--min-loss-scale", number(l.minScale))
+            b.set("--initial-loss-scale", numberText(l.initialScale))
+            b.set("--min-loss-scale", numberText(l.minScale))
             b.set("--loss-scale-window", String(l.growthInterval))
             b.set("--hysteresis", "1")
             b.note("FP16 loss scaling: Megatron's dynamic scaler, x2 after --loss-scale-window clean steps, x0.5 at the first overflow (--hysteresis 1), as the lab's")
@@ -261,14 +260,14 @@ private func slime(_ b: inout Builder, _ recipe: ScaleRecipe) {
     switch s.algorithm {
     case .tokenTIS:
         b.flag("--use-tis")
-        b.set("--tis-clip", number(s.tokenCap))
+        b.set("--tis-clip", numberText(s.tokenCap))
         b.note("mismatch metrics: --get-mismatch-metrics needs --custom-tis-function-path \(mis)")
     case .seqTIS, .seqMIS:
         b.flag("--use-tis")
         b.set("--custom-config-path", "mis.yaml")
         b.set("--custom-tis-function-path", mis)
         b.flag("--get-mismatch-metrics")
-        b.note("mis.yaml: use_tis: true, use_rs: false, tis_level: sequence, tis_mode: \(s.algorithm == .seqTIS ? "truncate" : "mask"), tis_lower_bound: 0.0, tis_upper_bound: \(number(s.sequenceCap)), tis_batch_normalize: false")
+        b.note("mis.yaml: use_tis: true, use_rs: false, tis_level: sequence, tis_mode: \(s.algorithm == .seqTIS ? "truncate" : "mask"), tis_lower_bound: 0.0, tis_upper_bound: \(numberText(s.sequenceCap)), tis_batch_normalize: false")
     default:
         b.flag("--get-mismatch-metrics")
         b.set("--custom-tis-function-path", mis)
@@ -276,8 +275,8 @@ private func slime(_ b: inout Builder, _ recipe: ScaleRecipe) {
     }
     if s.algorithm != .pg && s.algorithm != .pgSeqIS {
         let (low, high) = s.algorithm == .gspo ? (s.gspoClipLow, s.gspoClipHigh) : (s.clipLow, s.clipHigh)
-        b.set("--eps-clip", number(low))
-        b.set("--eps-clip-high", number(high))
+        b.set("--eps-clip", numberText(low))
+        b.set("--eps-clip-high", numberText(high))
     }
     switch s.effectiveAdvantage {
     case .groupNormalised: break
@@ -295,12 +294,12 @@ private func slime(_ b: inout Builder, _ recipe: ScaleRecipe) {
     b.set("--n-samples-per-prompt", String(s.samplesPerPrompt))
     b.set("--global-batch-size", String(max(1, s.promptsPerStep * s.samplesPerPrompt / s.minibatches)))
     b.set("--rollout-max-response-len", String(recipe.maxResponse))
-    b.set("--rollout-temperature", number(s.temperature))
-    b.set("--rollout-top-p", number(s.topP))
-    b.set("--lr", number(s.learningRate))
-    b.set("--weight-decay", number(s.weightDecay))
-    b.set("--adam-beta1", number(s.beta1))
-    b.set("--adam-beta2", number(s.beta2))
-    b.set("--adam-eps", number(s.adamEpsilon))
-    b.set("--clip-grad", number(s.gradClip))
+    b.set("--rollout-temperature", numberText(s.temperature))
+    b.set("--rollout-top-p", numberText(s.topP))
+    b.set("--lr", numberText(s.learningRate))
+    b.set("--weight-decay", numberText(s.weightDecay))
+    b.set("--adam-beta1", numberText(s.beta1))
+    b.set("--adam-beta2", numberText(s.beta2))
+    b.set("--adam-eps", numberText(s.adamEpsilon))
+    b.set("--clip-grad", numberText(s.gradClip))
 }
