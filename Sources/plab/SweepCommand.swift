@@ -175,7 +175,9 @@ struct SweepRunCommand: ParsableCommand {
         }
         let cores = PortableBackend.cores
         let runner = SweepRunner(plan: planned, parallel: jobs ?? cores, cores: cores)
-        let summary = runner.run()
+        guard let summary = runner.run() else {
+            throw refused("another 'plab sweep run' is running the points of \(directory); wait for it, or stop it first")
+        }
         var line = "sweep \(file): \(planned.points.count) points, \(summary.alreadyComplete + summary.completedNow.count) complete"
         if summary.alreadyComplete > 0 { line += " (\(summary.alreadyComplete) from before)" }
         if !summary.failed.isEmpty { line += ", \(summary.failed.count) failed: \(summary.failed.joined(separator: " "))" }

@@ -48,9 +48,18 @@ final class SweepRunner {
         threadsPerProcess = parallel > 1 ? max(1, cores / parallel) : nil
     }
 
-    /// Runs every point that is not complete; returns what happened.
-    func run() -> SweepRunSummary {
+    /// Runs every point that is not complete; returns what happened, or nil when another
+    /// runner holds the directory (two runners would start the same points).
+    func run() -> SweepRunSummary? {
         let layout = plan.layout
+        // One local runner per directory: a lock on the directory itself, held until return
+        // (not inherited by the points: close-on-exec).
+        let lock = open(layout.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            if lock >= 0 { close(lock) }
+            return nil
+        }
+        defer { close(lock) }
         var pending = plan.points.filter { !layout.isComplete($0.name) }
         summary.alreadyComplete = plan.points.count - pending.count
         stepsOfFinished = plan.points.filter { layout.isComplete($0.name) }.map(\.steps).reduce(0, +)

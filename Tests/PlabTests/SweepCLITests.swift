@@ -314,6 +314,14 @@ private func processes(mentioning text: String) -> [Int32] {
         let notAPlan = try runPlab(["sweep", "report", dir.path])
         #expect(notAPlan.status == 2)
         #expect(notAPlan.stderr.contains("holds no sweep plan (no sweep.json)"))
+        // One local runner per directory.
+        try "# sweep: preset = bf16, fp16\nprecision preset {preset}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let held = open(out, O_RDONLY | O_DIRECTORY)
+        #expect(flock(held, LOCK_EX | LOCK_NB) == 0)
+        let second = try runPlab(["sweep", "run", file, out])
+        close(held)
+        #expect(second.status == 2)
+        #expect(second.stderr == "plab: error: another 'plab sweep run' is running the points of \(out); wait for it, or stop it first\n")
         let help = try runPlab(["sweep", "report", "--help"])
         #expect(help.stdout.contains("peak: the maximum of the W-step trailing moving average of accuracy"))
     }
