@@ -72,7 +72,7 @@ var package = Package(
         .executableTarget(
             name: "plab",
             dependencies: [
-                "Numerics", "Files", "Engines", "Lab", "CEdit",
+                "Numerics", "Files", "JSON", "Engines", "Lab", "Plot", "CEdit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: nativeCPU
@@ -120,7 +120,7 @@ var package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["Lab", "Engines", "Model", "RL", "Numerics", "JSON"],
+            dependencies: ["Lab", "Files", "Plot", "Engines", "Model", "RL", "Numerics", "JSON"],
             swiftSettings: nativeCPU
         ),
         .testTarget(

@@ -229,6 +229,10 @@ public final class OutputFile {
 
     deinit { if fd >= 0 { _ = posixClose(fd) } }
 
+    /// The open descriptor (-1 once closed): to hand the file to a child process as its
+    /// standard output or error. It stays owned by this object.
+    public var descriptor: Int32 { fd }
+
     /// Writes all of `data`, or throws naming the file and the reason.
     public func write(_ data: Data) throws(FileError) {
         guard fd >= 0 else { throw FileError("cannot write '\(label)': it is closed") }

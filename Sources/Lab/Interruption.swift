@@ -46,9 +46,12 @@ public enum Interruption {
     /// Forgets a request that no command noticed (a Ctrl-C at the prompt).
     public static func clear() { state.store(0) }
 
-    /// Called by the session around each command.
+    /// Called by the session around each command. A request that came while a command ran
+    /// but was never noticed (the command had no safe point left) stays set after it ends,
+    /// until the next command starts: a runner of session files reads it between lines
+    /// (`isRequested`) and stops there, so the press is not lost.
     static func commandStarted() { state.store(runningBit) }
-    static func commandEnded() { state.store(0) }
+    static func commandEnded() { state.clear(runningBit) }
 
     private static let runningBit = 1
     private static let requestedBit = 2
@@ -62,6 +65,7 @@ private final class AtomicFlags: Sendable {
     func load() -> Int { bits.load(ordering: .acquiring) }
     func store(_ value: Int) { bits.store(value, ordering: .releasing) }
     func fetchOr(_ value: Int) -> Int { bits.bitwiseOr(value, ordering: .acquiringAndReleasing).oldValue }
+    func clear(_ value: Int) { bits.bitwiseAnd(~value, ordering: .acquiringAndReleasing) }
 }
 #else
 import Foundation
@@ -73,5 +77,6 @@ private final class AtomicFlags: @unchecked Sendable {
     func load() -> Int { lock.withLock { bits } }
     func store(_ value: Int) { lock.withLock { bits = value } }
     func fetchOr(_ value: Int) -> Int { lock.withLock { let old = bits; bits |= value; return old } }
+    func clear(_ value: Int) { lock.withLock { bits &= ~value } }
 }
 #endif

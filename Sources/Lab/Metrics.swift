@@ -166,10 +166,6 @@ public struct MetricsHistory: Sendable, Equatable {
         return figure(x)
     }
 
-    private func csvField(_ s: String) -> String {
-        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
-            ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-    }
 }
 
 /// A named stretch of measurements under one setting: an RL run (preset, algorithm, seed,

@@ -57,27 +57,28 @@ public final class CollectedOutput: SessionOutput {
     public func fail(_ message: String) { errors.append(message) }
 }
 
-/// Sends everything to two outputs: the caller's and the session's transcript recorder.
-final class TeeOutput: SessionOutput {
+/// Sends everything to two outputs: the caller's and the session's transcript recorder;
+/// `plab run`'s output and its `--transcript`.
+public final class TeeOutput: SessionOutput {
     let first: SessionOutput
     let second: SessionOutput
 
-    init(_ first: SessionOutput, _ second: SessionOutput) {
+    public init(_ first: SessionOutput, _ second: SessionOutput) {
         self.first = first
         self.second = second
     }
 
-    func begin(_ line: String, transcribed: Bool) {
+    public func begin(_ line: String, transcribed: Bool) {
         first.begin(line, transcribed: transcribed)
         second.begin(line, transcribed: transcribed)
     }
 
-    func write(_ text: String, as kind: OutputKind) {
+    public func write(_ text: String, as kind: OutputKind) {
         first.write(text, as: kind)
         second.write(text, as: kind)
     }
 
-    func fail(_ message: String) {
+    public func fail(_ message: String) {
         first.fail(message)
         second.fail(message)
     }

@@ -37,6 +37,7 @@ extension Transcript {
         }
         let session = Session(registry: registry)
         session.files = files
+        session.reportsInJSON = header.json
         func apply(_ setting: String, _ value: String, line: Int?) throws(LabError) {
             do { try session.settings.set(setting, to: value) } catch {
                 throw LabError("\(name):\(line.map(String.init) ?? "header"): \(error.message)")

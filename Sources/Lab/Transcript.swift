@@ -6,6 +6,7 @@
 //     # seed: 0
 //     # backend: portable
 //     # openblas: Haswell; OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64
+//     # json: on                            (only from `plab run --json`: reports in JSON)
 //     # set: color off                      (one per setting not at its default)
 //     # state: model load ckpt/base         (commands that rebuild other state)
 //     plab> cast bf16 1.00390625
@@ -36,6 +37,9 @@ public struct TranscriptHeader: Sendable, Equatable {
     public var state: [ScriptLine] = []
     /// What no command could rebuild (the restorers that returned nil).
     public var unrestorable: [String] = []
+    /// Every reporting command reported in JSON (`plab run --json`): `# json: on`, and a
+    /// replay does the same.
+    public var json = false
 
     /// The header of a transcript of `session` as it is now.
     public init(session: Session, date: Date = Date()) {
@@ -44,6 +48,7 @@ public struct TranscriptHeader: Sendable, Equatable {
         seed = session.settings.integer("seed")
         backend = session.settings.text("backend")
         openblas = OpenBLASBackend.description
+        json = session.reportsInJSON
         settings = session.settings.changed
             .filter { $0.name != "seed" && $0.name != "backend" }
             .map { ScriptLine(number: 0, text: "\($0.name) \($0.value)") }
@@ -69,6 +74,7 @@ public struct TranscriptHeader: Sendable, Equatable {
         out.append("# seed: \(seed)")
         out.append("# backend: \(backend)")
         if let openblas { out.append("# openblas: \(openblas)") }
+        if json { out.append("# json: on") }
         out += settings.map { "# set: \($0.text)" }
         out += state.map { "# state: \($0.text)" }
         return out
@@ -194,6 +200,7 @@ public struct Transcript: Sendable {
         var backend: String?
         var openblas: String?
         var date: String?
+        var json = false
         var settings: [ScriptLine] = []
         var state: [ScriptLine] = []
         index += 1
@@ -218,6 +225,11 @@ public struct Transcript: Sendable {
             case "state": state.append(ScriptLine(number: line.number, text: value))
             case "openblas": openblas = value
             case "date": date = value
+            case "json":
+                guard value == "on" || value == "off" else {
+                    throw LabError("\(name):\(line.number): '# json:' is 'on' or 'off', not '\(value)'")
+                }
+                json = value == "on"
             default: continue  // keys added by later versions
             }
         }
@@ -226,6 +238,7 @@ public struct Transcript: Sendable {
         header = TranscriptHeader(version: String(words[2]), seed: seed, backend: backend)
         header.date = date
         header.openblas = openblas
+        header.json = json
         header.settings = settings
         header.state = state
         while index < lines.endIndex {

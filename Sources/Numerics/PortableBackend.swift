@@ -37,15 +37,23 @@ public struct PortableBackend: MatmulBackend {
     /// The most threads one product may use; 1 computes everything on the calling thread.
     public let threads: Int
 
-    /// `threads`: the most threads a product may use (default: the active processor count).
-    /// The results are the same bits whatever it is.
+    /// `threads`: the most threads a product may use (default: `PLAB_THREADS` when it is a
+    /// positive integer, else the active processor count). The results are the same bits
+    /// whatever it is.
     public init(threads: Int? = nil) {
         self.threads = max(1, threads ?? PortableBackend.activeProcessorCount)
     }
 
+    /// The threads the lab's own kernels use: `PLAB_THREADS` when set to a positive integer
+    /// (a sweep running several processes at once gives each a share of the cores), else
+    /// the active processor count.
     static var activeProcessorCount: Int {
-        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        if let text = getenv("PLAB_THREADS").map({ String(cString: $0) }), let n = Int(text), n > 0 { return n }
+        return cores
     }
+
+    /// The processors online, whatever `PLAB_THREADS` says.
+    public static var cores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Below this many multiply-adds (m·n·k) a product runs on the calling thread alone.
     static let parallelThreshold = 1 << 18

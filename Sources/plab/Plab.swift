@@ -6,7 +6,7 @@ struct Plab: ParsableCommand {
         commandName: "plab",
         abstract: "PrecisionLab: see why RL fine-tuning breaks when rollout and training round differently.",
         version: PlabVersion.string,
-        subcommands: [Shell.self, Run.self, Replay.self, Cast.self, Formats.self, Bench.self],
+        subcommands: [Shell.self, Run.self, Replay.self, Sweep.self, Cast.self, Formats.self, Bench.self],
         defaultSubcommand: Shell.self
     )
 }

@@ -1,7 +1,9 @@
 // plab run FILE, plab replay TRANSCRIPT: sessions and transcripts from the command line.
 
 import ArgumentParser
+import Files
 import Foundation
+import JSON
 import Lab
 
 struct Run: ParsableCommand {
@@ -14,7 +16,13 @@ struct Run: ParsableCommand {
         first failing command with 'plab: error: FILE:LINE: MESSAGE' on standard error and
         exit status 1, unless --keep-going (then 1 if any failed). Ctrl-C: status 130.
 
+        Files that must never look complete before they are (a sweep's points): --output
+        and --transcript write to FILE.partial as the run goes and rename it to FILE only
+        when every line ran; then --done writes its marker. A failed run leaves the
+        .partial files (nothing it printed is lost) and no FILE; Ctrl-C removes them.
+
         Example:  plab run sessions/tour.plab --backend portable > tour.transcript
+        Example:  plab run point.plab --json --output point.jsonl --transcript point.transcript --done point.done
         """))
 
     @Argument(help: "The session file (.plab).")
@@ -32,6 +40,15 @@ struct Run: ParsableCommand {
     @Option(help: "The seed to start with (default 0).")
     var seed: Int?
 
+    @Option(help: ArgumentHelp("Write what standard output would get to FILE instead (FILE.partial until every line ran).", valueName: "FILE"))
+    var output: String?
+
+    @Option(help: ArgumentHelp("Also write the transcript to FILE (FILE.partial until every line ran); with --json it records the JSON reports and replays so.", valueName: "FILE"))
+    var transcript: String?
+
+    @Option(help: ArgumentHelp("When every line ran and --output and --transcript are in place, write FILE: a one-line JSON marker that the run is complete.", valueName: "FILE"))
+    var done: String?
+
     func run() throws {
         let lines: [ScriptLine]
         do { lines = try readLines(ofFile: file) } catch { throw failure(error.message) }
@@ -45,21 +62,39 @@ struct Run: ParsableCommand {
         }
         Signals.install(interactive: false)
         if isatty(2) == 1 { session.progressDisplay = TerminalProgress() }
-        let output: SessionOutput
+        session.reportsInJSON = json
+        let main: RunSink, copy: RunSink?
+        do {
+            main = try RunSink(output)
+            copy = try transcript.map { path throws(FileError) in try RunSink(path) }
+        } catch { throw failure(error.message) }
+        var sessionOutput: SessionOutput
         if json {
-            session.reportsInJSON = true
-            output = JSONLinesOutput { writeOut($0 + "\n") }
+            sessionOutput = JSONLinesOutput(main.emit)
         } else {
-            let writer = TranscriptWriter { writeOut($0 + "\n") }
+            let writer = TranscriptWriter(main.emit)
             writer.writeHeader(TranscriptHeader(session: session))
-            output = writer
+            sessionOutput = writer
         }
+        if let copy {
+            let writer = TranscriptWriter(copy.emit)
+            writer.writeHeader(TranscriptHeader(session: session))
+            sessionOutput = TeeOutput(sessionOutput, writer)
+        }
+        let sinks = [main] + (copy.map { [$0] } ?? [])
         var failed = false
         for line in lines {
-            switch session.execute(line.text, to: output) {
+            var outcome = session.execute(line.text, to: sessionOutput)
+            if outcome == .done && Interruption.isRequested { outcome = .interrupted }  // Ctrl-C the command did not notice
+            if let error = sinks.compactMap(\.failure).first {
+                sinks.forEach { $0.keepPartial() }
+                throw failure(error.message)
+            }
+            switch outcome {
             case .done: continue
             case .quit: break
             case .interrupted:
+                sinks.forEach { $0.discard() }
                 writeOut("plab: interrupted at \(file):\(line.number)\n", to: .standardError)
                 throw ExitCode(130)
             case .failed(let message):
@@ -69,8 +104,43 @@ struct Run: ParsableCommand {
             }
             break
         }
-        if failed { throw ExitCode.failure }
+        if failed {
+            sinks.forEach { $0.keepPartial() }
+            throw ExitCode.failure
+        }
+        do {
+            try copy?.commit()
+            try main.commit()
+            if let done {
+                let marker: JSONObject = ["file": .string(file), "lines": .int(lines.count),
+                                          "output": output.map { .string($0) } ?? .null,
+                                          "transcript": transcript.map { .string($0) } ?? .null]
+                try FileWriting.write(Data((marker.rendered + "\n").utf8), to: done)
+            }
+        } catch { throw failure(error.message) }
     }
+}
+
+/// Where `plab run` sends a stream of lines: standard output, or a staged file (written to
+/// FILE.partial, renamed to FILE on `commit`). A write failure is kept, not thrown, since
+/// the session's outputs cannot throw; the run checks it after every line.
+final class RunSink {
+    private let file: StagedFile?
+    private(set) var failure: FileError?
+
+    init(_ path: String?) throws(FileError) {
+        file = try path.map { path throws(FileError) in try StagedFile(path) }
+    }
+
+    func emit(_ line: String) {
+        guard let file else { writeOut(line + "\n"); return }
+        guard failure == nil else { return }
+        do { try file.write(line + "\n") } catch { failure = error }
+    }
+
+    func commit() throws(FileError) { try file?.commit() }
+    func discard() { file?.discard() }
+    func keepPartial() { file?.keepPartial() }
 }
 
 struct Replay: ParsableCommand {

@@ -68,6 +68,7 @@ struct Shell: ParsableCommand {
                 continue
             }
             switch session.execute(line, to: output) {
+            case .done where Interruption.isRequested: return 130  // Ctrl-C the command did not notice
             case .done: continue
             case .failed: failed = true
             case .interrupted: return 130

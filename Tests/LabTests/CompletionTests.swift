@@ -18,7 +18,7 @@ import Lab
         #expect(session.completions(for: "cast bf16 1 --rounding ") == ["nearest", "stochastic", "zero"])
         #expect(session.completions(for: "cast bf16 1 --rounding s") == ["stochastic"])
         #expect(session.completions(for: "cast ") == ["bf16", "e4m3", "e5m2", "fp16", "fp32"])
-        #expect(session.completions(for: "export ") == ["csv", "jsonl"])
+        #expect(session.completions(for: "export ") == ["csv", "jsonl", "slime", "verl"])
         #expect(session.completions(for: "accumulate 10 --format e4") == ["e4m3"])
     }
 

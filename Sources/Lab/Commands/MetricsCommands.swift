@@ -86,13 +86,43 @@ extension Command {
             .positional("FORMAT", .choice(["csv", "jsonl"]), "the file format"),
             .positional("FILE", .path(.writeFile), "the file to write (a regular file is replaced atomically; a device or FIFO written in place)"),
         ],
-        examples: ["export csv metrics.csv", "export jsonl metrics.jsonl"]
+        subcommands: [exportScale(.verl), exportScale(.slime)],
+        examples: ["export csv metrics.csv", "export jsonl metrics.jsonl", "export verl", "export slime --json"]
     ) { context in
         let metrics = context.session.metrics
         let path = context.arguments.text("FILE")!
         let text = context.arguments.text("FORMAT") == "csv" ? metrics.csv() : metrics.jsonl()
         try context.writeFile(Data(text.utf8), to: path)
         context.print("wrote \(metrics.count) row\(metrics.count == 1 ? "" : "s") to \(path)")
+    }
+}
+
+extension Command {
+    /// `export verl`, `export slime`: the current recipe as that framework's settings.
+    static func exportScale(_ framework: ScaleFramework) -> Command {
+        Command(
+            name: framework.rawValue, topic: .metrics,
+            summary: "print the current recipe (precisions, FP16 loss scaling, correction, batch, optimizer) as \(framework == .verl ? "verl overrides" : "slime flags")",
+            details: """
+            One setting a line (\(framework == .verl ? "Hydra key=value" : "--flag value")), '#' lines for notes, and a line
+            '# no counterpart: …' for each part of the recipe the framework has no setting for. Key names
+            are checked against \(framework.checked). JSON: {"framework", "checked", "settings": [lines],
+            "missing": [lines], "lines": [every line]}.
+            """,
+            examples: ["export \(framework.rawValue)"], reports: true
+        ) { context in
+            let session = context.session
+            let trainer = try session.syncedTrainer()
+            let preset = session.presetLabel
+            let recipe = ScaleRecipe(rollout: session.lab.policy.engines.rollout, training: session.lab.policy.engines.training,
+                                     preset: preset == "custom" ? nil : preset, settings: trainer.settings,
+                                     maxResponse: trainer.settings.maxResponse(for: trainer.task.spec))
+            let export = ScaleExport(framework, recipe)
+            context.report(["framework": .string(framework.rawValue), "checked": .string(framework.checked),
+                            "settings": .array(export.settings.map(JSONValue.string)),
+                            "missing": .array(export.missing.map(JSONValue.string)),
+                            "lines": .array(export.lines.map(JSONValue.string))]) { export.text }
+        }
     }
 }
 

@@ -1,0 +1,323 @@
+// What a sweep came to: one row per point and one per group of seeds, from the points'
+// JSON lines. Every column is defined here once (`SweepColumn.all`); `plab sweep report
+// --help` and the README print the same definitions.
+
+import Foundation
+import Plot
+import JSON
+
+/// How the report's figures are computed.
+public struct SweepReportOptions: Sendable, Equatable {
+    /// The accuracy a point must reach (its moving average) for `reached`.
+    public var threshold = 0.95
+    /// `collapse` is set when peak − final is more than this.
+    public var drop = 0.1
+    /// Steps in the trailing moving average of accuracy (fewer when a run is shorter).
+    public var window = 10
+
+    public init(threshold: Double = 0.95, drop: Double = 0.1, window: Int = 10) {
+        self.threshold = threshold
+        self.drop = drop
+        self.window = window
+    }
+}
+
+/// One RL step of a point, as its `step --json` row says.
+public struct StepRecord: Sendable, Equatable {
+    public var run: String
+    public var step: Int
+    public var accuracy: Double
+    public var k3: Double?
+    public var meanAbsDlogp: Double?
+    public var skipped: Bool
+
+    public init(run: String, step: Int, accuracy: Double, k3: Double?, meanAbsDlogp: Double?, skipped: Bool) {
+        self.run = run
+        self.step = step
+        self.accuracy = accuracy
+        self.k3 = k3
+        self.meanAbsDlogp = meanAbsDlogp
+        self.skipped = skipped
+    }
+}
+
+/// What a point's JSON lines hold for the report: the steps of its last RL run, and the
+/// accuracy of its last `eval --json`.
+public struct PointRecords: Sendable, Equatable {
+    public var steps: [StepRecord] = []
+    public var evalAccuracy: Double?
+
+    /// Reads JSON lines: step rows are the objects with `run`, `step`, `accuracy` and
+    /// `skipped`; eval rows those with `n`, `accuracy` and `mean_length`. Steps of earlier
+    /// runs (a session that trains twice) are dropped: the last run is the point's.
+    public init(jsonl text: String) {
+        let decoder = JSONDecoder()  // exact: the nearest double to each number, as written
+        var all: [StepRecord] = []
+        for line in text.split(separator: "\n") {
+            guard let row = try? decoder.decode(Row.self, from: Data(line.utf8)), let accuracy = row.accuracy else { continue }
+            if let run = row.run, let step = row.step, let skipped = row.skipped {
+                all.append(StepRecord(run: run, step: step, accuracy: accuracy, k3: row.k3,
+                                      meanAbsDlogp: row.mean_abs_dlogp, skipped: skipped))
+            } else if row.n != nil, row.mean_length != nil {
+                evalAccuracy = accuracy
+            }
+        }
+        let last = all.last?.run
+        steps = all.filter { $0.run == last }
+    }
+
+    /// The keys of a step row and of an eval row that the report reads.
+    private struct Row: Decodable {
+        var run: String?
+        var step: Int?
+        var accuracy: Double?
+        var k3: Double?
+        var mean_abs_dlogp: Double?
+        var skipped: Bool?
+        var n: Int?
+        var mean_length: Double?
+    }
+}
+
+/// The figures of one point (see `SweepColumn.all` for their definitions).
+public struct PointMetrics: Sendable, Equatable {
+    public var steps: Int
+    public var start: Double
+    public var peak: Double
+    public var final: Double
+    /// The `step` of the first moving average at or above the threshold; nil if none.
+    public var reached: Int?
+    public var collapsed: Bool
+    public var k3Mean: Double?
+    public var k3Final: Double?
+    public var dlogpMean: Double?
+    public var dlogpFinal: Double?
+    public var skipped: Int
+    public var eval: Double?
+
+    /// The figures of `records`, or nil when it has no steps.
+    public init?(_ records: PointRecords, options: SweepReportOptions) {
+        let rows = records.steps
+        guard !rows.isEmpty else { return nil }
+        let w = max(1, min(options.window, rows.count))
+        let averages = movingAverage(rows.map(\.accuracy), window: w)
+        let full = Array(averages[(w - 1)...])  // the averages over w whole steps
+        steps = rows.count
+        start = full.first!
+        peak = full.max()!
+        final = full.last!
+        reached = full.firstIndex { $0 >= options.threshold }.map { rows[$0 + w - 1].step }
+        collapsed = peak - final > options.drop
+        func mean(_ values: [Double?]) -> Double? {
+            let present = values.compactMap { $0 }
+            return present.isEmpty ? nil : present.reduce(0, +) / Double(present.count)
+        }
+        k3Mean = mean(rows.map(\.k3))
+        k3Final = mean(rows.suffix(w).map(\.k3))
+        dlogpMean = mean(rows.map(\.meanAbsDlogp))
+        dlogpFinal = mean(rows.suffix(w).map(\.meanAbsDlogp))
+        skipped = rows.filter(\.skipped).count
+        eval = records.evalAccuracy
+    }
+}
+
+/// The trailing moving average of `values`: entry i is the mean of the last `window`
+/// values up to i (of all of them while fewer have come).
+/// Each window is summed afresh, in order: the figure is the one a reader computes by hand
+/// from the JSON lines, with no drift from a running sum.
+public func movingAverage(_ values: [Double], window: Int) -> [Double] {
+    values.indices.map { i in
+        let slice = values[max(0, i - window + 1)...i]
+        return slice.reduce(0, +) / Double(slice.count)
+    }
+}
+
+/// A column of the report: its name, its definition, and its value for a point.
+public struct SweepColumn: Sendable {
+    public let name: String
+    public let definition: String
+    public let value: @Sendable (PointMetrics) -> Double?
+    /// Shown as an accuracy (3 decimals) rather than as a figure of 4 digits.
+    let isAccuracy: Bool
+
+    /// Every column, in order, with its definition.
+    public static let all: [SweepColumn] = [
+        SweepColumn(name: "steps", definition: "RL steps of the point's last run (rows of `step --json`)", value: { Double($0.steps) }, isAccuracy: false),
+        SweepColumn(name: "start", definition: "accuracy at the start: the mean over the first W steps (W = --window, default 10, or all steps of a shorter run)", value: { $0.start }, isAccuracy: true),
+        SweepColumn(name: "peak", definition: "the maximum of the W-step trailing moving average of accuracy (over steps W…n)", value: { $0.peak }, isAccuracy: true),
+        SweepColumn(name: "final", definition: "accuracy at the end: the mean over the last W steps", value: { $0.final }, isAccuracy: true),
+        SweepColumn(name: "reached", definition: "the first step whose W-step moving average of accuracy is at least --threshold (default 0.95); empty if none", value: { $0.reached.map(Double.init) }, isAccuracy: false),
+        SweepColumn(name: "collapse", definition: "1 when peak − final > --drop (default 0.1), else 0; for a group, how many seeds collapsed", value: { $0.collapsed ? 1 : 0 }, isAccuracy: false),
+        SweepColumn(name: "k3_mean", definition: "the mean of k3 (the rollout–training mismatch, README \"Mismatch statistics\") over every step", value: { $0.k3Mean }, isAccuracy: false),
+        SweepColumn(name: "k3_final", definition: "the mean of k3 over the last W steps", value: { $0.k3Final }, isAccuracy: false),
+        SweepColumn(name: "dlogp_mean", definition: "the mean of mean |Δ log p| (|log π − log μ| per token) over every step", value: { $0.dlogpMean }, isAccuracy: false),
+        SweepColumn(name: "dlogp_final", definition: "the mean of mean |Δ log p| over the last W steps", value: { $0.dlogpFinal }, isAccuracy: false),
+        SweepColumn(name: "skipped", definition: "steps whose update was skipped (inf/NaN)", value: { Double($0.skipped) }, isAccuracy: false),
+        SweepColumn(name: "eval", definition: "accuracy of the point's last `eval --json`, when it has one", value: { $0.eval }, isAccuracy: true),
+    ]
+
+    /// The column's text for people.
+    func text(_ x: Double?) -> String {
+        guard let x else { return "-" }
+        if isAccuracy { return String(format: "%.3f", x) }
+        if x == x.rounded() && abs(x) < 1e7 { return numberText(x) }
+        return figure(x)
+    }
+}
+
+/// How far a point got.
+public enum PointStatus: String, Sendable, Equatable {
+    /// Its done marker and JSON lines are in place.
+    case complete
+    /// It left `.partial` output: it failed, was killed, or is running now.
+    case incomplete
+    /// Nothing of it yet.
+    case notRun = "not run"
+}
+
+/// One point's row.
+public struct PointSummary: Sendable {
+    public var point: PlannedSweep.Point
+    public var status: PointStatus
+    /// Nil unless complete with at least one step.
+    public var metrics: PointMetrics?
+    /// Its per-step records (for curves).
+    public var records: PointRecords
+}
+
+/// A group of points that differ only in their seed: each column's mean and sample
+/// standard deviation over the group's complete points.
+public struct GroupSummary: Sendable {
+    /// The values of every key but `seed`.
+    public var values: [String: String]
+    public var members: [PointSummary]
+    public var complete: [PointMetrics] { members.compactMap(\.metrics) }
+
+    /// Mean and sample standard deviation (n − 1; nil below two values) of `column` over
+    /// the complete members that have it; for `collapse`, the mean is the count.
+    public func statistic(_ column: SweepColumn) -> (mean: Double, sd: Double?, n: Int)? {
+        let xs = complete.compactMap(column.value)
+        guard !xs.isEmpty else { return nil }
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        let sd = xs.count < 2 ? nil : (xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
+        if column.name == "collapse" { return (xs.reduce(0, +), nil, xs.count) }
+        return (mean, sd, xs.count)
+    }
+}
+
+/// The whole report of a planned sweep.
+public struct SweepReport: Sendable {
+    public let plan: PlannedSweep
+    public let options: SweepReportOptions
+    public let points: [PointSummary]
+    /// Empty when the grid has no `seed` key.
+    public let groups: [GroupSummary]
+    /// The columns shown: `eval` only when some point has an eval.
+    public let columns: [SweepColumn]
+
+    /// Reads every point's output in the plan's directory.
+    public init(plan: PlannedSweep, options: SweepReportOptions = SweepReportOptions()) {
+        self.plan = plan
+        self.options = options
+        var points: [PointSummary] = []
+        for point in plan.points {
+            let layout = plan.layout
+            let status: PointStatus = layout.isComplete(point.name) ? .complete
+                : layout.hasPartialOutput(point.name) ? .incomplete : .notRun
+            var records = PointRecords(jsonl: "")
+            if status == .complete, let data = FileManager.default.contents(atPath: layout.jsonl(point.name)) {
+                records = PointRecords(jsonl: String(decoding: data, as: UTF8.self))
+            }
+            points.append(PointSummary(point: point, status: status,
+                                       metrics: status == .complete ? PointMetrics(records, options: options) : nil,
+                                       records: records))
+        }
+        self.points = points
+        var groups: [GroupSummary] = []
+        if plan.keys.contains("seed") {
+            for summary in points {
+                var values = summary.point.values
+                values["seed"] = nil
+                if let i = groups.firstIndex(where: { $0.values == values }) {
+                    groups[i].members.append(summary)
+                } else {
+                    groups.append(GroupSummary(values: values, members: [summary]))
+                }
+            }
+        }
+        self.groups = groups
+        columns = SweepColumn.all.filter { $0.name != "eval" || points.contains { $0.metrics?.eval != nil } }
+    }
+
+    /// The keys shown in group rows.
+    var groupKeys: [String] { plan.keys.filter { $0 != "seed" } }
+
+    /// How many points have each status.
+    public func count(_ status: PointStatus) -> Int { points.filter { $0.status == status }.count }
+}
+
+// MARK: - Curves (the hook for plots)
+
+/// One curve of a figure: a label and its points.
+public struct CurveSeries: Sendable, Equatable {
+    public var label: String
+    public var steps: [Int]
+    public var values: [Double]
+
+    public init(label: String, steps: [Int], values: [Double]) {
+        self.label = label
+        self.steps = steps
+        self.values = values
+    }
+}
+
+/// A per-step quantity a curve can follow.
+public enum CurveMetric: String, Sendable, CaseIterable {
+    case accuracy, k3
+    case meanAbsDlogp = "mean_abs_dlogp"
+
+    func value(_ record: StepRecord) -> Double? {
+        switch self {
+        case .accuracy: return record.accuracy
+        case .k3: return record.k3
+        case .meanAbsDlogp: return record.meanAbsDlogp
+        }
+    }
+}
+
+extension SweepReport {
+    /// One curve per value of `key` (in grid order), over the complete points with that
+    /// value: at each step, the mean over those points of their W-step trailing moving
+    /// average of `metric` (W = the report's window; fewer steps at the start). Plain
+    /// arrays, for a plot or a file.
+    public func curves(groupedBy key: String, metric: CurveMetric = .accuracy) -> [CurveSeries] {
+        var labels: [String] = []
+        for summary in points { if let v = summary.point.values[key], !labels.contains(v) { labels.append(v) } }
+        return labels.map { label in
+            var sums: [Int: (Double, Int)] = [:]
+            for summary in points where summary.status == .complete && summary.point.values[key] == label {
+                let rows = summary.records.steps.filter { metric.value($0) != nil }
+                let averaged = movingAverage(rows.map { metric.value($0)! }, window: max(1, options.window))
+                for (row, y) in zip(rows, averaged) {
+                    let (s, n) = sums[row.step] ?? (0, 0)
+                    sums[row.step] = (s + y, n + 1)
+                }
+            }
+            let steps = sums.keys.sorted()
+            return CurveSeries(label: "\(key) = \(label)", steps: steps, values: steps.map { sums[$0]!.0 / Double(sums[$0]!.1) })
+        }
+    }
+}
+
+extension SweepReport {
+    /// The curves of `curves(groupedBy:metric:)` as one chart: a line per value of `key`,
+    /// k3 on a log scale (it spans decades between presets).
+    public func curvesFigure(groupedBy key: String, metric: CurveMetric = .accuracy) -> Figure {
+        let series = curves(groupedBy: key, metric: metric).map { Series($0.label, x: $0.steps.map(Double.init), y: $0.values) }
+        let label = "\(metric.rawValue), \(options.window)-step moving average"
+        let unit: String? = metric == .accuracy ? nil : "nats"
+        return Figure(Chart(title: "\(metric.rawValue) by step, by \(key) (mean over the points of each value)",
+                            x: Axis("step"), y: Axis(label, unit: unit, scale: metric == .k3 ? .log10 : .linear),
+                            series: series))
+    }
+}

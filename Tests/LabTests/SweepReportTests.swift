@@ -1,0 +1,160 @@
+import Files
+import Foundation
+import Testing
+import Lab
+import Plot
+
+/// A step row as `step --json` writes it (the keys the report reads, and one more).
+func stepRow(run: String = "r", step: Int, accuracy: Double, k3: Double? = 0.001, dlogp: Double? = 0.01, skipped: Bool = false) -> String {
+    let k3Text = k3.map { "\($0)" } ?? "null", dlogpText = dlogp.map { "\($0)" } ?? "null"
+    return "{\"run\":\"\(run)\",\"step\":\(step),\"reward\":\(accuracy),\"accuracy\":\(accuracy),\"k3\":\(k3Text),\"mean_abs_dlogp\":\(dlogpText),\"grad_norm\":1.0,\"loss_scale\":1.0,\"skipped\":\(skipped),\"algo\":\"grpo\"}"
+}
+
+/// The report's figures: moving averages, thresholds, collapse, groups of seeds, curves,
+/// and the three renderings.
+@Suite struct SweepReportTests {
+    @Test func theMovingAverageTrailsOverTheWindow() {
+        #expect(movingAverage([1, 2, 3, 4, 5], window: 2) == [1, 1.5, 2.5, 3.5, 4.5])
+        #expect(movingAverage([1, 2, 3], window: 5) == [1, 1.5, 2])
+        #expect(movingAverage([], window: 3) == [])
+    }
+
+    @Test func recordsAreTheLastRunsStepsAndTheLastEval() {
+        let text = [
+            "{\"seed\":1}",
+            stepRow(run: "first", step: 1, accuracy: 0.1),
+            "{\"n\":8,\"accuracy\":0.25,\"reward\":0.25,\"mean_length\":4}",
+            stepRow(run: "second", step: 1, accuracy: 0.5),
+            stepRow(run: "second", step: 2, accuracy: 0.75, k3: nil, skipped: true),
+            "{\"n\":8,\"accuracy\":0.625,\"reward\":0.625,\"mean_length\":4}",
+            "not json",
+        ].joined(separator: "\n")
+        let records = PointRecords(jsonl: text)
+        #expect(records.steps.map(\.step) == [1, 2])
+        #expect(records.steps.map(\.run) == ["second", "second"])
+        #expect(records.steps[1] == StepRecord(run: "second", step: 2, accuracy: 0.75, k3: nil, meanAbsDlogp: 0.01, skipped: true))
+        #expect(records.evalAccuracy == 0.625)
+    }
+
+    @Test func startPeakFinalReachedAndCollapseFollowTheirDefinitions() throws {
+        // Accuracy rises to 1 and falls back; window 2. Dyadic values: every average is exact.
+        let accuracies = [0.25, 0.5, 0.875, 1.0, 1.0, 0.5, 0.5, 0.5]
+        let k3s = [1.0, 2, 3, 4, 5, 6, 7, 8]
+        let text = accuracies.indices.map { stepRow(step: $0 + 1, accuracy: accuracies[$0], k3: k3s[$0], dlogp: nil, skipped: $0 == 3) }
+        let m = try #require(PointMetrics(PointRecords(jsonl: text.joined(separator: "\n")),
+                                          options: SweepReportOptions(threshold: 0.95, drop: 0.1, window: 2)))
+        // Moving averages from step 2: 0.375, 0.6875, 0.9375, 1, 0.75, 0.5, 0.5.
+        #expect(m.steps == 8)
+        #expect(m.start == 0.375)
+        #expect(m.peak == 1.0)
+        #expect(m.final == 0.5)
+        #expect(m.reached == 5)
+        #expect(m.collapsed)                         // 1 − 0.5 > 0.1
+        #expect(m.k3Mean == 4.5 && m.k3Final == 7.5)
+        #expect(m.dlogpMean == nil && m.dlogpFinal == nil)
+        #expect(m.skipped == 1)
+        #expect(m.eval == nil)
+        let lower = try #require(PointMetrics(PointRecords(jsonl: text.joined(separator: "\n")),
+                                              options: SweepReportOptions(threshold: 0.9375, drop: 0.1, window: 2)))
+        #expect(lower.reached == 4)
+        let strict = try #require(PointMetrics(PointRecords(jsonl: text.joined(separator: "\n")),
+                                               options: SweepReportOptions(threshold: 1.01, drop: 0.6, window: 2)))
+        #expect(strict.reached == nil && !strict.collapsed)
+        let short = try #require(PointMetrics(PointRecords(jsonl: text.prefix(3).joined(separator: "\n")), options: SweepReportOptions()))
+        #expect(short.start == short.final && short.peak == short.final, "a run shorter than the window is one average")
+        #expect(PointMetrics(PointRecords(jsonl: ""), options: SweepReportOptions()) == nil)
+    }
+
+    /// A planned 2 presets × 2 seeds sweep whose points' JSON lines are written by the test.
+    func plannedSweep(_ dir: URL, accuracies: [String: [Double]], complete: Set<String>) throws -> PlannedSweep {
+        let plan = try sweepPlan(twoByTwo, into: dir.path)
+        try plan.write()
+        for (name, values) in accuracies {
+            let text = values.indices.map { stepRow(step: $0 + 1, accuracy: values[$0]) + "\n" }.joined()
+            if complete.contains(name) {
+                try FileWriting.write(Data(text.utf8), to: plan.layout.jsonl(name))
+                try FileWriting.write(Data("{}\n".utf8), to: plan.layout.doneMarker(name))
+            } else {
+                try FileWriting.write(Data(text.utf8), to: StagedFile.stagingPath(of: plan.layout.jsonl(name)))
+            }
+        }
+        return try PlannedSweep(directory: dir.path)
+    }
+
+    @Test func groupsAreMeanAndSampleSDOverSeedsOfTheirCompletePoints() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let plan = try plannedSweep(dir, accuracies: ["preset-bf16_seed-1": [0.2, 0.4], "preset-bf16_seed-2": [0.4, 0.8],
+                                                      "preset-fp16_seed-1": [1, 1]],
+                                    complete: ["preset-bf16_seed-1", "preset-bf16_seed-2"])
+        let report = SweepReport(plan: plan, options: SweepReportOptions(window: 1))
+        #expect(report.points.map(\.status) == [.complete, .complete, .incomplete, .notRun])
+        #expect(report.points[2].metrics == nil)
+        #expect(report.groups.map(\.values) == [["preset": "bf16"], ["preset": "fp16"]])
+        let final = SweepColumn.all.first { $0.name == "final" }!
+        let s = try #require(report.groups[0].statistic(final))
+        #expect(abs(s.mean - 0.6) < 1e-12 && s.n == 2)
+        #expect(abs(s.sd! - (0.08).squareRoot()) < 1e-12)  // finals 0.4, 0.8
+        #expect(report.groups[1].statistic(final) == nil)
+        #expect(!report.columns.contains { $0.name == "eval" })
+
+        let text = report.text()
+        #expect(text.hasPrefix("sweep s.sweep: 4 points, 2 complete, 1 incomplete, 1 not run; accuracy window 1, threshold 0.95, drop 0.1\n"))
+        #expect(text.contains("\nnot complete: 2 points; 'plab sweep run' resumes them, or: sbatch --array=2,3 \(plan.layout.slurmFile)"))
+        #expect(text.contains("groups: mean ± sd over seed"))
+
+        let csv = report.csv().split(separator: "\n").map(String.init)
+        #expect(csv[0] == "kind,name,preset,seed,status,n,steps,steps_sd,start,start_sd,peak,peak_sd,final,final_sd,reached,reached_sd,reached_n,collapse,k3_mean,k3_mean_sd,k3_final,k3_final_sd,dlogp_mean,dlogp_mean_sd,dlogp_final,dlogp_final_sd,skipped,skipped_sd")
+        #expect(csv[1] == "point,preset-bf16_seed-1,bf16,1,complete,1,2,,0.2,,0.4,,0.4,,,,0,0,0.001,,0.001,,0.01,,0.01,,0,")
+        #expect(csv[3] == "point,preset-fp16_seed-1,fp16,1,incomplete,0,,,,,,,,,,,,,,,,,,,,,,")
+        #expect(csv[5].hasPrefix("group,preset=bf16,bf16,,2/2 complete,2,2,0,0.30000000000000004,"))
+        #expect(csv.count == 7)
+
+        let json = try parseJSON(report.json().rendered)
+        let points = try #require(json["points"] as? [[String: Any]])
+        #expect(points[0]["final"] as? Double == 0.4 && points[0]["collapse"] as? Bool == false)
+        #expect(points[0]["reached"] is NSNull && points[2]["final"] is NSNull)
+        let groups = try #require(json["groups"] as? [[String: Any]])
+        #expect((groups[0]["final"] as? [String: Any])?["n"] as? Int == 2)
+        #expect(groups[1]["final"] is NSNull)
+    }
+
+    @Test func curvesAreTheMeanMovingAveragePerValueOfAKey() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let names = ["preset-bf16_seed-1", "preset-bf16_seed-2", "preset-fp16_seed-1", "preset-fp16_seed-2"]
+        let plan = try plannedSweep(dir, accuracies: ["preset-bf16_seed-1": [0, 1, 1], "preset-bf16_seed-2": [1, 1, 0],
+                                                      "preset-fp16_seed-1": [0.5, 0.5, 0.5], "preset-fp16_seed-2": [0.25, 0.25, 0.25]],
+                                    complete: Set(names))
+        let report = SweepReport(plan: plan, options: SweepReportOptions(window: 2))
+        let curves = report.curves(groupedBy: "preset")
+        #expect(curves == [CurveSeries(label: "preset = bf16", steps: [1, 2, 3], values: [0.5, 0.75, 0.75]),
+                           CurveSeries(label: "preset = fp16", steps: [1, 2, 3], values: [0.375, 0.375, 0.375])])
+        #expect(report.curves(groupedBy: "seed").map(\.label) == ["seed = 1", "seed = 2"])
+        #expect(report.curvesCSV(groupedBy: "preset", metric: .accuracy).hasPrefix("preset,step,accuracy\nbf16,1,0.5\nbf16,2,0.75\n"))
+        let k3 = report.curves(groupedBy: "preset", metric: .k3)
+        #expect(k3[0].values.allSatisfy { abs($0 - 0.001) < 1e-15 } && k3[0].values.count == 3)
+        // The chart of the curves: a line per value, the same numbers; k3 on a log axis.
+        let figure = report.curvesFigure(groupedBy: "preset")
+        #expect(figure.panels.count == 1 && figure.panels[0].series.map(\.name) == ["preset = bf16", "preset = fp16"])
+        #expect(figure.panels[0].series[0].y == [0.5, 0.75, 0.75] && figure.panels[0].series[0].x == [1, 2, 3])
+        #expect(report.curvesFigure(groupedBy: "preset", metric: .k3).panels[0].y.scale == .log10)
+        #expect(figure.svg().contains("preset = fp16"))
+    }
+
+    @Test func withoutASeedKeyThereAreNoGroups() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try sweepPlan("# sweep: preset = bf16, fp16\nprecision preset {preset}\n", into: dir.path).write()
+        let report = SweepReport(plan: try PlannedSweep(directory: dir.path))
+        #expect(report.groups.isEmpty)
+        #expect(!report.text().contains("groups:"))
+        #expect(report.csv().split(separator: "\n").count == 3)
+    }
+
+    @Test func aDirectoryWithoutAPlanIsExplained() {
+        #expect(throws: LabError("'/nonexistent' holds no sweep plan (no sweep.json); make one with 'plab sweep plan FILE /nonexistent'")) {
+            try PlannedSweep(directory: "/nonexistent")
+        }
+    }
+}
