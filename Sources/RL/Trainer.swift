@@ -127,8 +127,13 @@ public final class Trainer {
     public func setSanitySet(_ problems: [Problem]?) throws(NumericsError) {
         if let problems {
             guard !problems.isEmpty else { throw .invalidArgument("the sanity set is empty") }
-            for p in problems where task.spec.solve(p.prompt) != p.answer {
-                throw .invalidArgument("sanity prompt '\(Vocabulary.standard.decode(p.prompt))' is not a \(task.spec.kind.rawValue) problem with that answer")
+            // With notes the stored answer holds the demonstration's notes, which are free:
+            // it must agree with the solution after the first `|`, as the reward reads it.
+            for p in problems {
+                guard let solution = task.spec.solve(p.prompt),
+                      TaskSpec.reward(response: p.answer, finished: true, answer: solution) == 1 else {
+                    throw .invalidArgument("sanity prompt '\(Vocabulary.standard.decode(p.prompt))' is not a \(task.spec.kind.rawValue) problem with that answer")
+                }
             }
         }
         sanitySet = problems

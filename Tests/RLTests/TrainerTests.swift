@@ -311,6 +311,23 @@ extension JSONObject {
             #expect(report.keptPassRate >= 0.2 && report.keptPassRate <= 0.8)
         }
     }
+
+    /// With notes, a sanity problem's answer holds the demonstration's notes: it is accepted
+    /// when what follows its first `|` is the solution, as the reward reads it.
+    @Test func sanitySetWithNotes() throws {
+        let spec = try TaskSpec(kind: .reversal, size: 3, notes: 4)
+        let t = try Trainer(policy: try makePolicy(), task: spec, seed: 3)
+        let prompt = tokens("<bos> r : k q z =")
+        try t.setSanitySet([Problem(prompt: prompt, answer: tokens("( . ? - | z q k <eos>"))])
+        #expect(t.sanitySet?.count == 1)
+        #expect(throws: NumericsError.self) {
+            try t.setSanitySet([Problem(prompt: prompt, answer: tokens("( . ? - | z q a <eos>"))])
+        }
+        #expect(throws: NumericsError.self) {
+            try t.setSanitySet([Problem(prompt: prompt, answer: tokens("( . ? - z q k <eos>"))])
+        }
+        #expect(t.sanitySet?.count == 1)
+    }
 }
 
 @Suite struct BaseCheckpointTests {
