@@ -15,6 +15,12 @@ public enum OutputKind: Sendable, Equatable {
     /// Text for people followed by a figure that changes from run to run (a step's
     /// timing): the terminal shows both, transcripts keep only the text.
     case timed(String)
+
+    /// `text` as a person sees it: with a timed line's figure after it.
+    public func shown(_ text: String) -> String {
+        if case .timed(let tail) = self { return text + tail }
+        return text
+    }
 }
 
 /// Receives what a session produces, command by command.
@@ -47,9 +53,7 @@ public final class CollectedOutput: SessionOutput {
     public func begin(_ line: String, transcribed: Bool) { commands.append(line) }
 
     public func write(_ text: String, as kind: OutputKind) {
-        var whole = text
-        if case .timed(let tail) = kind { whole += tail }
-        let split = whole.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let split = kind.shown(text).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         lines += split
         if kind == .json { jsonLines += split }
     }

@@ -114,9 +114,7 @@ final class ReportOutput: SessionOutput {
     func begin(_ line: String, transcribed: Bool) { session.reportLog.begin(line) }
 
     func write(_ text: String, as kind: OutputKind) {
-        var whole = text
-        if case .timed(let tail) = kind { whole += tail }
-        session.reportLog.write(whole)
+        session.reportLog.write(kind.shown(text))
     }
 
     func fail(_ message: String) { session.reportLog.write("error: " + message) }
