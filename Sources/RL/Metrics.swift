@@ -13,6 +13,9 @@ public struct StepTiming: Sendable, Equatable {
     public var recompute = 0.0
     /// Mismatch statistics and entropy over the step's tokens.
     public var stats = 0.0
+    /// The diagnostics over training (`StepDiagnostics`), `kl_initial`'s float32 reference
+    /// forward included.
+    public var diagnostics = 0.0
     /// Minibatch forwards (π_θ for minibatches after the first) and the loss.
     public var forward = 0.0
     /// Back-propagation in the training engine's precision.
@@ -24,7 +27,8 @@ public struct StepTiming: Sendable, Equatable {
     public init() {}
 
     public var jsonObject: JSONObject {
-        ["rollout": .number(rollout), "recompute": .number(recompute), "stats": .number(stats), "forward": .number(forward),
+        ["rollout": .number(rollout), "recompute": .number(recompute), "stats": .number(stats),
+         "diagnostics": .number(diagnostics), "forward": .number(forward),
          "backward": .number(backward), "update": .number(update), "total": .number(total)]
     }
 }

@@ -41,8 +41,10 @@ extension Trainer {
         t = ContinuousClock.now
         metrics.mismatch = try? mismatchStats(old.pairs, options: MismatchOptions(tokenCap: s.tokenCap, sequenceCap: s.sequenceCap))
         metrics.entropy = meanEntropy(old.pairs)
-        metrics.diagnostics = diagnostics(old, batch: round.batch, temperature: s.temperature)
         timing.stats = seconds(since: t)
+        t = ContinuousClock.now
+        metrics.diagnostics = diagnostics(old, batch: round.batch, temperature: s.temperature)
+        timing.diagnostics = seconds(since: t)
         if shouldStop() { throw TrainingInterrupted(completed: 0) }
 
         try update(round, old: old, settings: s, metrics: &metrics, timing: &timing)
@@ -88,7 +90,8 @@ extension Trainer {
             }
         }
         let t = ContinuousClock.now
-        let batch = policy.rollout.generate(prompts: prompts, sampling: sampling(), endToken: Vocabulary.standard.eos,
+        let batch = policy.rollout.generate(prompts: prompts, sampling: sampling(),
+                                            endToken: decodesToLongestResponse ? -1 : Vocabulary.standard.eos,
                                             stream: RandomStream(seed: seed, name: "rl/rollout/\(stepsTaken)"), shouldStop: shouldStop)
         if shouldStop() { throw TrainingInterrupted(completed: 0) }
         timing.rollout = seconds(since: t)

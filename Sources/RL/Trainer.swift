@@ -85,6 +85,9 @@ public final class Trainer {
     private var orderCache: [Int: [Int]] = [:]
     /// π_0 of `kl_initial`, in float32 engines (see `resetReference`).
     var reference: Policy?
+    /// When set, RL rollouts ignore the end token and decode the longest response the task
+    /// allows every time (vLLM's `ignore_eos`): a fixed response length, for benchmarks.
+    public var decodesToLongestResponse = false
 
     /// A trainer for `task` under `seed` around `policy`; fresh optimizer states.
     public init(policy: Policy, task spec: TaskSpec = .default, seed: UInt64) throws(NumericsError) {

@@ -21,9 +21,15 @@ struct Bench: ParsableCommand {
         hybrid, pow2 scales, per-tensor current and delayed, MXFP8), both engines in the recipe,
         against BF16 emulation, on both model sizes. The lab emulates FP8 on the CPU: these
         are costs of the emulation, not the speed-ups of FP8 hardware.
+
+        rl: whole GRPO steps under bf16 on the default model at the lab's defaults (64
+        prompts x 8 samples), responses of 58 and of 256 tokens (reversal with notes, every
+        response decoded to its full length), the median of 3 steps after a warm-up, and
+        where the time goes: rollout, recompute (pi_old), stats (mismatch, entropy),
+        diagnostics (kl_initial's fp32 forward included), loss, backward, update.
         """))
 
-    @Argument(help: "What to measure: rounding, gemm, engines, recipes, or all.")
+    @Argument(help: "What to measure: rounding, gemm, engines, recipes, rl, or all.")
     var what: String = "all"
 
     @Option(help: "Matrix sizes n for n×n×n products.")
@@ -36,8 +42,8 @@ struct Bench: ParsableCommand {
     var backend: String = "openblas"
 
     func run() throws {
-        guard ["rounding", "gemm", "engines", "recipes", "all"].contains(what) else {
-            throw failure("unknown benchmark '\(what)'; accepted: rounding gemm engines recipes all")
+        guard ["rounding", "gemm", "engines", "recipes", "rl", "all"].contains(what) else {
+            throw failure("unknown benchmark '\(what)'; accepted: rounding gemm engines recipes rl all")
         }
         guard sizes.allSatisfy({ $0 >= 1 && $0 <= 8192 }) else { throw failure("sizes must be in 1…8192") }
         let engineBackend: any MatmulBackend
@@ -57,6 +63,9 @@ struct Bench: ParsableCommand {
         }
         if what == "recipes" || what == "all" {
             do { writeOut(renderBench(try benchRecipes(backend: engineBackend)) + "\n") } catch { throw failure("\(error)") }
+        }
+        if what == "rl" || what == "all" {
+            do { writeOut(renderBench(try benchRL(backend: engineBackend)) + "\n") } catch { throw failure("\(error)") }
         }
     }
 }

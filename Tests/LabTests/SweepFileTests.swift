@@ -174,3 +174,29 @@ func sweepError(_ text: String, allowMany: Bool = false) -> String {
         #expect(try sweep("# sweep: a = 1\nx {a}").source == "# sweep: a = 1\nx {a}\n")
     }
 }
+
+/// The shipped sweep files: each parses, plans within the point limit, names a seed axis
+/// (a finding is reported over seeds), passes the registry's check of every command line
+/// of every point, and loads only checkpoints that are in the repository.
+@Suite struct ShippedSweepFileTests {
+    @Test func everySweepInSessionsIsARunnableGridOverSeeds() throws {
+        let directory = packageRoot.appendingPathComponent("sessions")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sweep") }.sorted()
+        #expect(names.count >= 4, "the sweep demo and the stories")
+        for name in names {
+            let text = try String(contentsOfFile: directory.appendingPathComponent(name).path, encoding: .utf8)
+            let file = try SweepFile(lines: sweepLines(text), name: name)
+            let points = try file.points()
+            #expect(points.count >= 2, "\(name)")
+            #expect(file.keys.contains("seed"), "\(name): its grid has no seed axis")
+            try file.validate(points, registry: .standard)
+            for point in points {
+                for line in file.session(for: point) where line.hasPrefix("model load ") {
+                    let path = String(line.dropFirst("model load ".count)).trimmingCharacters(in: .whitespaces)
+                    #expect(FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent(path + "/config.json").path),
+                            "\(name): point \(point.name) loads \(path), which is not a checkpoint in the repository")
+                }
+            }
+        }
+    }
+}

@@ -49,7 +49,7 @@ func stepRow(run: String = "r", step: Int, accuracy: Double, k3: Double? = 0.001
         #expect(m.peak == 1.0)
         #expect(m.final == 0.5)
         #expect(m.reached == 5)
-        #expect(m.collapsed)                         // 1 − 0.5 > 0.1
+        #expect(m.collapsed == true)                 // 1 − 0.5 > 0.1
         #expect(m.k3Mean == 4.5 && m.k3Final == 7.5)
         #expect(m.dlogpMean == nil && m.dlogpFinal == nil)
         #expect(m.skipped == 1)
@@ -59,10 +59,32 @@ func stepRow(run: String = "r", step: Int, accuracy: Double, k3: Double? = 0.001
         #expect(lower.reached == 4)
         let strict = try #require(PointMetrics(PointRecords(jsonl: text.joined(separator: "\n")),
                                                options: SweepReportOptions(threshold: 1.01, drop: 0.6, window: 2)))
-        #expect(strict.reached == nil && !strict.collapsed)
+        #expect(strict.reached == nil && strict.collapsed == false)
         let short = try #require(PointMetrics(PointRecords(jsonl: text.prefix(3).joined(separator: "\n")), options: SweepReportOptions()))
         #expect(short.start == short.final && short.peak == short.final, "a run shorter than the window is one average")
         #expect(PointMetrics(PointRecords(jsonl: ""), options: SweepReportOptions()) == nil)
+    }
+
+    /// A point that only measures (`rollout --json`, no RL steps) has the rollout's figures
+    /// and none of the steps'; the last rollout row counts, and a step row is never one.
+    @Test func aRolloutOnlyPointHasTheLastRolloutsMismatch() throws {
+        let rollout = { (k3: Double, tokens: Int) in
+            "{\"tokens\":\(tokens),\"sequences\":8,\"k1\":0.001,\"k3\":\(k3),\"mean_abs_dlogp\":0.03125,\"seq_kl_full\":0.5,\"finished\":8}"
+        }
+        let text = [rollout(0.25, 100), rollout(0.125, 96)].joined(separator: "\n")
+        let m = try #require(PointMetrics(PointRecords(jsonl: text), options: SweepReportOptions()))
+        #expect(m.rollout == RolloutRecord(meanLength: 12, k3: 0.125, meanAbsDlogp: 0.03125, seqKLFull: 0.5))
+        #expect(m.steps == 0 && m.start == nil && m.final == nil && m.collapsed == nil && m.skipped == nil)
+        let column = { (name: String) in SweepColumn.all.first { $0.name == name }! }
+        #expect(column("r_length").value(m) == 12 && column("r_seq_kl").value(m) == 0.5)
+        #expect(column("final").value(m) == nil && column("collapse").value(m) == nil)
+        // A step row carries k3 and mean_abs_dlogp too, but is no rollout.
+        let steps = PointRecords(jsonl: stepRow(step: 1, accuracy: 0.5))
+        #expect(steps.rollout == nil && steps.steps.count == 1)
+        // An RL run followed by a rollout: both kinds of figures.
+        let both = try #require(PointMetrics(PointRecords(jsonl: stepRow(step: 1, accuracy: 0.5) + "\n" + rollout(0.25, 80)),
+                                             options: SweepReportOptions()))
+        #expect(both.final == 0.5 && both.rollout?.meanLength == 10)
     }
 
     /// A planned 2 presets × 2 seeds sweep whose points' JSON lines are written by the test.
@@ -97,6 +119,7 @@ func stepRow(run: String = "r", step: Int, accuracy: Double, k3: Double? = 0.001
         #expect(abs(s.sd! - (0.08).squareRoot()) < 1e-12)  // finals 0.4, 0.8
         #expect(report.groups[1].statistic(final) == nil)
         #expect(!report.columns.contains { $0.name == "eval" })
+        #expect(!report.columns.contains { $0.name.hasPrefix("r_") } && report.columns.contains { $0.name == "final" })
 
         let text = report.text()
         #expect(text.hasPrefix("sweep s.sweep: 4 points, 2 complete, 1 incomplete, 1 not run; accuracy window 1, threshold 0.95, drop 0.1\n"))

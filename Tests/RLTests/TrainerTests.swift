@@ -53,6 +53,18 @@ extension JSONObject {
         #expect(m.gradNorm > 0 && m.updates == 1 && !m.skipped)
     }
 
+    /// `decodesToLongestResponse` (vLLM's ignore_eos, for benchmarks): every response is the
+    /// task's longest, where the trained model ends most of them far earlier.
+    @Test func decodingToTheLongestResponseFixesTheLength() throws {
+        let t = try smallTrainer()
+        let longest = t.settings.maxResponse(for: t.task.spec)
+        let normal = try t.step()
+        #expect(normal.responseLength < Double(longest))
+        t.decodesToLongestResponse = true
+        let fixed = try t.step()
+        #expect(fixed.responseLength == Double(longest) && fixed.truncated == 1)
+    }
+
     @Test func pretrainingLowersTheLoss() throws {
         let policy = try makePolicy(.fp32, weights: freshWeights(seed: 5, config: smallConfig))
         let t = try Trainer(policy: policy, task: try TaskSpec(kind: .addition, size: 1), seed: 1)

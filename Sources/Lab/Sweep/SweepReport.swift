@@ -41,20 +41,48 @@ public struct StepRecord: Sendable, Equatable {
     }
 }
 
-/// What a point's JSON lines hold for the report: the steps of its last RL run, and the
-/// accuracy of its last `eval --json`.
+/// The mismatch of one `rollout --json` row: what a sweep over formats, engines or model
+/// sizes measures without training.
+public struct RolloutRecord: Sendable, Equatable {
+    /// Response tokens over responses.
+    public var meanLength: Double
+    public var k3: Double
+    public var meanAbsDlogp: Double
+    /// Σ_t KL(μ_t‖π_t) over a response's positions (the exact KL between the engines'
+    /// next-token distributions), averaged over responses: the per-sequence mismatch.
+    public var seqKLFull: Double?
+
+    public init(meanLength: Double, k3: Double, meanAbsDlogp: Double, seqKLFull: Double?) {
+        self.meanLength = meanLength
+        self.k3 = k3
+        self.meanAbsDlogp = meanAbsDlogp
+        self.seqKLFull = seqKLFull
+    }
+}
+
+/// What a point's JSON lines hold for the report: the steps of its last RL run, the
+/// accuracy of its last `eval --json`, and the mismatch of its last `rollout --json`.
 public struct PointRecords: Sendable, Equatable {
     public var steps: [StepRecord] = []
     public var evalAccuracy: Double?
+    public var rollout: RolloutRecord?
 
     /// Reads JSON lines: step rows are the objects with `run`, `step`, `accuracy` and
-    /// `skipped`; eval rows those with `n`, `accuracy` and `mean_length`. Steps of earlier
-    /// runs (a session that trains twice) are dropped: the last run is the point's.
+    /// `skipped`; eval rows those with `n`, `accuracy` and `mean_length`; rollout rows those
+    /// with `sequences`, `tokens`, `k3` and `mean_abs_dlogp` (and no `step`). Steps of
+    /// earlier runs (a session that trains twice) are dropped: the last run is the point's.
     public init(jsonl text: String) {
         let decoder = JSONDecoder()  // exact: the nearest double to each number, as written
         var all: [StepRecord] = []
         for line in text.split(separator: "\n") {
-            guard let row = try? decoder.decode(Row.self, from: Data(line.utf8)), let accuracy = row.accuracy else { continue }
+            guard let row = try? decoder.decode(Row.self, from: Data(line.utf8)) else { continue }
+            if row.step == nil, let sequences = row.sequences, sequences > 0, let tokens = row.tokens,
+               let k3 = row.k3, let dlogp = row.mean_abs_dlogp {
+                rollout = RolloutRecord(meanLength: Double(tokens) / Double(sequences), k3: k3,
+                                        meanAbsDlogp: dlogp, seqKLFull: row.seq_kl_full)
+                continue
+            }
+            guard let accuracy = row.accuracy else { continue }
             if let run = row.run, let step = row.step, let skipped = row.skipped {
                 all.append(StepRecord(run: run, step: step, accuracy: accuracy, k3: row.k3,
                                       meanAbsDlogp: row.mean_abs_dlogp, skipped: skipped))
@@ -76,38 +104,46 @@ public struct PointRecords: Sendable, Equatable {
         var skipped: Bool?
         var n: Int?
         var mean_length: Double?
+        var sequences: Int?
+        var tokens: Int?
+        var seq_kl_full: Double?
     }
 }
 
-/// The figures of one point (see `SweepColumn.all` for their definitions).
+/// The figures of one point (see `SweepColumn.all` for their definitions). Those of the RL
+/// steps are nil for a point that took none.
 public struct PointMetrics: Sendable, Equatable {
     public var steps: Int
-    public var start: Double
-    public var peak: Double
-    public var final: Double
+    public var start: Double?
+    public var peak: Double?
+    public var final: Double?
     /// The `step` of the first moving average at or above the threshold; nil if none.
     public var reached: Int?
-    public var collapsed: Bool
+    public var collapsed: Bool?
     public var k3Mean: Double?
     public var k3Final: Double?
     public var dlogpMean: Double?
     public var dlogpFinal: Double?
-    public var skipped: Int
+    public var skipped: Int?
     public var eval: Double?
+    public var rollout: RolloutRecord?
 
-    /// The figures of `records`, or nil when it has no steps.
+    /// The figures of `records`, or nil when it has no steps, no eval and no rollout.
     public init?(_ records: PointRecords, options: SweepReportOptions) {
         let rows = records.steps
-        guard !rows.isEmpty else { return nil }
+        guard !rows.isEmpty || records.evalAccuracy != nil || records.rollout != nil else { return nil }
+        eval = records.evalAccuracy
+        rollout = records.rollout
+        steps = rows.count
+        guard !rows.isEmpty else { return }
         let w = max(1, min(options.window, rows.count))
         let averages = movingAverage(rows.map(\.accuracy), window: w)
         let full = Array(averages[(w - 1)...])  // the averages over w whole steps
-        steps = rows.count
         start = full.first!
         peak = full.max()!
         final = full.last!
         reached = full.firstIndex { $0 >= options.threshold }.map { rows[$0 + w - 1].step }
-        collapsed = peak - final > options.drop
+        collapsed = full.max()! - full.last! > options.drop
         func mean(_ values: [Double?]) -> Double? {
             let present = values.compactMap { $0 }
             return present.isEmpty ? nil : present.reduce(0, +) / Double(present.count)
@@ -117,7 +153,6 @@ public struct PointMetrics: Sendable, Equatable {
         dlogpMean = mean(rows.map(\.meanAbsDlogp))
         dlogpFinal = mean(rows.suffix(w).map(\.meanAbsDlogp))
         skipped = rows.filter(\.skipped).count
-        eval = records.evalAccuracy
     }
 }
 
@@ -147,14 +182,22 @@ public struct SweepColumn: Sendable {
         SweepColumn(name: "peak", definition: "the maximum of the W-step trailing moving average of accuracy (over steps W…n)", value: { $0.peak }, isAccuracy: true),
         SweepColumn(name: "final", definition: "accuracy at the end: the mean over the last W steps", value: { $0.final }, isAccuracy: true),
         SweepColumn(name: "reached", definition: "the first step whose W-step moving average of accuracy is at least --threshold (default 0.95); empty if none", value: { $0.reached.map(Double.init) }, isAccuracy: false),
-        SweepColumn(name: "collapse", definition: "1 when peak − final > --drop (default 0.1), else 0; for a group, how many seeds collapsed", value: { $0.collapsed ? 1 : 0 }, isAccuracy: false),
+        SweepColumn(name: "collapse", definition: "1 when peak − final > --drop (default 0.1), else 0; for a group, how many seeds collapsed", value: { $0.collapsed.map { $0 ? 1 : 0 } }, isAccuracy: false),
         SweepColumn(name: "k3_mean", definition: "the mean of k3 (the rollout–training mismatch, README \"Mismatch statistics\") over every step", value: { $0.k3Mean }, isAccuracy: false),
         SweepColumn(name: "k3_final", definition: "the mean of k3 over the last W steps", value: { $0.k3Final }, isAccuracy: false),
         SweepColumn(name: "dlogp_mean", definition: "the mean of mean |Δ log p| (|log π − log μ| per token) over every step", value: { $0.dlogpMean }, isAccuracy: false),
         SweepColumn(name: "dlogp_final", definition: "the mean of mean |Δ log p| over the last W steps", value: { $0.dlogpFinal }, isAccuracy: false),
-        SweepColumn(name: "skipped", definition: "steps whose update was skipped (inf/NaN)", value: { Double($0.skipped) }, isAccuracy: false),
+        SweepColumn(name: "skipped", definition: "steps whose update was skipped (inf/NaN)", value: { $0.skipped.map(Double.init) }, isAccuracy: false),
         SweepColumn(name: "eval", definition: "accuracy of the point's last `eval --json`, when it has one", value: { $0.eval }, isAccuracy: true),
+        SweepColumn(name: "r_length", definition: "of the point's last `rollout --json`, when it has one: response tokens per response", value: { $0.rollout?.meanLength }, isAccuracy: false),
+        SweepColumn(name: "r_k3", definition: "of that rollout: k3, the mean over its tokens of ρ − 1 − log ρ with ρ = π/μ", value: { $0.rollout?.k3 }, isAccuracy: false),
+        SweepColumn(name: "r_dlogp", definition: "of that rollout: mean |Δ log p| = |log π − log μ| per token", value: { $0.rollout?.meanAbsDlogp }, isAccuracy: false),
+        SweepColumn(name: "r_seq_kl", definition: "of that rollout: seq_kl_full, the exact KL(μ‖π) between the engines' next-token distributions summed over a response's positions, averaged over responses", value: { $0.rollout?.seqKLFull }, isAccuracy: false),
     ]
+
+    /// The columns read from RL steps (shown when some point took steps).
+    static let stepColumns: Set<String> = ["steps", "start", "peak", "final", "reached", "collapse", "k3_mean", "k3_final",
+                                           "dlogp_mean", "dlogp_final", "skipped"]
 
     /// The column's text for people.
     func text(_ x: Double?) -> String {
@@ -212,7 +255,8 @@ public struct SweepReport: Sendable {
     public let points: [PointSummary]
     /// Empty when the grid has no `seed` key.
     public let groups: [GroupSummary]
-    /// The columns shown: `eval` only when some point has an eval.
+    /// The columns shown: those of RL steps when some point took steps, `eval` when some
+    /// point has an eval, and the rollout's when some point has a rollout.
     public let columns: [SweepColumn]
 
     /// Reads every point's output in the plan's directory.
@@ -246,7 +290,15 @@ public struct SweepReport: Sendable {
             }
         }
         self.groups = groups
-        columns = SweepColumn.all.filter { $0.name != "eval" || points.contains { $0.metrics?.eval != nil } }
+        let metrics = points.compactMap(\.metrics)
+        let anySteps = metrics.contains { $0.steps > 0 }, anyEval = metrics.contains { $0.eval != nil }
+        let anyRollout = metrics.contains { $0.rollout != nil }
+        columns = SweepColumn.all.filter { column in
+            if SweepColumn.stepColumns.contains(column.name) { return anySteps || !(anyEval || anyRollout) }
+            if column.name == "eval" { return anyEval }
+            if column.name.hasPrefix("r_") { return anyRollout }
+            return true
+        }
     }
 
     /// The keys shown in group rows.

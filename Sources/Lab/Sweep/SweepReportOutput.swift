@@ -102,7 +102,7 @@ extension SweepReport {
             for column in columns {
                 let value = summary.metrics.flatMap(column.value)
                 if column.name == "collapse" {
-                    p.set(column.name, summary.metrics.map { .bool($0.collapsed) } ?? .null)
+                    p.set(column.name, summary.metrics?.collapsed.map { .bool($0) } ?? .null)
                 } else if column.name == "steps" || column.name == "reached" || column.name == "skipped" {
                     p.set(column.name, value.map { .int(Int($0)) } ?? .null)
                 } else {
