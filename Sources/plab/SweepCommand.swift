@@ -232,7 +232,7 @@ struct SweepReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Print the curves grouped by this key instead of the table.", valueName: "KEY"))
     var curves: String?
 
-    @Option(help: "The curves' quantity: accuracy, k3 or mean_abs_dlogp.")
+    @Option(help: "The curves' quantity: any number of the step rows (accuracy, k3, mean_abs_dlogp, entropy, kl_initial, …).")
     var metric: String = "accuracy"
 
     @Flag(help: "With --curves: draw them in the terminal instead of printing CSV.")
@@ -247,9 +247,6 @@ struct SweepReportCommand: ParsableCommand {
         if plot && json { throw ValidationError("choose --plot or --json, not both") }
         if !(1...100_000).contains(window) { throw ValidationError("--window must be in 1…100000") }
         if !threshold.isFinite || !drop.isFinite { throw ValidationError("--threshold and --drop must be finite numbers") }
-        if CurveMetric(rawValue: metric) == nil {
-            throw ValidationError("--metric is one of \(CurveMetric.allCases.map(\.rawValue).joined(separator: ", ")), not '\(metric)'")
-        }
     }
 
     func run() throws {
@@ -260,7 +257,11 @@ struct SweepReportCommand: ParsableCommand {
             guard plan.keys.contains(key) else {
                 throw refused("--curves: the grid has no key '\(key)'; its keys: \(plan.keys.joined(separator: ", "))")
             }
-            let metric = CurveMetric(rawValue: self.metric)!
+            let available = report.curveMetrics
+            guard available.isEmpty || available.contains(self.metric) else {
+                throw refused("--metric: the step rows have no number '\(self.metric)'; they have: \(available.joined(separator: ", "))")
+            }
+            let metric = CurveMetric(self.metric)
             let figure = report.curvesFigure(groupedBy: key, metric: metric)
             if let svg {
                 do { try FileWriting.write(Data(figure.svg().utf8), to: svg) } catch { throw refused(error.message) }

@@ -32,7 +32,8 @@ func stepRow(run: String = "r", step: Int, accuracy: Double, k3: Double? = 0.001
         let records = PointRecords(jsonl: text)
         #expect(records.steps.map(\.step) == [1, 2])
         #expect(records.steps.map(\.run) == ["second", "second"])
-        #expect(records.steps[1] == StepRecord(run: "second", step: 2, accuracy: 0.75, k3: nil, meanAbsDlogp: 0.01, skipped: true))
+        #expect(records.steps[1] == StepRecord(run: "second", step: 2, accuracy: 0.75, k3: nil, meanAbsDlogp: 0.01, skipped: true,
+                                               values: ["step": 2, "reward": 0.75, "grad_norm": 1, "loss_scale": 1]))
         #expect(records.evalAccuracy == 0.625)
     }
 
@@ -163,6 +164,32 @@ func stepRow(run: String = "r", step: Int, accuracy: Double, k3: Double? = 0.001
         #expect(figure.panels[0].series[0].y == [0.5, 0.75, 0.75] && figure.panels[0].series[0].x == [1, 2, 3])
         #expect(report.curvesFigure(groupedBy: "preset", metric: .k3).panels[0].y.scale == .log10)
         #expect(figure.svg().contains("preset = fp16"))
+    }
+
+    /// Curves of any number in the step rows (entropy here, which the table does not read):
+    /// the same moving average; a quantity spanning more than two decades on a log axis.
+    @Test func curvesOfAnyColumnOfTheStepRows() throws {
+        let row = { (step: Int, entropy: Double) in
+            "{\"run\":\"r\",\"step\":\(step),\"accuracy\":0.5,\"k3\":0.001,\"skipped\":false,\"entropy\":\(entropy),\"algo\":\"grpo\"}"
+        }
+        let records = PointRecords(jsonl: [row(1, 2), row(2, 1), row(3, 0.0078125)].joined(separator: "\n"))
+        #expect(records.steps.map { $0.values["entropy"] } == [2, 1, 0.0078125])
+        #expect(records.steps[0].values["accuracy"] == 0.5 && records.steps[0].values["algo"] == nil)
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let plan = try sweepPlan(twoByTwo, into: dir.path)
+        try plan.write()
+        let name = "preset-bf16_seed-1"
+        try FileWriting.write(Data(([row(1, 2), row(2, 1), row(3, 0.0078125)].joined(separator: "\n") + "\n").utf8),
+                              to: plan.layout.jsonl(name))
+        try FileWriting.write(Data("{}\n".utf8), to: plan.layout.doneMarker(name))
+        let report = SweepReport(plan: try PlannedSweep(directory: dir.path), options: SweepReportOptions(window: 1))
+        #expect(report.curveMetrics == ["accuracy", "entropy", "k3", "step"])
+        let curves = report.curves(groupedBy: "preset", metric: CurveMetric("entropy"))
+        #expect(curves[0].values == [2, 1, 0.0078125])
+        let figure = report.curvesFigure(groupedBy: "preset", metric: CurveMetric("entropy"))
+        #expect(figure.panels[0].y.scale == .log10 && figure.panels[0].y.unit == "nats")
+        #expect(report.curvesFigure(groupedBy: "preset", metric: .accuracy).panels[0].y.scale == .linear)
     }
 
     @Test func withoutASeedKeyThereAreNoGroups() throws {

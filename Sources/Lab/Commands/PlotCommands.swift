@@ -259,11 +259,12 @@ func leastSquares(x: [Double], y: [Double]) -> (slope: Double, intercept: Double
 }
 
 /// The unit of a history column, where it has one.
-private func unitOf(_ column: String) -> String? {
+/// The unit of a history column or step key, when it has one.
+func unitOf(_ column: String) -> String? {
     switch column {
-    case "k1", "k3", "kl_full", "kl_initial", "mean_abs_dlogp", "entropy", "tail_mean_abs_dlogp",
+    case "k1", "k3", "kl_full", "kl_full_mean", "kl_initial", "mean_abs_dlogp", "entropy", "tail_mean_abs_dlogp",
          "middle_mean_abs_dlogp", "top_mean_abs_dlogp": return "nats"
-    case "length": return "tokens"
+    case "length", "response_length": return "tokens"
     default: return nil
     }
 }

@@ -30,14 +30,23 @@ public struct StepRecord: Sendable, Equatable {
     public var k3: Double?
     public var meanAbsDlogp: Double?
     public var skipped: Bool
+    /// Every number of the row by its key (accuracy, k3, entropy, the diagnostics, …): what
+    /// curves of any column read.
+    public var values: [String: Double]
 
-    public init(run: String, step: Int, accuracy: Double, k3: Double?, meanAbsDlogp: Double?, skipped: Bool) {
+    public init(run: String, step: Int, accuracy: Double, k3: Double?, meanAbsDlogp: Double?, skipped: Bool,
+                values: [String: Double] = [:]) {
         self.run = run
         self.step = step
         self.accuracy = accuracy
         self.k3 = k3
         self.meanAbsDlogp = meanAbsDlogp
         self.skipped = skipped
+        var values = values
+        values["accuracy"] = accuracy
+        if let k3 { values["k3"] = k3 }
+        if let meanAbsDlogp { values["mean_abs_dlogp"] = meanAbsDlogp }
+        self.values = values
     }
 }
 
@@ -72,41 +81,29 @@ public struct PointRecords: Sendable, Equatable {
     /// with `sequences`, `tokens`, `k3` and `mean_abs_dlogp` (and no `step`). Steps of
     /// earlier runs (a session that trains twice) are dropped: the last run is the point's.
     public init(jsonl text: String) {
-        let decoder = JSONDecoder()  // exact: the nearest double to each number, as written
         var all: [StepRecord] = []
         for line in text.split(separator: "\n") {
-            guard let row = try? decoder.decode(Row.self, from: Data(line.utf8)) else { continue }
-            if row.step == nil, let sequences = row.sequences, sequences > 0, let tokens = row.tokens,
-               let k3 = row.k3, let dlogp = row.mean_abs_dlogp {
+            // Numbers read exactly: the nearest double to each literal, as written.
+            guard let row = (try? JSONValue(parsing: String(line)))?.objectValue else { continue }
+            let number = { (key: String) in row[key]?.doubleValue }
+            if row["step"] == nil, let sequences = row["sequences"]?.intValue, sequences > 0,
+               let tokens = row["tokens"]?.intValue, let k3 = number("k3"), let dlogp = number("mean_abs_dlogp") {
                 rollout = RolloutRecord(meanLength: Double(tokens) / Double(sequences), k3: k3,
-                                        meanAbsDlogp: dlogp, seqKLFull: row.seq_kl_full)
+                                        meanAbsDlogp: dlogp, seqKLFull: number("seq_kl_full"))
                 continue
             }
-            guard let accuracy = row.accuracy else { continue }
-            if let run = row.run, let step = row.step, let skipped = row.skipped {
-                all.append(StepRecord(run: run, step: step, accuracy: accuracy, k3: row.k3,
-                                      meanAbsDlogp: row.mean_abs_dlogp, skipped: skipped))
-            } else if row.n != nil, row.mean_length != nil {
+            guard let accuracy = number("accuracy") else { continue }
+            if let run = row["run"]?.stringValue, let step = row["step"]?.intValue, let skipped = row["skipped"]?.boolValue {
+                var values: [String: Double] = [:]
+                for key in row.keys { if let x = number(key) { values[key] = x } }
+                all.append(StepRecord(run: run, step: step, accuracy: accuracy, k3: number("k3"),
+                                      meanAbsDlogp: number("mean_abs_dlogp"), skipped: skipped, values: values))
+            } else if row["n"]?.intValue != nil, number("mean_length") != nil {
                 evalAccuracy = accuracy
             }
         }
         let last = all.last?.run
         steps = all.filter { $0.run == last }
-    }
-
-    /// The keys of a step row and of an eval row that the report reads.
-    private struct Row: Decodable {
-        var run: String?
-        var step: Int?
-        var accuracy: Double?
-        var k3: Double?
-        var mean_abs_dlogp: Double?
-        var skipped: Bool?
-        var n: Int?
-        var mean_length: Double?
-        var sequences: Int?
-        var tokens: Int?
-        var seq_kl_full: Double?
     }
 }
 
@@ -324,17 +321,16 @@ public struct CurveSeries: Sendable, Equatable {
 }
 
 /// A per-step quantity a curve can follow.
-public enum CurveMetric: String, Sendable, CaseIterable {
-    case accuracy, k3
-    case meanAbsDlogp = "mean_abs_dlogp"
+public struct CurveMetric: Sendable, Hashable {
+    /// A numeric key of the step rows.
+    public let name: String
+    public init(_ name: String) { self.name = name }
 
-    func value(_ record: StepRecord) -> Double? {
-        switch self {
-        case .accuracy: return record.accuracy
-        case .k3: return record.k3
-        case .meanAbsDlogp: return record.meanAbsDlogp
-        }
-    }
+    public static let accuracy = CurveMetric("accuracy")
+    public static let k3 = CurveMetric("k3")
+    public static let meanAbsDlogp = CurveMetric("mean_abs_dlogp")
+
+    func value(_ record: StepRecord) -> Double? { record.values[name] }
 }
 
 extension SweepReport {
@@ -362,14 +358,22 @@ extension SweepReport {
 }
 
 extension SweepReport {
-    /// The curves of `curves(groupedBy:metric:)` as one chart: a line per value of `key`,
-    /// k3 on a log scale (it spans decades between presets).
+    /// The numeric keys of the complete points' step rows, sorted: what `curves` can draw.
+    public var curveMetrics: [String] {
+        Set(points.filter { $0.status == .complete }.flatMap { $0.records.steps.flatMap(\.values.keys) }).sorted()
+    }
+
+    /// The curves of `curves(groupedBy:metric:)` as one chart: a line per value of `key`;
+    /// k3, and any quantity whose values are positive and span more than two decades, on a
+    /// log scale (as `plot` draws history columns).
     public func curvesFigure(groupedBy key: String, metric: CurveMetric = .accuracy) -> Figure {
         let series = curves(groupedBy: key, metric: metric).map { Series($0.label, x: $0.steps.map(Double.init), y: $0.values) }
-        let label = "\(metric.rawValue), \(options.window)-step moving average"
-        let unit: String? = metric == .accuracy ? nil : "nats"
-        return Figure(Chart(title: "\(metric.rawValue) by step, by \(key) (mean over the points of each value)",
-                            x: Axis("step"), y: Axis(label, unit: unit, scale: metric == .k3 ? .log10 : .linear),
+        let label = "\(metric.name), \(options.window)-step moving average"
+        let values = series.flatMap(\.y).filter(\.isFinite)
+        let positive = (values.min() ?? 0) > 0
+        let log = positive && (metric == .k3 || (values.max() ?? 0) / (values.min() ?? 1) > 100)
+        return Figure(Chart(title: "\(metric.name) by step, by \(key) (mean over the points of each value)",
+                            x: Axis("step"), y: Axis(label, unit: unitOf(metric.name), scale: log ? .log10 : .linear),
                             series: series))
     }
 }

@@ -131,7 +131,7 @@ extension SweepReport {
 
     /// The curves as CSV: `KEY,step,METRIC`, one line per curve point.
     public func curvesCSV(groupedBy key: String, metric: CurveMetric) -> String {
-        var lines = [[key, "step", metric.rawValue].map(csvField).joined(separator: ",")]
+        var lines = [[key, "step", metric.name].map(csvField).joined(separator: ",")]
         for series in curves(groupedBy: key, metric: metric) {
             let label = String(series.label.dropFirst(key.count + 3))
             for (step, value) in zip(series.steps, series.values) {
@@ -144,7 +144,7 @@ extension SweepReport {
     /// The curves as one JSON object: `key`, `metric`, `window`, `series` (each `label`,
     /// `steps`, `values`).
     public func curvesJSON(groupedBy key: String, metric: CurveMetric) -> JSONObject {
-        ["key": .string(key), "metric": .string(metric.rawValue), "window": .int(options.window),
+        ["key": .string(key), "metric": .string(metric.name), "window": .int(options.window),
          "series": .array(curves(groupedBy: key, metric: metric).map { series in
              .object(["label": .string(series.label), "steps": .numbers(series.steps), "values": .numbers(series.values)])
          })]
