@@ -36,7 +36,8 @@ extension Figure {
         out += "<rect width=\"\(w)\" height=\"\(h)\" fill=\"#ffffff\"/>\n"
         if let title, !title.isEmpty {
             out += "<text class=\"figure-title\" x=\"\(Markup.number(width / 2))\" y=\"23\" text-anchor=\"middle\" "
-            out += "font-size=\"16\" font-weight=\"bold\">\(Markup.escape(title))</text>\n"
+            out += "font-size=\"\(Markup.number(SVGPanel.fittedFontSize(title, preferred: 16, bold: true, room: width - 16)))\" "
+            out += "font-weight=\"bold\">\(Markup.escape(title))</text>\n"
         }
         if panels.isEmpty {
             out += "<text x=\"\(Markup.number(width / 2))\" y=\"\(Markup.number(band + 30))\" text-anchor=\"middle\">no charts to plot</text>\n"
@@ -84,6 +85,21 @@ struct SVGPanel {
     static let plotHeight = 300.0
     static let characterWidth = 7.0      // an estimate for 12 px sans-serif text
     static let legendRow = 18.0, noteLine = 15.0
+
+    /// The font size at which `text` fits `room` pixels by the width estimate (12 px text
+    /// is `characterWidth` per character, bold 10% wider): `preferred`, or smaller, never
+    /// below 8, so a long title or axis title shrinks instead of running off the figure.
+    static func fittedFontSize(_ text: String, preferred: Double, bold: Bool = false, room: Double) -> Double {
+        let perPixel = characterWidth / 12 * (bold ? 1.1 : 1)
+        let width = Double(text.count) * perPixel * preferred
+        return width <= room ? preferred : max(8, (room / (Double(text.count) * perPixel) * 10).rounded(.down) / 10)
+    }
+
+    /// ` font-size="…"` when 12 px text would not fit `room`; empty when it fits.
+    static func fontSizeAttribute(_ text: String, room: Double) -> String {
+        let size = fittedFontSize(text, preferred: 12, room: room)
+        return size < 12 ? " font-size=\"\(Markup.number(size))\"" : ""
+    }
 
     let chart: Chart
     let cleaned: Cleaned
@@ -171,7 +187,8 @@ struct SVGPanel {
         let n = Markup.number, e = Markup.escape
         out += "<g class=\"panel\" transform=\"translate(\(n(dx)),\(n(dy)))\">\n"
         if !chart.title.isEmpty {
-            out += "<text class=\"title\" x=\"\(n(Self.width / 2))\" y=\"26\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">\(e(chart.title))</text>\n"
+            let size = Self.fittedFontSize(chart.title, preferred: 14, bold: true, room: Self.width - 16)
+            out += "<text class=\"title\" x=\"\(n(Self.width / 2))\" y=\"26\" text-anchor=\"middle\" font-size=\"\(n(size))\" font-weight=\"bold\">\(e(chart.title))</text>\n"
         }
         guard let layout else {
             out += "<text class=\"note\" x=\"\(n(Self.width / 2))\" y=\"\(n(top + 24))\" text-anchor=\"middle\">\(e(Cleaned.emptyMessage(chart, cleaned)))</text>\n</g>\n"
@@ -225,9 +242,9 @@ struct SVGPanel {
         out += "</g>\n<g class=\"y-ticks\" text-anchor=\"end\">\n"
         for (v, label) in zip(layout.y.tickPositions, layout.y.labels) { out += "<text x=\"\(n(left - 8))\" y=\"\(n(py(v)))\" dy=\"0.32em\">\(e(label))</text>\n" }
         out += "</g>\n"
-        out += "<text class=\"axis-title\" x=\"\(n(left + plotWidth / 2))\" y=\"\(n(bottom + 40))\" text-anchor=\"middle\">\(e(chart.x.title))</text>\n"
+        out += "<text class=\"axis-title\" x=\"\(n(left + plotWidth / 2))\" y=\"\(n(bottom + 40))\" text-anchor=\"middle\"\(Self.fontSizeAttribute(chart.x.title, room: plotWidth))>\(e(chart.x.title))</text>\n"
         let middle = n(top + Self.plotHeight / 2)
-        out += "<text class=\"axis-title\" x=\"16\" y=\"\(middle)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(middle))\">\(e(chart.y.title))</text>\n"
+        out += "<text class=\"axis-title\" x=\"16\" y=\"\(middle)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(middle))\"\(Self.fontSizeAttribute(chart.y.title, room: Self.plotHeight + top - 4))>\(e(chart.y.title))</text>\n"
         writeLegend(to: &out, y: bottom + 50)
         if !notes.isEmpty {
             out += "<g class=\"notes\" font-size=\"11\" fill=\"#444444\">\n"

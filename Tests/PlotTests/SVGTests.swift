@@ -35,6 +35,24 @@ import Testing
         #expect(root.groups("legend")[0].groups("legend-entry").count == 2)
     }
 
+    /// A title or axis title too long for its room is set in a smaller font (never below 8)
+    /// rather than running off the figure; one that fits keeps the preferred size.
+    @Test func longTitlesShrinkToFit() throws {
+        let long = String(repeating: "mean_abs_dlogp by step ", count: 3)
+        let chart = Chart(title: long, x: Axis("step"), y: Axis(long, unit: "nats"), series: [Series("a", x: [0, 1], y: [1, 2])])
+        let root = try XMLNode.parse(Figure(chart).svg())
+        let title = try #require(root.elements("text").first { $0.attributes["class"] == "title" })
+        let size = try #require(title.attributes["font-size"].flatMap(Double.init))
+        #expect(size < 14 && size >= 8)
+        // 69 characters of 7/12 × 1.1 px per px of font: fits 544 px at the size given.
+        #expect(Double(long.count) * 7 / 12 * 1.1 * size <= 544)
+        let axis = root.elements("text").filter { $0.attributes["class"] == "axis-title" }
+        #expect(axis[0].attributes["font-size"] == nil, "'step' fits")
+        #expect(axis[1].attributes["font-size"].flatMap(Double.init).map { $0 < 12 } == true)
+        let short = try XMLNode.parse(Figure(markers).svg())
+        #expect(short.elements("text").first { $0.attributes["class"] == "title" }?.attributes["font-size"] == "14")
+    }
+
     @Test func panelsSideBySide() throws {
         let figure = Figure(title: "one figure", panels: [SampleCharts.lines, SampleCharts.scatter, SampleCharts.histogram])
         let root = try XMLNode.parse(figure.svg())
