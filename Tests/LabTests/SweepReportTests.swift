@@ -128,9 +128,9 @@ func stepRow(run: String = "r", step: Int, accuracy: Double, k3: Double? = 0.001
         #expect(text.contains("groups: mean ± sd over seed"))
 
         let csv = report.csv().split(separator: "\n").map(String.init)
-        #expect(csv[0] == "kind,name,preset,seed,status,n,steps,steps_sd,start,start_sd,peak,peak_sd,final,final_sd,reached,reached_sd,reached_n,collapse,k3_mean,k3_mean_sd,k3_final,k3_final_sd,dlogp_mean,dlogp_mean_sd,dlogp_final,dlogp_final_sd,skipped,skipped_sd")
-        #expect(csv[1] == "point,preset-bf16_seed-1,bf16,1,complete,1,2,,0.2,,0.4,,0.4,,,,0,0,0.001,,0.001,,0.01,,0.01,,0,")
-        #expect(csv[3] == "point,preset-fp16_seed-1,fp16,1,incomplete,0,,,,,,,,,,,,,,,,,,,,,,")
+        #expect(csv[0] == "kind,name,preset,seed,status,n,steps,steps_sd,start,start_sd,peak,peak_sd,final,final_sd,reached,reached_sd,reached_n,collapse,k3_mean,k3_mean_sd,k3_final,k3_final_sd,dlogp_mean,dlogp_mean_sd,dlogp_final,dlogp_final_sd,seq_kl,seq_kl_sd,skipped,skipped_sd")
+        #expect(csv[1] == "point,preset-bf16_seed-1,bf16,1,complete,1,2,,0.2,,0.4,,0.4,,,,0,0,0.001,,0.001,,0.01,,0.01,,,,0,")
+        #expect(csv[3] == "point,preset-fp16_seed-1,fp16,1,incomplete,0,,,,,,,,,,,,,,,,,,,,,,,,")
         #expect(csv[5].hasPrefix("group,preset=bf16,bf16,,2/2 complete,2,2,0,0.30000000000000004,"))
         #expect(csv.count == 7)
 
@@ -175,6 +175,13 @@ func stepRow(run: String = "r", step: Int, accuracy: Double, k3: Double? = 0.001
         let records = PointRecords(jsonl: [row(1, 2), row(2, 1), row(3, 0.0078125)].joined(separator: "\n"))
         #expect(records.steps.map { $0.values["entropy"] } == [2, 1, 0.0078125])
         #expect(records.steps[0].values["accuracy"] == 0.5 && records.steps[0].values["algo"] == nil)
+        // seq_kl: kl_full_mean × response_length per step, averaged over the steps that have both.
+        let klRow = { (step: Int, kl: Double, length: Double) in
+            "{\"run\":\"r\",\"step\":\(step),\"accuracy\":0.5,\"skipped\":false,\"kl_full_mean\":\(kl),\"response_length\":\(length)}"
+        }
+        let kl = try #require(PointMetrics(PointRecords(jsonl: [klRow(1, 0.25, 8), klRow(2, 0.5, 16), row(3, 1)].joined(separator: "\n")),
+                                           options: SweepReportOptions()))
+        #expect(kl.seqKLMean == 5)  // (2 + 8) / 2
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let plan = try sweepPlan(twoByTwo, into: dir.path)
