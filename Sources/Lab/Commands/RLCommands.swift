@@ -246,7 +246,8 @@ extension Command {
                                            ("loss_scale", m.lossScale), ("skipped", m.skipped ? 1 : 0)]
             if let s = m.mismatch {
                 row += [("k1", s.k1), ("k3", s.k3), ("mean_abs_dlogp", s.meanAbsDlogp), ("max_abs_dp", s.maxAbsDp),
-                        ("chi2_token", s.chi2Token), ("kl_full", s.klFullMean ?? .nan), ("ess", s.ess)]
+                        ("chi2_token", s.chi2Token), ("kl_full", s.klFullMean ?? .nan), ("ess", s.ess),
+                        ("ess_seq", s.essSeq ?? .nan), ("is_seq_frac_outside", s.isSeqFracOutside ?? .nan)]
             }
             row += m.diagnostics.fields.map { ($0.0, $0.1 ?? .nan) }
             if let f = m.rejectedFraction {
