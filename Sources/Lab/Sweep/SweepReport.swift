@@ -26,26 +26,24 @@ public struct SweepReportOptions: Sendable, Equatable {
 public struct StepRecord: Sendable, Equatable {
     public var run: String
     public var step: Int
-    public var accuracy: Double
-    public var k3: Double?
-    public var meanAbsDlogp: Double?
     public var skipped: Bool
     /// Every number of the row by its key (accuracy, k3, entropy, the diagnostics, …): what
-    /// curves of any column read.
+    /// the table's columns and curves of any column read.
     public var values: [String: Double]
+
+    public var accuracy: Double { values["accuracy"]! }
+    public var k3: Double? { values["k3"] }
+    public var meanAbsDlogp: Double? { values["mean_abs_dlogp"] }
 
     public init(run: String, step: Int, accuracy: Double, k3: Double?, meanAbsDlogp: Double?, skipped: Bool,
                 values: [String: Double] = [:]) {
         self.run = run
         self.step = step
-        self.accuracy = accuracy
-        self.k3 = k3
-        self.meanAbsDlogp = meanAbsDlogp
         self.skipped = skipped
         var values = values
         values["accuracy"] = accuracy
-        if let k3 { values["k3"] = k3 }
-        if let meanAbsDlogp { values["mean_abs_dlogp"] = meanAbsDlogp }
+        values["k3"] = k3
+        values["mean_abs_dlogp"] = meanAbsDlogp
         self.values = values
     }
 }
