@@ -72,7 +72,7 @@ var package = Package(
         .executableTarget(
             name: "plab",
             dependencies: [
-                "Numerics", "Files", "JSON", "Engines", "Lab", "Plot", "CEdit",
+                "Numerics", "Files", "JSON", "Model", "Engines", "Lab", "Plot", "CEdit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: nativeCPU

@@ -2,6 +2,7 @@
 
 import Foundation
 import Engines
+import JSON
 import Model
 import Numerics
 
@@ -29,6 +30,9 @@ public struct BenchResult: Sendable {
     public var note: String = ""
     /// Time relative to the BF16 preset's on the same benchmark (the FP8 engine rows).
     public var timeVsBF16: Double? = nil
+    /// The best time of one call, where the value is a rate (`--json` carries it, so a
+    /// comparison with another program's times needs no unit conversion).
+    public var seconds: Double? = nil
 }
 
 /// Rounding throughput, one thread: G elements per second for each format and mode, over a
@@ -113,6 +117,18 @@ public func benchGEMM(sizes: [Int] = [256, 512, 1024], budget: Double = 0.5) -> 
     return results
 }
 
+/// One JSON object per result and line (name, value, unit, seconds when timed, note): the
+/// form `bench/compare-pytorch.sh` reads.
+public func renderBenchJSON(_ results: [BenchResult]) -> String {
+    results.map { r in
+        var object: JSONObject = ["name": .string(r.name), "value": .number(r.value), "unit": .string(r.unit)]
+        if let seconds = r.seconds { object["seconds"] = .number(seconds) }
+        if let ratio = r.timeVsBF16 { object["time_vs_bf16"] = .number(ratio) }
+        object["note"] = .string(r.note)
+        return object.serialized + "\n"
+    }.joined()
+}
+
 /// One line per result: name, value and unit, note — and, when any result has one, the time
 /// relative to BF16 ("x bf16").
 public func renderBench(_ results: [BenchResult]) -> String {
@@ -166,10 +182,13 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Rollout, .fp8Uni
             if preset == .bf16 { bf16Rollout = tRollout }
             results.append(BenchResult(name: "rollout \(label) \(preset.rawValue)", value: Double(tokens) / tRollout,
                                        unit: "tokens/s", note: "\(sequences) seqs x \(newTokens) new tokens, \(String(format: "%.0f ms", tRollout * 1e3))",
-                                       timeVsBF16: fp8 && bf16Rollout > 0 ? tRollout / bf16Rollout : nil))
+                                       timeVsBF16: fp8 && bf16Rollout > 0 ? tRollout / bf16Rollout : nil, seconds: tRollout))
             let packed = PackedBatch(sequences: batch!.sequences)
             let targets = packed.tokens.dropFirst() + [0]
             let g = [Float](repeating: 1 / Float(packed.rows), count: packed.rows)
+            let tForward = bestTime(budget: 1) { _ = policy.training.forward(packed) }
+            results.append(BenchResult(name: "train forward \(label) \(preset.rawValue)", value: tForward * 1e3, unit: "ms",
+                                       note: "teacher-forced forward over \(packed.rows) tokens", seconds: tForward))
             let tStep = bestTime(budget: 1) {
                 let fw = policy.training.forward(packed)
                 var grads = ModelWeights(config: config)
@@ -180,20 +199,21 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Rollout, .fp8Uni
             let ratio = fp32Step > 0 && preset != .fp32 ? String(format: ", %.2fx fp32", tStep / fp32Step) : ""
             results.append(BenchResult(name: "train step \(label) \(preset.rawValue)", value: tStep * 1e3, unit: "ms",
                                        note: "fwd+bwd over \(packed.rows) tokens\(ratio)",
-                                       timeVsBF16: fp8 && bf16Step > 0 ? tStep / bf16Step : nil))
+                                       timeVsBF16: fp8 && bf16Step > 0 ? tStep / bf16Step : nil, seconds: tStep))
         }
     }
     return results
 }
 
 /// The matrix products of one training-engine forward at the 10 M size, through the engine's
-/// BF16 recipe (activation rounding, float32 accumulation, output rounding) against raw
-/// `cblas_sgemm` on the same shapes: the share of raw throughput the engine keeps.
-public func benchEngineGEMMs(rows: Int = 2560, budget: Double = 0.5) throws -> [BenchResult] {
+/// BF16 recipe (activation rounding, float32 accumulation, output rounding) against the raw
+/// float32 product of the same backend on the same shapes: the share of raw throughput the
+/// engine keeps.
+public func benchEngineGEMMs(rows: Int = 2560, budget: Double = 0.5, backend: any MatmulBackend = OpenBLASBackend()) throws -> [BenchResult] {
     let config = benchConfigs[1].1
     var master = ModelWeights(config: config)
     master.initialize(std: 0.05, stream: RandomStream(seed: 1, name: "bench-init"))
-    let kernel = try EngineKernel(master: master, profile: Preset.bf16.engines(for: config).training, backend: OpenBLASBackend())
+    let kernel = try EngineKernel(master: master, profile: Preset.bf16.engines(for: config).training, backend: backend)
     var results: [BenchResult] = []
     var engineTotal = 0.0, rawTotal = 0.0, flopsTotal = 0.0
     for kind in LinearKind.allCases {
@@ -208,16 +228,16 @@ public func benchEngineGEMMs(rows: Int = 2560, budget: Double = 0.5) throws -> [
             }
         }
         let tRaw = bestTime(budget: budget) {
-            OpenBLASBackend().gemm(transA: false, transB: true, m: rows, n: slot.rows, k: slot.cols, a: x, lda: slot.cols,
+            backend.gemm(transA: false, transB: true, m: rows, n: slot.rows, k: slot.cols, a: x, lda: slot.cols,
                                    b: w, ldb: slot.cols, c: &y, ldc: slot.rows, accumulate: false)
         }
         let flops = 2 * Double(rows) * Double(slot.rows) * Double(slot.cols)
         engineTotal += tEngine; rawTotal += tRaw; flopsTotal += flops
         results.append(BenchResult(name: "bf16 fprop \(kind.rawValue) \(rows)x\(slot.cols)x\(slot.rows)",
                                    value: flops / tEngine * 1e-9, unit: "GFLOP/s",
-                                   note: String(format: "%.0f%% of raw sgemm (%.1f GFLOP/s)", 100 * tRaw / tEngine, flops / tRaw * 1e-9)))
+                                   note: String(format: "%.0f%% of raw ", 100 * tRaw / tEngine) + backend.name + String(format: " (%.1f GFLOP/s)", flops / tRaw * 1e-9)))
     }
     results.append(BenchResult(name: "bf16 fprop, all linear layers", value: flopsTotal / engineTotal * 1e-9, unit: "GFLOP/s",
-                               note: String(format: "%.0f%% of raw sgemm", 100 * rawTotal / engineTotal)))
+                               note: String(format: "%.0f%% of raw ", 100 * rawTotal / engineTotal) + backend.name))
     return results
 }

@@ -113,12 +113,15 @@ public func powD(_ x: Double, _ y: Double) -> Double { expD(y * logD(x)) }
 /// Concretely: x = k·ln 2 + r, |r| ≤ ln2/2, e^r by Taylor to r^7/7! (remainder < 2^-27),
 /// scaled by 2^k in two exact halves, so subnormal results come out right; below −103.97
 /// the result is 0 and above 88.72 it is inf.
-@inlinable
+@inlinable @inline(__always)
 public func expLanes(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let hi = SIMD16<Float>(repeating: 88.72283)
     let lo = SIMD16<Float>(repeating: -103.97208)
     let isNaN = .!(x .== x)
-    let v = x.replacing(with: 0, where: isNaN).clamped(lowerBound: lo, upperBound: hi)
+    // Clamped with masks: `clamped(lowerBound:upperBound:)` compiles to a loop over lanes.
+    var v = x.replacing(with: 0, where: isNaN)
+    v.replace(with: lo, where: v .< lo)
+    v.replace(with: hi, where: v .> hi)
     // k = round-to-nearest-even(v·log2 e) by the 1.5·2^23 trick: adding it leaves the
     // integer in the low mantissa bits (|k| ≤ 150 here), so k's integer value is read from
     // the bit pattern instead of a per-lane conversion.

@@ -3,6 +3,7 @@ import Engines
 import Files
 import Foundation
 import Lab
+import Model
 import Numerics
 
 struct Bench: ParsableCommand {
@@ -41,6 +42,15 @@ struct Bench: ParsableCommand {
     @Option(help: "Matrix-product backend of the engine benchmark: openblas or portable.")
     var backend: String = "openblas"
 
+    @Option(help: "Presets of the engine benchmark, comma-separated (fp32, bf16, fp16, fp8-rollout, fp8-unified, …).")
+    var presets: String = "fp32,bf16,fp8-rollout,fp8-unified"
+
+    @Option(help: "Model sizes of the engine benchmark, comma-separated: default, 10M.")
+    var models: String = "default,10M"
+
+    @Flag(help: "One JSON object per result and line (name, value, unit, seconds, note) instead of tables.")
+    var json = false
+
     func run() throws {
         guard ["rounding", "gemm", "engines", "recipes", "rl", "all"].contains(what) else {
             throw failure("unknown benchmark '\(what)'; accepted: rounding gemm engines recipes rl all")
@@ -48,24 +58,41 @@ struct Bench: ParsableCommand {
         guard sizes.allSatisfy({ $0 >= 1 && $0 <= 8192 }) else { throw failure("sizes must be in 1…8192") }
         let engineBackend: any MatmulBackend
         do { engineBackend = try matmulBackend(named: backend) } catch { throw failure(error.description) }
+        var enginePresets: [Preset] = []
+        for name in presets.split(separator: ",").map(String.init) {
+            guard let preset = Preset(rawValue: name) else {
+                throw failure("unknown preset '\(name)' in --presets; accepted: \(Preset.allCases.map(\.rawValue).joined(separator: " "))")
+            }
+            enginePresets.append(preset)
+        }
+        var engineModels: [(String, LlamaConfig)] = []
+        for name in models.split(separator: ",").map(String.init) {
+            guard let config = benchConfigs.first(where: { $0.0 == name }) else {
+                throw failure("unknown model size '\(name)' in --models; accepted: \(benchConfigs.map(\.0).joined(separator: " "))")
+            }
+            engineModels.append(config)
+        }
+        guard !enginePresets.isEmpty, !engineModels.isEmpty else { throw failure("--presets and --models need at least one name each") }
+        let asJSON = json
+        let render = { (results: [BenchResult]) -> String in asJSON ? renderBenchJSON(results) : renderBench(results) + "\n" }
         if let path = saveInput {
             let input = benchRoundingInput()
             let data = input.withUnsafeBufferPointer { Data(buffer: $0) }
             do { try FileWriting.write(data, to: path) } catch { throw failure(error.message) }
         }
-        if what == "rounding" || what == "all" { writeOut(renderBench(benchRounding()) + "\n") }
-        if what == "gemm" || what == "all" { writeOut(renderBench(benchGEMM(sizes: sizes)) + "\n") }
+        if what == "rounding" || what == "all" { writeOut(render(benchRounding())) }
+        if what == "gemm" || what == "all" { writeOut(render(benchGEMM(sizes: sizes))) }
         if what == "engines" || what == "all" {
             do {
-                writeOut(renderBench(try benchEngineGEMMs()) + "\n")
-                writeOut(renderBench(try benchEngines(backend: engineBackend)) + "\n")
+                if engineModels.contains(where: { $0.0 == "10M" }) { writeOut(render(try benchEngineGEMMs(backend: engineBackend))) }
+                writeOut(render(try benchEngines(presets: enginePresets, backend: engineBackend, configs: engineModels)))
             } catch { throw failure("\(error)") }
         }
         if what == "recipes" || what == "all" {
-            do { writeOut(renderBench(try benchRecipes(backend: engineBackend)) + "\n") } catch { throw failure("\(error)") }
+            do { writeOut(render(try benchRecipes(backend: engineBackend))) } catch { throw failure("\(error)") }
         }
         if what == "rl" || what == "all" {
-            do { writeOut(renderBench(try benchRL(backend: engineBackend)) + "\n") } catch { throw failure("\(error)") }
+            do { writeOut(render(try benchRL(backend: engineBackend))) } catch { throw failure("\(error)") }
         }
     }
 }
