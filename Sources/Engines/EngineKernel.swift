@@ -117,8 +117,12 @@ public final class EngineKernel: LinearKernel {
             var q = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: true, quantization: p.weights)
             // Every forward product reuses the weights as its right operand: lay them out once
             // for the fused kernel when the products run on it (scaled or limited accumulation).
+            // Otherwise they go to the backend as B = Wᵀ: stored so once, they are not
+            // transposed again at every product (each decode step's products are small).
             if p.weights.granularity != .unscaled || p.fprop.accumulation != .fp32 {
                 q = q.packedAsRightOperand()
+            } else {
+                q = q.untransposedForBackend()
             }
             prepared[site] = q
             saturated += q.matrix.saturated

@@ -121,8 +121,8 @@ extension MemoryEstimate {
     /// shape (out, in) the quantized values as FProp uses them, 4·(out·in + scales), with
     /// scales = 1 unscaled or per tensor, out·⌈in/G⌉ for 1×G, ⌈out/G⌉·in for G×1,
     /// ⌈out/R⌉·⌈in/C⌉ for R×C blocks; the fused kernel's packing of them as the right operand,
-    /// 4·32·⌈out/32⌉·in, when the products are scaled or accumulate in limited precision;
-    /// DGrad's second copy, quantized along the other axis, when the tiling is not symmetric
+    /// 4·32·⌈out/32⌉·in, when the products are scaled or accumulate in limited precision, and
+    /// otherwise the values stored untransposed for the backend, 4·out·in; DGrad's second copy, quantized along the other axis, when the tiling is not symmetric
     /// (1×G, R×C with R ≠ C); and while a sync builds it, the master slice it copies and its
     /// dequantized values, 2·4·(largest out·in).
     public static func engineWeights(_ c: LlamaConfig, _ profile: PrecisionProfile) -> Int {
@@ -133,6 +133,8 @@ extension MemoryEstimate {
             var one = sum(product(shape.rows, shape.cols), scaleCount(granularity, rows: shape.rows, cols: shape.cols))
             if granularity != .unscaled || p.fprop.accumulation != .fp32 {
                 one = sum(one, product(packWidth, (shape.rows + packWidth - 1) / packWidth, shape.cols))
+            } else {
+                one = sum(one, product(shape.rows, shape.cols))
             }
             if granularity.transposed != granularity {
                 one = sum(one, product(shape.rows, shape.cols), scaleCount(granularity.transposed, rows: shape.rows, cols: shape.cols))

@@ -117,6 +117,79 @@ public func benchGEMM(sizes: [Int] = [256, 512, 1024], budget: Double = 0.5) -> 
     return results
 }
 
+/// The float32 products of the 10 M model's engines, by shape, on OpenBLAS and on the portable
+/// backend, with all threads and with one: the training forward (x·Wᵀ over 2,560 tokens), its
+/// DGrad (dy·W) and WGrad (dyᵀ·x), and one decode step's x·Wᵀ over 64 sequences; for each,
+/// GFLOP/s and the share of the best backend-and-thread figure of the same shape.
+public func benchProductShapes(budget: Double = 0.4) -> [BenchResult] {
+    let c = 384, f = 1024
+    // (name, transA, transB, m, n, k): C (m×n) = op(A) (m×k) · op(B) (k×n).
+    let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
+        ("forward x·Wᵀ q", false, true, 2560, c, c),
+        ("forward x·Wᵀ up", false, true, 2560, f, c),
+        ("forward x·Wᵀ down", false, true, 2560, c, f),
+        ("dgrad dy·W up", false, false, 2560, c, f),
+        ("wgrad dyᵀ·x up", true, false, f, c, 2560),
+        ("decode x·Wᵀ q", false, true, 64, c, c),
+        ("decode x·Wᵀ up", false, true, 64, f, c),
+        ("decode x·Wᵀ down", false, true, 64, c, f),
+        ("decode split-K quarter x·W q", false, false, 64, c, c / 4),
+        ("decode x·W q", false, false, 64, c, c),
+        ("decode 16 rows x·W q", false, false, 16, c, c),
+        ("decode 4 rows x·W q", false, false, 4, c, c),
+    ]
+    var results: [BenchResult] = []
+    for (name, transA, transB, m, n, k) in shapes {
+        let a = (0..<(m * k)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+        let b = (0..<(k * n)).map { Float(($0 * 104_729) % 997) / 997 - 0.5 }
+        var out = [Float](repeating: 0, count: m * n)
+        let flops = 2 * Double(m) * Double(n) * Double(k)
+        let backends: [(String, any MatmulBackend)] = [
+            ("openblas", OpenBLASBackend()), ("portable", PortableBackend()), ("portable 1 thread", PortableBackend(threads: 1)),
+        ]
+        var rows: [(String, Double)] = []
+        for (label, backend) in backends {
+            let t = a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { cp in
+                        bestTime(budget: budget) {
+                            backend.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: ap.baseAddress!, lda: transA ? m : k,
+                                         b: bp.baseAddress!, ldb: transB ? k : n, c: cp.baseAddress!, ldc: n, accumulate: false)
+                        }
+                    }
+                }
+            }
+            rows.append((label, flops / t * 1e-9))
+        }
+        let best = rows.map(\.1).max()!
+        for (label, rate) in rows {
+            results.append(BenchResult(name: "\(name) \(m)x\(n)x\(k) \(label)", value: rate, unit: "GFLOP/s",
+                                       note: String(format: "%.0f%% of the best", 100 * rate / best)))
+        }
+    }
+    // One decode step's products over the whole model: every weight matrix once, as the
+    // rollout runs them, so the weights come from memory rather than a warm cache.
+    let layers = 6
+    let mats: [(Int, Int)] = Array(repeating: [(c, c), (c, c), (c, c), (c, c), (f, c), (f, c), (c, f)], count: layers).flatMap { $0 }
+    let weights = mats.map { (n, k) in (0..<(n * k)).map { Float(($0 * 104_729) % 997) / 997 - 0.5 } }
+    let x = (0..<(64 * f)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+    var y = [Float](repeating: 0, count: 64 * f)
+    let flops = mats.reduce(0.0) { $0 + 2 * 64 * Double($1.0 * $1.1) }
+    let bytes = mats.reduce(0.0) { $0 + 4 * Double($1.0 * $1.1) }
+    for (label, backend, transB) in [("openblas x·Wᵀ", OpenBLASBackend() as any MatmulBackend, true),
+                                     ("portable x·Wᵀ", PortableBackend(), true), ("portable x·(Wᵀ stored)", PortableBackend(), false)] {
+        let t = bestTime(budget: budget) {
+            for (i, (n, k)) in mats.enumerated() {
+                backend.gemm(transA: false, transB: transB, m: 64, n: n, k: k, a: x, lda: k, b: weights[i], ldb: transB ? k : n,
+                             c: &y, ldc: n, accumulate: false)
+            }
+        }
+        results.append(BenchResult(name: "decode step, all 42 products, \(label)", value: flops / t * 1e-9, unit: "GFLOP/s",
+                                   note: String(format: "%.1f GB/s of weights, %.2f ms", bytes / t * 1e-9, t * 1e3)))
+    }
+    return results
+}
+
 /// One JSON object per result and line (name, value, unit, seconds when timed, note): the
 /// form `bench/compare-pytorch.sh` reads.
 public func renderBenchJSON(_ results: [BenchResult]) -> String {

@@ -108,8 +108,8 @@ extension Setting {
 
     /// The matrix-product backend (ARCHITECTURE.md "Determinism").
     public static let backend = Setting(
-        name: "backend", kind: .choice(["openblas", "portable"]), default: .text("openblas"),
-        help: "matrix products: openblas (fastest; last bits depend on the CPU) or portable (same bits everywhere)")
+        name: "backend", kind: .choice(["openblas", "portable"]), default: .text("portable"),
+        help: "matrix products: portable (the lab's own kernel: same bits on every machine) or openblas (last bits depend on the CPU)")
 
     /// Colour on the terminal (never in transcripts, files or with NO_COLOR).
     public static let color = Setting(

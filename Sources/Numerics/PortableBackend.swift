@@ -36,12 +36,16 @@ public struct PortableBackend: MatmulBackend {
     public let name = "portable"
     /// The most threads one product may use; 1 computes everything on the calling thread.
     public let threads: Int
+    /// Below this many multiply-adds (m·n·k) a product runs on the calling thread alone.
+    public let parallelThreshold: Int
 
     /// `threads`: the most threads a product may use (default: `PLAB_THREADS` when it is a
-    /// positive integer, else the active processor count). The results are the same bits
-    /// whatever it is.
-    public init(threads: Int? = nil) {
+    /// positive integer, else the active processor count). `parallelThreshold`: the smallest
+    /// product (m·n·k) cut between threads (default `defaultParallelThreshold`). The results
+    /// are the same bits whatever they are.
+    public init(threads: Int? = nil, parallelThreshold: Int = PortableBackend.defaultParallelThreshold) {
         self.threads = max(1, threads ?? PortableBackend.activeProcessorCount)
+        self.parallelThreshold = max(1, parallelThreshold)
     }
 
     /// The threads the lab's own kernels use: `PLAB_THREADS` when set to a positive integer
@@ -55,8 +59,12 @@ public struct PortableBackend: MatmulBackend {
     /// The processors online, whatever `PLAB_THREADS` says.
     public static var cores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
-    /// Below this many multiply-adds (m·n·k) a product runs on the calling thread alone.
-    static let parallelThreshold = 1 << 18
+    /// Below this many multiply-adds (m·n·k) a product runs on the calling thread alone. Set
+    /// by measurement inside the engines, not in a loop of one product (where the second
+    /// thread stays awake and always pays): a decode step's 64×384×384 products ran faster on
+    /// one thread, its 64×1024×384 ones on two; a 10 M-model rollout took 1.0 s instead of
+    /// 1.7 s with 2^18 (BENCHMARKS.md, "Threads only where they pay").
+    public static let defaultParallelThreshold = 1 << 24
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                      a: UnsafePointer<Float>, lda: Int,
@@ -66,7 +74,7 @@ public struct PortableBackend: MatmulBackend {
         let problem = Problem(transA: transA, transB: transB, k: k,
                               a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
                               accumulate: accumulate)
-        let grid = Grid(m: m, n: n, k: k, threads: threads)
+        let grid = Grid(m: m, n: n, k: k, threads: threads, parallelThreshold: parallelThreshold)
         if grid.pieces == 1 {
             problem.compute(rows: 0..<m, cols: 0..<n)
         } else {
@@ -84,10 +92,10 @@ public struct PortableBackend: MatmulBackend {
         private(set) var rowPieces = 1, colPieces = 1
         var pieces: Int { rowPieces * colPieces }
 
-        init(m: Int, n: Int, k: Int, threads: Int) {
+        init(m: Int, n: Int, k: Int, threads: Int, parallelThreshold: Int) {
             self.m = m
             self.n = n
-            guard threads > 1, m * n * k >= PortableBackend.parallelThreshold else { return }
+            guard threads > 1, m * n * k >= parallelThreshold else { return }
             let mr = PortableKernel.mr, nr = PortableKernel.nr
             let tilesM = (m + mr - 1) / mr, tilesN = (n + nr - 1) / nr
             // The fewest tiles in the largest piece; on a tie, fewer pieces, then more row

@@ -121,6 +121,28 @@ public struct PreparedOperand: Sendable {
         return copy
     }
 
+    /// For an operand stored transposed: its values also stored the other way round, op(X)
+    /// row-major, if `untransposedForBackend()` made them. The float32 backend path then
+    /// reads them without transposing at every product (a model's weights, (out, in), are
+    /// used as B = Wᵀ by every forward product). Same values, so the same bits on `portable`,
+    /// whose every output is one chain in increasing k whatever the layout.
+    var untransposed: [Float]?
+
+    /// The same operand, with its values also stored untransposed (see `untransposed`); itself
+    /// if it is not transposed.
+    public func untransposedForBackend() -> PreparedOperand {
+        guard transposed else { return self }
+        var copy = self
+        let rows = matrix.rows, cols = matrix.cols
+        copy.untransposed = matrix.values.withUnsafeBufferPointer { v in
+            [Float](unsafeUninitializedCapacity: rows * cols) { out, initialized in
+                for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = v[r * cols + c] } }
+                initialized = rows * cols
+            }
+        }
+        return copy
+    }
+
     /// Quantizes a stored (rows, cols) matrix.
     public init(_ values: [Float], rows: Int, cols: Int, transposed: Bool, quantization: Quantization,
                 stream: RandomStream = RandomStream(key: 0)) throws(NumericsError) {
@@ -249,14 +271,16 @@ public struct QuantizedGEMM: Sendable {
         let (stretch, mmaStep, bits, scaled) = accumulationPlan(qa, qb, kEnd: kEnd)
         let step = mmaStep ?? stretch
         if !scaled && bits >= 24 && stretch >= kEnd {
-            // One product over all of K.
+            // One product over all of K (B read untransposed when it is also stored so).
             let aStart = qa.transposed ? kStart * qa.matrix.cols : kStart
-            let bStart = qb.transposed ? kStart : kStart * qb.matrix.cols
+            let bTransposed = qb.transposed && qb.untransposed == nil
+            let ldb = bTransposed || !qb.transposed ? qb.matrix.cols : qb.matrix.rows
+            let bStart = bTransposed ? kStart : kStart * ldb
             qa.matrix.values.withUnsafeBufferPointer { av in
-                qb.matrix.values.withUnsafeBufferPointer { bv in
-                    backend.gemm(transA: qa.transposed, transB: qb.transposed, m: m, n: n, k: kEnd - kStart,
+                (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
+                    backend.gemm(transA: qa.transposed, transB: bTransposed, m: m, n: n, k: kEnd - kStart,
                                  a: av.baseAddress! + aStart, lda: qa.matrix.cols,
-                                 b: bv.baseAddress! + bStart, ldb: qb.matrix.cols, c: c, ldc: n, accumulate: false)
+                                 b: bv.baseAddress! + bStart, ldb: ldb, c: c, ldc: n, accumulate: false)
                 }
             }
             return

@@ -14,6 +14,9 @@ struct Bench: ParsableCommand {
 
         gemm: n×n×n products: raw cblas_sgemm, the BF16 recipe, the portable backend.
 
+        shapes: the 10M model's float32 products by shape (training forward, DGrad, WGrad, one \
+        decode step) on openblas and portable, all threads and one.
+
         engines: the 10M model's BF16 forward products against raw cblas_sgemm, then rollout
         tokens/s and one training step for fp32, bf16, fp8-rollout and fp8-unified, on the
         default model and a ~10M-parameter one; "x bf16" is an FP8 row's time relative to bf16's.
@@ -30,7 +33,7 @@ struct Bench: ParsableCommand {
         diagnostics (kl_initial's fp32 forward included), loss, backward, update.
         """))
 
-    @Argument(help: "What to measure: rounding, gemm, engines, recipes, rl, or all.")
+    @Argument(help: "What to measure: rounding, gemm, shapes, engines, recipes, rl, or all.")
     var what: String = "all"
 
     @Option(help: "Matrix sizes n for n×n×n products.")
@@ -39,8 +42,8 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("save-input"), help: "Write the rounding benchmark's float32 input to this file (raw little-endian), for comparisons.")
     var saveInput: String?
 
-    @Option(help: "Matrix-product backend of the engine benchmark: openblas or portable.")
-    var backend: String = "openblas"
+    @Option(help: "Matrix-product backend of the engine benchmarks: portable or openblas.")
+    var backend: String = "portable"
 
     @Option(help: "Presets of the engine benchmark, comma-separated (fp32, bf16, fp16, fp8-rollout, fp8-unified, …).")
     var presets: String = "fp32,bf16,fp8-rollout,fp8-unified"
@@ -52,8 +55,8 @@ struct Bench: ParsableCommand {
     var json = false
 
     func run() throws {
-        guard ["rounding", "gemm", "engines", "recipes", "rl", "all"].contains(what) else {
-            throw failure("unknown benchmark '\(what)'; accepted: rounding gemm engines recipes rl all")
+        guard ["rounding", "gemm", "shapes", "engines", "recipes", "rl", "all"].contains(what) else {
+            throw failure("unknown benchmark '\(what)'; accepted: rounding gemm shapes engines recipes rl all")
         }
         guard sizes.allSatisfy({ $0 >= 1 && $0 <= 8192 }) else { throw failure("sizes must be in 1…8192") }
         let engineBackend: any MatmulBackend
@@ -82,6 +85,7 @@ struct Bench: ParsableCommand {
         }
         if what == "rounding" || what == "all" { writeOut(render(benchRounding())) }
         if what == "gemm" || what == "all" { writeOut(render(benchGEMM(sizes: sizes))) }
+        if what == "shapes" || what == "all" { writeOut(render(benchProductShapes())) }
         if what == "engines" || what == "all" {
             do {
                 if engineModels.contains(where: { $0.0 == "10M" }) { writeOut(render(try benchEngineGEMMs(backend: engineBackend))) }

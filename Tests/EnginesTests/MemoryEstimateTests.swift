@@ -46,14 +46,15 @@ import Testing
     }
 
     @Test(arguments: configs)
-    func aBF16EngineHoldsItsWeightsAndOneQuantizedCopyOfEachLinearWeight(_ c: LlamaConfig) {
-        // BF16: unscaled weights (one scale each), float32 accumulation (nothing packed), a
-        // symmetric tiling (no second copy for DGrad); while a sync runs, the master slice and
-        // the dequantized values of one weight.
+    func aBF16EngineHoldsItsWeightsAndOneQuantizedCopyOfEachLinearWeightStoredBothWays(_ c: LlamaConfig) {
+        // BF16: unscaled weights (one scale each), float32 accumulation (nothing packed for the
+        // fused kernel; the values also stored untransposed for the backend), a symmetric
+        // tiling (no second copy for DGrad); while a sync runs, the master slice and the
+        // dequantized values of one weight.
         let profile = Preset.bf16.engines(for: c).rollout
         let shapes = linearShapes(c)
         let largest = shapes.map { $0.rows * $0.cols }.max()!
-        let expected = 4 * ModelWeights(config: c).data.count + shapes.reduce(0) { $0 + 4 * ($1.rows * $1.cols + 1) } + 2 * 4 * largest
+        let expected = 4 * ModelWeights(config: c).data.count + shapes.reduce(0) { $0 + 4 * (2 * $1.rows * $1.cols + 1) } + 2 * 4 * largest
         #expect(MemoryEstimate.engineWeights(c, profile) == expected)
     }
 

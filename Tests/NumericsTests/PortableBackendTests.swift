@@ -194,7 +194,7 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
     }
 
     @Test func sameBitsWhateverTheThreadCountAndSplit() {
-        // Big enough to run on several threads (m·n·k ≥ 2^18).
+        // Cut between threads from 2^10 multiply-adds on (the default threshold is higher).
         let sizes = [(97, 130, 75), (300, 77, 40), (64, 256, 256), (5, 1000, 60), (520, 40, 300)]
         for (i, (m, n, k)) in sizes.enumerated() {
             for trans in 0..<4 {
@@ -203,12 +203,12 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
                 let ops = GemmOperands(t, seed: 200 + UInt64(i))
                 let expected = referenceGemm(t, ops)
                 for threads in [1, 2, 3, 7] {
-                    expectSameBits(runGemm(PortableBackend(threads: threads), t, ops), expected,
+                    expectSameBits(runGemm(PortableBackend(threads: threads, parallelThreshold: 1 << 10), t, ops), expected,
                                    "\(t) threads=\(threads)")
                 }
                 expectSameBits(runGemm(PortableBackend(), t, ops, rowCuts: [1, 8, 21, m / 2]), expected,
                                "\(t) in row pieces")
-                expectSameBits(runGemm(PortableBackend(threads: 3), t, ops, rowCuts: [m / 3],
+                expectSameBits(runGemm(PortableBackend(threads: 3, parallelThreshold: 1 << 10), t, ops, rowCuts: [m / 3],
                                        colCuts: [n / 3, n / 3 + 17]), expected,
                                "\(t) in row and column pieces")
             }
