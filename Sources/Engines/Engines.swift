@@ -97,10 +97,13 @@ public class Engine {
 /// The rollout engine: batched decoding with a KV cache, sampling from a seeded stream.
 public final class RolloutEngine: Engine {
 
+    /// The most rows of one prefill step (`MemoryEstimate.decoding` counts them).
+    public static let prefillRows = 512
+
     /// Samples a response for each prompt. Sequence i's token at position p uses draw
     /// i·65536 + p of `stream`, so a sequence's sample does not depend on the others.
-    /// `shouldStop` is polled once per position; when it returns true the batch stops where
-    /// it is (responses unfinished).
+    /// `shouldStop` is polled once per step; when it returns true the batch stops where it is
+    /// (responses unfinished).
     public func generate(prompts: [[Int32]], sampling: SamplingSettings, endToken: Int32, stream: RandomStream,
                          shouldStop: () -> Bool = { false }) -> RolloutBatch {
         let v = transformer.config.vocabSize
@@ -111,22 +114,31 @@ public final class RolloutEngine: Engine {
                                  logMu: Array(repeating: [], count: prompts.count),
                                  distributions: Array(repeating: [], count: prompts.count),
                                  finished: Array(repeating: false, count: prompts.count))
-        var next = prompts.map { $0.first ?? endToken }
+        // Prefill: every prompt position but each prompt's last goes through the model in
+        // steps of up to `prefillRows` rows, only to fill the KV cache. Each row's arithmetic
+        // is what it would be one position at a time (rows are independent), except where a
+        // scale is taken over the whole activation tensor (per-tensor FP8 scaling), which
+        // sees the step's rows, as in a serving engine's prefill.
+        let prefill = prompts.indices.flatMap { i in
+            prompts[i].dropLast().enumerated().map { DecodeRow(slot: i, token: $0.element, position: Int32($0.offset)) }
+        }
+        for start in stride(from: 0, to: prefill.count, by: RolloutEngine.prefillRows) where !shouldStop() {
+            _ = transformer.decodeStep(Array(prefill[start..<min(prefill.count, start + RolloutEngine.prefillRows)]),
+                                       cache: &cache, weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
+                                       logProbs: false)
+        }
+        // Then one position per step for every live sequence, from its prompt's last token.
+        var next = prompts.map { $0.last ?? endToken }
+        var position = prompts.map { max(0, $0.count - 1) }
         var active = Array(0..<prompts.count)
-        var position = 0
         while !active.isEmpty && !shouldStop() {
-            let rows = active.map { DecodeRow(slot: $0, token: next[$0], position: Int32(position)) }
+            let rows = active.map { DecodeRow(slot: $0, token: next[$0], position: Int32(position[$0])) }
             let lp = transformer.decodeStep(rows, cache: &cache, weights: kernel.weights, kernel: kernel,
                                             plan: profile.forwardPlan)
             var still: [Int] = []
             for (r, i) in active.enumerated() {
-                if position + 1 < prompts[i].count {       // still reading the prompt
-                    next[i] = prompts[i][position + 1]
-                    still.append(i)
-                    continue
-                }
                 let dist = temperatureLogProbs(lp[(r * v)..<((r + 1) * v)], temperature: sampling.temperature)
-                let u = Double(stream.draw(at: UInt64(i) << 16 | UInt64(position)) >> 11) * 0x1p-53
+                let u = Double(stream.draw(at: UInt64(i) << 16 | UInt64(position[i])) >> 11) * 0x1p-53
                 let token = sample(dist, u: u, sampling: sampling)
                 batch.responses[i].append(token)
                 batch.logMu[i].append(Float(dist[Int(token)]))
@@ -134,10 +146,10 @@ public final class RolloutEngine: Engine {
                 if token == endToken { batch.finished[i] = true; continue }
                 if batch.responses[i].count >= sampling.maxNewTokens { continue }
                 next[i] = token
+                position[i] += 1
                 still.append(i)
             }
             active = still
-            position += 1
         }
         return batch
     }

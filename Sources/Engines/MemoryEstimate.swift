@@ -253,13 +253,16 @@ extension MemoryEstimate {
                                 chunk: Int = .max) -> MemoryEstimate {
         let slots = min(sequences, chunk)
         return MemoryEstimate([("μ over the vocabulary", vocabularyRows(c, tokens: product(sequences, maxNew)))])
-            + decoding(c, slots: slots, positions: sum(promptLength, maxNew))
+            + decoding(c, slots: slots, positions: sum(promptLength, maxNew), promptLength: promptLength)
     }
 
-    /// The KV cache and decoding step of `slots` sequences of up to `positions` positions.
-    static func decoding(_ c: LlamaConfig, slots: Int, positions: Int) -> MemoryEstimate {
-        MemoryEstimate([("KV cache", kvCache(c, slots: slots, positions: positions)),
-                        ("decoding", decodeStep(c, rows: slots))])
+    /// The KV cache and decoding step of `slots` sequences of up to `positions` positions,
+    /// `promptLength` of them a prompt: the prefill's steps hold up to
+    /// `RolloutEngine.prefillRows` rows (counted as decoding rows: no fewer bytes each).
+    static func decoding(_ c: LlamaConfig, slots: Int, positions: Int, promptLength: Int = 1) -> MemoryEstimate {
+        let prefill = min(RolloutEngine.prefillRows, product(slots, max(0, promptLength - 1)))
+        return MemoryEstimate([("KV cache", kvCache(c, slots: slots, positions: positions)),
+                               ("decoding", decodeStep(c, rows: max(slots, prefill)))])
     }
 
     /// The training engine's forward over S sequences of T positions (`Policy.recompute`,
@@ -279,7 +282,7 @@ extension MemoryEstimate {
     public static func rollout(_ c: LlamaConfig, sequences: Int, promptLength: Int, maxNew: Int) -> MemoryEstimate {
         let t = sum(promptLength, maxNew)
         return MemoryEstimate([("μ over the vocabulary", vocabularyRows(c, tokens: product(sequences, maxNew)))])
-            + larger(decoding(c, slots: sequences, positions: t),
+            + larger(decoding(c, slots: sequences, positions: t, promptLength: promptLength),
                      teacherForced(c, sequences: sequences, positions: t, responseTokens: product(sequences, maxNew)))
     }
 
@@ -307,7 +310,7 @@ extension MemoryEstimate {
         training = training + MemoryEstimate([("backward", backward(c, rows: product(perMinibatch, t)))])
             + update(c, engines: engines)
         return MemoryEstimate([("μ over the vocabulary", vocabularyRows(c, tokens: product(sequences, maxNew)))])
-            + larger(decoding(c, slots: sequences, positions: t), training)
+            + larger(decoding(c, slots: sequences, positions: t, promptLength: promptLength), training)
     }
 
     /// One pretraining step on S demonstrations of up to T tokens: forward, backward, update.

@@ -39,8 +39,13 @@ extension Transformer {
     /// block of the teacher-forced forward (`layerForward`, `headForward`), attending over
     /// the cache instead of the packed batch, so with the same plan the result is the same.
     /// `hidden`, if given, receives the hidden state after each layer (L+1 arrays of (R, C)).
+    /// Rows may hold several positions of one slot (a prefill): every row's key and value
+    /// goes into the cache before any row attends, and each attends over its own positions
+    /// 0...position. With `logProbs` false the step only fills the cache (no LM head) and
+    /// returns an empty array.
     public func decodeStep(_ rows: [DecodeRow], cache: inout KVCache, weights: ModelWeights, kernel: some LinearKernel,
-                           plan: ForwardPlan, hidden: UnsafeMutablePointer<[[Float]]>? = nil) -> [Float] {
+                           plan: ForwardPlan, hidden: UnsafeMutablePointer<[[Float]]>? = nil,
+                           logProbs: Bool = true) -> [Float] {
         let n = rows.count, c = config.hiddenSize, kvDim = config.kvDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
         let positions = rows.map(\.position)
@@ -55,11 +60,16 @@ extension Transformer {
                              plan: plan) { q, k, v, attn, _ in
                 // Each row's key and value go into its slot at its position; it then attends
                 // over positions 0...position of its slot.
-                for (r, row) in rows.enumerated() {
-                    let base = (row.slot * cache.capacity + Int(row.position)) * kvDim
-                    for i in 0..<kvDim {
-                        cache.keys[l][base + i] = k[r * kvDim + i]
-                        cache.values[l][base + i] = v[r * kvDim + i]
+                let capacity = cache.capacity
+                cache.keys[l].withUnsafeMutableBufferPointer { kc in
+                    cache.values[l].withUnsafeMutableBufferPointer { vc in
+                        for (r, row) in rows.enumerated() {
+                            let base = (row.slot * capacity + Int(row.position)) * kvDim
+                            for i in 0..<kvDim {
+                                kc[base + i] = k[r * kvDim + i]
+                                vc[base + i] = v[r * kvDim + i]
+                            }
+                        }
                     }
                 }
                 cache.keys[l].withUnsafeBufferPointer { kp in
@@ -80,8 +90,8 @@ extension Transformer {
             }
             states.append(x)
         }
-        let logProbs = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan).logProbs
         hidden?.pointee = states
-        return logProbs
+        guard logProbs else { return [] }
+        return headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan).logProbs
     }
 }

@@ -172,9 +172,12 @@ extension JSONObject {
         let t = try smallTrainer()
         let w = bits(t.policy.master.data)
         #expect(throws: TrainingInterrupted.self) { try t.step(shouldStop: { true }) }
+        // Stop at the last check of a step, after its rollout (counted on an identical trainer).
+        var checks = 0
+        _ = try smallTrainer().step(shouldStop: { checks += 1; return false })
+        #expect(checks > 1)
         var calls = 0
-        // Stop after the rollout (the check that follows it).
-        #expect(throws: TrainingInterrupted.self) { try t.step(shouldStop: { calls += 1; return calls > 6 }) }
+        #expect(throws: TrainingInterrupted.self) { try t.step(shouldStop: { calls += 1; return calls >= checks }) }
         #expect(bits(t.policy.master.data) == w && t.stepsTaken == 0 && t.optimizer.t == 0)
     }
 
