@@ -200,8 +200,10 @@ public final class RolloutEngine: Engine {
 public final class TrainingEngine: Engine {
 
     /// The forward pass over packed sequences (log-softmax at temperature 1 for every row).
-    public func forward(_ batch: PackedBatch) -> ForwardResult {
-        transformer.forward(batch, weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan)
+    /// `keepForBackward` false: a forward that no backward follows keeps nothing for one.
+    public func forward(_ batch: PackedBatch, keepForBackward: Bool = true) -> ForwardResult {
+        transformer.forward(batch, weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
+                            keepForBackward: keepForBackward)
     }
 
     /// Back-propagates ∂loss/∂log π of each row's target token, accumulating float32

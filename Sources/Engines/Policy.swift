@@ -128,9 +128,12 @@ public final class Policy {
     /// temperature, paired with the rollout's log μ, and both full distributions: the input
     /// of the mismatch statistics. Throws if a non-finite value appears in either engine,
     /// naming the first layer where it did.
-    public func recompute(_ batch: RolloutBatch, temperature: Double) throws(NumericsError) -> (pairs: [TokenLogProbs], forward: ForwardResult, packed: PackedBatch) {
+    /// `keepForBackward` false when no backward will use the forward (its result then holds
+    /// no per-layer caches).
+    public func recompute(_ batch: RolloutBatch, temperature: Double,
+                          keepForBackward: Bool = true) throws(NumericsError) -> (pairs: [TokenLogProbs], forward: ForwardResult, packed: PackedBatch) {
         let packed = PackedBatch(sequences: batch.sequences)
-        let fw = training.forward(packed)
+        let fw = training.forward(packed, keepForBackward: keepForBackward)
         let v = config.vocabSize
         var pairs: [TokenLogProbs] = []
         for s in 0..<batch.count {
@@ -160,7 +163,7 @@ public final class Policy {
     public func score(_ tokens: [Int32]) -> (rollout: [Float], train: [Float]) {
         let v = config.vocabSize
         let r = rollout.teacherForced(tokens).logProbs
-        let t = training.forward(PackedBatch(sequences: [tokens])).logProbs
+        let t = training.forward(PackedBatch(sequences: [tokens]), keepForBackward: false).logProbs
         var lr: [Float] = [], lt: [Float] = []
         for i in 0..<(tokens.count - 1) {
             lr.append(r[i * v + Int(tokens[i + 1])])
@@ -173,7 +176,7 @@ public final class Policy {
     /// hidden states have drifted, then the log-probabilities.
     public func trace(_ tokens: [Int32]) -> [LayerDrift] {
         let r = rollout.teacherForced(tokens)
-        let t = training.forward(PackedBatch(sequences: [tokens]))
+        let t = training.forward(PackedBatch(sequences: [tokens]), keepForBackward: false)
         var out: [LayerDrift] = []
         for (l, (a, b)) in zip(r.hidden, t.hiddenStates).enumerated() {
             out.append(drift(l == 0 ? "embedding" : "layer \(l - 1)", a, b))

@@ -157,6 +157,9 @@ public struct ForwardResult {
     var finalNorm: [Float]    // (N, C)
     var finalRstd: [Float]    // (N)
     var probOffsets: [Int]    // start of each row's probabilities in LayerCache.probs
+
+    /// True for a forward made with `keepForBackward` false: no backward can use it.
+    public var keepsNothingForBackward: Bool { layers.isEmpty }
 }
 
 /// A Llama-style decoder with given weights (non-matrix parameters: embedding, norms) and a
@@ -319,8 +322,12 @@ public struct Transformer {
     // MARK: Teacher-forced forward
 
     /// Runs every row of the batch, each attending over the rows of its sequence up to
-    /// itself, rounding as `plan` says.
-    public func forward(_ batch: PackedBatch, weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan) -> ForwardResult {
+    /// itself, rounding as `plan` says. With `keepForBackward` false nothing the backward
+    /// needs is kept (no attention probabilities, no per-layer caches): the same log-softmax
+    /// and hidden states, for a forward that no backward follows (π_old with several
+    /// minibatches, reference models, evaluation, traces).
+    public func forward(_ batch: PackedBatch, weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan,
+                        keepForBackward: Bool = true) -> ForwardResult {
         let n = batch.rows, h = config.numAttentionHeads
         var x = embed(batch.tokens, weights: weights, round: plan.activation)   // (N, C) residual stream
         var hidden: [[Float]] = [x]
@@ -332,11 +339,12 @@ public struct Transformer {
         for l in 0..<config.numHiddenLayers {
             let cache = layerForward(l, x: &x, pending: &pending, positions: batch.positions, weights: weights,
                                      kernel: kernel, plan: plan) { q, k, v, attn, probs in
-                probs = [Float](repeating: 0, count: probOffsets[n])
-                attentionForward(batch, q: q, k: k, v: v, attn: &attn, probs: &probs, probOffsets: probOffsets, plan: plan)
+                if keepForBackward { probs = [Float](repeating: 0, count: probOffsets[n]) }
+                attentionForward(batch, q: q, k: k, v: v, attn: &attn, probs: &probs, keepProbs: keepForBackward,
+                                 probOffsets: probOffsets, plan: plan)
             }
             hidden.append(x)
-            layers.append(cache)
+            if keepForBackward { layers.append(cache) }
         }
         let head = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan)
         return ForwardResult(logProbs: head.logProbs, logitScale: head.logitScale, hiddenStates: hidden, layers: layers, finalInput: head.finalInput,
@@ -380,7 +388,7 @@ public struct Transformer {
     /// Attention over the packed batch: row r of sequence s attends over the rows
     /// starts[s]...r; its probabilities are kept at probOffsets[r] for the backward.
     private func attentionForward(_ batch: PackedBatch, q: [Float], k: [Float], v: [Float], attn: inout [Float],
-                                  probs: inout [Float], probOffsets: [Int], plan: ForwardPlan) {
+                                  probs: inout [Float], keepProbs: Bool, probOffsets: [Int], plan: ForwardPlan) {
         let c = config.hiddenSize, kvDim = config.kvDim, d = config.headDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
         let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
@@ -390,7 +398,7 @@ public struct Transformer {
             k.withUnsafeBufferPointer { k in
                 v.withUnsafeBufferPointer { v in
                     attn.withUnsafeMutableBufferPointer { out in
-                        probs.withUnsafeMutableBufferPointer { probs in
+                        func attend(_ probs: UnsafeMutablePointer<Float>?) {
                             for s in 0..<batch.sequenceCount {
                                 let start = batch.starts[s]
                                 for r in start..<batch.starts[s + 1] {
@@ -399,9 +407,14 @@ public struct Transformer {
                                               values: v.baseAddress! + start * kvDim, count: count, heads: h, kvHeads: hkv,
                                               headDim: d, layout: plan.softmax, probabilityRounding: plan.probabilities,
                                               outputRounding: plan.activation, out: out.baseAddress! + r * c,
-                                              probs: probs.baseAddress! + probOffsets[r], scratch: scratch)
+                                              probs: probs.map { $0 + probOffsets[r] }, scratch: scratch)
                                 }
                             }
+                        }
+                        if keepProbs {
+                            probs.withUnsafeMutableBufferPointer { attend($0.baseAddress!) }
+                        } else {
+                            attend(nil)
                         }
                     }
                 }
@@ -417,6 +430,7 @@ public struct Transformer {
     /// flowing between operators (nil keeps float32).
     public func backward(_ batch: PackedBatch, targets: [Int32], dLogProb: [Float], forward fw: ForwardResult,
                          weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan, grads: inout ModelWeights) {
+        precondition(!fw.keepsNothingForBackward, "backward of a forward that kept nothing for it")
         let gradientRounding = plan.gradient
         let n = batch.rows, c = config.hiddenSize, v = config.vocabSize
         var dlogits = [Float](repeating: 0, count: n * v)

@@ -103,7 +103,7 @@ extension Trainer {
         if reference == nil {
             reference = try Policy(master: policy.master, engines: Preset.fp32.engines(for: policy.config), backend: policy.backend)
         }
-        return try reference!.recompute(batch, temperature: temperature).pairs.map(\.train)
+        return try reference!.recompute(batch, temperature: temperature, keepForBackward: false).pairs.map(\.train)
     }
 
     /// Everything `StepDiagnostics` holds for a step whose π_old recomputation is `old`.

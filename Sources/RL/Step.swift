@@ -26,7 +26,9 @@ extension Trainer {
         var t = ContinuousClock.now
         let old: Recomputation
         do {
-            old = try policy.recompute(round.batch, temperature: s.temperature)
+            // With one minibatch the backward reuses this forward (θ = θ_old); with several,
+            // each minibatch's forward is recomputed and this one needs no caches.
+            old = try policy.recompute(round.batch, temperature: s.temperature, keepForBackward: s.minibatches == 1)
         } catch {
             // A forward pass with inf/NaN: nothing to learn from; the step counts, skipped.
             metrics.skipped = true

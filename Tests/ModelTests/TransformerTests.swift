@@ -74,6 +74,49 @@ let tinySequences: [[Int32]] = [[1, 4, 9, 2, 7], [3, 3, 10, 0, 5, 8, 6]]
     }
 }
 
+@Suite struct ForwardShortcutTests {
+    /// Prompts prefilled in one step (several positions of a slot as rows, no LM head) leave
+    /// the KV cache exactly as decoding them one position at a time does, and the next step
+    /// gives the same bits, on the portable backend.
+    @Test func aPrefillStepFillsTheCacheAsPositionByPositionDecodingDoes() {
+        let weights = tinyWeights()
+        let model = Transformer(config: tinyConfig)
+        let kernel = PlainLinear(weights: weights, backend: PortableBackend())
+        let prompts: [[Int32]] = [[1, 4, 9, 2], [3, 3, 10, 0, 5, 8]]
+        var oneByOne = KVCache(config: tinyConfig, slots: 2, capacity: 8)
+        for pos in 0..<5 {
+            let rows = prompts.enumerated().compactMap { s, p in
+                pos < p.count - 1 ? DecodeRow(slot: s, token: p[pos], position: Int32(pos)) : nil
+            }
+            _ = model.decodeStep(rows, cache: &oneByOne, weights: weights, kernel: kernel, plan: .fp32)
+        }
+        var prefilled = KVCache(config: tinyConfig, slots: 2, capacity: 8)
+        let rows = prompts.enumerated().flatMap { s, p in
+            p.dropLast().enumerated().map { DecodeRow(slot: s, token: $0.element, position: Int32($0.offset)) }
+        }
+        #expect(model.decodeStep(rows, cache: &prefilled, weights: weights, kernel: kernel, plan: .fp32, logProbs: false).isEmpty)
+        let last = prompts.enumerated().map { DecodeRow(slot: $0.offset, token: $0.element.last!, position: Int32($0.element.count - 1)) }
+        let a = model.decodeStep(last, cache: &oneByOne, weights: weights, kernel: kernel, plan: .fp32)
+        let b = model.decodeStep(last, cache: &prefilled, weights: weights, kernel: kernel, plan: .fp32)
+        #expect(a.map(\.bitPattern) == b.map(\.bitPattern))
+        #expect(a.contains { $0 != 0 })
+    }
+
+    /// A forward that keeps nothing for a backward gives the same log-probabilities and hidden
+    /// states, bit for bit, and keeps no layer caches.
+    @Test func aForwardWithoutBackwardCachesGivesTheSameBits() {
+        let weights = tinyWeights()
+        let model = Transformer(config: tinyConfig)
+        let kernel = PlainLinear(weights: weights, backend: PortableBackend())
+        let batch = PackedBatch(sequences: tinySequences)
+        let full = model.forward(batch, weights: weights, kernel: kernel, plan: .fp32)
+        let lean = model.forward(batch, weights: weights, kernel: kernel, plan: .fp32, keepForBackward: false)
+        #expect(lean.logProbs.map(\.bitPattern) == full.logProbs.map(\.bitPattern))
+        #expect(lean.hiddenStates.map { $0.map(\.bitPattern) } == full.hiddenStates.map { $0.map(\.bitPattern) })
+        #expect(lean.keepsNothingForBackward && !full.keepsNothingForBackward)
+    }
+}
+
 @Suite struct TransformerGradientTests {
     /// Every parameter tensor's gradient against central finite differences of the Double
     /// reference, for L = Σ_r g_r · log p_r(target_r) with random g. Bound: relative error

@@ -82,7 +82,7 @@ func sampleAndRecompute(_ prompts: [[Int32]], session: Session, round: Int) thro
         return interrupted
     }
     if interrupted { throw Interrupted() }
-    return (batch, try lab.policy.recompute(batch, temperature: sampling.temperature).pairs)
+    return (batch, try lab.policy.recompute(batch, temperature: sampling.temperature, keepForBackward: false).pairs)
 }
 
 /// `0.00123` style: four significant digits, fixed across machines.
