@@ -195,10 +195,13 @@ extension MemoryEstimate {
     /// and the quantized copy of a product's input: 3·C + F); the tokens and positions as
     /// Int32. 4·R·((L+1)·C + L·(6·C + 2·KV + 3·F + 2) + 5·C + F + 1) + 8·R. Attention
     /// probabilities and logits are their own terms.
-    public static func forwardActivations(_ c: LlamaConfig, rows: Int) -> Int {
+    /// A forward that keeps nothing for a backward (`keepForBackward` false) holds one layer's
+    /// cache at a time: L becomes 1 in the per-layer term.
+    public static func forwardActivations(_ c: LlamaConfig, rows: Int, keepForBackward: Bool = true) -> Int {
         let h = c.hiddenSize, f = c.intermediateSize
         let layer = sum(product(6, h), product(2, kvWidth(c)), product(3, f), 2)
-        let perRow = sum(product(c.numHiddenLayers + 1, h), product(c.numHiddenLayers, layer), product(5, h), f, 1)
+        let layersHeld = keepForBackward ? c.numHiddenLayers : min(1, c.numHiddenLayers)
+        let perRow = sum(product(c.numHiddenLayers + 1, h), product(layersHeld, layer), product(5, h), f, 1)
         return sum(product(4, rows, perRow), product(8, rows))
     }
 
@@ -268,10 +271,13 @@ extension MemoryEstimate {
     /// The training engine's forward over S sequences of T positions (`Policy.recompute`,
     /// pretraining): saved activations, attention probabilities, logits; with `responseTokens`,
     /// π over the whole vocabulary at each of them (4·V each, as `FullDistributions` keeps it).
-    static func teacherForced(_ c: LlamaConfig, sequences: Int, positions: Int, responseTokens: Int = 0) -> MemoryEstimate {
+    /// `keepForBackward` false: one layer's activations at a time and no probabilities.
+    static func teacherForced(_ c: LlamaConfig, sequences: Int, positions: Int, responseTokens: Int = 0,
+                              keepForBackward: Bool = true) -> MemoryEstimate {
         let rows = product(sequences, positions)
-        return MemoryEstimate([("activations", forwardActivations(c, rows: rows)),
-                               ("attention probabilities", attentionProbabilities(c, sequences: sequences, positions: positions)),
+        let probabilities = keepForBackward ? attentionProbabilities(c, sequences: sequences, positions: positions) : 0
+        return MemoryEstimate([("activations", forwardActivations(c, rows: rows, keepForBackward: keepForBackward)),
+                               ("attention probabilities", probabilities),
                                ("logits", logits(c, rows: rows)),
                                ("π over the vocabulary", product(4, responseTokens, c.vocabSize))])
     }
@@ -283,7 +289,8 @@ extension MemoryEstimate {
         let t = sum(promptLength, maxNew)
         return MemoryEstimate([("μ over the vocabulary", vocabularyRows(c, tokens: product(sequences, maxNew)))])
             + larger(decoding(c, slots: sequences, positions: t, promptLength: promptLength),
-                     teacherForced(c, sequences: sequences, positions: t, responseTokens: product(sequences, maxNew)))
+                     teacherForced(c, sequences: sequences, positions: t, responseTokens: product(sequences, maxNew),
+                                   keepForBackward: false))
     }
 
     /// An optimizer step and weight sync (`Trainer.step`, `pretrain`): the gradient (4·P), the
@@ -303,7 +310,9 @@ extension MemoryEstimate {
         let t = sum(promptLength, maxNew)
         let m = max(minibatches, 1)
         let perMinibatch = (sequences + m - 1) / m
-        var training = teacherForced(c, sequences: sequences, positions: t, responseTokens: product(sequences, maxNew))
+        // π_old keeps its caches only when the single minibatch's backward reuses them.
+        var training = teacherForced(c, sequences: sequences, positions: t, responseTokens: product(sequences, maxNew),
+                                     keepForBackward: m == 1)
         if m > 1 {
             training = training + teacherForced(c, sequences: perMinibatch, positions: t, responseTokens: product(perMinibatch, maxNew))
         }
@@ -327,7 +336,7 @@ extension MemoryEstimate {
         decoding(c, slots: 1, positions: t)
             + MemoryEstimate([("logits", product(4, t, c.vocabSize)),
                               ("activations", product(4, c.numHiddenLayers + 1, t, c.hiddenSize))])
-            + teacherForced(c, sequences: 1, positions: t)
+            + teacherForced(c, sequences: 1, positions: t, keepForBackward: false)
     }
 }
 

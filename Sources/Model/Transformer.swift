@@ -157,9 +157,8 @@ public struct ForwardResult {
     var finalNorm: [Float]    // (N, C)
     var finalRstd: [Float]    // (N)
     var probOffsets: [Int]    // start of each row's probabilities in LayerCache.probs
-
     /// True for a forward made with `keepForBackward` false: no backward can use it.
-    public var keepsNothingForBackward: Bool { layers.isEmpty }
+    public var keepsNothingForBackward = false
 }
 
 /// A Llama-style decoder with given weights (non-matrix parameters: embedding, norms) and a
@@ -348,7 +347,8 @@ public struct Transformer {
         }
         let head = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan)
         return ForwardResult(logProbs: head.logProbs, logitScale: head.logitScale, hiddenStates: hidden, layers: layers, finalInput: head.finalInput,
-                             finalNorm: head.finalNorm, finalRstd: head.finalRstd, probOffsets: probOffsets)
+                             finalNorm: head.finalNorm, finalRstd: head.finalRstd, probOffsets: probOffsets,
+                             keepsNothingForBackward: !keepForBackward)
     }
 
     /// The embedding rows of the tokens (N, C), rounded.

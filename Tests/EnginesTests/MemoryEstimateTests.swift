@@ -102,9 +102,12 @@ import Testing
         let c = LlamaConfig.labDefault
         let r = MemoryEstimate.rollout(c, sequences: 64, promptLength: 9, maxNew: 32)
         let kv = MemoryEstimate.kvCache(c, slots: 64, positions: 41)
-        let probabilities = MemoryEstimate.attentionProbabilities(c, sequences: 64, positions: 41)
-        // The recomputation is the larger phase here: its probabilities count, the KV cache not.
-        #expect(r.bytes(of: "attention probabilities") == probabilities)
+        // The recomputation is the larger phase here: its activations count, the KV cache not.
+        // No backward follows it, so it holds one layer's cache and no probabilities.
+        let activations = MemoryEstimate.forwardActivations(c, rows: 64 * 41, keepForBackward: false)
+        #expect(activations < MemoryEstimate.forwardActivations(c, rows: 64 * 41))
+        #expect(r.bytes(of: "activations") == activations)
+        #expect(r.bytes(of: "attention probabilities") == 0)
         #expect(r.bytes(of: "KV cache") == 0)
         #expect(r.total == r.terms.reduce(0) { $0 + $1.bytes })
         #expect(kv < r.total)

@@ -114,6 +114,13 @@ let tinySequences: [[Int32]] = [[1, 4, 9, 2, 7], [3, 3, 10, 0, 5, 8, 6]]
         #expect(lean.logProbs.map(\.bitPattern) == full.logProbs.map(\.bitPattern))
         #expect(lean.hiddenStates.map { $0.map(\.bitPattern) } == full.hiddenStates.map { $0.map(\.bitPattern) })
         #expect(lean.keepsNothingForBackward && !full.keepsNothingForBackward)
+        // A model without layers keeps nothing per layer, yet its forward serves a backward.
+        var flat = tinyConfig
+        flat.numHiddenLayers = 0
+        let flatWeights = tinyWeights(flat)
+        let flatForward = Transformer(config: flat).forward(batch, weights: flatWeights,
+                                                            kernel: PlainLinear(weights: flatWeights, backend: PortableBackend()), plan: .fp32)
+        #expect(!flatForward.keepsNothingForBackward)
     }
 }
 
