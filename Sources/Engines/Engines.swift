@@ -100,8 +100,9 @@ public final class RolloutEngine: Engine {
     /// The most rows of one prefill step (`MemoryEstimate.decoding` counts them).
     public static let prefillRows = 512
 
-    /// Samples a response for each prompt. Sequence i's token at position p uses draw
-    /// i·65536 + p of `stream`, so a sequence's sample does not depend on the others.
+    /// Samples a response for each prompt. The token sequence i samples after its input at
+    /// position p uses draw i·65536 + p of `stream`, so a sequence's sample does not depend on
+    /// the others.
     /// `shouldStop` is polled once per step; when it returns true the batch stops where it is
     /// (responses unfinished).
     public func generate(prompts: [[Int32]], sampling: SamplingSettings, endToken: Int32, stream: RandomStream,

@@ -35,6 +35,17 @@ public struct BenchResult: Sendable {
     public var seconds: Double? = nil
 }
 
+/// The products' operands: `count` values in [−0.5, 0.5) from a fixed pattern, one for the
+/// left operand and another for the right, so no benchmark depends on a random stream.
+enum BenchOperand { case left, right }
+
+func benchOperand(_ count: Int, _ side: BenchOperand) -> [Float] {
+    switch side {
+    case .left: return (0..<count).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+    case .right: return (0..<count).map { Float(($0 * 104_729) % 997) / 997 - 0.5 }
+    }
+}
+
 /// Rounding throughput, one thread: G elements per second for each format and mode, over a
 /// buffer of `count` float32 values drawn across a wide range (normals of many binades,
 /// some subnormal, some overflowing for the narrow formats).
@@ -76,8 +87,8 @@ public func benchRoundingInput(count: Int = 1 << 20) -> [Float] {
 public func benchGEMM(sizes: [Int] = [256, 512, 1024], budget: Double = 0.5) -> [BenchResult] {
     var results: [BenchResult] = []
     for n in sizes {
-        let a = (0..<(n * n)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
-        let b = (0..<(n * n)).map { Float(($0 * 104_729) % 997) / 997 - 0.5 }
+        let a = benchOperand(n * n, .left)
+        let b = benchOperand(n * n, .right)
         var c = [Float](repeating: 0, count: n * n)
         let flops = 2 * Double(n) * Double(n) * Double(n)
         let raw = bestTime(budget: budget) {
@@ -140,8 +151,8 @@ public func benchProductShapes(budget: Double = 0.4) -> [BenchResult] {
     ]
     var results: [BenchResult] = []
     for (name, transA, transB, m, n, k) in shapes {
-        let a = (0..<(m * k)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
-        let b = (0..<(k * n)).map { Float(($0 * 104_729) % 997) / 997 - 0.5 }
+        let a = benchOperand(m * k, .left)
+        let b = benchOperand(k * n, .right)
         var out = [Float](repeating: 0, count: m * n)
         let flops = 2 * Double(m) * Double(n) * Double(k)
         let backends: [(String, any MatmulBackend)] = [
@@ -171,8 +182,8 @@ public func benchProductShapes(budget: Double = 0.4) -> [BenchResult] {
     // rollout runs them, so the weights come from memory rather than a warm cache.
     let layers = 6
     let mats: [(Int, Int)] = Array(repeating: [(c, c), (c, c), (c, c), (c, c), (f, c), (f, c), (c, f)], count: layers).flatMap { $0 }
-    let weights = mats.map { (n, k) in (0..<(n * k)).map { Float(($0 * 104_729) % 997) / 997 - 0.5 } }
-    let x = (0..<(64 * f)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+    let weights = mats.map { benchOperand($0.0 * $0.1, .right) }
+    let x = benchOperand(64 * f, .left)
     var y = [Float](repeating: 0, count: 64 * f)
     let flops = mats.reduce(0.0) { $0 + 2 * 64 * Double($1.0 * $1.1) }
     let bytes = mats.reduce(0.0) { $0 + 4 * Double($1.0 * $1.1) }
@@ -292,7 +303,7 @@ public func benchEngineGEMMs(rows: Int = 2560, budget: Double = 0.5, backend: an
     for kind in LinearKind.allCases {
         let site = LinearSite(kind, layer: kind == .lmHead ? -1 : 0)
         let slot = site.slot(in: master)
-        let x = (0..<(rows * slot.cols)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+        let x = benchOperand(rows * slot.cols, .left)
         var y = [Float](repeating: 0, count: rows * slot.rows)
         let w = Array(master.data[slot.offset..<(slot.offset + slot.count)])
         let tEngine = x.withUnsafeBufferPointer { xp in

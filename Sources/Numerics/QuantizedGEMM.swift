@@ -274,7 +274,7 @@ public struct QuantizedGEMM: Sendable {
             // One product over all of K (B read untransposed when it is also stored so).
             let aStart = qa.transposed ? kStart * qa.matrix.cols : kStart
             let bTransposed = qb.transposed && qb.untransposed == nil
-            let ldb = bTransposed || !qb.transposed ? qb.matrix.cols : qb.matrix.rows
+            let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
             let bStart = bTransposed ? kStart : kStart * ldb
             qa.matrix.values.withUnsafeBufferPointer { av in
                 (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in

@@ -17,7 +17,8 @@ struct Bench: ParsableCommand {
         shapes: the 10M model's float32 products by shape (training forward, DGrad, WGrad, one \
         decode step) on openblas and portable, all threads and one.
 
-        engines: the 10M model's BF16 forward products against raw cblas_sgemm, then rollout
+        engines: the 10M model's BF16 forward products against the backend's raw float32 \
+        product, then rollout
         tokens/s and one training step for fp32, bf16, fp8-rollout and fp8-unified, on the
         default model and a ~10M-parameter one; "x bf16" is an FP8 row's time relative to bf16's.
 
