@@ -65,9 +65,7 @@ public final class ScalingState {
         histories[ScalingState.key(site, role)] ?? []
     }
 
-    static func key(_ site: LinearSite, _ role: OperandRole) -> String {
-        site.kind == .lmHead ? "lm_head \(role.rawValue)" : "layer \(site.layer) \(site.kind) \(role.rawValue)"
-    }
+    static func key(_ site: LinearSite, _ role: OperandRole) -> String { "\(site) \(role.rawValue)" }
 }
 
 /// A `LinearKernel` in an engine's precision. Holds the engine's copy of the weights:
@@ -98,10 +96,7 @@ public final class EngineKernel: LinearKernel {
         self.state = state
         var w = master
         let other = Rounder(format: profile.otherWeights)
-        var sites: [LinearSite] = [LinearSite(.lmHead, layer: -1)]
-        for l in 0..<master.config.numHiddenLayers {
-            for kind in LinearKind.allCases where kind != .lmHead { sites.append(LinearSite(kind, layer: l)) }
-        }
+        let sites = LinearSite.all(master.config)
         let linearNames = Set(sites.map { $0.slot(in: master).name })
         // Non-matrix parameters: rounded to their storage format.
         for s in master.slots where !linearNames.contains(s.name) || (master.config.tieWordEmbeddings && s.name == master.embedding.name) {

@@ -19,8 +19,9 @@ extension PrecisionProfile {
     }
 
     /// The format a linear layer's product writes: the activation format, except the LM
-    /// head's logits, kept in float32 when the `logits_fp32` source is on. The one place
-    /// that rule is decided: the kernel's products and the plan's logits rounding read it.
+    /// head's logits, kept in float32 when the `logits_fp32` source is on, and a router's
+    /// logits, in float32 with `router_fp32`. The one place that rule is decided: the
+    /// kernel's products and the plan's logits rounding read it.
     public func outputFormat(of kind: LinearKind) -> NumberFormat {
         kind == .lmHead && sources.logitsFP32 ? .fp32 : forSite(kind).activation
     }
@@ -52,6 +53,9 @@ public struct RolloutBatch: Sendable {
     public var distributions: [[Float]]
     /// Whether each response ended with the end token (else it hit the length limit).
     public var finished: [Bool]
+    /// A sparse model's routing in the rollout engine, per sequence: the experts of every
+    /// position it ran (all but the last token); empty for a dense model.
+    public var routing: [Routing] = []
 
     public var sequences: [[Int32]] { zip(prompts, responses).map { $0 + $1 } }
     public var count: Int { prompts.count }
@@ -64,6 +68,7 @@ public struct RolloutBatch: Sendable {
         sub.logMu = Array(logMu[range])
         sub.distributions = Array(distributions[range])
         sub.finished = Array(finished[range])
+        if !routing.isEmpty { sub.routing = Array(routing[range]) }
         return sub
     }
 }
@@ -115,6 +120,20 @@ public final class RolloutEngine: Engine {
                                  logMu: Array(repeating: [], count: prompts.count),
                                  distributions: Array(repeating: [], count: prompts.count),
                                  finished: Array(repeating: false, count: prompts.count))
+        let config = transformer.config
+        if config.isMixtureOfExperts {
+            batch.routing = Array(repeating: Routing(topK: config.numExpertsPerTok,
+                                                     experts: Array(repeating: [], count: config.numHiddenLayers)),
+                                  count: prompts.count)
+        }
+        // Each row's experts, appended to its sequence's routing (rows of a slot come in
+        // position order: the prefill's, then one per step).
+        func record(_ rows: ArraySlice<DecodeRow>, _ used: Routing) {
+            guard config.isMixtureOfExperts else { return }
+            for (r, row) in rows.enumerated() {
+                for l in 0..<config.numHiddenLayers { batch.routing[row.slot].experts[l] += used.choice(layer: l, row: r) }
+            }
+        }
         // Prefill: every prompt position but each prompt's last goes through the model in
         // steps of up to `prefillRows` rows, only to fill the KV cache. Each row's arithmetic
         // is what it would be one position at a time (rows are independent), except where a
@@ -124,9 +143,11 @@ public final class RolloutEngine: Engine {
             prompts[i].dropLast().enumerated().map { DecodeRow(slot: i, token: $0.element, position: Int32($0.offset)) }
         }
         for start in stride(from: 0, to: prefill.count, by: RolloutEngine.prefillRows) where !shouldStop() {
-            _ = transformer.decodeStep(Array(prefill[start..<min(prefill.count, start + RolloutEngine.prefillRows)]),
-                                       cache: &cache, weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
-                                       logProbs: false)
+            let rows = prefill[start..<min(prefill.count, start + RolloutEngine.prefillRows)]
+            var used = Routing(topK: config.numExpertsPerTok, experts: [])
+            _ = transformer.decodeStep(Array(rows), cache: &cache, weights: kernel.weights, kernel: kernel,
+                                       plan: profile.forwardPlan, routing: &used, logProbs: false)
+            record(rows, used)
         }
         // Then one position per step for every live sequence, from its prompt's last token.
         var next = prompts.map { $0.last ?? endToken }
@@ -134,8 +155,10 @@ public final class RolloutEngine: Engine {
         var active = Array(0..<prompts.count)
         while !active.isEmpty && !shouldStop() {
             let rows = active.map { DecodeRow(slot: $0, token: next[$0], position: Int32(position[$0])) }
+            var used = Routing(topK: config.numExpertsPerTok, experts: [])
             let lp = transformer.decodeStep(rows, cache: &cache, weights: kernel.weights, kernel: kernel,
-                                            plan: profile.forwardPlan)
+                                            plan: profile.forwardPlan, routing: &used)
+            record(rows[...], used)
             var still: [Int] = []
             for (r, i) in active.enumerated() {
                 let dist = temperatureLogProbs(lp[(r * v)..<((r + 1) * v)], temperature: sampling.temperature)
@@ -181,19 +204,25 @@ public final class RolloutEngine: Engine {
     }
 
     /// Teacher-forced through the KV cache: log-softmax (T, V) at every position of one
-    /// sequence, at temperature 1, and the hidden states after each layer (L+1 of (T, C)).
-    public func teacherForced(_ sequence: [Int32]) -> (logProbs: [Float], hidden: [[Float]]) {
-        var cache = KVCache(config: transformer.config, slots: 1, capacity: sequence.count)
+    /// sequence, at temperature 1, the hidden states after each layer (L+1 of (T, C)), and a
+    /// sparse model's routing (nil for a dense one).
+    public func teacherForced(_ sequence: [Int32]) -> (logProbs: [Float], hidden: [[Float]], routing: Routing?) {
+        let config = transformer.config
+        var cache = KVCache(config: config, slots: 1, capacity: sequence.count)
         var logProbs: [Float] = []
-        var hidden = [[Float]](repeating: [], count: transformer.config.numHiddenLayers + 1)
+        var hidden = [[Float]](repeating: [], count: config.numHiddenLayers + 1)
+        var routing = config.isMixtureOfExperts
+            ? Routing(topK: config.numExpertsPerTok, experts: Array(repeating: [], count: config.numHiddenLayers)) : nil
         for (p, t) in sequence.enumerated() {
             var states: [[Float]] = []
+            var used = Routing(topK: config.numExpertsPerTok, experts: [])
             logProbs += transformer.decodeStep([DecodeRow(slot: 0, token: t, position: Int32(p))], cache: &cache,
                                                weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
-                                               hidden: &states)
+                                               hidden: &states, routing: &used)
             for l in 0..<states.count { hidden[l] += states[l] }
+            for l in 0..<used.experts.count { routing?.experts[l] += used.experts[l] }
         }
-        return (logProbs, hidden)
+        return (logProbs, hidden, routing)
     }
 }
 
@@ -202,16 +231,18 @@ public final class TrainingEngine: Engine {
 
     /// The forward pass over packed sequences (log-softmax at temperature 1 for every row).
     /// `keepForBackward` false: a forward that no backward follows keeps nothing for one.
-    public func forward(_ batch: PackedBatch, keepForBackward: Bool = true) -> ForwardResult {
+    /// `replay` fixes a sparse model's experts (routing replay).
+    public func forward(_ batch: PackedBatch, keepForBackward: Bool = true, replay: Routing? = nil) -> ForwardResult {
         transformer.forward(batch, weights: kernel.weights, kernel: kernel, plan: profile.forwardPlan,
-                            keepForBackward: keepForBackward)
+                            keepForBackward: keepForBackward, replay: replay)
     }
 
     /// Back-propagates ∂loss/∂log π of each row's target token, accumulating float32
-    /// gradients of the master weights into `grads`.
+    /// gradients of the master weights into `grads`; a sparse model's load-balancing loss
+    /// joins the loss with weight `loadBalancingWeight`.
     public func backward(_ batch: PackedBatch, targets: [Int32], dLogProb: [Float], forward: ForwardResult,
-                         grads: inout ModelWeights) {
+                         grads: inout ModelWeights, loadBalancingWeight: Float = 0) {
         transformer.backward(batch, targets: targets, dLogProb: dLogProb, forward: forward, weights: kernel.weights,
-                             kernel: kernel, plan: profile.forwardPlan, grads: &grads)
+                             kernel: kernel, plan: profile.forwardPlan, grads: &grads, loadBalancingWeight: loadBalancingWeight)
     }
 }

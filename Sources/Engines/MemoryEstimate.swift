@@ -82,7 +82,8 @@ public struct MemoryEstimate: Sendable, Hashable {
 
 extension MemoryEstimate {
     /// P = V·C (embedding) + L·(2C + 2C² + 2·KV·C + 3·F·C) (two norms; q, o; k, v; gate, up,
-    /// down) + C (final norm) + V·C (LM head, unless tied to the embedding).
+    /// down) + C (final norm) + V·C (LM head, unless tied to the embedding). A sparse MLP has
+    /// E·3·F·C in experts and E·C in its router instead of 3·F·C.
     public static func parameters(_ c: LlamaConfig) -> Int {
         sum(product(c.vocabSize, c.hiddenSize), product(c.numHiddenLayers, perLayerParameters(c)), c.hiddenSize,
             c.tieWordEmbeddings ? 0 : product(c.vocabSize, c.hiddenSize))
@@ -90,7 +91,20 @@ extension MemoryEstimate {
 
     private static func perLayerParameters(_ c: LlamaConfig) -> Int {
         let h = c.hiddenSize
-        return sum(product(2, h), product(2, h, h), product(2, kvWidth(c), h), product(3, c.intermediateSize, h))
+        let mlp = c.isMixtureOfExperts
+            ? sum(product(c.numLocalExperts, 3, c.intermediateSize, h), product(c.numLocalExperts, h))
+            : product(3, c.intermediateSize, h)
+        return sum(product(2, h), product(2, h, h), product(2, kvWidth(c), h), mlp)
+    }
+
+    /// How many F-wide MLP rows a token computes: K in a sparse MLP, 1 in a dense one.
+    static func mlpRowsPerToken(_ c: LlamaConfig) -> Int { c.isMixtureOfExperts ? max(c.numExpertsPerTok, 1) : 1 }
+
+    /// A sparse MLP's routing per token and layer: router logits and probabilities (2·E),
+    /// the chosen experts and their weights (2·K), and the expert outputs before weighting (K·C).
+    static func routingPerToken(_ c: LlamaConfig) -> Int {
+        c.isMixtureOfExperts ? sum(product(2, c.numLocalExperts), product(2, c.numExpertsPerTok),
+                                   product(c.numExpertsPerTok, c.hiddenSize)) : 0
     }
 
     /// KV = Hkv · C/H (the configuration's `kvDim`, without dividing by zero on a shape that
@@ -100,12 +114,16 @@ extension MemoryEstimate {
     }
 
     /// The linear layers' weight shapes (out, in) and how many of each: L each of q, k, v,
-    /// o, gate, up, down, and one LM head (the embedding's shape; it has its own quantized
-    /// copy in each engine also when tied).
+    /// o, gate, up, down (L·E of each with E experts, and L routers), and one LM head (the
+    /// embedding's shape; it has its own quantized copy in each engine also when tied).
     static func linearShapes(_ c: LlamaConfig) -> [(kind: LinearKind, rows: Int, cols: Int, count: Int)] {
         let h = c.hiddenSize, f = c.intermediateSize, kv = kvWidth(c), l = c.numHiddenLayers
-        return [(.q, h, h, l), (.k, kv, h, l), (.v, kv, h, l), (.o, h, h, l),
-                (.gate, f, h, l), (.up, f, h, l), (.down, h, f, l), (.lmHead, c.vocabSize, h, 1)]
+        let experts = c.isMixtureOfExperts ? product(l, c.numLocalExperts) : l
+        var shapes: [(kind: LinearKind, rows: Int, cols: Int, count: Int)] = [
+            (.q, h, h, l), (.k, kv, h, l), (.v, kv, h, l), (.o, h, h, l),
+            (.gate, f, h, experts), (.up, f, h, experts), (.down, h, f, experts), (.lmHead, c.vocabSize, h, 1)]
+        if c.isMixtureOfExperts { shapes.append((.router, c.numLocalExperts, h, l)) }
+        return shapes
     }
 
     /// The largest linear weight, max(C·C, KV·C, F·C, V·C) elements.
@@ -172,13 +190,14 @@ extension MemoryEstimate {
     /// One decoding step of `rows` rows (`Transformer.decodeStep`): the hidden state after
     /// every layer, which the step keeps ((L+1)·C); within a layer norm1, q, attn, o, sum,
     /// norm2, down, the final norm (8·C), k and v (2·KV), gate, up, act and act's quantized
-    /// copy (4·F); logits and log-softmax (2·V): 4·rows·((L+1)·C + 8·C + 2·KV + 4·F + 2·V).
+    /// copy (4·F, K times in a sparse MLP, with its routing); logits and log-softmax (2·V):
+    /// 4·rows·((L+1)·C + 8·C + 2·KV + 4·F + 2·V).
     /// Then one row at a time, the temperature distribution, probabilities and token order
     /// in double or Int (3·8·V).
     public static func decodeStep(_ c: LlamaConfig, rows: Int) -> Int {
         let h = c.hiddenSize
         let perRow = sum(product(c.numHiddenLayers + 1, h), product(8, h), product(2, kvWidth(c)),
-                         product(4, c.intermediateSize), product(2, c.vocabSize))
+                         product(4, mlpRowsPerToken(c), c.intermediateSize), routingPerToken(c), product(2, c.vocabSize))
         return sum(product(4, rows, perRow), product(3, 8, c.vocabSize))
     }
 
@@ -193,13 +212,14 @@ extension MemoryEstimate {
     /// gate, up, act (3·F) and two rstd; the hidden state after each layer ((L+1)·C); the
     /// final norm's input and output (2·C) and rstd; and a layer's temporaries (o, sum, down,
     /// and the quantized copy of a product's input: 3·C + F); the tokens and positions as
-    /// Int32. 4·R·((L+1)·C + L·(6·C + 2·KV + 3·F + 2) + 5·C + F + 1) + 8·R. Attention
-    /// probabilities and logits are their own terms.
+    /// Int32. 4·R·((L+1)·C + L·(6·C + 2·KV + 3·F + 2) + 5·C + F + 1) + 8·R, with K·F for F
+    /// and the routing per layer in a sparse MLP. Attention probabilities and logits are their
+    /// own terms.
     /// A forward that keeps nothing for a backward (`keepForBackward` false) holds one layer's
     /// cache at a time: L becomes 1 in the per-layer term.
     public static func forwardActivations(_ c: LlamaConfig, rows: Int, keepForBackward: Bool = true) -> Int {
-        let h = c.hiddenSize, f = c.intermediateSize
-        let layer = sum(product(6, h), product(2, kvWidth(c)), product(3, f), 2)
+        let h = c.hiddenSize, f = product(mlpRowsPerToken(c), c.intermediateSize)
+        let layer = sum(product(6, h), product(2, kvWidth(c)), product(3, f), 2, routingPerToken(c))
         let layersHeld = keepForBackward ? c.numHiddenLayers : min(1, c.numHiddenLayers)
         let perRow = sum(product(c.numHiddenLayers + 1, h), product(layersHeld, layer), product(5, h), f, 1)
         return sum(product(4, rows, perRow), product(8, rows))
@@ -223,8 +243,9 @@ extension MemoryEstimate {
     /// being built); dact, dgate, dup (3·F); dk, dv (2·KV); a product's quantized dy, dyᵀ and x
     /// (3·max(C, F, V)); and WGrad's dense product before it is added, 4·(largest out·in).
     public static func backward(_ c: LlamaConfig, rows: Int) -> Int {
-        let h = c.hiddenSize, f = c.intermediateSize, v = c.vocabSize
-        let perRow = sum(product(3, v), product(10, h), product(3, f), product(2, kvWidth(c)), product(3, max(h, f, v)))
+        let h = c.hiddenSize, f = product(mlpRowsPerToken(c), c.intermediateSize), v = c.vocabSize
+        let perRow = sum(product(3, v), product(10, h), product(3, f), product(2, kvWidth(c)), product(3, max(h, f, v)),
+                         routingPerToken(c))
         return sum(product(4, rows, perRow), product(4, largestLinear(c)))
     }
 }

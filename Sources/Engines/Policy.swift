@@ -12,6 +12,9 @@ public struct LayerDrift: Sendable, Equatable {
     public var relativeL2: Double
     /// max |h_rollout − h_train|.
     public var maxAbs: Double
+    /// A sparse layer: the fraction of positions whose routers chose different experts
+    /// (nil for the embedding, the log-probabilities and dense layers).
+    public var routerDisagree: Double? = nil
 }
 
 /// The model the lab holds: master weights in float32, the rollout engine and the training
@@ -129,11 +132,14 @@ public final class Policy {
     /// of the mismatch statistics. Throws if a non-finite value appears in either engine,
     /// naming the first layer where it did.
     /// `keepForBackward` false when no backward will use the forward (its result then holds
-    /// no per-layer caches).
-    public func recompute(_ batch: RolloutBatch, temperature: Double,
-                          keepForBackward: Bool = true) throws(NumericsError) -> (pairs: [TokenLogProbs], forward: ForwardResult, packed: PackedBatch) {
+    /// no per-layer caches). In a sparse model `replay` (the packed rows' experts) fixes the
+    /// training forward's routing, and `routing` compares the training routers' own choices
+    /// with the rollout's.
+    public func recompute(_ batch: RolloutBatch, temperature: Double, keepForBackward: Bool = true,
+                          replay: Routing? = nil) throws(NumericsError)
+        -> (pairs: [TokenLogProbs], forward: ForwardResult, packed: PackedBatch, routing: RoutingStats?) {
         let packed = PackedBatch(sequences: batch.sequences)
-        let fw = training.forward(packed, keepForBackward: keepForBackward)
+        let fw = training.forward(packed, keepForBackward: keepForBackward, replay: replay)
         let v = config.vocabSize
         var pairs: [TokenLogProbs] = []
         for s in 0..<batch.count {
@@ -155,7 +161,35 @@ public final class Policy {
         if batch.logMu.joined().contains(where: { !$0.isFinite }) {
             throw .invalidArgument("rollout engine: non-finite log-probabilities in the rollout")
         }
-        return (pairs, fw, packed)
+        return (pairs, fw, packed, routingStats(batch, packed: packed, train: fw.routerChoice))
+    }
+
+    /// The rollout's routing laid on the packed rows of its sequences (R3: the training
+    /// forward replays it); rows the rollout did not run (each sequence's last token) route
+    /// themselves. Nil for a dense model or a batch without routing.
+    public func rolloutReplay(_ batch: RolloutBatch) -> Routing? {
+        guard config.isMixtureOfExperts, batch.routing.count == batch.count else { return nil }
+        let k = config.numExpertsPerTok
+        let packed = PackedBatch(sequences: batch.sequences)
+        var replay = Routing(topK: k, experts: Array(repeating: Array(repeating: -1, count: packed.rows * k),
+                                                     count: config.numHiddenLayers))
+        for s in 0..<batch.count {
+            for l in 0..<config.numHiddenLayers {
+                for (i, e) in batch.routing[s].experts[l].enumerated() { replay.experts[l][packed.starts[s] * k + i] = e }
+            }
+        }
+        return replay
+    }
+
+    /// The routers' disagreement between the rollout (`batch.routing`) and the training
+    /// routers' own choices over the packed rows.
+    func routingStats(_ batch: RolloutBatch, packed: PackedBatch, train: Routing?) -> RoutingStats? {
+        guard let train, batch.routing.count == batch.count else { return nil }
+        let k = train.topK
+        return RoutingStats((0..<batch.count).map { s in
+            let rows = (packed.starts[s] * k)..<(packed.starts[s + 1] * k)
+            return RoutingPair(topK: k, rollout: batch.routing[s].experts, train: train.experts.map { Array($0[rows]) })
+        })
     }
 
     /// Log-probability of each next token of a sequence under both engines (entry i is
@@ -180,6 +214,10 @@ public final class Policy {
         var out: [LayerDrift] = []
         for (l, (a, b)) in zip(r.hidden, t.hiddenStates).enumerated() {
             out.append(drift(l == 0 ? "embedding" : "layer \(l - 1)", a, b))
+            if l > 0, let ra = r.routing, let rb = t.routerChoice {
+                let differing = (0..<tokens.count).filter { !ra.sameSet(as: rb, layer: l - 1, row: $0, otherRow: $0) }.count
+                out[out.count - 1].routerDisagree = Double(differing) / Double(tokens.count)
+            }
         }
         out.append(drift("log-probs", r.logProbs, t.logProbs))
         return out

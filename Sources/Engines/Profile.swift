@@ -77,14 +77,19 @@ public struct MismatchSources: Sendable, Hashable {
     public var fusedSiluMul: Bool
     /// Logits kept in float32 (the LM head's output not rounded to the activation format).
     public var logitsFP32: Bool
+    /// A sparse MLP's router in float32 (weights, product and logits; Megatron's
+    /// `moe_router_dtype=fp32`) instead of the activation format (Hugging Face's and vLLM's
+    /// gate). It never takes FP8: DeepSeek-V3 keeps its gating in BF16 or FP32.
+    public var routerFP32: Bool
 
     public init(splitK: Int = 1, softmaxChunk: Int = 0, fusedResidualNorm: Bool = false,
-                fusedSiluMul: Bool = false, logitsFP32: Bool = false) {
+                fusedSiluMul: Bool = false, logitsFP32: Bool = false, routerFP32: Bool = false) {
         self.splitK = splitK
         self.softmaxChunk = softmaxChunk
         self.fusedResidualNorm = fusedResidualNorm
         self.fusedSiluMul = fusedSiluMul
         self.logitsFP32 = logitsFP32
+        self.routerFP32 = routerFP32
     }
 
     /// Every source off.
@@ -105,7 +110,7 @@ public struct MismatchSources: Sendable, Hashable {
     public static let jetRLTraining = MismatchSources(fusedResidualNorm: true, fusedSiluMul: true, logitsFP32: true)
 
     /// The switches by name, for `engine rollout|train NAME=on|off`.
-    public static let names = ["split_k", "chunked_softmax", "fused_norm", "fused_silu", "logits_fp32"]
+    public static let names = ["split_k", "chunked_softmax", "fused_norm", "fused_silu", "logits_fp32", "router_fp32"]
 
     /// Sets one switch: `on`, `off`, or a number for split_k (pieces) and chunked_softmax
     /// (chunk length).
@@ -126,6 +131,7 @@ public struct MismatchSources: Sendable, Hashable {
         case "fused_norm": fusedResidualNorm = try flag()
         case "fused_silu": fusedSiluMul = try flag()
         case "logits_fp32": logitsFP32 = try flag()
+        case "router_fp32": routerFP32 = try flag()
         default:
             let hint = closestMatch(to: name, among: MismatchSources.names).map { "; did you mean \($0)?" } ?? ""
             throw .invalidArgument("unknown mismatch source '\(name)'\(hint) sources: \(MismatchSources.names.joined(separator: " "))")
@@ -138,7 +144,8 @@ public struct MismatchSources: Sendable, Hashable {
          ("chunked_softmax", softmaxChunk > 0 ? "on (\(softmaxChunk))" : "off"),
          ("fused_norm", fusedResidualNorm ? "on" : "off"),
          ("fused_silu", fusedSiluMul ? "on" : "off"),
-         ("logits_fp32", logitsFP32 ? "on" : "off")]
+         ("logits_fp32", logitsFP32 ? "on" : "off"),
+         ("router_fp32", routerFP32 ? "on" : "off")]
     }
 }
 
@@ -248,18 +255,21 @@ public struct PrecisionProfile: Sendable, Hashable {
 
 
 
-    /// The profile one linear layer's products follow: this one, or for a plain LM head, its
-    /// activation format throughout (unscaled, float32 accumulation, current scaling).
+    /// The profile one linear layer's products follow: this one; for a plain LM head, its
+    /// activation format throughout (unscaled, float32 accumulation, current scaling); for a
+    /// router, the same plain recipe in the activation format or, with `router_fp32`, float32.
     public func forSite(_ kind: LinearKind) -> PrecisionProfile {
-        guard kind == .lmHead, !quantizedHead else { return self }
+        guard (kind == .lmHead && !quantizedHead) || kind == .router else { return self }
         var p = self
-        let plain = Quantization(format: activation)
+        let format: NumberFormat = kind == .router && sources.routerFP32 ? .fp32 : activation
+        let plain = Quantization(format: format)
         p.weights = plain
         p.fprop = GemmSpec(input: plain)
         p.dgrad = GemmSpec(input: Quantization(format: gradient))
         p.wgrad = GemmSpec(input: Quantization(format: gradient))
         p.wgradActivation = plain
         p.scaleRule = .current
+        p.activation = format
         return p
     }
 

@@ -25,6 +25,8 @@ public final class LabState {
     /// The last rollout and its recomputation by the training engine.
     public var lastRollout: RolloutBatch?
     public var lastPairs: [TokenLogProbs]?
+    /// A sparse model's router disagreement in the last rollout.
+    public var lastRouting: RoutingStats?
     /// The last `compare`: each preset's name and the log-probabilities of its rollout.
     public var lastComparison: [(name: String, pairs: [TokenLogProbs])]?
     /// The command that rebuilds this model in a fresh session (nil: the base model, which a
@@ -138,6 +140,7 @@ public final class LabState {
         self.step = step
         lastRollout = nil
         lastPairs = nil
+        lastRouting = nil
         lastComparison = nil
         rolloutCount = 0
     }

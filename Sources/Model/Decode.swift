@@ -42,10 +42,11 @@ extension Transformer {
     /// Rows may hold several positions of one slot (a prefill): every row's key and value
     /// goes into the cache before any row attends, and each attends over its own positions
     /// 0...position. With `logProbs` false the step only fills the cache (no LM head) and
-    /// returns an empty array.
+    /// returns an empty array. In a sparse model `routing`, if given, receives the experts
+    /// each row went to in each layer.
     public func decodeStep(_ rows: [DecodeRow], cache: inout KVCache, weights: ModelWeights, kernel: some LinearKernel,
                            plan: ForwardPlan, hidden: UnsafeMutablePointer<[[Float]]>? = nil,
-                           logProbs: Bool = true) -> [Float] {
+                           routing: UnsafeMutablePointer<Routing>? = nil, logProbs: Bool = true) -> [Float] {
         let n = rows.count, c = config.hiddenSize, kvDim = config.kvDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
         let positions = rows.map(\.position)
@@ -55,8 +56,9 @@ extension Transformer {
         let longest = Int(positions.max() ?? 0) + 1
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
         defer { scratch.deallocate() }
+        var used = Routing(topK: config.numExpertsPerTok, experts: [])
         for l in 0..<config.numHiddenLayers {
-            _ = layerForward(l, x: &x, pending: &pending, positions: positions, weights: weights, kernel: kernel,
+            let layer = layerForward(l, x: &x, pending: &pending, positions: positions, weights: weights, kernel: kernel,
                              plan: plan) { q, k, v, attn, _ in
                 // Each row's key and value go into its slot at its position; it then attends
                 // over positions 0...position of its slot.
@@ -89,8 +91,10 @@ extension Transformer {
                 }
             }
             states.append(x)
+            if let sparse = layer.sparse { used.experts.append(sparse.selected) }
         }
         hidden?.pointee = states
+        routing?.pointee = used
         guard logProbs else { return [] }
         return headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan).logProbs
     }

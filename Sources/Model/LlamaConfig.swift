@@ -6,7 +6,12 @@ import Numerics
 ///
 /// Dimensions used in shape comments throughout the model:
 /// B = batch, T = time (sequence length), C = hidden size, H = attention heads,
-/// Hkv = key/value heads, D = head dimension C/H, F = intermediate (MLP) size, V = vocabulary.
+/// Hkv = key/value heads, D = head dimension C/H, F = intermediate (MLP) size, V = vocabulary,
+/// E = experts of a sparse MLP, K = experts per token.
+///
+/// With `numLocalExperts` > 0 every layer's MLP is a sparse mixture of experts as in
+/// Hugging Face's `MixtralConfig`: E SwiGLU experts of width F and a router (E, C); each
+/// token goes to the K experts with the largest router probabilities.
 public struct LlamaConfig: Sendable, Hashable, Codable {
     public var hiddenSize: Int                 // C
     public var intermediateSize: Int           // F
@@ -18,10 +23,15 @@ public struct LlamaConfig: Sendable, Hashable, Codable {
     public var ropeTheta: Float
     public var maxPositionEmbeddings: Int
     public var tieWordEmbeddings: Bool
+    public var numLocalExperts: Int            // E (0: the dense SwiGLU MLP)
+    public var numExpertsPerTok: Int           // K
+    /// Whether the K chosen probabilities are divided by their sum (Mixtral: always).
+    public var normTopKProb: Bool
 
     public init(hiddenSize: Int, intermediateSize: Int, numAttentionHeads: Int, numKeyValueHeads: Int? = nil,
                 numHiddenLayers: Int, vocabSize: Int, rmsNormEps: Float = 1e-5, ropeTheta: Float = 10_000,
-                maxPositionEmbeddings: Int = 256, tieWordEmbeddings: Bool = false) {
+                maxPositionEmbeddings: Int = 256, tieWordEmbeddings: Bool = false,
+                numLocalExperts: Int = 0, numExpertsPerTok: Int = 2, normTopKProb: Bool = true) {
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
         self.numAttentionHeads = numAttentionHeads
@@ -32,7 +42,16 @@ public struct LlamaConfig: Sendable, Hashable, Codable {
         self.ropeTheta = ropeTheta
         self.maxPositionEmbeddings = maxPositionEmbeddings
         self.tieWordEmbeddings = tieWordEmbeddings
+        self.numLocalExperts = numLocalExperts
+        self.numExpertsPerTok = numExpertsPerTok
+        self.normTopKProb = normTopKProb
     }
+
+    /// Whether the MLPs are sparse mixtures of experts.
+    public var isMixtureOfExperts: Bool { numLocalExperts > 0 }
+    /// Parameter tensors per decoder layer: norms, q, k, v, o, and gate, up, down (dense)
+    /// or the router and each expert's gate, up, down.
+    public var tensorsPerLayer: Int { 6 + (isMixtureOfExperts ? 1 + 3 * numLocalExperts : 3) }
 
     /// D = C / H.
     public var headDim: Int { hiddenSize / numAttentionHeads }
@@ -54,6 +73,11 @@ public struct LlamaConfig: Sendable, Hashable, Codable {
         try need(rmsNormEps > 0 && rmsNormEps.isFinite, "rms_norm_eps must be a positive number")
         try need(ropeTheta > 1 && ropeTheta.isFinite, "rope_theta must be greater than 1")
         try need(maxPositionEmbeddings >= 1, "max_position_embeddings must be at least 1")
+        try need(numLocalExperts >= 0 && numLocalExperts <= 256, "num_local_experts (\(numLocalExperts)) must be 0 (a dense MLP) … 256")
+        if isMixtureOfExperts {
+            try need(numExpertsPerTok >= 1 && numExpertsPerTok <= numLocalExperts,
+                     "num_experts_per_tok (top_k = \(numExpertsPerTok)) must be 1…\(numLocalExperts), the number of experts")
+        }
     }
 
     /// The model's parameter tensors: Hugging Face names and (rows, cols) shapes, in the
@@ -69,10 +93,21 @@ public struct LlamaConfig: Sendable, Hashable, Codable {
                 (p + "self_attn.v_proj.weight", kvDim, hiddenSize),
                 (p + "self_attn.o_proj.weight", hiddenSize, hiddenSize),
                 (p + "post_attention_layernorm.weight", 1, hiddenSize),
-                (p + "mlp.gate_proj.weight", intermediateSize, hiddenSize),
-                (p + "mlp.up_proj.weight", intermediateSize, hiddenSize),
-                (p + "mlp.down_proj.weight", hiddenSize, intermediateSize),
             ]
+            if isMixtureOfExperts {
+                // Mixtral's names: w1 the gate projection, w3 the up projection, w2 the down.
+                let m = p + "block_sparse_moe."
+                out.append((m + "gate.weight", numLocalExperts, hiddenSize))
+                for e in 0..<numLocalExperts {
+                    out += [(m + "experts.\(e).w1.weight", intermediateSize, hiddenSize),
+                            (m + "experts.\(e).w3.weight", intermediateSize, hiddenSize),
+                            (m + "experts.\(e).w2.weight", hiddenSize, intermediateSize)]
+                }
+            } else {
+                out += [(p + "mlp.gate_proj.weight", intermediateSize, hiddenSize),
+                        (p + "mlp.up_proj.weight", intermediateSize, hiddenSize),
+                        (p + "mlp.down_proj.weight", hiddenSize, intermediateSize)]
+            }
         }
         out.append(("model.norm.weight", 1, hiddenSize))
         if !tieWordEmbeddings { out.append(("lm_head.weight", vocabSize, hiddenSize)) }

@@ -11,33 +11,61 @@ import Numerics
 
 /// Which linear layer a matrix product belongs to.
 public enum LinearKind: String, Sendable, Hashable, CaseIterable {
-    case q, k, v, o, gate, up, down, lmHead = "lm_head"
+    case q, k, v, o, gate, up, down, router, lmHead = "lm_head"
 }
 
-/// One linear layer of the model: its kind and decoder layer (−1 for the LM head).
-public struct LinearSite: Sendable, Hashable {
+/// One linear layer of the model: its kind, decoder layer (−1 for the LM head) and, for the
+/// projections of a sparse MLP, its expert (−1 otherwise).
+public struct LinearSite: Sendable, Hashable, CustomStringConvertible {
     public let kind: LinearKind
     public let layer: Int
+    public let expert: Int
 
-    public init(_ kind: LinearKind, layer: Int) {
+    public init(_ kind: LinearKind, layer: Int, expert: Int = -1) {
         self.kind = kind
         self.layer = layer
+        self.expert = expert
     }
 
     /// The weight tensor of this layer in `weights`.
     public func slot(in weights: ModelWeights) -> TensorSlot {
         if kind == .lmHead { return weights.lmHead }
         let l = weights.layer(layer)
+        let mlp = l.experts[max(expert, 0)]
         switch kind {
         case .q: return l.q
         case .k: return l.k
         case .v: return l.v
         case .o: return l.o
-        case .gate: return l.gate
-        case .up: return l.up
-        case .down: return l.down
+        case .gate: return mlp.gate
+        case .up: return mlp.up
+        case .down: return mlp.down
+        case .router: return l.router!
         case .lmHead: return weights.lmHead
         }
+    }
+
+    /// Every linear layer of a model, the LM head first, then each layer's in storage order.
+    public static func all(_ config: LlamaConfig) -> [LinearSite] {
+        var sites = [LinearSite(.lmHead, layer: -1)]
+        for l in 0..<config.numHiddenLayers {
+            sites += [.q, .k, .v, .o].map { LinearSite($0, layer: l) }
+            if config.isMixtureOfExperts {
+                sites.append(LinearSite(.router, layer: l))
+                for e in 0..<config.numLocalExperts {
+                    sites += [.gate, .up, .down].map { LinearSite($0, layer: l, expert: e) }
+                }
+            } else {
+                sites += [.gate, .up, .down].map { LinearSite($0, layer: l) }
+            }
+        }
+        return sites
+    }
+
+    /// `lm_head`, `layer 0 q`, `layer 1 expert 3 gate`.
+    public var description: String {
+        if kind == .lmHead { return "lm_head" }
+        return expert >= 0 ? "layer \(layer) expert \(expert) \(kind)" : "layer \(layer) \(kind)"
     }
 }
 
@@ -139,6 +167,7 @@ public struct LayerCache {
     var gate: [Float]       // (N, F)
     var up: [Float]         // (N, F)
     var act: [Float]        // (N, F) silu(gate)·up
+    var sparse: SparseMLPCache? = nil   // a sparse MLP's routing and experts (gate, up, act unused)
 }
 
 /// The result of a teacher-forced forward pass.
@@ -159,6 +188,13 @@ public struct ForwardResult {
     var probOffsets: [Int]    // start of each row's probabilities in LayerCache.probs
     /// True for a forward made with `keepForBackward` false: no backward can use it.
     public var keepsNothingForBackward = false
+    /// A sparse model's routing: each row's experts in each layer (nil for a dense model).
+    public var routing: Routing? = nil
+    /// The routers' own choices: `routing` unless a replayed routing overrode them.
+    public var routerChoice: Routing? = nil
+    /// A sparse model's expert loads per layer, and Mixtral's load-balancing loss over them.
+    public var expertLoads: [ExpertLoad] = []
+    public var loadBalancingLoss: Double { Transformer.loadBalancingLoss(expertLoads).loss }
 }
 
 /// A Llama-style decoder with given weights (non-matrix parameters: embedding, norms) and a
@@ -186,11 +222,14 @@ public struct Transformer {
     /// backward, the probabilities (the teacher-forced forward attends over the packed batch;
     /// the decode step writes k and v into its cache and attends over the cache).
     ///
+    /// In a sparse model the MLP is `sparseMLPForward` (MixtureOfExperts.swift); `replay`
+    /// (N·K) fixes its experts.
+    ///
     /// `x` is the residual stream (rounded), `pending` the unrounded sum a fused
     /// residual+norm reads instead (nil when unfused); both are updated to the layer's
     /// output. Returns what the backward needs.
     func layerForward(_ l: Int, x: inout [Float], pending: inout [Float]?, positions: [Int32], weights: ModelWeights,
-                      kernel: some LinearKernel, plan: ForwardPlan,
+                      kernel: some LinearKernel, plan: ForwardPlan, replay: ArraySlice<Int32>? = nil,
                       attend: (_ q: [Float], _ k: [Float], _ v: [Float], _ attn: inout [Float], _ probs: inout [Float]) -> Void)
         -> LayerCache {
         let n = positions.count, c = config.hiddenSize, f = config.intermediateSize
@@ -221,11 +260,19 @@ public struct Transformer {
         roundInPlace(plan.activation, &x)
         cache.mid = plan.fusedResidualNorm ? sum : x
         cache.norm2 = rmsnorm(cache.mid, weights, slots.postNorm, rows: n, rstd: &cache.rstd2, plan: plan)
-        cache.gate = linear(kernel, LinearSite(.gate, layer: l), cache.norm2, rows: n, out: f)
-        cache.up = linear(kernel, LinearSite(.up, layer: l), cache.norm2, rows: n, out: f)
-        cache.act = [Float](repeating: 0, count: n * f)
-        swigluForward(cache.gate, cache.up, &cache.act, count: n * f, round: plan.activation, fused: plan.fusedSiluMul)
-        let down = linear(kernel, LinearSite(.down, layer: l), cache.act, rows: n, out: c)
+        let down: [Float]
+        if config.isMixtureOfExperts {
+            let sparse = sparseMLPForward(l, x: cache.norm2, rows: n, weights: weights, kernel: kernel, plan: plan,
+                                          replay: replay)
+            down = sparse.out
+            cache.sparse = sparse.cache
+        } else {
+            cache.gate = linear(kernel, LinearSite(.gate, layer: l), cache.norm2, rows: n, out: f)
+            cache.up = linear(kernel, LinearSite(.up, layer: l), cache.norm2, rows: n, out: f)
+            cache.act = [Float](repeating: 0, count: n * f)
+            swigluForward(cache.gate, cache.up, &cache.act, count: n * f, round: plan.activation, fused: plan.fusedSiluMul)
+            down = linear(kernel, LinearSite(.down, layer: l), cache.act, rows: n, out: c)
+        }
         for i in 0..<(n * c) { sum[i] = x[i] + down[i] }
         x = sum
         roundInPlace(plan.activation, &x)
@@ -273,22 +320,28 @@ public struct Transformer {
     /// through the kernel). `gradientRounding` rounds the gradient flowing between operators.
     func layerBackward(_ l: Int, dx: inout [Float], cache: LayerCache, batch: PackedBatch, probOffsets: [Int],
                        weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights,
-                       gradientRounding: Rounder?) {
+                       gradientRounding: Rounder?, auxGradient: [Float]) {
         let n = batch.rows, c = config.hiddenSize, f = config.intermediateSize
         let kvDim = config.kvDim, h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
         let slots = weights.layer(l)
-        // MLP: x_out = mid + down(act); act = silu(gate)·up; gate, up = linear(norm2).
-        var dact = [Float](repeating: 0, count: n * f)
-        grads.data.withUnsafeMutableBufferPointer { g in
-            kernel.backward(LinearSite(.down, layer: l), dy: dx, x: cache.act, rows: n, dx: &dact, dW: g.baseAddress! + slots.down.offset)
-        }
-        roundInPlace(gradientRounding, &dact)
-        var dgate = [Float](repeating: 0, count: n * f), dup = dgate
-        swigluBackward(dact, cache.gate, cache.up, &dgate, &dup, count: n * f)
-        roundInPlace(gradientRounding, &dgate)
-        roundInPlace(gradientRounding, &dup)
-        var dn2 = linearsBackward([(.gate, dgate), (.up, dup)], layer: l, x: cache.norm2, rows: n, weights: weights,
+        var dn2: [Float]
+        if let sparse = cache.sparse {
+            dn2 = sparseMLPBackward(l, dy: dx, x: cache.norm2, cache: sparse, rows: n, weights: weights, kernel: kernel,
+                                    grads: &grads, gradientRounding: gradientRounding, auxGradient: auxGradient)
+        } else {
+            // MLP: x_out = mid + down(act); act = silu(gate)·up; gate, up = linear(norm2).
+            var dact = [Float](repeating: 0, count: n * f)
+            grads.data.withUnsafeMutableBufferPointer { g in
+                kernel.backward(LinearSite(.down, layer: l), dy: dx, x: cache.act, rows: n, dx: &dact, dW: g.baseAddress! + slots.down.offset)
+            }
+            roundInPlace(gradientRounding, &dact)
+            var dgate = [Float](repeating: 0, count: n * f), dup = dgate
+            swigluBackward(dact, cache.gate, cache.up, &dgate, &dup, count: n * f)
+            roundInPlace(gradientRounding, &dgate)
+            roundInPlace(gradientRounding, &dup)
+            dn2 = linearsBackward([(.gate, dgate), (.up, dup)], layer: l, x: cache.norm2, rows: n, weights: weights,
                                   kernel: kernel, grads: &grads)
+        }
         var tmp = [Float](repeating: 0, count: n * c)
         roundInPlace(gradientRounding, &dn2)
         normBackward(dn2, cache.mid, slots.postNorm, cache.rstd2, rows: n, weights: weights, grads: &grads, into: &tmp)
@@ -325,8 +378,12 @@ public struct Transformer {
     /// needs is kept (no attention probabilities, no per-layer caches): the same log-softmax
     /// and hidden states, for a forward that no backward follows (π_old with several
     /// minibatches, reference models, evaluation, traces).
+    ///
+    /// In a sparse model `replay` (as many rows as the batch) fixes each row's experts
+    /// (routing replay); the result's `routing` says which experts every row used.
     public func forward(_ batch: PackedBatch, weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan,
-                        keepForBackward: Bool = true) -> ForwardResult {
+                        keepForBackward: Bool = true, replay: Routing? = nil) -> ForwardResult {
+        precondition(replay == nil || replay!.rows == batch.rows, "a replayed routing of \(replay!.rows) rows for \(batch.rows)")
         let n = batch.rows, h = config.numAttentionHeads
         var x = embed(batch.tokens, weights: weights, round: plan.activation)   // (N, C) residual stream
         var hidden: [[Float]] = [x]
@@ -335,20 +392,29 @@ public struct Transformer {
         for r in 0..<n { probOffsets[r + 1] = probOffsets[r] + h * (Int(batch.positions[r]) + 1) }
         var layers: [LayerCache] = []
         var pending: [Float]? = nil
+        var routing = config.isMixtureOfExperts ? Routing(topK: config.numExpertsPerTok, experts: []) : nil
+        var routerChoice = routing
+        var loads: [ExpertLoad] = []
         for l in 0..<config.numHiddenLayers {
             let cache = layerForward(l, x: &x, pending: &pending, positions: batch.positions, weights: weights,
-                                     kernel: kernel, plan: plan) { q, k, v, attn, probs in
+                                     kernel: kernel, plan: plan, replay: replay.map { $0.experts[l][...] }) { q, k, v, attn, probs in
                 if keepForBackward { probs = [Float](repeating: 0, count: probOffsets[n]) }
                 attentionForward(batch, q: q, k: k, v: v, attn: &attn, probs: &probs, keepProbs: keepForBackward,
                                  probOffsets: probOffsets, plan: plan)
             }
             hidden.append(x)
+            if let sparse = cache.sparse {
+                routing?.experts.append(sparse.selected)
+                routerChoice?.experts.append(sparse.routerChoice)
+                loads.append(sparse.load)
+            }
             if keepForBackward { layers.append(cache) }
         }
         let head = headForward(x: x, pending: pending, rows: n, weights: weights, kernel: kernel, plan: plan)
         return ForwardResult(logProbs: head.logProbs, logitScale: head.logitScale, hiddenStates: hidden, layers: layers, finalInput: head.finalInput,
                              finalNorm: head.finalNorm, finalRstd: head.finalRstd, probOffsets: probOffsets,
-                             keepsNothingForBackward: !keepForBackward)
+                             keepsNothingForBackward: !keepForBackward, routing: routing, routerChoice: routerChoice,
+                             expertLoads: loads)
     }
 
     /// The embedding rows of the tokens (N, C), rounded.
@@ -427,9 +493,11 @@ public struct Transformer {
     /// Back-propagates `dLogProb` (∂loss/∂log p of each row's target token; N values) through
     /// the forward pass, accumulating parameter gradients into `grads` (same layout as the
     /// weights; matrix gradients through the kernel). `plan.gradient` rounds the gradient
-    /// flowing between operators (nil keeps float32).
+    /// flowing between operators (nil keeps float32). In a sparse model
+    /// `loadBalancingWeight` times the forward's load-balancing loss joins the loss.
     public func backward(_ batch: PackedBatch, targets: [Int32], dLogProb: [Float], forward fw: ForwardResult,
-                         weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan, grads: inout ModelWeights) {
+                         weights: ModelWeights, kernel: some LinearKernel, plan: ForwardPlan, grads: inout ModelWeights,
+                         loadBalancingWeight: Float = 0) {
         precondition(!fw.keepsNothingForBackward, "backward of a forward that kept nothing for it")
         let gradientRounding = plan.gradient
         let n = batch.rows, c = config.hiddenSize, v = config.vocabSize
@@ -447,9 +515,10 @@ public struct Transformer {
         var dx = [Float](repeating: 0, count: n * c)  // gradient of the residual stream
         normBackward(dnorm, fw.finalInput, weights.finalNorm, fw.finalRstd, rows: n, weights: weights, grads: &grads, into: &dx)
         roundInPlace(gradientRounding, &dx)
+        let auxGradient = Transformer.loadBalancingLoss(fw.expertLoads).gradient.map { $0 * loadBalancingWeight }
         for l in stride(from: config.numHiddenLayers - 1, through: 0, by: -1) {
             layerBackward(l, dx: &dx, cache: fw.layers[l], batch: batch, probOffsets: fw.probOffsets, weights: weights,
-                          kernel: kernel, grads: &grads, gradientRounding: gradientRounding)
+                          kernel: kernel, grads: &grads, gradientRounding: gradientRounding, auxGradient: auxGradient)
         }
         // Embedding: scatter-add the residual gradient into the token rows.
         grads.data.withUnsafeMutableBufferPointer { g in
@@ -463,13 +532,13 @@ public struct Transformer {
 
     /// Backward of several linear layers that read the same input x (q, k, v; gate, up):
     /// their weight gradients, and the sum of their input gradients, added in the order given.
-    private func linearsBackward(_ layers: [(LinearKind, [Float])], layer l: Int, x: [Float], rows n: Int,
-                                 weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights) -> [Float] {
+    func linearsBackward(_ layers: [(LinearKind, [Float])], layer l: Int, expert: Int = -1, x: [Float], rows n: Int,
+                         weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights) -> [Float] {
         let c = config.hiddenSize
         var sum = [Float](repeating: 0, count: n * c), part = sum
         grads.data.withUnsafeMutableBufferPointer { g in
             for (i, (kind, dy)) in layers.enumerated() {
-                let site = LinearSite(kind, layer: l)
+                let site = LinearSite(kind, layer: l, expert: expert)
                 let dW = g.baseAddress! + site.slot(in: weights).offset
                 if i == 0 {
                     kernel.backward(site, dy: dy, x: x, rows: n, dx: &sum, dW: dW)

@@ -49,17 +49,25 @@ public struct ModelWeights: Sendable {
 
     /// Offsets of one decoder layer's tensors.
     public func layer(_ l: Int) -> LayerSlots {
-        // Layout per layer: input norm, q, k, v, o, post norm, gate, up, down.
-        let base = 1 + l * 9
+        // Layout per layer: input norm, q, k, v, o, post norm, then gate, up, down (dense),
+        // or the router and each expert's gate, up, down.
+        let base = 1 + l * config.tensorsPerLayer
+        let dense = !config.isMixtureOfExperts
+        let first = base + (dense ? 6 : 7)
+        let experts = (0..<(dense ? 1 : config.numLocalExperts)).map { e in
+            MLPSlots(gate: slots[first + 3 * e], up: slots[first + 3 * e + 1], down: slots[first + 3 * e + 2])
+        }
         return LayerSlots(inputNorm: slots[base], q: slots[base + 1], k: slots[base + 2], v: slots[base + 3],
-                          o: slots[base + 4], postNorm: slots[base + 5], gate: slots[base + 6],
-                          up: slots[base + 7], down: slots[base + 8])
+                          o: slots[base + 4], postNorm: slots[base + 5], router: dense ? nil : slots[base + 6],
+                          experts: experts)
     }
 
     public var embedding: TensorSlot { slots[0] }
-    public var finalNorm: TensorSlot { slots[1 + config.numHiddenLayers * 9] }
+    public var finalNorm: TensorSlot { slots[1 + config.numHiddenLayers * config.tensorsPerLayer] }
     /// The LM head: its own tensor, or the embedding when tied.
-    public var lmHead: TensorSlot { config.tieWordEmbeddings ? slots[0] : slots[2 + config.numHiddenLayers * 9] }
+    public var lmHead: TensorSlot {
+        config.tieWordEmbeddings ? slots[0] : slots[2 + config.numHiddenLayers * config.tensorsPerLayer]
+    }
 
     /// Fills the weights as a freshly initialised model: linear and embedding weights normal
     /// with standard deviation `std` (Hugging Face's `initializer_range`, 0.02), norm weights 1.
@@ -86,5 +94,18 @@ public struct ModelWeights: Sendable {
 
 /// One decoder layer's parameter slots.
 public struct LayerSlots: Sendable {
-    public let inputNorm, q, k, v, o, postNorm, gate, up, down: TensorSlot
+    public let inputNorm, q, k, v, o, postNorm: TensorSlot
+    /// The router (E, C) of a sparse MLP; nil for a dense one.
+    public let router: TensorSlot?
+    /// The dense MLP (one entry), or each expert's.
+    public let experts: [MLPSlots]
+    /// The dense MLP's projections (the first expert's in a sparse layer).
+    public var gate: TensorSlot { experts[0].gate }
+    public var up: TensorSlot { experts[0].up }
+    public var down: TensorSlot { experts[0].down }
+}
+
+/// One SwiGLU MLP's projections: a dense layer's, or one expert's.
+public struct MLPSlots: Sendable {
+    public let gate, up, down: TensorSlot
 }

@@ -95,6 +95,10 @@ public struct StepMetrics: Sendable, Equatable {
     public var rejectedFraction: Double?
     public var rejectedSeqFraction: Double?
     public var vetoedFraction: Double?
+    /// A sparse model: how often the routers of the two engines chose different experts
+    /// (before any replay), and the π_old forward's load-balancing loss.
+    public var routing: RoutingStats? = nil
+    public var loadBalancingLoss: Double? = nil
     /// Where the mismatch sits, logit and weight sizes, distance from the run's start.
     public var diagnostics = StepDiagnostics()
     /// FP16 loss-scaler totals so far.
@@ -133,6 +137,8 @@ public struct StepMetrics: Sendable, Equatable {
             o.set("rs_seq_masked_frac", .number(rejectedSeqFraction))
             o.set("veto_frac", .number(vetoedFraction))
         }
+        if let routing { o.merge(routing.json) }
+        if let loadBalancingLoss { o.set("aux_loss", .number(loadBalancingLoss)) }
         if includeTiming {
             o.set("wall_time", .number(timing.total))
             o.set("timing", .object(timing.jsonObject))

@@ -60,7 +60,8 @@ extension Trainer {
         var applied = false
         if loss.isFinite {
             for row in answerRows { dLogProb[row] = Float(-scale / n) }
-            var g = backward(packed, forward: fw, targets: targets, dLogProb: dLogProb, temperature: 1)
+            var g = backward(packed, forward: fw, targets: targets, dLogProb: dLogProb, temperature: 1,
+                             loadBalancingWeight: settings.moe.loadBalancing * scale)
             if scale != 1 { let inv = Float(1 / scale); for i in 0..<g.count { g[i] *= inv } }
             let finite = g.allSatisfy { $0.isFinite }
             applied = usesLossScaling ? pretrainScaler.update(finite: finite) : finite

@@ -142,6 +142,27 @@ public struct LossScalerSettings: Sendable, Hashable, Codable {
     }
 }
 
+/// Routing replay for a sparse model (verl `actor.router_replay.mode`: disabled, R2, R3).
+public enum RoutingReplay: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Each forward routes with its own router.
+    case off
+    /// Later minibatches replay the experts of the training engine's π_old forward.
+    case r2
+    /// Every training forward replays the experts the rollout engine chose ("rollout
+    /// routing replay"); the gate weights still come from the training router.
+    case r3
+}
+
+/// The settings that only a sparse model uses.
+public struct MixtureSettings: Sendable, Hashable, Codable {
+    public var routingReplay: RoutingReplay = .off
+    /// Weight of Mixtral's load-balancing loss in every training loss (its
+    /// `router_aux_loss_coef`, 0.001).
+    public var loadBalancing: Double = 0.001
+
+    public init() {}
+}
+
 /// Everything that decides an RL step. Value type; `validate()` names the first bad value.
 public struct RLSettings: Sendable, Hashable, Codable {
     public var algorithm: Algorithm = .grpo
@@ -183,8 +204,16 @@ public struct RLSettings: Sendable, Hashable, Codable {
     /// Rejection, veto and batch normalisation beside the algorithm's weight; stored only
     /// when not the default, so older checkpoints (without it) read as before.
     private var corrections: CorrectionSettings?
+    /// A sparse model's settings; stored only when not the default, as `corrections`.
+    private var mixture: MixtureSettings?
 
     public init() {}
+
+    /// Routing replay and the load-balancing loss of a sparse model.
+    public var moe: MixtureSettings {
+        get { mixture ?? MixtureSettings() }
+        set { mixture = newValue == MixtureSettings() ? nil : newValue }
+    }
 
     /// The corrections beside the algorithm's own weight (Corrections.swift).
     public var correction: CorrectionSettings {
@@ -223,6 +252,8 @@ public struct RLSettings: Sendable, Hashable, Codable {
         try need(finite(topP) && topP > 0 && topP <= 1, "top_p must be in (0, 1] (got \(topP))")
         if let m = maxResponseLength { try need(m >= 1 && m <= 8192, "max_len must be between 1 and 8192 (got \(m))") }
         try correction.validate()
+        try need(finite(moe.loadBalancing) && moe.loadBalancing >= 0 && moe.loadBalancing <= 100,
+                 "aux_loss must be between 0 and 100 (got \(moe.loadBalancing))")
         try need(minibatches >= 1, "minibatches must be at least 1 (got \(minibatches))")
         try need(minibatches <= promptsPerStep * samplesPerPrompt,
                  "minibatches (\(minibatches)) cannot exceed the responses per step (\(promptsPerStep * samplesPerPrompt))")

@@ -28,7 +28,8 @@ extension Trainer {
         do {
             // With one minibatch the backward reuses this forward (θ = θ_old); with several,
             // each minibatch's forward is recomputed and this one needs no caches.
-            old = try policy.recompute(round.batch, temperature: s.temperature, keepForBackward: s.minibatches == 1)
+            old = try policy.recompute(round.batch, temperature: s.temperature, keepForBackward: s.minibatches == 1,
+                                       replay: s.moe.routingReplay == .r3 ? policy.rolloutReplay(round.batch) : nil)
         } catch {
             // A forward pass with inf/NaN: nothing to learn from; the step counts, skipped.
             metrics.skipped = true
@@ -43,6 +44,8 @@ extension Trainer {
         t = ContinuousClock.now
         metrics.mismatch = try? mismatchStats(old.pairs, options: MismatchOptions(tokenCap: s.tokenCap, sequenceCap: s.sequenceCap))
         metrics.entropy = meanEntropy(old.pairs)
+        metrics.routing = old.routing
+        if policy.config.isMixtureOfExperts { metrics.loadBalancingLoss = old.forward.loadBalancingLoss }
         timing.stats = seconds(since: t)
         t = ContinuousClock.now
         metrics.diagnostics = diagnostics(old, batch: round.batch, temperature: s.temperature)
@@ -59,7 +62,7 @@ extension Trainer {
 
     /// The training engine's forward over a batch: per-response log-probabilities, the
     /// forward pass for the backward, and the packed rows.
-    typealias Recomputation = (pairs: [TokenLogProbs], forward: ForwardResult, packed: PackedBatch)
+    typealias Recomputation = (pairs: [TokenLogProbs], forward: ForwardResult, packed: PackedBatch, routing: RoutingStats?)
 
     /// What the rollout of one step gave: G responses to each of the step's prompts, their
     /// rewards and advantages.
@@ -133,7 +136,7 @@ extension Trainer {
 
                 t = ContinuousClock.now
                 var grad = backward(part.packed, forward: part.forward, targets: part.targets, dLogProb: part.dLogProb,
-                                    temperature: s.temperature)
+                                    temperature: s.temperature, loadBalancingWeight: s.moe.loadBalancing * scale)
                 timing.backward += seconds(since: t)
 
                 t = ContinuousClock.now
@@ -182,7 +185,14 @@ extension Trainer {
         if single {
             current = old
         } else {
-            do { current = try policy.recompute(batch.subset(range), temperature: settings.temperature) } catch {
+            // Routing replay: R3 the rollout's experts, R2 those of the π_old forward.
+            let replay: Routing?
+            switch settings.moe.routingReplay {
+            case .off: replay = nil
+            case .r3: replay = policy.rolloutReplay(batch.subset(range))
+            case .r2: replay = old.forward.routing?.rows(old.packed.starts[range.lowerBound]..<old.packed.starts[range.upperBound])
+            }
+            do { current = try policy.recompute(batch.subset(range), temperature: settings.temperature, replay: replay) } catch {
                 metrics.noteSkip("\(error)", cause: .forward)
                 return nil
             }

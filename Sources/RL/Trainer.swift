@@ -256,7 +256,7 @@ public final class Trainer {
     /// (g/T)·(1[j = y] − p_T,j): the same backward with the temperature-T log-probabilities
     /// in place of the forward's and g/T in place of g (exact; nothing else reads them).
     public func backward(_ packed: PackedBatch, forward: ForwardResult, targets: [Int32], dLogProb: [Float],
-                  temperature: Double) -> [Float] {
+                  temperature: Double, loadBalancingWeight: Double = 0) -> [Float] {
         var fw = forward
         var grad = dLogProb
         if temperature != 1 {
@@ -271,7 +271,8 @@ public final class Trainer {
             for i in 0..<grad.count { grad[i] *= inv }
         }
         var grads = ModelWeights(config: policy.config)
-        policy.training.backward(packed, targets: targets, dLogProb: grad, forward: fw, grads: &grads)
+        policy.training.backward(packed, targets: targets, dLogProb: grad, forward: fw, grads: &grads,
+                                 loadBalancingWeight: Float(loadBalancingWeight))
         return grads.data
     }
 

@@ -243,14 +243,14 @@ extension CheckpointIO {
         let tiedHead = config.tieWordEmbeddings ? "lm_head.weight" : nil
         let unexpected = tensors.names.filter { !expected.contains($0) && $0 != tiedHead }
         if !unexpected.isEmpty {
-            throw .invalidArgument("\(CheckpointFile.model) holds tensors a Llama model with this config.json has not: \(listed(unexpected))")
+            throw .invalidArgument("\(CheckpointFile.model) holds tensors a model with this config.json has not: \(listed(unexpected))")
         }
         for slot in slots {
             guard let t = tensors[slot.name] else {
                 throw .invalidArgument("\(CheckpointFile.model) has no tensor '\(slot.name)' (shape \(slot.shape) expected from config.json)")
             }
             guard t.shape == slot.shape else {
-                let defaults = ConfigDefault.summary(defaults).map { " (\($0))" } ?? ""
+                let defaults = ConfigDefault.summary(defaults, sparse: config.isMixtureOfExperts).map { " (\($0))" } ?? ""
                 throw .invalidArgument("tensor '\(slot.name)' has shape \(t.shape) in \(CheckpointFile.model) but config.json implies \(slot.shape)\(defaults)")
             }
         }

@@ -36,7 +36,12 @@ extension LlamaConfig {
 
     /// Reads a Hugging Face `config.json`: the configuration and the special token ids.
     ///
-    /// Required: `model_type` "llama", `hidden_size`, `intermediate_size`,
+    /// `model_type` "llama", or "mixtral" (the sparse MLP of `MixtralConfig`:
+    /// `num_local_experts`, default 8, `num_experts_per_tok`, default 2, top-k weights
+    /// always renormalised; `sliding_window` must be null and `router_jitter_noise` 0; its
+    /// defaults are Mixtral's: `rms_norm_eps` 1e-5, rotary base 1e6, 8 key/value heads,
+    /// 131072 positions).
+    /// Required: `hidden_size`, `intermediate_size`,
     /// `num_attention_heads`, `num_hidden_layers`, `vocab_size`. Optional, with Hugging
     /// Face's defaults: `num_key_value_heads` (= heads), `rms_norm_eps` (1e-6), the rotary
     /// base from `rope_parameters.rope_theta` (transformers 5) or `rope_theta` (older;
@@ -105,16 +110,17 @@ extension LlamaConfig {
         }
 
         guard let modelType = try string("model_type") else {
-            throw fail("'model_type' is missing; this lab reads \"llama\" models")
+            throw fail("'model_type' is missing; this lab reads \(ModelFamily.known)")
         }
-        guard modelType == "llama" else {
-            throw fail("model_type \(CheckpointIO.quoted(modelType)) is not supported; this lab reads \"llama\" models")
+        guard let family = ModelFamily(rawValue: modelType) else {
+            throw fail("model_type \(CheckpointIO.quoted(modelType)) is not supported; this lab reads \(ModelFamily.known)")
         }
         if let raw = present("architectures") {
-            guard let list = raw.arrayValue, list.contains(where: { $0.stringValue == "LlamaForCausalLM" }) else {
-                throw fail("architectures \(CheckpointIO.describe(raw)) does not include \"LlamaForCausalLM\" (the only one read)")
+            guard let list = raw.arrayValue, list.contains(where: { $0.stringValue == family.architecture }) else {
+                throw fail("architectures \(CheckpointIO.describe(raw)) does not include \"\(family.architecture)\" (the one read for model_type \"\(modelType)\")")
             }
         }
+        let defaultsOf = family.defaults
         let act = try string("hidden_act") ?? ConfigDefault.hiddenAct
         guard act == "silu" else {
             throw fail("hidden_act \(CheckpointIO.quoted(act)) is not supported; the MLP is SwiGLU with \"silu\"")
@@ -153,30 +159,48 @@ extension LlamaConfig {
             theta = top
         }
 
+        var experts = 0, topK = 2
+        if family == .mixtral {
+            experts = try integer("num_local_experts", default: 8)
+            topK = try integer("num_experts_per_tok", default: 2)
+            guard experts >= 1 else { throw fail("num_local_experts is \(experts); a Mixtral model has at least 1 expert") }
+            if let raw = present("sliding_window") {
+                throw fail("sliding_window \(CheckpointIO.describe(raw)) is not supported; attention here is over the whole sequence (null)")
+            }
+            if let raw = present("router_jitter_noise"), raw.doubleValue != 0 {
+                throw fail("router_jitter_noise \(CheckpointIO.describe(raw)) is not supported; only 0 (no noise on the router's input)")
+            }
+        }
         let config = LlamaConfig(
             hiddenSize: hidden,
             intermediateSize: try integer("intermediate_size"),
             numAttentionHeads: heads,
-            numKeyValueHeads: try integer("num_key_value_heads", default: heads),
+            numKeyValueHeads: try integer("num_key_value_heads", default: defaultsOf.keyValueHeads ?? heads),
             numHiddenLayers: try integer("num_hidden_layers"),
             vocabSize: try integer("vocab_size"),
             rmsNormEps: try present("rms_norm_eps").map { (v) throws(NumericsError) in try number(v, "rms_norm_eps") }
-                ?? ConfigDefault.rmsNormEps,
-            ropeTheta: theta ?? ConfigDefault.ropeTheta,
-            maxPositionEmbeddings: try integer("max_position_embeddings", default: ConfigDefault.maxPositionEmbeddings),
-            tieWordEmbeddings: try flag("tie_word_embeddings") ?? ConfigDefault.tieWordEmbeddings)
-        // What was taken for absent keys, in the order of transformers' LlamaConfig fields.
+                ?? defaultsOf.rmsNormEps,
+            ropeTheta: theta ?? defaultsOf.ropeTheta,
+            maxPositionEmbeddings: try integer("max_position_embeddings", default: defaultsOf.maxPositionEmbeddings),
+            tieWordEmbeddings: try flag("tie_word_embeddings") ?? ConfigDefault.tieWordEmbeddings,
+            numLocalExperts: experts, numExpertsPerTok: topK, normTopKProb: true)
+        // What was taken for absent keys, in the order of transformers' configuration fields.
         var defaults: [ConfigDefault] = []
         if present("num_key_value_heads") == nil {
-            defaults.append(ConfigDefault(key: "num_key_value_heads", value: "\(heads) (= num_attention_heads)"))
+            defaults.append(ConfigDefault(key: "num_key_value_heads",
+                                          value: defaultsOf.keyValueHeads.map { "\($0)" } ?? "\(heads) (= num_attention_heads)"))
         }
         if present("hidden_act") == nil { defaults.append(ConfigDefault(key: "hidden_act", value: ConfigDefault.hiddenAct)) }
         if present("max_position_embeddings") == nil {
-            defaults.append(ConfigDefault(key: "max_position_embeddings", value: "\(ConfigDefault.maxPositionEmbeddings)"))
+            defaults.append(ConfigDefault(key: "max_position_embeddings", value: "\(defaultsOf.maxPositionEmbeddings)"))
         }
-        if present("rms_norm_eps") == nil { defaults.append(ConfigDefault(key: "rms_norm_eps", value: "1e-06")) }
+        if present("rms_norm_eps") == nil { defaults.append(ConfigDefault(key: "rms_norm_eps", value: defaultsOf.rmsNormEpsText)) }
         if present("tie_word_embeddings") == nil { defaults.append(ConfigDefault(key: "tie_word_embeddings", value: "false")) }
-        if theta == nil { defaults.append(ConfigDefault(key: "rope_theta", value: "10000")) }
+        if theta == nil { defaults.append(ConfigDefault(key: "rope_theta", value: defaultsOf.ropeThetaText)) }
+        if family == .mixtral {
+            if present("num_experts_per_tok") == nil { defaults.append(ConfigDefault(key: "num_experts_per_tok", value: "2")) }
+            if present("num_local_experts") == nil { defaults.append(ConfigDefault(key: "num_local_experts", value: "8")) }
+        }
         do throws(NumericsError) {
             try config.validate()
         } catch {
@@ -196,10 +220,12 @@ extension LlamaConfig {
     /// the rotary base both as `rope_theta` (transformers 4) and in `rope_parameters`
     /// (transformers 5), the dtype both as `torch_dtype` and `dtype`. Keys are sorted and
     /// numbers written as the shortest decimal that reads back to the same float32.
-    public func huggingFaceJSON(specialTokens: SpecialTokenIDs = SpecialTokenIDs()) -> Data {
+    /// A sparse model is written as Mixtral's (`MixtralForCausalLM`, its expert keys and
+    /// `router_aux_loss_coef`), which requires renormalised top-k weights.
+    public func huggingFaceJSON(specialTokens: SpecialTokenIDs = SpecialTokenIDs(), routerAuxLossCoef: Double = 0.001) -> Data {
+        let family: ModelFamily = isMixtureOfExperts ? .mixtral : .llama
         var entries: [(String, String)] = [
-            ("architectures", "[\"LlamaForCausalLM\"]"),
-            ("attention_bias", "false"),
+            ("architectures", "[\"\(family.architecture)\"]"),
             ("attention_dropout", "0.0"),
             ("dtype", "\"float32\""),
             ("head_dim", "\(headDim)"),
@@ -207,8 +233,7 @@ extension LlamaConfig {
             ("hidden_size", "\(hiddenSize)"),
             ("intermediate_size", "\(intermediateSize)"),
             ("max_position_embeddings", "\(maxPositionEmbeddings)"),
-            ("mlp_bias", "false"),
-            ("model_type", "\"llama\""),
+            ("model_type", "\"\(family.rawValue)\""),
             ("num_attention_heads", "\(numAttentionHeads)"),
             ("num_hidden_layers", "\(numHiddenLayers)"),
             ("num_key_value_heads", "\(numKeyValueHeads)"),
@@ -219,6 +244,12 @@ extension LlamaConfig {
             ("torch_dtype", "\"float32\""),
             ("vocab_size", "\(vocabSize)"),
         ]
+        if family == .llama { entries += [("attention_bias", "false"), ("mlp_bias", "false")] }
+        if family == .mixtral {
+            entries += [("num_local_experts", "\(numLocalExperts)"), ("num_experts_per_tok", "\(numExpertsPerTok)"),
+                        ("output_router_logits", "false"), ("router_aux_loss_coef", JSONValue.number(routerAuxLossCoef).serialized),
+                        ("router_jitter_noise", "0.0"), ("sliding_window", "null")]
+        }
         if let id = specialTokens.bos { entries.append(("bos_token_id", "\(id)")) }
         if let id = specialTokens.eos { entries.append(("eos_token_id", "\(id)")) }
         if let id = specialTokens.pad { entries.append(("pad_token_id", "\(id)")) }
@@ -240,7 +271,9 @@ extension LlamaConfig {
             return p
         }
         let c = hiddenSize, kv = numKeyValueHeads * (hiddenSize / max(numAttentionHeads, 1))
-        let terms = [product(2, c), product(2, c, c), product(2, kv, c), product(3, intermediateSize, c)]
+        let experts = max(numLocalExperts, 1)
+        let terms = [product(2, c), product(2, c, c), product(2, kv, c), product(3, intermediateSize, c, experts),
+                     isMixtureOfExperts ? product(numLocalExperts, c) : 0]
         var layer = 0
         for term in terms {
             guard let term else { return nil }
@@ -253,6 +286,39 @@ extension LlamaConfig {
         let (a, o1) = layers.addingReportingOverflow(heads)
         let (total, o2) = a.addingReportingOverflow(c)
         return o1 || o2 ? nil : total
+    }
+}
+
+/// The Hugging Face model types read and written: the `model_type`, the architecture class,
+/// and transformers' defaults for absent keys.
+public enum ModelFamily: String, Sendable, CaseIterable {
+    case llama, mixtral
+
+    /// "\"llama\" and \"mixtral\" models", for errors.
+    static var known: String { "\"llama\" and \"mixtral\" models" }
+
+    public var architecture: String { self == .llama ? "LlamaForCausalLM" : "MixtralForCausalLM" }
+
+    struct Defaults {
+        var rmsNormEps: Float
+        var rmsNormEpsText: String
+        var ropeTheta: Float
+        var ropeThetaText: String
+        var maxPositionEmbeddings: Int
+        /// nil: num_attention_heads.
+        var keyValueHeads: Int?
+    }
+
+    /// transformers 5's `LlamaConfig` and `MixtralConfig` defaults.
+    var defaults: Defaults {
+        switch self {
+        case .llama:
+            return Defaults(rmsNormEps: ConfigDefault.rmsNormEps, rmsNormEpsText: "1e-06", ropeTheta: ConfigDefault.ropeTheta,
+                            ropeThetaText: "10000", maxPositionEmbeddings: ConfigDefault.maxPositionEmbeddings, keyValueHeads: nil)
+        case .mixtral:
+            return Defaults(rmsNormEps: 1e-5, rmsNormEpsText: "1e-05", ropeTheta: 1_000_000, ropeThetaText: "1000000.0",
+                            maxPositionEmbeddings: 131_072, keyValueHeads: 8)
+        }
     }
 }
 
@@ -282,10 +348,13 @@ public struct ConfigDefault: Sendable, Hashable, Codable {
     public static let hiddenAct = "silu"
 
     /// "config.json lacks rms_norm_eps, rope_theta: took transformers' LlamaConfig defaults
-    /// 1e-06, 10000"; nil when nothing was taken.
-    public static func summary(_ defaults: [ConfigDefault]) -> String? {
+    /// 1e-06, 10000" (MixtralConfig for a sparse model); nil when nothing was taken.
+    public static func summary(_ defaults: [ConfigDefault], sparse: Bool = false) -> String? {
         guard !defaults.isEmpty else { return nil }
-        return "\(CheckpointFile.config) lacks \(defaults.map(\.key).joined(separator: ", ")): took transformers' LlamaConfig default\(defaults.count == 1 ? "" : "s") \(defaults.map(\.value).joined(separator: ", "))"
+        return "\(CheckpointFile.config) lacks \(defaults.map(\.key).joined(separator: ", ")): took transformers' \(configClass(sparse: sparse)) default\(defaults.count == 1 ? "" : "s") \(defaults.map(\.value).joined(separator: ", "))"
     }
+
+    /// The transformers configuration class whose defaults are taken.
+    public static func configClass(sparse: Bool) -> String { sparse ? "MixtralConfig" : "LlamaConfig" }
 }
 

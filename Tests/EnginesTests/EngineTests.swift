@@ -13,6 +13,18 @@ func labModel(seed: UInt64 = 7, std: Float = 0.1) -> ModelWeights {
     return w
 }
 
+/// The default model's shape with a sparse MLP in every layer (8 experts of width 48, top 2),
+/// from a seed, at the same larger scale.
+func labMoEModel(seed: UInt64 = 7, std: Float = 0.1) -> ModelWeights {
+    var config = LlamaConfig.labDefault
+    config.intermediateSize = 48
+    config.numLocalExperts = 8
+    config.numExpertsPerTok = 2
+    var w = ModelWeights(config: config)
+    w.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
+    return w
+}
+
 func prompts(_ count: Int, seed: UInt64 = 1) -> [[Int32]] {
     var rng = RandomStream(seed: seed, name: "prompts")
     return (0..<count).map { _ in [1] + (0..<(3 + Int(rng.next() % 4))).map { _ in Int32(3 + rng.next() % 20) } }
@@ -45,12 +57,14 @@ func measure(_ policy: Policy, count: Int = 24, maxNew: Int = 24, seed: UInt64 =
     }
 
     /// Each mismatch source alone, switched on in the rollout engine of the `identical`
-    /// preset, produces a non-zero mismatch — and the same one when repeated.
+    /// preset, produces a non-zero mismatch — and the same one when repeated (the router's
+    /// precision on a sparse model, which has a router).
     @Test(arguments: MismatchSources.names)
     func eachSourceAloneMismatches(source: String) throws {
         var pair = Preset.identical.engines(hiddenSize: LlamaConfig.labDefault.hiddenSize)
         try pair.rollout.sources.set(source, "on")
-        let policy = try Policy(master: labModel(), engines: pair, backend: PortableBackend())
+        let policy = try Policy(master: source == "router_fp32" ? labMoEModel() : labModel(), engines: pair,
+                                backend: PortableBackend())
         let (first, _, _) = try measure(policy, count: 16)
         let (second, _, _) = try measure(policy, count: 16)
         #expect(first.maxAbsDlogp > 0, "\(source) alone gave no mismatch")

@@ -25,16 +25,9 @@ import Testing
             #expect(seq.vocabSize == v)
             let result = model.forward(PackedBatch(sequences: [seq.tokens.map(Int32.init)]), weights: checkpoint.weights,
                                        kernel: PlainLinear(weights: checkpoint.weights, backend: PortableBackend()), plan: .fp32)
-            for t in 0..<seq.tokens.count {
-                // Log-softmax of the reference logits, in Double.
-                let row = seq.logits[(t * v)..<((t + 1) * v)].map(Double.init)
-                let m = row.max()!
-                let lse = m + Foundation.log(row.map { Foundation.exp($0 - m) }.reduce(0, +))
-                for j in 0..<v {
-                    worst = max(worst, abs(Double(result.logProbs[t * v + j]) - (row[j] - lse)))
-                    compared += 1
-                }
-            }
+            let difference = largestLogProbDifference(result.logProbs, seq.logits, rows: seq.tokens.count, vocab: v)
+            worst = max(worst, difference)
+            compared += seq.tokens.count * v
         }
         #expect(compared > 1000)
         #expect(worst <= 5e-5, "\(fixture): largest |Δ log p| against transformers = \(worst)")
@@ -58,4 +51,59 @@ import Testing
             #expect(ref.metadata["variant"] == (name == "tiny-llama" ? "untied" : "tied"))
         }
     }
+
+    /// A Mixtral checkpoint: the one transformers saved, and the lab's own copy of it (which
+    /// transformers loads to the same logits: make_mixtral_fixture.py checks it). The lab's
+    /// float32 log-probabilities agree within 1e-4, and every (row, layer) goes to the
+    /// experts transformers' router logits choose (softmax, top 2; the fixture's random
+    /// router has no near-ties: the closest second and third probabilities are printed).
+    @Test(arguments: ["tiny-mixtral-hf", "tiny-mixtral-lab"])
+    func mixtralMatchesTransformers(fixture: String) throws {
+        let dir = HuggingFaceReferenceTests.fixtures.appendingPathComponent(fixture)
+        let checkpoint = try loadCheckpoint(from: dir)
+        let config = checkpoint.weights.config
+        #expect(config.numLocalExperts == 4 && config.numExpertsPerTok == 2 && config.normTopKProb)
+        let logitsFile = HuggingFaceReferenceTests.fixtures.appendingPathComponent("tiny-mixtral-hf/logits.safetensors")
+        let reference = try ReferenceLogits.read(contentsOf: logitsFile)
+        let routers = try SafeTensorsFile.read(contentsOf: logitsFile)
+        let model = Transformer(config: config)
+        let v = config.vocabSize, e = config.numLocalExperts
+        var worst = 0.0, compared = 0, routed = 0, closest = 1.0
+        for (i, seq) in reference.sequences.enumerated() {
+            let result = model.forward(PackedBatch(sequences: [seq.tokens.map(Int32.init)]), weights: checkpoint.weights,
+                                       kernel: PlainLinear(weights: checkpoint.weights, backend: PortableBackend()), plan: .fp32)
+            let difference = largestLogProbDifference(result.logProbs, seq.logits, rows: seq.tokens.count, vocab: v)
+            worst = max(worst, difference)
+            compared += seq.tokens.count * v
+            for l in 0..<config.numHiddenLayers {
+                let logits = try routers.tensor("router_logits.\(i).\(l)").values
+                for t in 0..<seq.tokens.count {
+                    let z = logits[(t * e)..<((t + 1) * e)].map(Double.init)
+                    let order = z.indices.sorted { z[$0] > z[$1] }
+                    let m = z.max()!, total = z.map { Foundation.exp($0 - m) }.reduce(0, +)
+                    let p = order.map { Foundation.exp(z[$0] - m) / total }
+                    closest = min(closest, p[1] - p[2])
+                    #expect(Array(result.routing!.choice(layer: l, row: t)) == order.prefix(2).map(Int32.init),
+                            "sequence \(i) position \(t) layer \(l)")
+                    routed += 1
+                }
+            }
+        }
+        #expect(compared > 1000 && routed > 100)
+        #expect(worst <= 1e-4, "\(fixture): largest |Δ log p| against transformers = \(worst)")
+        print("\(fixture): \(compared) log-probabilities, largest difference from transformers \(worst); \(routed) routings equal, closest 2nd–3rd probability gap \(closest)")
+    }
+}
+
+/// The largest |log p − log softmax(reference logits)| over (rows, V), the reference's
+/// log-softmax in Double.
+func largestLogProbDifference(_ logProbs: [Float], _ logits: [Float], rows: Int, vocab v: Int) -> Double {
+    var worst = 0.0
+    for t in 0..<rows {
+        let row = logits[(t * v)..<((t + 1) * v)].map(Double.init)
+        let m = row.max()!
+        let lse = m + Foundation.log(row.map { Foundation.exp($0 - m) }.reduce(0, +))
+        for j in 0..<v { worst = max(worst, abs(Double(logProbs[t * v + j]) - (row[j] - lse))) }
+    }
+    return worst
 }

@@ -1,7 +1,8 @@
 // An independent Double-precision Llama forward, written from Hugging Face's
 // `modeling_llama.py` semantics (rotate-half RoPE with inv_freq = 1/θ^(2i/D), RMSNorm
 // x·rsqrt(mean(x²)+eps)·w, causal softmax attention with grouped key/value heads, SwiGLU MLP),
-// sharing no code with the Model module beyond reading the weights by name.
+// and `modeling_mixtral.py`'s sparse MLP (softmax router, top-k, renormalised weights,
+// Σ w·expert), sharing no code with the Model module beyond reading the weights by name.
 
 import Foundation
 import Model
@@ -62,7 +63,20 @@ struct ReferenceLlama {
     }
 
     /// Log-softmax of the logits at every position of one sequence (T, V).
-    func logProbs(_ tokens: [Int32]) -> [Double] {
+    func logProbs(_ tokens: [Int32]) -> [Double] { run(tokens).logProbs }
+
+    /// What a sparse layer's router did over one sequence: the (row, choice) assignments per
+    /// expert, the sums of each expert's probability, and the experts (T·K).
+    struct LayerRouting {
+        var assignments: [Double]
+        var probabilitySums: [Double]
+        var experts: [Int32]
+    }
+
+    /// The forward over one sequence: log-softmax (T, V) and each sparse layer's routing.
+    /// `replay` (per layer T·K) fixes the experts.
+    func run(_ tokens: [Int32], replay: [[Int32]]? = nil) -> (logProbs: [Double], routing: [LayerRouting]) {
+        var routing: [LayerRouting] = []
         let n = tokens.count, c = config.hiddenSize, f = config.intermediateSize, v = config.vocabSize
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim, kvDim = config.kvDim
         let emb = tensors["model.embed_tokens.weight"]!
@@ -93,12 +107,47 @@ struct ReferenceLlama {
             let o = linear(attn, p + "self_attn.o_proj.weight", rows: n, inDim: c, outDim: c)
             for i in 0..<(n * c) { x[i] += o[i] }
             let xn2 = rmsnorm(x, p + "post_attention_layernorm.weight", rows: n)
-            let g = linear(xn2, p + "mlp.gate_proj.weight", rows: n, inDim: c, outDim: f)
-            let u = linear(xn2, p + "mlp.up_proj.weight", rows: n, inDim: c, outDim: f)
-            var a = [Double](repeating: 0, count: n * f)
-            for i in 0..<(n * f) { a[i] = g[i] / (1 + exp(-g[i])) * u[i] }
-            let down = linear(a, p + "mlp.down_proj.weight", rows: n, inDim: f, outDim: c)
-            for i in 0..<(n * c) { x[i] += down[i] }
+            func mlp(_ xs: [Double], rows m: Int, _ gate: String, _ up: String, _ down: String) -> [Double] {
+                let g = linear(xs, gate, rows: m, inDim: c, outDim: f)
+                let u = linear(xs, up, rows: m, inDim: c, outDim: f)
+                var a = [Double](repeating: 0, count: m * f)
+                for i in 0..<(m * f) { a[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+                return linear(a, down, rows: m, inDim: f, outDim: c)
+            }
+            if config.numLocalExperts > 0 {
+                let e = config.numLocalExperts, k = config.numExpertsPerTok
+                let moe = p + "block_sparse_moe."
+                let logits = linear(xn2, moe + "gate.weight", rows: n, inDim: c, outDim: e)
+                var layer = LayerRouting(assignments: Array(repeating: 0, count: e),
+                                         probabilitySums: Array(repeating: 0, count: e), experts: [])
+                for r in 0..<n {
+                    let z = Array(logits[(r * e)..<((r + 1) * e)])
+                    let m = z.max()!
+                    let ez = z.map { exp($0 - m) }
+                    let probs = ez.map { $0 / ez.reduce(0, +) }
+                    for j in 0..<e { layer.probabilitySums[j] += probs[j] }
+                    var chosen: [Int]
+                    if let replay, replay[l][r * k] >= 0 {
+                        chosen = (0..<k).map { Int(replay[l][r * k + $0]) }
+                    } else {
+                        chosen = Array(probs.indices.sorted { probs[$0] != probs[$1] ? probs[$0] > probs[$1] : $0 < $1 }.prefix(k))
+                    }
+                    let total = chosen.reduce(0.0) { $0 + probs[$1] }
+                    let xr = Array(xn2[(r * c)..<((r + 1) * c)])
+                    for j in chosen {
+                        layer.assignments[j] += 1
+                        layer.experts.append(Int32(j))
+                        let w = config.normTopKProb ? probs[j] / total : probs[j]
+                        let y = mlp(xr, rows: 1, moe + "experts.\(j).w1.weight", moe + "experts.\(j).w3.weight",
+                                    moe + "experts.\(j).w2.weight")
+                        for i in 0..<c { x[r * c + i] += w * y[i] }
+                    }
+                }
+                routing.append(layer)
+            } else {
+                let down = mlp(xn2, rows: n, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight", p + "mlp.down_proj.weight")
+                for i in 0..<(n * c) { x[i] += down[i] }
+            }
         }
         let xf = rmsnorm(x, "model.norm.weight", rows: n)
         let logits = linear(xf, "lm_head.weight", rows: n, inDim: c, outDim: v)
@@ -109,6 +158,21 @@ struct ReferenceLlama {
             let lse = m + log(row.map { exp($0 - m) }.reduce(0, +))
             for j in 0..<v { out[r * v + j] = row[j] - lse }
         }
-        return out
+        return (out, routing)
+    }
+
+    /// Mixtral's load-balancing loss over the routing of several sequences (all layers' rows
+    /// together, M of them): E · Σ_e (a_e / M)(P_e / M).
+    static func loadBalancingLoss(_ sequences: [[LayerRouting]], experts e: Int, topK k: Int) -> Double {
+        var a = [Double](repeating: 0, count: e), p = a, m = 0.0
+        for seq in sequences {
+            for layer in seq {
+                for j in 0..<e { a[j] += layer.assignments[j]; p[j] += layer.probabilitySums[j] }
+                m += Double(layer.experts.count / k)
+            }
+        }
+        var loss = 0.0
+        for j in 0..<e { loss += a[j] / m * (p[j] / m) }
+        return Double(e) * loss
     }
 }

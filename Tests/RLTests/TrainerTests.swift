@@ -204,7 +204,7 @@ extension JSONObject {
             return l
         }
         func analytic(_ temp: Double) throws -> [Float] {
-            let (_, fw, packed) = try policy.recompute(batch, temperature: temperature)
+            let (_, fw, packed, _) = try policy.recompute(batch, temperature: temperature)
             var targets = [Int32](repeating: 0, count: packed.rows), d = [Float](repeating: 0, count: packed.rows)
             for i in 0..<batch.count {
                 for (j, tok) in batch.responses[i].enumerated() {

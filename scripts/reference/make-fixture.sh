@@ -3,8 +3,9 @@
 #
 # Creates a throwaway virtual environment (default /tmp/plab-fixture-venv, kept between runs
 # so a second run does not download again; set PLAB_FIXTURE_VENV to put it elsewhere),
-# installs torch, transformers and safetensors from PyPI, and runs make_llama_fixture.py.
-# Extra arguments are passed to the script (e.g. --out DIR).
+# installs torch, transformers and safetensors from PyPI, and runs make_llama_fixture.py and
+# make_mixtral_fixture.py (which builds plab to check the checkpoint the lab writes).
+# Extra arguments are passed to the scripts (e.g. --out DIR).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,3 +24,5 @@ fi
 
 cd "$root"
 "$venv/bin/python" "$here/make_llama_fixture.py" --out "$root/Tests/Fixtures" "$@"
+swift build -c release --product plab >&2
+(cd "$here" && "$venv/bin/python" make_mixtral_fixture.py --out "$root/Tests/Fixtures" --plab "$root/.build/release/plab" "$@")

@@ -95,17 +95,17 @@ def build(tied: bool) -> LlamaForCausalLM:
     return model
 
 
-def versions() -> dict:
+def versions(script: str = SCRIPT, seed: int = SEED) -> dict:
     return {
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
         "safetensors_version": safetensors.__version__,
-        "script": SCRIPT,
-        "seed": str(SEED),
+        "script": script,
+        "seed": str(seed),
     }
 
 
-def save(model: LlamaForCausalLM, directory: str) -> None:
+def save(model, directory: str) -> None:
     if os.path.isdir(directory):
         shutil.rmtree(directory)
     model.save_pretrained(directory, safe_serialization=True)

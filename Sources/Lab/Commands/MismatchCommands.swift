@@ -73,7 +73,7 @@ func rolloutEstimate(_ prompts: [[Int32]], session: Session) -> MemoryEstimate {
 
 /// Samples `prompts` with the live rollout engine from the seed's stream of round `round`
 /// (Ctrl-C stops it between positions) and recomputes them with the training engine.
-func sampleAndRecompute(_ prompts: [[Int32]], session: Session, round: Int) throws -> (RolloutBatch, [TokenLogProbs]) {
+func sampleAndRecompute(_ prompts: [[Int32]], session: Session, round: Int) throws -> (RolloutBatch, [TokenLogProbs], RoutingStats?) {
     let lab = session.lab, sampling = session.sampling
     let stream = RandomStream(seed: session.seed, name: "sampling").split("rollout \(round)")
     var interrupted = false
@@ -82,7 +82,8 @@ func sampleAndRecompute(_ prompts: [[Int32]], session: Session, round: Int) thro
         return interrupted
     }
     if interrupted { throw Interrupted() }
-    return (batch, try lab.policy.recompute(batch, temperature: sampling.temperature, keepForBackward: false).pairs)
+    let result = try lab.policy.recompute(batch, temperature: sampling.temperature, keepForBackward: false)
+    return (batch, result.pairs, result.routing)
 }
 
 /// `0.00123` style: four significant digits, fixed across machines.
@@ -130,15 +131,17 @@ extension Command {
         try session.checkMemory(rolloutEstimate(prompts, session: session),
                                 advice: context.arguments.integer("N") != nil ? "lower N or max_new" : "lower the prompts setting or max_new")
         var meter = context.progress("rollout", total: 1)
-        let (batch, pairs) = try sampleAndRecompute(prompts, session: session, round: lab.rolloutCount)
+        let (batch, pairs, routing) = try sampleAndRecompute(prompts, session: session, round: lab.rolloutCount)
         let stats = try mismatchStats(pairs)
         try meter.advance(to: 1)
         meter.finish()
         lab.lastRollout = batch
         lab.lastPairs = pairs
+        lab.lastRouting = routing
         lab.rolloutCount += 1
         let shown = min(3, batch.count)
         var object = stats.jsonObject
+        if let routing { object.merge(routing.json) }
         object["finished"] = .int(batch.finished.filter { $0 }.count)
         object["samples"] = .array((0..<batch.count).map { i in
             .object(["prompt": .array(batch.prompts[i].map { .int(Int($0)) }), "response": .array(batch.responses[i].map { .int(Int($0)) }),
@@ -153,6 +156,7 @@ extension Command {
             if batch.count > shown { lines.append("… \(batch.count - shown) more") }
             lines.append("\(batch.count) sequences, \(stats.tokens) response tokens, \(batch.finished.filter { $0 }.count) ended with \(lab.vocabulary.tokens[Int(lab.vocabulary.eos)])")
             lines.append(mismatchSummary(stats))
+            if let routing { lines.append(routingSummary(routing)) }
             return lines.joined(separator: "\n")
         }
     }
@@ -173,6 +177,7 @@ extension Command {
     ) { context in
         guard let pairs = context.session.lab.lastPairs else { throw LabError("no rollout yet; run 'rollout' first") }
         let stats = try mismatchStats(pairs)
+        let routing = context.session.lab.lastRouting
         if context.arguments.flag("by-position") {
             let rows = try mismatchStatsByPosition(pairs)
             var object = stats.jsonObject
@@ -193,7 +198,9 @@ extension Command {
             }
             return
         }
-        context.report(stats.jsonObject) { statsTable(stats) }
+        var object = stats.jsonObject
+        if let routing { object.merge(routing.json) }
+        context.report(object) { statsTable(stats, routing: routing) }
     }
 
     /// `compare ENGINES…`: the same rollout under several presets, statistics side by side.
@@ -231,12 +238,14 @@ extension Command {
             MemoryEstimate([("engine copies", MemoryEstimate.engineWeights(lab.policy.config, pair))])
                 + rolloutEstimate(prompts, session: session)
         }), advice: "lower --prompts (or the prompts setting) or max_new")
-        var results: [(name: String, stats: MismatchStats, positions: [PositionMismatchStats], overflows: (Int, Int), underflows: (Int, Int))] = []
+        var results: [(name: String, stats: MismatchStats, positions: [PositionMismatchStats], overflows: (Int, Int), underflows: (Int, Int), routing: RoutingStats?)] = []
         var comparison: [(name: String, pairs: [TokenLogProbs])] = []
         var meter = context.progress("compare", total: names.count)
         for (name, pair) in zip(names, pairs) {
+            var routing: RoutingStats? = nil
             let (stats, positions, overflows, underflows) = try lab.policy.withEngines(pair) { () throws -> (MismatchStats, [PositionMismatchStats], (Int, Int), (Int, Int)) in
-                let (_, pairs) = try sampleAndRecompute(prompts, session: session, round: round)
+                let (_, pairs, routed) = try sampleAndRecompute(prompts, session: session, round: round)
+                routing = routed
                 comparison.append((name, pairs))
                 func activations(_ counts: [OperandRole: Int]) -> Int {
                     OperandRole.allCases.filter { $0 != .weights }.reduce(0) { $0 + (counts[$1] ?? 0) }
@@ -245,7 +254,7 @@ extension Command {
                 return (try mismatchStats(pairs), try mismatchStatsByPosition(pairs),
                         (activations(r.overflows), activations(t.overflows)), (activations(r.underflows), activations(t.underflows)))
             }
-            results.append((name, stats, positions, overflows, underflows))
+            results.append((name, stats, positions, overflows, underflows, routing))
             try meter.advance(to: results.count)
         }
         meter.finish()
@@ -257,6 +266,7 @@ extension Command {
             o["overflows_train"] = .int(r.overflows.1)
             o["underflows_rollout"] = .int(r.underflows.0)
             o["underflows_train"] = .int(r.underflows.1)
+            if let routing = r.routing { o.merge(routing.json) }
             stats[r.name] = .object(o)
             positions[r.name] = .array(r.positions.map { p in
                 .object(["position": .int(p.position), "tokens": .int(p.stats.tokens),
@@ -302,6 +312,10 @@ extension Command {
             add("overflows π", results.map { Double($0.overflows.1) }, text: count)
             add("flushed to 0 μ", results.map { Double($0.underflows.0) }, text: count)
             add("flushed to 0 π", results.map { Double($0.underflows.1) }, text: count)
+            if results.allSatisfy({ $0.routing != nil }) {
+                let routed = results.map { routingRows($0.routing!) }
+                for (i, (name, _, _)) in routed[0].enumerated() { add(name, routed.map { $0[i].1 }, text: figure) }
+            }
             let note = results.count > 1 ? "\n(\(ratioNames[0]): the statistic under \(results[1].name) as a multiple of \(first)'s; 0.125× is 8 times smaller)" : ""
             return header + table.render() + note
         }
@@ -344,7 +358,7 @@ extension Command {
     public static let trace = Command(
         name: "trace", topic: .mismatch,
         summary: "run both engines on the same tokens and show, layer by layer, how far their hidden states drift",
-        details: "Default tokens: the first sequence of the last rollout. JSON: {\"tokens\", \"layers\": [{\"name\", \"rel_l2\", \"max_abs\"}]}.",
+        details: "Default tokens: the first sequence of the last rollout. A sparse model's layers also show the fraction of positions whose routers chose different experts. JSON: {\"tokens\", \"layers\": [{\"name\", \"rel_l2\", \"max_abs\" (, \"router_disagree\")}]}.",
         arguments: [.variadic("TOKEN", .text, "the sequence (default: the last rollout's first)")],
         examples: ["trace", "trace <bos> 12+34=46"],
         reports: true
@@ -361,22 +375,41 @@ extension Command {
         try context.session.checkMemory(.scoring(lab.policy.config, tokens: tokens.count), advice: "trace fewer tokens")
         let rows = lab.policy.trace(tokens)
         context.report(["tokens": .array(tokens.map { .int(Int($0)) }),
-                        "layers": .array(rows.map { .object(["name": .string($0.name), "rel_l2": .double($0.relativeL2), "max_abs": .double($0.maxAbs)]) })]) {
-            var table = TextTable(header: ["stage", "relative L2", "max |Δ|", ""], rightAligned: [1, 2])
+                        "layers": .array(rows.map { row in
+                            var o: JSONObject = ["name": .string(row.name), "rel_l2": .double(row.relativeL2), "max_abs": .double(row.maxAbs)]
+                            if let d = row.routerDisagree { o["router_disagree"] = .double(d) }
+                            return .object(o)
+                        })]) {
+            let sparse = rows.contains { $0.routerDisagree != nil }
+            var table = TextTable(header: ["stage", "relative L2", "max |Δ|"] + (sparse ? ["routers differ"] : []) + [""],
+                                  rightAligned: sparse ? [1, 2, 3] : [1, 2])
             let top = rows.map(\.relativeL2).max() ?? 0
             for row in rows {
                 let bar = top > 0 ? String(repeating: "█", count: Int((row.relativeL2 / top * 20).rounded())) : ""
-                table.add([row.name, figure(row.relativeL2), figure(row.maxAbs), bar])
+                let routed = sparse ? [row.routerDisagree.map { "\(figure($0 * 100))%" } ?? ""] : []
+                table.add([row.name, figure(row.relativeL2), figure(row.maxAbs)] + routed + [bar])
             }
             return "tokens: \(lab.vocabulary.decode(tokens))\n" + table.render()
         }
     }
 }
 
-func statsTable(_ s: MismatchStats) -> String {
+func statsTable(_ s: MismatchStats, routing: RoutingStats? = nil) -> String {
     var table = TextTable(header: ["statistic", "value", "meaning"], rightAligned: [1])
-    for (name, value, meaning) in statsRows(s) { table.add([name, figure(value), meaning]) }
+    for (name, value, meaning) in statsRows(s) + (routing.map(routingRows) ?? []) { table.add([name, figure(value), meaning]) }
     return table.render()
+}
+
+/// A sparse model's router disagreement as `mismatch` and `compare` show it.
+func routingRows(_ r: RoutingStats) -> [(String, Double?, String)] {
+    [("routers differ", r.decisions, "fraction of (token, layer) decisions with another top-k set"),
+     ("… any layer", r.tokensAnyLayer, "fraction of tokens routed differently in at least one layer")]
+        + r.layers.enumerated().map { ("… layer \($0.offset)", $0.element, "") }
+}
+
+/// `routing: 4.2% of router decisions differ (layers 0–3: …), 12% of tokens in some layer`.
+func routingSummary(_ r: RoutingStats) -> String {
+    "routing: \(figure(r.decisions * 100))% of router decisions differ (by layer \(r.layers.map { figure($0 * 100) }.joined(separator: " "))), \(figure(r.tokensAnyLayer * 100))% of \(r.tokens) tokens in at least one layer"
 }
 
 /// The statistics as `mismatch` shows them: name, value, meaning.

@@ -44,9 +44,12 @@ extension Command {
             table.add(["rope theta / rms eps", "\(c.ropeTheta) / \(c.rmsNormEps)"])
             table.add(["max positions", "\(c.maxPositionEmbeddings)"])
             table.add(["tied embeddings", c.tieWordEmbeddings ? "yes" : "no"])
+            if c.isMixtureOfExperts {
+                table.add(["MLP", "sparse: \(c.numLocalExperts) experts, top \(c.numExpertsPerTok) per token, weights renormalised (Mixtral)"])
+            }
             if !lab.configDefaults.isEmpty {
                 table.add(["defaults taken", lab.configDefaults.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                           + " (config.json lacks them: transformers' LlamaConfig defaults)"])
+                           + " (config.json lacks them: transformers' \(ConfigDefault.configClass(sparse: c.isMixtureOfExperts)) defaults)"])
             }
             table.add(["training steps", "\(lab.step)"])
             return table.render().split(separator: "\n", omittingEmptySubsequences: false).dropFirst(2).joined(separator: "\n")
@@ -56,17 +59,19 @@ extension Command {
     static let modelNew = Command(
         name: "new", topic: .model,
         summary: "a new model with random weights from the seed",
-        details: "Unset sizes keep the lab's default model (4 layers, width 64, 4 heads, 2 kv heads, SwiGLU width 176). The engines keep their precision when it fits the new shapes.",
+        details: "Unset sizes keep the lab's default model (4 layers, width 64, 4 heads, 2 kv heads, SwiGLU width 176). experts=E puts a sparse mixture of E SwiGLU experts (each of width intermediate) in every layer's MLP, with a router sending each token to its top_k most probable experts (default 2), their weights renormalised to sum 1: Mixtral's block, saved as a checkpoint MixtralForCausalLM loads. The engines keep their precision when it fits the new shapes.",
         arguments: [
             .assignments("SIZE=N", keys: [("hidden", .integer(2...4096)), ("layers", .integer(0...64)),
                                           ("heads", .integer(1...256)), ("kv_heads", .integer(1...256)),
                                           ("intermediate", .integer(1...16384)), ("max_pos", .integer(1...8192)),
-                                          ("theta", .real(1.0001...1e9)), ("tied", .toggle)],
+                                          ("theta", .real(1.0001...1e9)), ("tied", .toggle),
+                                          ("experts", .integer(0...256)), ("top_k", .integer(1...256))],
                          "shape settings", minimum: 0),
             .option("seed", .integer(0...Int.max), "seed of the initial weights (default: the session's seed)"),
             .option("std", .real(1e-6...10), "standard deviation of the initial weights", default: .real(Double(LabState.initStd))),
         ],
-        examples: ["model new", "model new layers=2 hidden=32 heads=2 kv_heads=1 intermediate=96 --seed 5"],
+        examples: ["model new", "model new layers=2 hidden=32 heads=2 kv_heads=1 intermediate=96 --seed 5",
+                   "model new experts=8 top_k=2 intermediate=48"],
         restoresState: true
     ) { context in
         var config = LlamaConfig.labDefault
@@ -81,8 +86,18 @@ extension Command {
             case ("theta", .real(let x)): config.ropeTheta = Float(x)
             case ("theta", .integer(let n)): config.ropeTheta = Float(n)
             case ("tied", .toggle(let on)): config.tieWordEmbeddings = on
+            case ("experts", .integer(let n)): config.numLocalExperts = n
+            case ("top_k", .integer(let n)): config.numExpertsPerTok = n
             default: throw LabError("model new: unexpected \(key)=\(value)")
             }
+        }
+        let keys = Set(context.arguments.assignments.map(\.0))
+        if keys.contains("top_k") && !config.isMixtureOfExperts {
+            throw LabError("model new: top_k=\(config.numExpertsPerTok) needs experts=E (a sparse MLP with E ≥ top_k experts); the dense MLP has no router")
+        }
+        if config.isMixtureOfExperts && !keys.contains("top_k") { config.numExpertsPerTok = min(2, config.numLocalExperts) }
+        if config.isMixtureOfExperts && config.numExpertsPerTok > config.numLocalExperts {
+            throw LabError("model new: top_k=\(config.numExpertsPerTok) is more than experts=\(config.numLocalExperts); each token goes to top_k of the experts, so top_k must be 1…\(config.numLocalExperts)")
         }
         let session = context.session, lab = session.lab
         let seed = context.arguments.integer("seed").map(UInt64.init) ?? session.seed
@@ -93,11 +108,13 @@ extension Command {
         weights.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
         let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
         let c = config
-        let rebuild = "model new hidden=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads) kv_heads=\(c.numKeyValueHeads) intermediate=\(c.intermediateSize) max_pos=\(c.maxPositionEmbeddings) theta=\(c.ropeTheta) tied=\(c.tieWordEmbeddings ? "on" : "off") --seed \(seed) --std \(std)"
+        let experts = c.isMixtureOfExperts ? " experts=\(c.numLocalExperts) top_k=\(c.numExpertsPerTok)" : ""
+        let rebuild = "model new hidden=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads) kv_heads=\(c.numKeyValueHeads) intermediate=\(c.intermediateSize) max_pos=\(c.maxPositionEmbeddings) theta=\(c.ropeTheta) tied=\(c.tieWordEmbeddings ? "on" : "off")\(experts) --seed \(seed) --std \(std)"
         let trainer = try Trainer(policy: policy, task: lab.task.spec, seed: session.seed)
         lab.replace(policy: policy, vocabulary: lab.vocabulary, origin: "new (seed \(seed))", step: 0, restoreCommand: rebuild,
                     trainer: trainer)
-        context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize) (seed \(seed))")
+        let sparse = config.isMixtureOfExperts ? ", \(config.numLocalExperts) experts (top \(config.numExpertsPerTok)) per layer" : ""
+        context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize)\(sparse) (seed \(seed))")
     }
 
     static let modelInit = Command(
@@ -148,12 +165,12 @@ extension Command {
         lab.replace(policy: policy, vocabulary: vocabulary, origin: "loaded from \(path)", step: checkpoint.lab?.step ?? 0,
                     restoreCommand: "model load \(path)", trainer: trainer, configDefaults: checkpoint.configDefaults)
         context.print("loaded \(path): \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize), vocabulary \(config.vocabSize)")
-        if let defaults = ConfigDefault.summary(checkpoint.configDefaults) { context.print(defaults) }
+        if let defaults = ConfigDefault.summary(checkpoint.configDefaults, sparse: config.isMixtureOfExperts) { context.print(defaults) }
     }
 
     static let modelSave = Command(
         name: "save", topic: .model,
-        summary: "save the model as a checkpoint directory that transformers' LlamaForCausalLM loads",
+        summary: "save the model as a checkpoint directory that transformers' LlamaForCausalLM (MixtralForCausalLM) loads",
         details: "Writes config.json, model.safetensors and lab.json (vocabulary, seed, step) atomically: an existing checkpoint there is replaced whole or not at all. Only a checkpoint (a directory holding config.json and no sub-directories) or an empty directory is replaced; the working directory, its ancestors and / are refused.",
         arguments: [.positional("DIR", .text, "the directory to write (created, or a checkpoint replaced whole)"),
                     .flag("no-optimizer", "leave out the optimizer state (a model to share, 5× smaller)")],
@@ -186,6 +203,7 @@ func configJSON(_ c: LlamaConfig, lab: LabState) -> JSONObject {
      "num_hidden_layers": .int(c.numHiddenLayers), "vocab_size": .int(c.vocabSize), "rope_theta": .float(c.ropeTheta),
      "rms_norm_eps": .float(c.rmsNormEps), "max_position_embeddings": .int(c.maxPositionEmbeddings),
      "tie_word_embeddings": .bool(c.tieWordEmbeddings), "parameters": .int(c.parameterCount),
+     "num_local_experts": .int(c.numLocalExperts), "num_experts_per_tok": .int(c.isMixtureOfExperts ? c.numExpertsPerTok : 0),
      "origin": .string(lab.origin), "step": .int(lab.step),
      "config_defaults": .array(lab.configDefaults.map { .string($0.key) })]
 }

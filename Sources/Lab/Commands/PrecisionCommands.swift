@@ -435,7 +435,7 @@ extension StateRestorer {
             }
             commands.append("precision \(which) " + fields.joined(separator: " "))
             let s = profile.sources
-            commands.append("engine \(which) split_k=\(s.splitK > 1 ? String(s.splitK) : "off") chunked_softmax=\(s.softmaxChunk > 0 ? String(s.softmaxChunk) : "off") fused_norm=\(s.fusedResidualNorm ? "on" : "off") fused_silu=\(s.fusedSiluMul ? "on" : "off") logits_fp32=\(s.logitsFP32 ? "on" : "off")")
+            commands.append("engine \(which) split_k=\(s.splitK > 1 ? String(s.splitK) : "off") chunked_softmax=\(s.softmaxChunk > 0 ? String(s.softmaxChunk) : "off") fused_norm=\(s.fusedResidualNorm ? "on" : "off") fused_silu=\(s.fusedSiluMul ? "on" : "off") logits_fp32=\(s.logitsFP32 ? "on" : "off") router_fp32=\(s.routerFP32 ? "on" : "off")")
         }
         return commands
     }

@@ -89,6 +89,12 @@ extension Setting {
                 $1.correction.batchNormalize = $0 == .toggle(true) },
             .rl("scale_growth_interval", .integer(1...Int.max), .integer(d.lossScaler.growthInterval),
                 "clean steps before the dynamic loss scale doubles") { $1.lossScaler.growthInterval = $0.integer },
+            .rl("routing_replay", .named(RoutingReplay.allCases.map(\.rawValue), aliases: ["disabled": "off", "none": "off"]),
+                .text(d.moe.routingReplay.rawValue),
+                "a sparse model's routing replay: off, r2 (later minibatches reuse π_old's experts), r3 (training replays the rollout's experts)") {
+                $1.moe.routingReplay = RoutingReplay(rawValue: $0.description)! },
+            .rl("aux_loss", .real(0...100), .real(d.moe.loadBalancing),
+                "weight of a sparse model's load-balancing loss (Mixtral's router_aux_loss_coef)") { $1.moe.loadBalancing = $0.number },
         ]
     }()
 }
@@ -253,6 +259,9 @@ extension Command {
             if let f = m.rejectedFraction {
                 row += [("rs_masked_frac", f), ("rs_seq_masked_frac", m.rejectedSeqFraction ?? .nan), ("veto_frac", m.vetoedFraction ?? .nan)]
             }
+            if let r = m.routing {
+                row += [("router_disagree", r.decisions), ("router_disagree_tokens", r.tokensAnyLayer), ("aux_loss", m.loadBalancingLoss ?? .nan)]
+            }
             session.metrics.append(row, run: run)
             var json: JSONObject = ["run": .string(runInfo.name)]
             json.merge(m.json())
@@ -260,7 +269,7 @@ extension Command {
             json.set("model_step", .int(m.step))
             context.report(json, timing: m.timing.total > 0 ? "  (\(shortSeconds(m.timing.total)))" : "") {
                 let mm = m.mismatch
-                return "step \(runStep): reward \(figure(m.reward)), accuracy \(figure(m.accuracy)), length \(figure(m.responseLength)), grad \(figure(m.gradNorm)), k3 \(figure(mm?.k3)), mean|Δlogp| \(figure(mm?.meanAbsDlogp))\(m.lossScale != 1 ? ", scale \(figure(m.lossScale))" : "")\(m.skipped ? ", SKIPPED (\(m.skipReason ?? "overflow"))" : "")\(m.skippedInARow >= 2 ? ", \(m.skippedInARow) in a row" : "")"
+                return "step \(runStep): reward \(figure(m.reward)), accuracy \(figure(m.accuracy)), length \(figure(m.responseLength)), grad \(figure(m.gradNorm)), k3 \(figure(mm?.k3)), mean|Δlogp| \(figure(mm?.meanAbsDlogp))\(m.routing.map { ", routers differ \(figure($0.decisions * 100))%" } ?? "")\(m.lossScale != 1 ? ", scale \(figure(m.lossScale))" : "")\(m.skipped ? ", SKIPPED (\(m.skipReason ?? "overflow"))" : "")\(m.skippedInARow >= 2 ? ", \(m.skippedInARow) in a row" : "")"
             }
             // Once a command: why steps keep being skipped, and the cure (JSON: skip_advice).
             if let advice = m.skipAdvice, !advised, !context.json {
