@@ -102,13 +102,20 @@ public final class EngineKernel: LinearKernel {
         for s in master.slots where !linearNames.contains(s.name) || (master.config.tieWordEmbeddings && s.name == master.embedding.name) {
             w.data.withUnsafeMutableBufferPointer { p in other.round(p.baseAddress! + s.offset, into: p.baseAddress! + s.offset, count: s.count) }
         }
+        let merged = profile.sources.loraMerged && master.config.lora != nil
         for site in sites {
-            let p = profile.forSite(site.kind)
+            let p = profile.forSite(site)
             var dgradRule = p.weights
             dgradRule.granularity = p.weights.granularity.transposed
             let separateDgrad = dgradRule != p.weights
             let s = site.slot(in: master)
-            let values = Array(master.data[s.offset..<(s.offset + s.count)])
+            var values = Array(master.data[s.offset..<(s.offset + s.count)])
+            // Merged LoRA: the adapter's (α/r)·B·A joins the weight before its quantization.
+            if merged && master.config.lora!.adapts(site) {
+                master.data.withUnsafeBufferPointer { d in
+                    values.withUnsafeMutableBufferPointer { v in master.addAdapterProduct(site, from: d.baseAddress!, into: v.baseAddress!) }
+                }
+            }
             var q = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: true, quantization: p.weights)
             // Every forward product reuses the weights as its right operand: lay them out once
             // for the fused kernel when the products run on it (scaled or limited accumulation).
@@ -147,8 +154,8 @@ public final class EngineKernel: LinearKernel {
     public func forward(_ site: LinearSite, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>) {
         guard let w = prepared[site] else { preconditionFailure("no weights for \(site)") }
         let inDim = w.matrix.cols, outDim = w.matrix.rows
-        let p = profile.forSite(site.kind)
-        let output = profile.outputFormat(of: site.kind)
+        let p = profile.forSite(site)
+        let output = profile.outputFormat(of: site)
         let qx = quantize(x, rows: rows, cols: inDim, p.fprop.input, p.scaleRule, transposed: false, site: site, role: .fpropInput)
         QuantizedGEMM(recipe: GemmRecipe(a: p.fprop.input, b: p.weights, accumulation: p.fprop.accumulation, output: output),
                       backend: backend)
@@ -160,10 +167,10 @@ public final class EngineKernel: LinearKernel {
     /// (WGrad: both operands quantized along the token axis, output float32, added to the
     /// master gradient).
     public func backward(_ site: LinearSite, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                         dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>) {
+                         dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>?) {
         guard let w = preparedDgrad[site] else { preconditionFailure("no weights for \(site)") }
         let inDim = w.matrix.cols, outDim = w.matrix.rows
-        let p = profile.forSite(site.kind)
+        let p = profile.forSite(site)
         if let dx {
             var dgradWeights = p.weights
             dgradWeights.granularity = p.weights.granularity.transposed
@@ -173,6 +180,7 @@ public final class EngineKernel: LinearKernel {
                 .multiplyPrepared(qdy, w, m: rows, n: inDim, k: outDim, into: dx)
         }
         // dW (out, in) = dyᵀ (out, rows) · x (rows, in): K is the token axis.
+        guard let dW else { return }
         let qdyT = quantize(dy, rows: rows, cols: outDim, p.wgrad.input, p.scaleRule, transposed: true, site: site, role: .wgradGradient)
         let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
         let recipe = GemmRecipe(a: p.wgrad.input, b: p.wgradActivation, accumulation: p.wgrad.accumulation, output: .fp32)

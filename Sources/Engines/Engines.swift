@@ -15,7 +15,7 @@ extension PrecisionProfile {
         return ForwardPlan(activation: r(activation), probabilities: r(probabilities), kvCache: kv,
                            fusedResidualNorm: sources.fusedResidualNorm, fusedSiluMul: sources.fusedSiluMul,
                            softmax: sources.softmaxChunk > 0 ? .chunked(sources.softmaxChunk) : .wholeRow,
-                           logits: r(outputFormat(of: .lmHead)), gradient: r(gradient))
+                           logits: r(outputFormat(of: .lmHead)), gradient: r(gradient), loraMerged: sources.loraMerged)
     }
 
     /// The format a linear layer's product writes: the activation format, except the LM
@@ -24,6 +24,11 @@ extension PrecisionProfile {
     /// kernel's products and the plan's logits rounding read it.
     public func outputFormat(of kind: LinearKind) -> NumberFormat {
         kind == .lmHead && sources.logitsFP32 ? .fp32 : forSite(kind).activation
+    }
+
+    /// The format one site's product writes (a LoRA factor's: the activation format).
+    public func outputFormat(of site: LinearSite) -> NumberFormat {
+        site.part == .weight ? outputFormat(of: site.kind) : forSite(site).activation
     }
 }
 

@@ -52,7 +52,31 @@ extension PrecisionProfile {
     /// The forward's products and casts in the order a token meets them. Implementation
     /// switches (mismatch sources) are not part of the flow, except where they decide a
     /// format: the logits' (`logits_fp32`).
-    public var forwardFlow: [FlowStep] {
+    public var forwardFlow: [FlowStep] { forwardFlow(for: nil) }
+
+    /// The same for a given model: with sparse MLPs, the router's product (its own recipe,
+    /// `router_fp32` deciding its format) and the float32 softmax and top-k that choose each
+    /// token's experts; with LoRA adapters, their two products in the activation format, or
+    /// their merging into the weights (`lora_merged`).
+    public func forwardFlow(for model: LlamaConfig?) -> [FlowStep] {
+        let sparse = model?.isMixtureOfExperts ?? false
+        var adapters: [FlowStep] = []
+        if let lora = model?.lora {
+            let plain = Quantization(format: activation).description
+            var step = FlowStep.gemm("FProp LoRA x·Aᵀ·Bᵀ (\(lora.targets.map { LoRASpec.moduleName($0)! }.joined(separator: " ")))",
+                                     [("x", plain), ("A, B", plain)], .fp32,
+                                     sources.loraMerged ? "merged into W at each sync (lora_merged)" : activation.name)
+            step.outputSetBySwitch = true
+            adapters = [step]
+        }
+        let router = forSite(.router)
+        var routerProduct = FlowStep.gemm("FProp router (sparse MLP)", [("x", router.perProduct(router.fprop.input)),
+                                                                       ("W", router.weights.description)],
+                                          router.fprop.accumulation,
+                                          sources.routerFP32 ? "fp32 (router_fp32)" : outputFormat(of: .router).name)
+        routerProduct.outputSetBySwitch = true
+        let routing: [FlowStep] = sparse
+            ? [routerProduct, .cast("router softmax, top-k choice and expert weights", "fp32")] : []
         var logits = FlowStep.gemm("FProp lm_head", [("x", head.perProduct(head.fprop.input)), ("W", head.weights.description)],
                                    head.fprop.accumulation, sources.logitsFP32 ? "\(outputFormat(of: .lmHead).name) (logits_fp32)" : outputFormat(of: .lmHead).name)
         logits.outputSetBySwitch = true
@@ -60,8 +84,9 @@ extension PrecisionProfile {
             .cast("embedding and norm weights", otherWeights.name),
             .cast("linear weights (at each sync)", weights.description),
             .cast("residual stream, norm outputs, RoPE, MLP", activation.name),
-            .gemm("FProp q k v o gate up down", [("x", perProduct(fprop.input)), ("W", weights.description)],
-                  fprop.accumulation, activation.name),
+            .gemm(sparse ? "FProp q k v o, experts' gate up down" : "FProp q k v o gate up down",
+                  [("x", perProduct(fprop.input)), ("W", weights.description)], fprop.accumulation, activation.name),
+        ] + adapters + routing + [
             .cast("keys and values (KV cache)", kvCache.name),
             .cast("attention probabilities (softmax in fp32)", probabilities.name),
             logits,
@@ -93,9 +118,14 @@ extension EnginePair {
     /// when the rollout's flow is contained in the training forward's — Jet-RL's on-policy
     /// condition. The logits' format is left to `implementationDifferences` (it is the
     /// `logits_fp32` switch).
-    public var flowDifferences: [(rollout: FlowStep, train: FlowStep)] {
+    public var flowDifferences: [(rollout: FlowStep, train: FlowStep)] { flowDifferences(for: nil) }
+
+    /// The same for a given model (a router's or adapters' step included; the router's
+    /// format, set by `router_fp32`, and the adapters' merging, by `lora_merged`, are
+    /// implementation differences as the logits' format is).
+    public func flowDifferences(for model: LlamaConfig?) -> [(rollout: FlowStep, train: FlowStep)] {
         var out: [(FlowStep, FlowStep)] = []
-        for (r, t) in zip(rollout.forwardFlow, training.forwardFlow) {
+        for (r, t) in zip(rollout.forwardFlow(for: model), training.forwardFlow(for: model)) {
             var (a, b) = (r, t)
             if a.outputSetBySwitch { a.output = ""; b.output = "" }
             if a != b { out.append((r, t)) }

@@ -49,6 +49,9 @@ public final class Policy {
     /// delayed scaling on per-tensor operands only, the MX scale rule with saturation.
     /// Errors name the setting (as `precision` calls it) and what would be accepted.
     public static func validate(_ pair: EnginePair, config: LlamaConfig) throws(NumericsError) {
+        if pair.training.sources.loraMerged {
+            throw .invalidArgument("train lora_merged=on: the training engine computes each adapter beside its frozen weight (only the adapters train); lora_merged is a rollout engine switch")
+        }
         let smallest = min(config.hiddenSize, config.kvDim, config.intermediateSize, config.vocabSize)
         for (engine, p) in [("rollout", pair.rollout), ("train", pair.training)] {
             switch p.weights.granularity {

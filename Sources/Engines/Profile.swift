@@ -81,15 +81,21 @@ public struct MismatchSources: Sendable, Hashable {
     /// `moe_router_dtype=fp32`) instead of the activation format (Hugging Face's and vLLM's
     /// gate). It never takes FP8: DeepSeek-V3 keeps its gating in BF16 or FP32.
     public var routerFP32: Bool
+    /// LoRA adapters merged into the weights, W + (α/r)·B·A in float32 rounded to the weight
+    /// format at each sync (PEFT's `merge_and_unload` before a weight sync), instead of
+    /// computed beside them. A rollout engine's choice: training computes the adapters apart,
+    /// since only they train.
+    public var loraMerged: Bool
 
     public init(splitK: Int = 1, softmaxChunk: Int = 0, fusedResidualNorm: Bool = false,
-                fusedSiluMul: Bool = false, logitsFP32: Bool = false, routerFP32: Bool = false) {
+                fusedSiluMul: Bool = false, logitsFP32: Bool = false, routerFP32: Bool = false, loraMerged: Bool = false) {
         self.splitK = splitK
         self.softmaxChunk = softmaxChunk
         self.fusedResidualNorm = fusedResidualNorm
         self.fusedSiluMul = fusedSiluMul
         self.logitsFP32 = logitsFP32
         self.routerFP32 = routerFP32
+        self.loraMerged = loraMerged
     }
 
     /// Every source off.
@@ -110,7 +116,7 @@ public struct MismatchSources: Sendable, Hashable {
     public static let jetRLTraining = MismatchSources(fusedResidualNorm: true, fusedSiluMul: true, logitsFP32: true)
 
     /// The switches by name, for `engine rollout|train NAME=on|off`.
-    public static let names = ["split_k", "chunked_softmax", "fused_norm", "fused_silu", "logits_fp32", "router_fp32"]
+    public static let names = ["split_k", "chunked_softmax", "fused_norm", "fused_silu", "logits_fp32", "router_fp32", "lora_merged"]
 
     /// Sets one switch: `on`, `off`, or a number for split_k (pieces) and chunked_softmax
     /// (chunk length).
@@ -132,6 +138,7 @@ public struct MismatchSources: Sendable, Hashable {
         case "fused_silu": fusedSiluMul = try flag()
         case "logits_fp32": logitsFP32 = try flag()
         case "router_fp32": routerFP32 = try flag()
+        case "lora_merged": loraMerged = try flag()
         default:
             let hint = closestMatch(to: name, among: MismatchSources.names).map { "; did you mean \($0)?" } ?? ""
             throw .invalidArgument("unknown mismatch source '\(name)'\(hint) sources: \(MismatchSources.names.joined(separator: " "))")
@@ -145,7 +152,8 @@ public struct MismatchSources: Sendable, Hashable {
          ("fused_norm", fusedResidualNorm ? "on" : "off"),
          ("fused_silu", fusedSiluMul ? "on" : "off"),
          ("logits_fp32", logitsFP32 ? "on" : "off"),
-         ("router_fp32", routerFP32 ? "on" : "off")]
+         ("router_fp32", routerFP32 ? "on" : "off"),
+         ("lora_merged", loraMerged ? "on" : "off")]
     }
 }
 
@@ -260,8 +268,20 @@ public struct PrecisionProfile: Sendable, Hashable {
     /// router, the same plain recipe in the activation format or, with `router_fp32`, float32.
     public func forSite(_ kind: LinearKind) -> PrecisionProfile {
         guard (kind == .lmHead && !quantizedHead) || kind == .router else { return self }
+        return plain(kind == .router && sources.routerFP32 ? .fp32 : activation)
+    }
+
+    /// The profile of one site's products: `forSite(kind)` for a layer's weight; for a LoRA
+    /// adapter's factors the plain recipe in the activation format (adapters stay in the
+    /// activation format under FP8 flows, as QLoRA keeps them in BF16).
+    public func forSite(_ site: LinearSite) -> PrecisionProfile {
+        site.part == .weight ? forSite(site.kind) : plain(activation)
+    }
+
+    /// This profile with every operand of the products in `format`: unscaled, float32
+    /// accumulation, current scaling, gradients in the gradient format.
+    private func plain(_ format: NumberFormat) -> PrecisionProfile {
         var p = self
-        let format: NumberFormat = kind == .router && sources.routerFP32 ? .fp32 : activation
         let plain = Quantization(format: format)
         p.weights = plain
         p.fprop = GemmSpec(input: plain)

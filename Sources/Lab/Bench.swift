@@ -232,6 +232,10 @@ public let benchConfigs: [(String, LlamaConfig)] = [
     ("default", .labDefault),
     ("10M", LlamaConfig(hiddenSize: 384, intermediateSize: 1024, numAttentionHeads: 6, numKeyValueHeads: 6,
                         numHiddenLayers: 6, vocabSize: Vocabulary.standard.count, maxPositionEmbeddings: 256)),
+    // The default shape with 8 experts of width 88, top 2: each token computes an MLP of the
+    // default's width (2 × 88 = 176), as checkpoints/base-addition-moe.
+    ("moe", LlamaConfig(hiddenSize: 64, intermediateSize: 88, numAttentionHeads: 4, numKeyValueHeads: 2, numHiddenLayers: 4,
+                        vocabSize: Vocabulary.standard.count, maxPositionEmbeddings: 256, numLocalExperts: 8, numExpertsPerTok: 2)),
 ]
 
 /// The engine benchmarks' model (seeded weights, std 0.05) and prompts (<bos> and 7 tokens).

@@ -56,7 +56,7 @@ public struct Registry: Sendable {
             // Numbers
             .cast, .formats, .accumulate,
             // Model, engines, mismatch
-            .model, .memory, .precision, .engine, .rollout, .mismatch, .compare, .score, .trace,
+            .model, .lora, .memory, .precision, .engine, .rollout, .mismatch, .compare, .score, .trace,
             // RL
             .task, .pretrain, .sanity, .eval, .step, .algo,
             // Settings

@@ -27,11 +27,14 @@ public struct LlamaConfig: Sendable, Hashable, Codable {
     public var numExpertsPerTok: Int           // K
     /// Whether the K chosen probabilities are divided by their sum (Mixtral: always).
     public var normTopKProb: Bool
+    /// LoRA adapters on the linear layers (nil: none). Their tensors follow the model's own
+    /// in the layout (`adapterShapes`); with adapters only they train.
+    public var lora: LoRASpec?
 
     public init(hiddenSize: Int, intermediateSize: Int, numAttentionHeads: Int, numKeyValueHeads: Int? = nil,
                 numHiddenLayers: Int, vocabSize: Int, rmsNormEps: Float = 1e-5, ropeTheta: Float = 10_000,
                 maxPositionEmbeddings: Int = 256, tieWordEmbeddings: Bool = false,
-                numLocalExperts: Int = 0, numExpertsPerTok: Int = 2, normTopKProb: Bool = true) {
+                numLocalExperts: Int = 0, numExpertsPerTok: Int = 2, normTopKProb: Bool = true, lora: LoRASpec? = nil) {
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
         self.numAttentionHeads = numAttentionHeads
@@ -45,6 +48,7 @@ public struct LlamaConfig: Sendable, Hashable, Codable {
         self.numLocalExperts = numLocalExperts
         self.numExpertsPerTok = numExpertsPerTok
         self.normTopKProb = normTopKProb
+        self.lora = lora
     }
 
     /// Whether the MLPs are sparse mixtures of experts.
@@ -78,6 +82,7 @@ public struct LlamaConfig: Sendable, Hashable, Codable {
             try need(numExpertsPerTok >= 1 && numExpertsPerTok <= numLocalExperts,
                      "num_experts_per_tok (top_k = \(numExpertsPerTok)) must be 1…\(numLocalExperts), the number of experts")
         }
+        try lora?.validate(for: self)
     }
 
     /// The model's parameter tensors: Hugging Face names and (rows, cols) shapes, in the
@@ -111,10 +116,10 @@ public struct LlamaConfig: Sendable, Hashable, Codable {
         }
         out.append(("model.norm.weight", 1, hiddenSize))
         if !tieWordEmbeddings { out.append(("lm_head.weight", vocabSize, hiddenSize)) }
-        return out
+        return out + adapterShapes
     }
 
-    /// Total number of parameters.
+    /// Total number of parameters (adapters included).
     public var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.rows * $1.cols } }
 }
 

@@ -22,7 +22,7 @@ public struct PlainLinear: LinearKernel {
     }
 
     public func backward(_ site: LinearSite, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                         dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>) {
+                         dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>?) {
         let s = site.slot(in: weights)
         weights.data.withUnsafeBufferPointer { w in
             if let dx {
@@ -31,6 +31,7 @@ public struct PlainLinear: LinearKernel {
                              b: w.baseAddress! + s.offset, ldb: s.cols, c: dx, ldc: s.cols, accumulate: false)
             }
             // dW (out, in) += dyᵀ (out, rows) · x (rows, in)
+            guard let dW else { return }
             backend.gemm(transA: true, transB: false, m: s.rows, n: s.cols, k: rows, a: dy, lda: s.rows,
                          b: x, ldb: s.cols, c: dW, ldc: s.cols, accumulate: true)
         }

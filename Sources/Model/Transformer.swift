@@ -10,25 +10,35 @@
 import Numerics
 
 /// Which linear layer a matrix product belongs to.
-public enum LinearKind: String, Sendable, Hashable, CaseIterable {
+public enum LinearKind: String, Sendable, Hashable, CaseIterable, Codable {
     case q, k, v, o, gate, up, down, router, lmHead = "lm_head"
 }
 
 /// One linear layer of the model: its kind, decoder layer (−1 for the LM head) and, for the
-/// projections of a sparse MLP, its expert (−1 otherwise).
+/// projections of a sparse MLP, its expert (−1 otherwise); `part` says whether a product
+/// uses the layer's weight or one factor of its LoRA adapter.
 public struct LinearSite: Sendable, Hashable, CustomStringConvertible {
     public let kind: LinearKind
     public let layer: Int
     public let expert: Int
+    public let part: LinearPart
 
-    public init(_ kind: LinearKind, layer: Int, expert: Int = -1) {
+    public init(_ kind: LinearKind, layer: Int, expert: Int = -1, part: LinearPart = .weight) {
         self.kind = kind
         self.layer = layer
         self.expert = expert
+        self.part = part
     }
 
-    /// The weight tensor of this layer in `weights`.
+    /// The same layer's tensor `part`.
+    public func with(_ part: LinearPart) -> LinearSite { LinearSite(kind, layer: layer, expert: expert, part: part) }
+
+    /// The weight tensor of this layer in `weights` (or its adapter factor's).
     public func slot(in weights: ModelWeights) -> TensorSlot {
+        if part != .weight {
+            let pair = weights.adapter(self)!
+            return part == .loraA ? pair.a : pair.b
+        }
         if kind == .lmHead { return weights.lmHead }
         let l = weights.layer(layer)
         let mlp = l.experts[max(expert, 0)]
@@ -45,7 +55,8 @@ public struct LinearSite: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Every linear layer of a model, the LM head first, then each layer's in storage order.
+    /// Every linear layer of a model, the LM head first, then each layer's in storage order,
+    /// then the adapters' factors (A, B per adapted site).
     public static func all(_ config: LlamaConfig) -> [LinearSite] {
         var sites = [LinearSite(.lmHead, layer: -1)]
         for l in 0..<config.numHiddenLayers {
@@ -59,13 +70,19 @@ public struct LinearSite: Sendable, Hashable, CustomStringConvertible {
                 sites += [.gate, .up, .down].map { LinearSite($0, layer: l) }
             }
         }
+        if let lora = config.lora {
+            for l in 0..<config.numHiddenLayers {
+                for kind in lora.targets { sites += [LinearSite(kind, layer: l, part: .loraA), LinearSite(kind, layer: l, part: .loraB)] }
+            }
+        }
         return sites
     }
 
-    /// `lm_head`, `layer 0 q`, `layer 1 expert 3 gate`.
+    /// `lm_head`, `layer 0 q`, `layer 1 expert 3 gate`, `layer 0 q lora_A`.
     public var description: String {
         if kind == .lmHead { return "lm_head" }
-        return expert >= 0 ? "layer \(layer) expert \(expert) \(kind)" : "layer \(layer) \(kind)"
+        let base = expert >= 0 ? "layer \(layer) expert \(expert) \(kind)" : "layer \(layer) \(kind)"
+        return part == .weight ? base : "\(base) \(part.rawValue)"
     }
 }
 
@@ -74,9 +91,10 @@ public struct LinearSite: Sendable, Hashable, CustomStringConvertible {
 public protocol LinearKernel {
     /// y (rows, out) = x (rows, in) · Wᵀ.
     func forward(_ site: LinearSite, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>)
-    /// dx (rows, in) = dy · W (when dx is given) and dW (out, in) += dyᵀ · x, in float32.
+    /// dx (rows, in) = dy · W (when dx is given) and dW (out, in) += dyᵀ · x, in float32
+    /// (when dW is given: a frozen weight has no gradient to compute).
     func backward(_ site: LinearSite, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                  dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>)
+                  dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>?)
 }
 
 /// Every rounding the model does outside its matrix products, and how the non-matrix
@@ -104,10 +122,14 @@ public struct ForwardPlan: Sendable {
     public var logits: Rounder?
     /// Rounding of the gradient flowing between operators in the backward (nil: float32).
     public var gradient: Rounder?
+    /// The kernel's weights already hold each adapter's (α/r)·B·A (merged LoRA): no adapter
+    /// products beside them.
+    public var loraMerged: Bool
 
     public init(activation: Rounder? = nil, probabilities: Rounder? = nil, kvCache: Rounder? = nil,
                 fusedResidualNorm: Bool = false, fusedSiluMul: Bool = false, softmax: SoftmaxLayout = .wholeRow,
-                logits: Rounder? = nil, gradient: Rounder? = nil) {
+                logits: Rounder? = nil, gradient: Rounder? = nil, loraMerged: Bool = false) {
+        self.loraMerged = loraMerged
         self.activation = activation
         self.probabilities = probabilities
         self.kvCache = kvCache
@@ -168,6 +190,7 @@ public struct LayerCache {
     var up: [Float]         // (N, F)
     var act: [Float]        // (N, F) silu(gate)·up
     var sparse: SparseMLPCache? = nil   // a sparse MLP's routing and experts (gate, up, act unused)
+    var adapterInputs: [LinearKind: [Float]] = [:]   // (N, r) x·Aᵀ of each adapted layer
 }
 
 /// The result of a teacher-forced forward pass.
@@ -239,10 +262,17 @@ public struct Transformer {
         // through) the unrounded sum.
         var cache = LayerCache(input: pending ?? x, norm1: [], rstd1: [], q: [], k: [], v: [], attn: [], probs: [],
                                mid: [], norm2: [], rstd2: [], gate: [], up: [], act: [])
+        // A linear layer of this block, with its adapter when it has one (x·Aᵀ kept for the backward).
+        var adapterInputs: [LinearKind: [Float]] = [:]
+        func project(_ kind: LinearKind, _ input: [Float], out: Int) -> [Float] {
+            let (y, t) = adaptedLinear(kernel, LinearSite(kind, layer: l), input, rows: n, out: out, weights: weights, plan: plan)
+            if let t { adapterInputs[kind] = t }
+            return y
+        }
         cache.norm1 = rmsnorm(cache.input, weights, slots.inputNorm, rows: n, rstd: &cache.rstd1, plan: plan)
-        cache.q = linear(kernel, LinearSite(.q, layer: l), cache.norm1, rows: n, out: c)
-        cache.k = linear(kernel, LinearSite(.k, layer: l), cache.norm1, rows: n, out: kvDim)
-        cache.v = linear(kernel, LinearSite(.v, layer: l), cache.norm1, rows: n, out: kvDim)
+        cache.q = project(.q, cache.norm1, out: c)
+        cache.k = project(.k, cache.norm1, out: kvDim)
+        cache.v = project(.v, cache.norm1, out: kvDim)
         positions.withUnsafeBufferPointer { pos in
             ropeForward(&cache.q, positions: pos.baseAddress!, rows: n, heads: h, headDim: d, table: rotary, round: plan.activation)
             ropeForward(&cache.k, positions: pos.baseAddress!, rows: n, heads: hkv, headDim: d, table: rotary, round: plan.activation)
@@ -253,7 +283,7 @@ public struct Transformer {
         roundInPlace(plan.kvCache, &cache.v)
         cache.attn = [Float](repeating: 0, count: n * c)
         attend(cache.q, cache.k, cache.v, &cache.attn, &cache.probs)
-        let o = linear(kernel, LinearSite(.o, layer: l), cache.attn, rows: n, out: c)
+        let o = project(.o, cache.attn, out: c)
         var sum = [Float](repeating: 0, count: n * c)
         for i in 0..<(n * c) { sum[i] = x[i] + o[i] }
         x = sum
@@ -267,16 +297,17 @@ public struct Transformer {
             down = sparse.out
             cache.sparse = sparse.cache
         } else {
-            cache.gate = linear(kernel, LinearSite(.gate, layer: l), cache.norm2, rows: n, out: f)
-            cache.up = linear(kernel, LinearSite(.up, layer: l), cache.norm2, rows: n, out: f)
+            cache.gate = project(.gate, cache.norm2, out: f)
+            cache.up = project(.up, cache.norm2, out: f)
             cache.act = [Float](repeating: 0, count: n * f)
             swigluForward(cache.gate, cache.up, &cache.act, count: n * f, round: plan.activation, fused: plan.fusedSiluMul)
-            down = linear(kernel, LinearSite(.down, layer: l), cache.act, rows: n, out: c)
+            down = project(.down, cache.act, out: c)
         }
         for i in 0..<(n * c) { sum[i] = x[i] + down[i] }
         x = sum
         roundInPlace(plan.activation, &x)
         pending = plan.fusedResidualNorm ? sum : nil
+        cache.adapterInputs = adapterInputs
         return cache
     }
 
@@ -331,16 +362,15 @@ public struct Transformer {
         } else {
             // MLP: x_out = mid + down(act); act = silu(gate)·up; gate, up = linear(norm2).
             var dact = [Float](repeating: 0, count: n * f)
-            grads.data.withUnsafeMutableBufferPointer { g in
-                kernel.backward(LinearSite(.down, layer: l), dy: dx, x: cache.act, rows: n, dx: &dact, dW: g.baseAddress! + slots.down.offset)
-            }
+            adaptedLinearBackward(kernel, LinearSite(.down, layer: l), dy: dx, x: cache.act, t: cache.adapterInputs[.down], rows: n,
+                                  dx: &dact, weights: weights, grads: &grads, gradientRounding: gradientRounding)
             roundInPlace(gradientRounding, &dact)
             var dgate = [Float](repeating: 0, count: n * f), dup = dgate
             swigluBackward(dact, cache.gate, cache.up, &dgate, &dup, count: n * f)
             roundInPlace(gradientRounding, &dgate)
             roundInPlace(gradientRounding, &dup)
             dn2 = linearsBackward([(.gate, dgate), (.up, dup)], layer: l, x: cache.norm2, rows: n, weights: weights,
-                                  kernel: kernel, grads: &grads)
+                                  kernel: kernel, grads: &grads, adapterInputs: cache.adapterInputs, gradientRounding: gradientRounding)
         }
         var tmp = [Float](repeating: 0, count: n * c)
         roundInPlace(gradientRounding, &dn2)
@@ -349,9 +379,8 @@ public struct Transformer {
         roundInPlace(gradientRounding, &dx)
         // Attention: mid = input + o(attn).
         var dattn = [Float](repeating: 0, count: n * c)
-        grads.data.withUnsafeMutableBufferPointer { g in
-            kernel.backward(LinearSite(.o, layer: l), dy: dx, x: cache.attn, rows: n, dx: &dattn, dW: g.baseAddress! + slots.o.offset)
-        }
+        adaptedLinearBackward(kernel, LinearSite(.o, layer: l), dy: dx, x: cache.attn, t: cache.adapterInputs[.o], rows: n,
+                              dx: &dattn, weights: weights, grads: &grads, gradientRounding: gradientRounding)
         roundInPlace(gradientRounding, &dattn)
         var dq = [Float](repeating: 0, count: n * c)
         var dk = [Float](repeating: 0, count: n * kvDim), dv = dk
@@ -364,7 +393,7 @@ public struct Transformer {
         roundInPlace(gradientRounding, &dk)
         roundInPlace(gradientRounding, &dv)
         var dn1 = linearsBackward([(.q, dq), (.k, dk), (.v, dv)], layer: l, x: cache.norm1, rows: n, weights: weights,
-                                  kernel: kernel, grads: &grads)
+                                  kernel: kernel, grads: &grads, adapterInputs: cache.adapterInputs, gradientRounding: gradientRounding)
         roundInPlace(gradientRounding, &dn1)
         normBackward(dn1, cache.input, slots.inputNorm, cache.rstd1, rows: n, weights: weights, grads: &grads, into: &tmp)
         for i in 0..<(n * c) { dx[i] += tmp[i] }
@@ -451,6 +480,56 @@ public struct Transformer {
         return y
     }
 
+    /// A linear layer with its LoRA adapter computed beside the weight (unless the kernel's
+    /// weights have it merged), rounded as a framework's autocast does:
+    ///
+    ///     t = round(x·Aᵀ);  u = round(t·Bᵀ);  y = round(round(x·Wᵀ) + round((α/r)·u))
+    ///
+    /// Returns y and t (nil without an adapter), which the backward needs.
+    func adaptedLinear(_ kernel: some LinearKernel, _ site: LinearSite, _ x: [Float], rows: Int, out: Int,
+                       weights: ModelWeights, plan: ForwardPlan) -> (y: [Float], t: [Float]?) {
+        var y = linear(kernel, site, x, rows: rows, out: out)
+        guard let lora = config.lora, lora.adapts(site), !plan.loraMerged else { return (y, nil) }
+        let t = linear(kernel, site.with(.loraA), x, rows: rows, out: lora.rank)
+        var u = linear(kernel, site.with(.loraB), t, rows: rows, out: out)
+        let scale = lora.scaling
+        for i in 0..<u.count { u[i] *= scale }
+        roundInPlace(plan.activation, &u)
+        for i in 0..<y.count { y[i] += u[i] }
+        roundInPlace(plan.activation, &y)
+        return (y, t)
+    }
+
+    /// Backward of `adaptedLinear` (or of a plain linear layer, `t` nil): dx = dy·W +
+    /// (α/r)·(dy·B)·A into `dx` (rounded as the gradient between operators), the adapter's
+    /// gradients dB += (α/r)·dyᵀ·t and dA += (α/r)·(dy·B)ᵀ·x, and dW += dyᵀ·x unless the
+    /// weights are frozen (a model with adapters).
+    func adaptedLinearBackward(_ kernel: some LinearKernel, _ site: LinearSite, dy: [Float], x: [Float], t: [Float]?,
+                               rows n: Int, dx: inout [Float], weights: ModelWeights, grads: inout ModelWeights,
+                               gradientRounding: Rounder?) {
+        let frozen = config.lora != nil
+        let slot = site.slot(in: weights)
+        grads.data.withUnsafeMutableBufferPointer { g in
+            kernel.backward(site, dy: dy, x: x, rows: n, dx: &dx, dW: frozen ? nil : g.baseAddress! + slot.offset)
+        }
+        guard let t, let lora = config.lora, let (a, b) = weights.adapter(site) else { return }
+        var du = dy
+        let scale = lora.scaling
+        for i in 0..<du.count { du[i] *= scale }
+        roundInPlace(gradientRounding, &du)
+        var dt = [Float](repeating: 0, count: n * lora.rank)
+        var dxA = [Float](repeating: 0, count: dx.count)
+        grads.data.withUnsafeMutableBufferPointer { g in
+            kernel.backward(site.with(.loraB), dy: du, x: t, rows: n, dx: &dt, dW: g.baseAddress! + b.offset)
+        }
+        roundInPlace(gradientRounding, &dt)
+        grads.data.withUnsafeMutableBufferPointer { g in
+            kernel.backward(site.with(.loraA), dy: dt, x: x, rows: n, dx: &dxA, dW: g.baseAddress! + a.offset)
+        }
+        for i in 0..<dx.count { dx[i] += dxA[i] }
+        roundInPlace(gradientRounding, &dx)
+    }
+
     /// Attention over the packed batch: row r of sequence s attends over the rows
     /// starts[s]...r; its probabilities are kept at probOffsets[r] for the backward.
     private func attentionForward(_ batch: PackedBatch, q: [Float], k: [Float], v: [Float], attn: inout [Float],
@@ -509,7 +588,7 @@ public struct Transformer {
         var dnorm = [Float](repeating: 0, count: n * c)
         grads.data.withUnsafeMutableBufferPointer { g in
             kernel.backward(LinearSite(.lmHead, layer: -1), dy: dlogits, x: fw.finalNorm, rows: n,
-                            dx: &dnorm, dW: g.baseAddress! + weights.lmHead.offset)
+                            dx: &dnorm, dW: config.lora != nil ? nil : g.baseAddress! + weights.lmHead.offset)
         }
         roundInPlace(gradientRounding, &dnorm)
         var dx = [Float](repeating: 0, count: n * c)  // gradient of the residual stream
@@ -519,6 +598,13 @@ public struct Transformer {
         for l in stride(from: config.numHiddenLayers - 1, through: 0, by: -1) {
             layerBackward(l, dx: &dx, cache: fw.layers[l], batch: batch, probOffsets: fw.probOffsets, weights: weights,
                           kernel: kernel, grads: &grads, gradientRounding: gradientRounding, auxGradient: auxGradient)
+        }
+        // With adapters the model itself is frozen: no gradient for it (the norms' were
+        // accumulated on the way and are cleared; the embedding's is never formed).
+        if config.lora != nil {
+            let frozen = grads.trainableRange.lowerBound
+            grads.data.withUnsafeMutableBufferPointer { g in g.baseAddress!.update(repeating: 0, count: frozen) }
+            return
         }
         // Embedding: scatter-add the residual gradient into the token rows.
         grads.data.withUnsafeMutableBufferPointer { g in
@@ -533,20 +619,15 @@ public struct Transformer {
     /// Backward of several linear layers that read the same input x (q, k, v; gate, up):
     /// their weight gradients, and the sum of their input gradients, added in the order given.
     func linearsBackward(_ layers: [(LinearKind, [Float])], layer l: Int, expert: Int = -1, x: [Float], rows n: Int,
-                         weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights) -> [Float] {
+                         weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights,
+                         adapterInputs: [LinearKind: [Float]] = [:], gradientRounding: Rounder? = nil) -> [Float] {
         let c = config.hiddenSize
         var sum = [Float](repeating: 0, count: n * c), part = sum
-        grads.data.withUnsafeMutableBufferPointer { g in
-            for (i, (kind, dy)) in layers.enumerated() {
-                let site = LinearSite(kind, layer: l, expert: expert)
-                let dW = g.baseAddress! + site.slot(in: weights).offset
-                if i == 0 {
-                    kernel.backward(site, dy: dy, x: x, rows: n, dx: &sum, dW: dW)
-                } else {
-                    kernel.backward(site, dy: dy, x: x, rows: n, dx: &part, dW: dW)
-                    for j in 0..<(n * c) { sum[j] += part[j] }
-                }
-            }
+        for (i, (kind, dy)) in layers.enumerated() {
+            let site = LinearSite(kind, layer: l, expert: expert)
+            adaptedLinearBackward(kernel, site, dy: dy, x: x, t: adapterInputs[kind], rows: n, dx: &part, weights: weights,
+                                  grads: &grads, gradientRounding: gradientRounding)
+            if i == 0 { swap(&sum, &part) } else { for j in 0..<(n * c) { sum[j] += part[j] } }
         }
         return sum
     }

@@ -40,8 +40,10 @@ public struct AdamW: Sendable {
         t = 0
     }
 
-    /// Applies one update to `weights` with gradient `grad` (same layout).
-    public mutating func update(_ weights: inout [Float], grad: [Float], settings s: AdamWSettings) {
+    /// Applies one update to `weights` with gradient `grad` (same layout), to the elements in
+    /// `range` only (the trainable ones; all by default): the others, moments included, are
+    /// left as they are.
+    public mutating func update(_ weights: inout [Float], grad: [Float], settings s: AdamWSettings, range: Range<Int>? = nil) {
         precondition(weights.count == m.count && grad.count == m.count, "optimizer state does not fit the weights")
         t += 1
         let b1 = s.beta1, b2 = s.beta2
@@ -51,7 +53,7 @@ public struct AdamW: Sendable {
             v.withUnsafeMutableBufferPointer { vp in
                 weights.withUnsafeMutableBufferPointer { wp in
                     grad.withUnsafeBufferPointer { gp in
-                        for i in 0..<gp.count {
+                        for i in range ?? 0..<gp.count {
                             let g = Double(gp[i])
                             let mi = b1 * Double(mp[i]) + (1 - b1) * g
                             let vi = b2 * Double(vp[i]) + (1 - b2) * g * g

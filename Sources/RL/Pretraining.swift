@@ -69,7 +69,8 @@ extension Trainer {
                 metrics.gradNorm = clipGradients(&g, maxNorm: s.gradClip)
                 var w = policy.master
                 pretrainOptimizer.update(&w.data, grad: g, settings: AdamWSettings(learningRate: lr, beta1: s.beta1, beta2: s.beta2,
-                                                                                    weightDecay: s.weightDecay))
+                                                                                    weightDecay: s.weightDecay),
+                                               range: w.trainableRange)
                 try policy.setMaster(w)
             } else {
                 metrics.gradNorm = globalNorm(g)

@@ -152,7 +152,7 @@ extension Trainer {
                     continue
                 }
                 appliedNorms += clipGradients(&grad, maxNorm: s.gradClip)
-                opt.update(&weights.data, grad: grad, settings: adam)
+                opt.update(&weights.data, grad: grad, settings: adam, range: weights.trainableRange)
                 metrics.updates += 1
                 // Later minibatches see the updated policy in the training engine.
                 if m + 1 < s.minibatches { try policy.setMaster(weights) }

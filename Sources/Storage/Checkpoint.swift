@@ -5,6 +5,8 @@
 //     model.safetensors        the parameters, Hugging Face names, F32 ("format": "pt")
 //     lab.json                 optional: vocabulary, task, seed, step, free-form extra state
 //     lab_state.safetensors    optional: named float arrays (optimizer moments, …)
+//     adapter_config.json      with LoRA adapters: PEFT's LoraConfig (PEFTAdapter.swift)
+//     adapter_model.safetensors  the adapters' factors, PEFT's names
 //
 // Atomicity. A save builds the complete new directory beside the destination (a hidden
 // sibling `.NAME.plab-save-…`), flushes every file to disk, then swaps it into place with
@@ -82,7 +84,8 @@ public struct Checkpoint: Sendable {
 ///
 /// Writes config.json (with the special token ids), model.safetensors (F32, Hugging Face
 /// names, without `lm_head.weight` when the embeddings are tied), lab.json when `lab` is
-/// given and lab_state.safetensors when `labState` is given. Creates missing parent
+/// given and lab_state.safetensors when `labState` is given; a model with LoRA adapters also
+/// gets PEFT's adapter_config.json and adapter_model.safetensors. Creates missing parent
 /// directories. Fails without touching the destination if the weights do not fit their
 /// configuration or a token id is outside the vocabulary. Refuses an empty path, `/`, the
 /// working directory and its ancestors, and an existing directory that is neither empty
@@ -140,12 +143,17 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
         func file(_ fileName: String) -> String { staging.appendingPathComponent(fileName).path }
         try CheckpointIO.writeNewFile(config.huggingFaceJSON(specialTokens: specialTokens), to: file(CheckpointFile.config))
 
+        // The model itself; with adapters, they go to PEFT's files beside it.
         var model = SafeTensorsFile(metadata: ["format": "pt"])
-        for slot in weights.slots {
+        for slot in weights.slots.prefix(config.baseTensorCount) {
             let values = Array(weights.data[slot.offset..<(slot.offset + slot.count)])
             try model.add(slot.name, shape: slot.shape, values: values)
         }
         try CheckpointIO.writeNewFile(model.encoded(), to: file(CheckpointFile.model))
+        if let lora = config.lora {
+            try CheckpointIO.writeNewFile(lora.peftJSON(), to: file(AdapterFile.config))
+            try CheckpointIO.writeNewFile(weights.peftAdapterTensors().encoded(), to: file(AdapterFile.model))
+        }
 
         if let lab {
             let data: Data
@@ -176,7 +184,9 @@ public func saveCheckpoint(_ checkpoint: Checkpoint, to directory: URL, shownAs 
 }
 
 /// Loads a checkpoint directory: any Hugging Face Llama checkpoint with F32, BF16 or F16
-/// tensors in model.safetensors, plus lab.json and lab_state.safetensors when present.
+/// tensors in model.safetensors, plus lab.json and lab_state.safetensors when present, and
+/// LoRA adapters in PEFT's layout (adapter_config.json, adapter_model.safetensors) when the
+/// directory holds them.
 ///
 /// Every tensor the configuration implies must be present with its shape; rotary
 /// `inv_freq` buffers are skipped; any other tensor is an error naming it. With tied

@@ -19,6 +19,7 @@ extension CheckpointIO {
     /// own files and any other copy of the weights (sharded safetensors, PyTorch pickles).
     static func isCheckpointOwned(_ name: String) -> Bool {
         if [CheckpointFile.config, CheckpointFile.model, CheckpointFile.lab, CheckpointFile.labState,
+            AdapterFile.config, AdapterFile.model,
             "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"].contains(name) {
             return true
         }
@@ -199,10 +200,12 @@ extension CheckpointIO {
     /// The files of one checkpoint, opened (or found absent) through one directory handle.
     struct CheckpointFiles {
         let directory: OpenDirectory
-        let config, model, lab, labState: OpenFile?
+        let config, model, lab, labState, adapterConfig, adapterModel: OpenFile?
 
         init(_ directory: OpenDirectory) throws(NumericsError) {
             self.directory = directory
+            adapterConfig = try directory.openFile(AdapterFile.config)
+            adapterModel = try directory.openFile(AdapterFile.model)
             config = try directory.openFile(CheckpointFile.config)
             model = try directory.openFile(CheckpointFile.model)
             lab = try directory.openFile(CheckpointFile.lab)
@@ -217,9 +220,25 @@ extension CheckpointIO {
         guard let configFile = files.config else {
             throw .invalidArgument("\(dir.path) has no \(CheckpointFile.config); a checkpoint directory holds \(CheckpointFile.config) and \(CheckpointFile.model) (found: \(listed(dir.listing())))")
         }
-        let (config, tokens, defaults) = try LlamaConfig.huggingFaceConfig(from: try readSmall(configFile, limit: 16 << 20))
+        var (config, tokens, defaults) = try LlamaConfig.huggingFaceConfig(from: try readSmall(configFile, limit: 16 << 20))
         guard let count = config.checkedParameterCount, count <= limits.maxTotalElements else {
             throw .invalidArgument("config.json describes a model of more than \(limits.maxTotalElements) parameters, the limit for loading")
+        }
+        // LoRA adapters beside the model: PEFT's two files, both or neither.
+        var adapterTensors: SafeTensorsFile?
+        switch (files.adapterConfig, files.adapterModel) {
+        case (nil, nil): break
+        case (let configFile?, let modelFile?):
+            let spec = try LoRASpec.peftConfig(from: try readSmall(configFile, limit: 1 << 20))
+            config.lora = spec
+            do throws(NumericsError) { try spec.validate(for: config) } catch {
+                throw .invalidArgument("\(AdapterFile.config): \(error.description)")
+            }
+            adapterTensors = try SafeTensorsFile.parse(modelFile.source(), limits: limits, include: nil)
+        case (nil, _?):
+            throw .invalidArgument("\(dir.path) has \(AdapterFile.model) but no \(AdapterFile.config) to say what its adapters are")
+        case (_?, nil):
+            throw .invalidArgument("\(dir.path) has \(AdapterFile.config) but no \(AdapterFile.model) with the adapters' weights")
         }
         try admit?(config, files.labState?.size ?? 0)
 
@@ -238,7 +257,7 @@ extension CheckpointIO {
         guard config.numHiddenLayers <= tensors.count else {
             throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but \(CheckpointFile.model) holds only \(tensors.count) tensors (9 a layer)")
         }
-        let slots = ModelWeights.layout(of: config)
+        let slots = Array(ModelWeights.layout(of: config).prefix(config.baseTensorCount))
         let expected = Set(slots.map(\.name))
         let tiedHead = config.tieWordEmbeddings ? "lm_head.weight" : nil
         let unexpected = tensors.names.filter { !expected.contains($0) && $0 != tiedHead }
@@ -255,7 +274,7 @@ extension CheckpointIO {
             }
         }
         var weights = ModelWeights(config: config)
-        for slot in weights.slots {
+        for slot in slots {
             let t = tensors[slot.name]!
             weights.data.withUnsafeMutableBufferPointer { dst in
                 t.values.withUnsafeBufferPointer { src in
@@ -272,6 +291,8 @@ extension CheckpointIO {
                 throw .invalidArgument("tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight (first at element \(i): \(head.values[i]) vs \(weights.data[embedding.offset + i])); drop lm_head.weight or set tie_word_embeddings to false")
             }
         }
+
+        if let adapterTensors { try weights.fillAdapters(from: adapterTensors, label: AdapterFile.model) }
 
         var lab: LabMetadata?
         if let labFile = files.lab {

@@ -27,7 +27,7 @@ struct Bench: ParsableCommand {
         against BF16 emulation, on both model sizes. The lab emulates FP8 on the CPU: these
         are costs of the emulation, not the speed-ups of FP8 hardware.
 
-        rl: whole GRPO steps under bf16 on the default model at the lab's defaults (64
+        rl: whole GRPO steps under bf16 on the default model (or --models) at the lab's defaults (64
         prompts x 8 samples), responses of 58 and of 256 tokens (reversal with notes, every
         response decoded to its full length), the median of 3 steps after a warm-up, and
         where the time goes: rollout, recompute (pi_old), stats (mismatch, entropy),
@@ -49,8 +49,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Presets of the engine benchmark, comma-separated (fp32, bf16, fp16, fp8-rollout, fp8-unified, …).")
     var presets: String = "fp32,bf16,fp8-rollout,fp8-unified"
 
-    @Option(help: "Model sizes of the engine benchmark, comma-separated: default, 10M.")
-    var models: String = "default,10M"
+    @Option(help: "Models of the engine and rl benchmarks, comma-separated: default, 10M, moe (the default shape with 8 experts of width 88, top 2). Default: default,10M for engines, default for rl.")
+    var models: String?
 
     @Flag(help: "One JSON object per result and line (name, value, unit, seconds, note) instead of tables.")
     var json = false
@@ -70,7 +70,7 @@ struct Bench: ParsableCommand {
             enginePresets.append(preset)
         }
         var engineModels: [(String, LlamaConfig)] = []
-        for name in models.split(separator: ",").map(String.init) {
+        for name in (models ?? "default,10M").split(separator: ",").map(String.init) {
             guard let config = benchConfigs.first(where: { $0.0 == name }) else {
                 throw failure("unknown model size '\(name)' in --models; accepted: \(benchConfigs.map(\.0).joined(separator: " "))")
             }
@@ -97,7 +97,8 @@ struct Bench: ParsableCommand {
             do { writeOut(render(try benchRecipes(backend: engineBackend))) } catch { throw failure("\(error)") }
         }
         if what == "rl" || what == "all" {
-            do { writeOut(render(try benchRL(backend: engineBackend))) } catch { throw failure("\(error)") }
+            let rlModels = models == nil ? [benchConfigs[0]] : engineModels
+            do { writeOut(render(try benchRL(backend: engineBackend, models: rlModels))) } catch { throw failure("\(error)") }
         }
     }
 }

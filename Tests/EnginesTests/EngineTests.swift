@@ -58,13 +58,17 @@ func measure(_ policy: Policy, count: Int = 24, maxNew: Int = 24, seed: UInt64 =
 
     /// Each mismatch source alone, switched on in the rollout engine of the `identical`
     /// preset, produces a non-zero mismatch — and the same one when repeated (the router's
-    /// precision on a sparse model, which has a router).
+    /// precision on a sparse model, which has a router; merging on a model with adapters).
     @Test(arguments: MismatchSources.names)
     func eachSourceAloneMismatches(source: String) throws {
         var pair = Preset.identical.engines(hiddenSize: LlamaConfig.labDefault.hiddenSize)
         try pair.rollout.sources.set(source, "on")
-        let policy = try Policy(master: source == "router_fp32" ? labMoEModel() : labModel(), engines: pair,
-                                backend: PortableBackend())
+        let master = switch source {
+        case "router_fp32": labMoEModel()
+        case "lora_merged": labLoRAModel()
+        default: labModel()
+        }
+        let policy = try Policy(master: master, engines: pair, backend: PortableBackend())
         let (first, _, _) = try measure(policy, count: 16)
         let (second, _, _) = try measure(policy, count: 16)
         #expect(first.maxAbsDlogp > 0, "\(source) alone gave no mismatch")

@@ -95,6 +95,43 @@ import Testing
     }
 }
 
+extension HuggingFaceReferenceTests {
+    /// A model with LoRA adapters: the one PEFT saved (base model and adapter in one
+    /// directory) and the lab's copy of it (which PEFT loads to the same logits:
+    /// make_lora_fixture.py checks it). The lab's float32 log-probabilities, adapters computed
+    /// beside the weights or merged into them, agree with PEFT's within 1e-4; the adapters
+    /// move them far more than that from the base model's (tiny-llama, the same base).
+    @Test(arguments: ["tiny-llama-lora-peft", "tiny-llama-lora-lab"])
+    func loraMatchesPEFT(fixture: String) throws {
+        let dir = HuggingFaceReferenceTests.fixtures.appendingPathComponent(fixture)
+        let checkpoint = try loadCheckpoint(from: dir)
+        let config = checkpoint.weights.config
+        let lora = try #require(config.lora)
+        #expect(lora.rank == 4 && lora.alpha == 8 && lora.targets == [.q, .v, .o, .gate, .down])
+        let reference = try ReferenceLogits.read(contentsOf: HuggingFaceReferenceTests.fixtures.appendingPathComponent("tiny-llama-lora-peft/logits.safetensors"))
+        let base = try ReferenceLogits.read(contentsOf: HuggingFaceReferenceTests.fixtures.appendingPathComponent("tiny-llama/logits.safetensors"))
+        let merged = checkpoint.weights.mergingAdapters()
+        var worst = 0.0, worstMerged = 0.0, fromBase = 0.0, compared = 0
+        for (seq, baseSeq) in zip(reference.sequences, base.sequences) {
+            let batch = PackedBatch(sequences: [seq.tokens.map(Int32.init)])
+            let result = Transformer(config: config).forward(batch, weights: checkpoint.weights,
+                                                             kernel: PlainLinear(weights: checkpoint.weights, backend: PortableBackend()), plan: .fp32)
+            let mergedResult = Transformer(config: merged.config).forward(batch, weights: merged,
+                                                                          kernel: PlainLinear(weights: merged, backend: PortableBackend()), plan: .fp32)
+            let rows = seq.tokens.count, v = config.vocabSize
+            worst = max(worst, largestLogProbDifference(result.logProbs, seq.logits, rows: rows, vocab: v))
+            worstMerged = max(worstMerged, largestLogProbDifference(mergedResult.logProbs, seq.logits, rows: rows, vocab: v))
+            fromBase = max(fromBase, largestLogProbDifference(result.logProbs, baseSeq.logits, rows: rows, vocab: v))
+            compared += rows * v
+        }
+        #expect(compared > 1000)
+        #expect(fromBase > 0.1, "the adapters barely move the model: \(fromBase)")
+        #expect(worst <= 1e-4, "\(fixture): largest |Δ log p| against PEFT = \(worst)")
+        #expect(worstMerged <= 1e-4, "\(fixture) merged: largest |Δ log p| against PEFT = \(worstMerged)")
+        print("\(fixture): \(compared) log-probabilities, largest difference from PEFT \(worst) (merged \(worstMerged)); from the base model \(fromBase)")
+    }
+}
+
 /// The largest |log p − log softmax(reference logits)| over (rows, V), the reference's
 /// log-softmax in Double.
 func largestLogProbDifference(_ logProbs: [Float], _ logits: [Float], rows: Int, vocab v: Int) -> Double {

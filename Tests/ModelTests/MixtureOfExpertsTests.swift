@@ -139,34 +139,15 @@ func tinyMoEConfig(normTopKProb: Bool = true, experts: Int = 4, topK: Int = 2) -
     func everyGradientMatchesFiniteDifferences(normTopKProb: Bool) {
         let config = tinyMoEConfig(normTopKProb: normTopKProb)
         let weights = tinyWeights(config, seed: 5)
-        let model = Transformer(config: config)
-        let batch = PackedBatch(sequences: tinySequences)
-        var rng = RandomStream(seed: 3, name: "targets")
-        let targets = (0..<batch.rows).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
-        let g = (0..<batch.rows).map { _ in Float(rng.nextUnit() * 2 - 1) }
         let lambda: Float = 0.5
-        let kernel = PlainLinear(weights: weights, backend: PortableBackend())
-        let fw = model.forward(batch, weights: weights, kernel: kernel, plan: .fp32)
-        var grads = ModelWeights(config: config)
-        model.backward(batch, targets: targets, dLogProb: g, forward: fw, weights: weights, kernel: kernel, plan: .fp32,
-                       grads: &grads, loadBalancingWeight: lambda)
-
+        let loss = RandomLogProbLoss(config: config)
+        let grads = loss.gradients(weights, loadBalancingWeight: lambda)
         let reference = ReferenceLlama(weights)
-        func loss(_ tensors: [String: [Double]]) -> Double {
-            let ref = ReferenceLlama(config: config, tensors: tensors)
-            var total = 0.0, row = 0
-            var runs: [[ReferenceLlama.LayerRouting]] = []
-            for seq in tinySequences {
-                let run = ref.run(seq)
-                runs.append(run.routing)
-                for i in 0..<seq.count {
-                    total += Double(g[row]) * run.logProbs[i * config.vocabSize + Int(targets[row])]
-                    row += 1
-                }
-            }
-            return total + Double(lambda) * ReferenceLlama.loadBalancingLoss(runs, experts: 4, topK: 2)
+        func total(_ tensors: [String: [Double]]) -> Double {
+            let (value, routing) = loss.referenceLoss(tensors)
+            return value + Double(lambda) * ReferenceLlama.loadBalancingLoss(routing, experts: 4, topK: 2)
         }
-        #expect(expectGradientsMatchFiniteDifferences(weights, grads, base: reference.tensors, samples: 5, loss: loss) > 100)
+        #expect(expectGradientsMatchFiniteDifferences(weights, grads, base: reference.tensors, samples: 5, loss: total) > 100)
     }
 
     /// The load-balancing loss's gradient alone (g = 0): it starts at the routers, so the

@@ -2,7 +2,8 @@
 // `modeling_llama.py` semantics (rotate-half RoPE with inv_freq = 1/θ^(2i/D), RMSNorm
 // x·rsqrt(mean(x²)+eps)·w, causal softmax attention with grouped key/value heads, SwiGLU MLP),
 // and `modeling_mixtral.py`'s sparse MLP (softmax router, top-k, renormalised weights,
-// Σ w·expert), sharing no code with the Model module beyond reading the weights by name.
+// Σ w·expert), and PEFT's LoRA layer (y = x·Wᵀ + (α/r)·x·Aᵀ·Bᵀ), sharing no code with the
+// Model module beyond reading the weights by name.
 
 import Foundation
 import Model
@@ -26,7 +27,8 @@ struct ReferenceLlama {
         self.tensors = t
     }
 
-    /// y = x·Wᵀ for x (n, in), W (out, in).
+    /// y = x·Wᵀ for x (n, in), W (out, in); with a LoRA adapter on the layer (PEFT's
+    /// `lora_A`, `lora_B` beside the weight), y += (α/r)·(x·Aᵀ)·Bᵀ.
     func linear(_ x: [Double], _ name: String, rows n: Int, inDim: Int, outDim: Int) -> [Double] {
         let w = tensors[name]!
         var y = [Double](repeating: 0, count: n * outDim)
@@ -35,6 +37,14 @@ struct ReferenceLlama {
             for i in 0..<inDim { s += x[r * inDim + i] * w[o * inDim + i] }
             y[r * outDim + o] = s
         } }
+        let module = String(name.dropLast(".weight".count))
+        if let a = tensors[module + ".lora_A.weight"], let b = tensors[module + ".lora_B.weight"], let lora = config.lora {
+            let rank = a.count / inDim, scaling = lora.alpha / Double(lora.rank)
+            for r in 0..<n {
+                let t = (0..<rank).map { k in (0..<inDim).reduce(0.0) { $0 + x[r * inDim + $1] * a[k * inDim + $1] } }
+                for o in 0..<outDim { y[r * outDim + o] += scaling * (0..<rank).reduce(0.0) { $0 + t[$1] * b[o * rank + $1] } }
+            }
+        }
         return y
     }
 

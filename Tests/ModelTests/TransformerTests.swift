@@ -134,40 +134,69 @@ let tinySequences: [[Int32]] = [[1, 4, 9, 2, 7], [3, 3, 10, 0, 5, 8, 6]]
         var config = tinyConfig
         config.tieWordEmbeddings = tied
         let weights = tinyWeights(config, seed: 2)
+        let loss = RandomLogProbLoss(config: config)
+        let grads = loss.gradients(weights)
+        let reference = ReferenceLlama(weights)
+        var base = reference.tensors
+        if tied { base["lm_head.weight"] = nil }
+        #expect(expectGradientsMatchFiniteDifferences(weights, grads, base: base, samples: 7) { loss.referenceLoss($0).value } > 100)
+    }
+}
+
+/// L = Σ_r g_r · log p_r(target_r) over `tinySequences`, with targets and weights g drawn from
+/// a fixed stream: a loss that reaches every log-probability the forward computes, for the
+/// finite-difference checks. `gradients` is the hand-written backward's; `referenceLoss` the
+/// Double reference's value of L (a mixture-of-experts model adds its load-balancing term).
+struct RandomLogProbLoss {
+    let config: LlamaConfig
+    let targets: [Int32]
+    let g: [Float]
+
+    init(config: LlamaConfig) {
+        self.config = config
+        let rows = tinySequences.reduce(0) { $0 + $1.count }
+        var rng = RandomStream(seed: 3, name: "targets")
+        targets = (0..<rows).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
+        g = (0..<rows).map { _ in Float(rng.nextUnit() * 2 - 1) }
+    }
+
+    func gradients(_ weights: ModelWeights, loadBalancingWeight: Float = 0) -> ModelWeights {
         let model = Transformer(config: config)
         let batch = PackedBatch(sequences: tinySequences)
-        var rng = RandomStream(seed: 3, name: "targets")
-        let targets = (0..<batch.rows).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
-        let g = (0..<batch.rows).map { _ in Float(rng.nextUnit() * 2 - 1) }
         let kernel = PlainLinear(weights: weights, backend: PortableBackend())
         let fw = model.forward(batch, weights: weights, kernel: kernel, plan: .fp32)
         var grads = ModelWeights(config: config)
-        model.backward(batch, targets: targets, dLogProb: g, forward: fw, weights: weights, kernel: kernel, plan: .fp32, grads: &grads)
+        model.backward(batch, targets: targets, dLogProb: g, forward: fw, weights: weights, kernel: kernel, plan: .fp32,
+                       grads: &grads, loadBalancingWeight: loadBalancingWeight)
+        return grads
+    }
 
-        let reference = ReferenceLlama(weights)
-        func loss(_ tensors: [String: [Double]]) -> Double {
-            let ref = ReferenceLlama(config: config, tensors: tensors)
-            var total = 0.0, row = 0
-            for seq in tinySequences {
-                let lp = ref.logProbs(seq)
-                for i in 0..<seq.count { total += Double(g[row]) * lp[i * config.vocabSize + Int(targets[row])]; row += 1 }
+    /// Σ g·log p under the Double reference with `tensors`, and the routing it chose.
+    func referenceLoss(_ tensors: [String: [Double]]) -> (value: Double, routing: [[ReferenceLlama.LayerRouting]]) {
+        let ref = ReferenceLlama(config: config, tensors: tensors)
+        var total = 0.0, row = 0
+        var routing: [[ReferenceLlama.LayerRouting]] = []
+        for seq in tinySequences {
+            let run = ref.run(seq)
+            routing.append(run.routing)
+            for i in 0..<seq.count {
+                total += Double(g[row]) * run.logProbs[i * config.vocabSize + Int(targets[row])]
+                row += 1
             }
-            return total
         }
-        var base = reference.tensors
-        if tied { base["lm_head.weight"] = nil }
-        #expect(expectGradientsMatchFiniteDifferences(weights, grads, base: base, samples: 7, loss: loss) > 100)
+        return (total, routing)
     }
 }
 
 /// Every parameter tensor's analytic gradient `grads` against central finite differences
 /// (step 1e-6) of `loss` over the Double tensors `base`, at entries spread over each tensor
-/// (the embedding: rows of tokens 1, 3, 9). Bound: relative error 1e-3 against the larger of
+/// (the embedding: rows of tokens 1, 3, 9), of the tensors `only` selects. Bound: relative error 1e-3 against the larger of
 /// |fd| and 1% of the tensor's largest sampled difference. Returns the entries checked.
 func expectGradientsMatchFiniteDifferences(_ weights: ModelWeights, _ grads: ModelWeights, base: [String: [Double]],
-                                           samples: Int, loss: ([String: [Double]]) -> Double) -> Int {
+                                           samples: Int, only: (TensorSlot) -> Bool = { _ in true },
+                                           loss: ([String: [Double]]) -> Double) -> Int {
     var checked = 0
-    for slot in weights.slots {
+    for slot in weights.slots where only(slot) {
         var indices: [Int] = []
         if slot.name == "model.embed_tokens.weight" {
             for t in [1, 3, 9] { indices += [t * slot.cols, t * slot.cols + slot.cols - 1] }

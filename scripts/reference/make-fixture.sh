@@ -3,8 +3,9 @@
 #
 # Creates a throwaway virtual environment (default /tmp/plab-fixture-venv, kept between runs
 # so a second run does not download again; set PLAB_FIXTURE_VENV to put it elsewhere),
-# installs torch, transformers and safetensors from PyPI, and runs make_llama_fixture.py and
-# make_mixtral_fixture.py (which builds plab to check the checkpoint the lab writes).
+# installs torch, transformers, safetensors and peft from PyPI, and runs make_llama_fixture.py,
+# make_mixtral_fixture.py and make_lora_fixture.py (the last two build plab to check the
+# checkpoints the lab writes).
 # Extra arguments are passed to the scripts (e.g. --out DIR).
 set -euo pipefail
 
@@ -20,9 +21,10 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 # The default Linux torch wheel on PyPI brings CUDA libraries along (a few GB); only the CPU
 # is used. numpy is needed by torch's tensor conversion.
-"$venv/bin/python" -m pip install --quiet torch transformers safetensors numpy
+"$venv/bin/python" -m pip install --quiet torch transformers safetensors numpy peft
 
 cd "$root"
 "$venv/bin/python" "$here/make_llama_fixture.py" --out "$root/Tests/Fixtures" "$@"
 swift build -c release --product plab >&2
 (cd "$here" && "$venv/bin/python" make_mixtral_fixture.py --out "$root/Tests/Fixtures" --plab "$root/.build/release/plab" "$@")
+(cd "$here" && "$venv/bin/python" make_lora_fixture.py --out "$root/Tests/Fixtures" --plab "$root/.build/release/plab" "$@")

@@ -47,6 +47,9 @@ extension Command {
             if c.isMixtureOfExperts {
                 table.add(["MLP", "sparse: \(c.numLocalExperts) experts, top \(c.numExpertsPerTok) per token, weights renormalised (Mixtral)"])
             }
+            if let lora = c.lora {
+                table.add(["LoRA", "rank \(lora.rank), alpha \(lora.alpha) on \(lora.targets.map { LoRASpec.moduleName($0)! }.joined(separator: " ")): \(c.parameterCount - c.withoutAdapters.parameterCount) trainable, the rest frozen (lora)"])
+            }
             if !lab.configDefaults.isEmpty {
                 table.add(["defaults taken", lab.configDefaults.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                            + " (config.json lacks them: transformers' \(ConfigDefault.configClass(sparse: c.isMixtureOfExperts)) defaults)"])
@@ -203,7 +206,7 @@ func configJSON(_ c: LlamaConfig, lab: LabState) -> JSONObject {
      "num_hidden_layers": .int(c.numHiddenLayers), "vocab_size": .int(c.vocabSize), "rope_theta": .float(c.ropeTheta),
      "rms_norm_eps": .float(c.rmsNormEps), "max_position_embeddings": .int(c.maxPositionEmbeddings),
      "tie_word_embeddings": .bool(c.tieWordEmbeddings), "parameters": .int(c.parameterCount),
-     "num_local_experts": .int(c.numLocalExperts), "num_experts_per_tok": .int(c.isMixtureOfExperts ? c.numExpertsPerTok : 0),
+     "num_local_experts": .int(c.numLocalExperts), "lora_rank": .int(c.lora?.rank ?? 0), "num_experts_per_tok": .int(c.isMixtureOfExperts ? c.numExpertsPerTok : 0),
      "origin": .string(lab.origin), "step": .int(lab.step),
      "config_defaults": .array(lab.configDefaults.map { .string($0.key) })]
 }

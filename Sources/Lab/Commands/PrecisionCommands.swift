@@ -4,6 +4,7 @@ import JSON
 import Engines
 import Model
 import Numerics
+import RL
 
 /// The fields of a profile that `precision rollout|train|both FIELD=VALUE` sets.
 enum ProfileField: String, CaseIterable {
@@ -258,8 +259,10 @@ extension Command {
             }
             return .object(o)
         }
-        let forward = Array(zip(pair.rollout.forwardFlow, pair.training.forwardFlow))
-        let differing = pair.flowDifferences.map(\.rollout.name)
+        let sparse = lab.policy.config.isMixtureOfExperts
+        let model = lab.policy.config
+        let forward = Array(zip(pair.rollout.forwardFlow(for: model), pair.training.forwardFlow(for: model)))
+        let differing = pair.flowDifferences(for: model).map(\.rollout.name)
         let backward = pair.training.backwardFlow
         let sources = pair.implementationDifferences
         let counts = [("rollout", lab.policy.rollout.kernel.state), ("train", lab.policy.training.kernel.state)]
@@ -284,6 +287,7 @@ extension Command {
             "differences": .array(differing.map(JSONValue.string)),
             "implementation_differences": .array(sources.map(JSONValue.string)),
             "caveats": .array(pair.flowCaveats.map(JSONValue.string)),
+            "routing_replay": sparse ? .string(context.session.settings.text("routing_replay")) : .null,
             "overflows": .object(overflows),
             "underflows": .object(underflows),
         ]
@@ -304,13 +308,19 @@ extension Command {
             var back = TextTable(header: ["", "training backward", "", "operands → output"])
             for s in backward { back.add(["", s.name, "train", cell(s)]) }
             var text = "preset: \(lab.presetName ?? "custom")\n" + table.render() + "\n" + back.render() + "\n"
-            text += "* differs in precision" + (switchOnly ? "; ~ differs only by an implementation switch (logits_fp32)" : "") + "\n"
+            text += "* differs in precision" + (switchOnly ? "; ~ differs only by an implementation switch (logits_fp32, router_fp32, lora_merged)" : "") + "\n"
             if differing.isEmpty {
                 text += "on-policy condition holds: every product and cast of the rollout is in the training forward with the same quantization\n"
             } else {
                 text += "on-policy condition fails: the training forward does not repeat the rollout's \(differing.joined(separator: ", "))\n"
             }
             for caveat in pair.flowCaveats { text += "but: \(caveat)\n" }
+            if sparse {
+                let replay = RoutingReplay(rawValue: context.session.settings.text("routing_replay")) ?? .off
+                text += "routing: " + (replay == .r3 ? "the training forward replays the rollout's experts (routing_replay r3); the routers' disagreement no longer reaches the experts used\n"
+                    : replay == .r2 ? "each engine routes with its own router; later minibatches replay π_old's experts (routing_replay r2)\n"
+                    : "each engine routes with its own router: where they disagree, a token goes to other experts in training than in the rollout (routing_replay off)\n")
+            }
             text += sources.isEmpty ? "implementation differences: none\n"
                 : "implementation differences (arithmetic, not formats; see `engine`): \(sources.joined(separator: ", "))\n"
             for (engine, state) in counts {
@@ -423,7 +433,7 @@ extension StateRestorer {
         guard let lab = session.labStorage else { return [] }
         guard lab.isRestorable else { return nil }
         var commands: [String] = []
-        if let rebuild = lab.restoreCommand { commands.append(rebuild) }
+        if let rebuild = lab.restoreCommand { commands += rebuild.split(separator: "\n").map(String.init) }
         let pair = lab.policy.engines
         if let name = lab.presetName, let preset = Preset(rawValue: name), preset.engines(for: lab.policy.config) == pair {
             if preset != .bf16 { commands.append("precision preset \(name)") }
@@ -435,7 +445,7 @@ extension StateRestorer {
             }
             commands.append("precision \(which) " + fields.joined(separator: " "))
             let s = profile.sources
-            commands.append("engine \(which) split_k=\(s.splitK > 1 ? String(s.splitK) : "off") chunked_softmax=\(s.softmaxChunk > 0 ? String(s.softmaxChunk) : "off") fused_norm=\(s.fusedResidualNorm ? "on" : "off") fused_silu=\(s.fusedSiluMul ? "on" : "off") logits_fp32=\(s.logitsFP32 ? "on" : "off") router_fp32=\(s.routerFP32 ? "on" : "off")")
+            commands.append("engine \(which) split_k=\(s.splitK > 1 ? String(s.splitK) : "off") chunked_softmax=\(s.softmaxChunk > 0 ? String(s.softmaxChunk) : "off") fused_norm=\(s.fusedResidualNorm ? "on" : "off") fused_silu=\(s.fusedSiluMul ? "on" : "off") logits_fp32=\(s.logitsFP32 ? "on" : "off") router_fp32=\(s.routerFP32 ? "on" : "off") lora_merged=\(s.loraMerged ? "on" : "off")")
         }
         return commands
     }
