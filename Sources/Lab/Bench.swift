@@ -236,6 +236,11 @@ public let benchConfigs: [(String, LlamaConfig)] = [
     // default's width (2 × 88 = 176), as checkpoints/base-addition-moe.
     ("moe", LlamaConfig(hiddenSize: 64, intermediateSize: 88, numAttentionHeads: 4, numKeyValueHeads: 2, numHiddenLayers: 4,
                         vocabSize: Vocabulary.standard.count, maxPositionEmbeddings: 256, numLocalExperts: 8, numExpertsPerTok: 2)),
+    // The default model with rank-8 adapters (alpha 16) on all seven linear layers of each
+    // decoder layer, as checkpoints/base-addition-lora: only the adapters train.
+    ("lora", LlamaConfig(hiddenSize: 64, intermediateSize: 176, numAttentionHeads: 4, numKeyValueHeads: 2, numHiddenLayers: 4,
+                         vocabSize: Vocabulary.standard.count, maxPositionEmbeddings: 256,
+                         lora: LoRASpec(rank: 8, alpha: 16, targets: [.q, .k, .v, .o, .gate, .up, .down]))),
 ]
 
 /// The engine benchmarks' model (seeded weights, std 0.05) and prompts (<bos> and 7 tokens).

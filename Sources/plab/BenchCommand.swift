@@ -49,7 +49,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Presets of the engine benchmark, comma-separated (fp32, bf16, fp16, fp8-rollout, fp8-unified, …).")
     var presets: String = "fp32,bf16,fp8-rollout,fp8-unified"
 
-    @Option(help: "Models of the engine and rl benchmarks, comma-separated: default, 10M, moe (the default shape with 8 experts of width 88, top 2). Default: default,10M for engines, default for rl.")
+    @Option(help: "Models of the engine and rl benchmarks, comma-separated: default, 10M, moe (the default shape with 8 experts of width 88, top 2), lora (the default model with rank-8 adapters on every linear layer, only they train). Default: default,10M for engines, default for rl.")
     var models: String?
 
     @Flag(help: "One JSON object per result and line (name, value, unit, seconds, note) instead of tables.")
