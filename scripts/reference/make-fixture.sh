@@ -4,7 +4,9 @@
 # Creates a throwaway virtual environment (default /tmp/plab-fixture-venv, kept between runs
 # so a second run does not download again; set PLAB_FIXTURE_VENV to put it elsewhere),
 # installs torch, transformers and safetensors from PyPI, and runs make_llama_fixture.py and
-# make_mixtral_fixture.py (which builds plab to check the checkpoint the lab writes).
+# make_mixtral_fixture.py (which builds plab to check the checkpoint the lab writes); then, in
+# a second small environment with only the `tokenizers` library (default /tmp/plab-tok-venv,
+# or PLAB_TOKENIZER_VENV), make_tokenizer_fixture.py.
 # Extra arguments are passed to the scripts (e.g. --out DIR).
 set -euo pipefail
 
@@ -26,3 +28,12 @@ cd "$root"
 "$venv/bin/python" "$here/make_llama_fixture.py" --out "$root/Tests/Fixtures" "$@"
 swift build -c release --product plab >&2
 (cd "$here" && "$venv/bin/python" make_mixtral_fixture.py --out "$root/Tests/Fixtures" --plab "$root/.build/release/plab" "$@")
+
+# The tokenizer fixtures need nothing but `tokenizers` (a few MB, no torch).
+tokvenv="${PLAB_TOKENIZER_VENV:-/tmp/plab-tok-venv}"
+if [ ! -x "$tokvenv/bin/python" ]; then
+    echo "creating virtual environment in $tokvenv"
+    "$python" -m venv "$tokvenv"
+fi
+"$tokvenv/bin/python" -m pip install --quiet tokenizers
+"$tokvenv/bin/python" "$here/make_tokenizer_fixture.py" --out "$root/Tests/Fixtures" "$@"
