@@ -35,6 +35,7 @@ var package = Package(
         .target(name: "Files"),
         .target(name: "JSON"),
         .target(name: "Plot"),
+        .target(name: "Tokenizer", dependencies: ["JSON"]),
         .target(
             name: "Numerics",
             dependencies: ["CBLAS"],
@@ -80,6 +81,10 @@ var package = Package(
         .testTarget(
             name: "JSONTests",
             dependencies: ["JSON"]
+        ),
+        .testTarget(
+            name: "TokenizerTests",
+            dependencies: ["Tokenizer", "JSON"]
         ),
         .testTarget(
             name: "PlotTests",
