@@ -67,7 +67,7 @@ var package = Package(
         ),
         .target(
             name: "Lab",
-            dependencies: ["Numerics", "Files", "JSON", "Plot", "Model", "Storage", "Mismatch", "Engines", "RL"],
+            dependencies: ["Numerics", "Files", "JSON", "Plot", "Model", "Storage", "Mismatch", "Engines", "RL", "Tokenizer"],
             swiftSettings: nativeCPU
         ),
         .executableTarget(
@@ -125,7 +125,7 @@ var package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["Lab", "Files", "Plot", "Engines", "Model", "RL", "Numerics", "JSON"],
+            dependencies: ["Lab", "Files", "Plot", "Engines", "Model", "RL", "Numerics", "JSON", "Storage"],
             swiftSettings: nativeCPU
         ),
         .testTarget(

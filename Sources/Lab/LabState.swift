@@ -13,6 +13,9 @@ import Storage
 public final class LabState {
     public private(set) var policy: Policy
     public private(set) var vocabulary: Vocabulary
+    /// The Hugging Face tokenizer that came with the model's checkpoint, if any: sequences
+    /// are then typed and shown as text (TextTokens.swift).
+    public private(set) var tokenizer: ModelTokenizer?
     /// How the model came to be: "new (seed 0)", "loaded from DIR".
     public private(set) var origin: String
     /// The preset the engines were last set from, or nil once a field or source was changed.
@@ -127,7 +130,7 @@ public final class LabState {
     /// Replaces the model (and forgets results of the old one); the session's task becomes
     /// the new trainer's.
     public func replace(policy: Policy, vocabulary: Vocabulary, origin: String, step: Int, restoreCommand: String?,
-                        trainer newTrainer: Trainer, configDefaults: [ConfigDefault] = []) {
+                        trainer newTrainer: Trainer, configDefaults: [ConfigDefault] = [], tokenizer: ModelTokenizer? = nil) {
         trainer = newTrainer
         generation += 1
         task = newTrainer.task
@@ -136,6 +139,7 @@ public final class LabState {
         isRestorable = true
         self.policy = policy
         self.vocabulary = vocabulary
+        self.tokenizer = tokenizer
         self.origin = origin
         self.step = step
         lastRollout = nil

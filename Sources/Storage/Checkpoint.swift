@@ -7,6 +7,8 @@
 //     lab_state.safetensors    optional: named float arrays (optimizer moments, …)
 //     adapter_config.json      with LoRA adapters: PEFT's LoraConfig (PEFTAdapter.swift)
 //     adapter_model.safetensors  the adapters' factors, PEFT's names
+//     tokenizer.json           optional: a Hugging Face tokenizer, kept as its bytes
+//     generation_config.json   optional, read only: the end-of-sequence ids
 //
 // Atomicity. A save builds the complete new directory beside the destination (a hidden
 // sibling `.NAME.plab-save-…`), flushes every file to disk, then swaps it into place with
@@ -48,6 +50,8 @@ public enum CheckpointFile {
     public static let model = "model.safetensors"
     public static let lab = "lab.json"
     public static let labState = "lab_state.safetensors"
+    public static let tokenizer = "tokenizer.json"
+    public static let generationConfig = "generation_config.json"
 }
 
 /// A model with what the lab keeps beside it: the contents of a checkpoint directory.
@@ -63,6 +67,12 @@ public struct Checkpoint: Sendable {
     /// The optional config.json keys a loaded checkpoint lacked, with the defaults taken
     /// (empty for a checkpoint built in memory).
     public var configDefaults: [ConfigDefault] = []
+    /// tokenizer.json's bytes, as read (the Tokenizer module parses them); a save writes
+    /// them back unchanged.
+    public var tokenizerJSON: [UInt8]?
+    /// generation_config.json's `eos_token_id` (a number or a list), when the file has one:
+    /// the ids that end a generated sequence.
+    public var generationEndTokens: [Int]?
 
     /// A checkpoint value.
     public init(weights: ModelWeights, lab: LabMetadata? = nil, labState: SafeTensorsFile? = nil,
@@ -84,8 +94,9 @@ public struct Checkpoint: Sendable {
 ///
 /// Writes config.json (with the special token ids), model.safetensors (F32, Hugging Face
 /// names, without `lm_head.weight` when the embeddings are tied), lab.json when `lab` is
-/// given and lab_state.safetensors when `labState` is given; a model with LoRA adapters also
-/// gets PEFT's adapter_config.json and adapter_model.safetensors. Creates missing parent
+/// given, lab_state.safetensors when `labState` is given and tokenizer.json when
+/// `tokenizerJSON` is; a model with LoRA adapters also gets PEFT's adapter_config.json and
+/// adapter_model.safetensors. Creates missing parent
 /// directories. Fails without touching the destination if the weights do not fit their
 /// configuration or a token id is outside the vocabulary. Refuses an empty path, `/`, the
 /// working directory and its ancestors, and an existing directory that is neither empty
@@ -94,7 +105,7 @@ public struct Checkpoint: Sendable {
 /// saves into the same parent directory left behind (those whose process is gone). `label`
 /// is the path as the user gave it, for messages.
 public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: SafeTensorsFile? = nil,
-                           specialTokens: SpecialTokenIDs = SpecialTokenIDs(),
+                           specialTokens: SpecialTokenIDs = SpecialTokenIDs(), tokenizerJSON: [UInt8]? = nil,
                            to directory: URL, shownAs label: String? = nil) throws(NumericsError) {
     let config = weights.config
     do throws(NumericsError) {
@@ -167,6 +178,9 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
         if let labState {
             try CheckpointIO.writeNewFile(labState.encoded(), to: file(CheckpointFile.labState))
         }
+        if let tokenizerJSON {
+            try CheckpointIO.writeNewFile(Data(tokenizerJSON), to: file(CheckpointFile.tokenizer))
+        }
         if exists { try CheckpointIO.carryOver(from: destination.path, to: staging.path) }
         CheckpointIO.syncDirectory(staging.path)
         try CheckpointIO.install(staging.path, at: destination.path)
@@ -180,7 +194,8 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
 /// Saves a checkpoint value (see `saveCheckpoint(weights:lab:labState:specialTokens:to:)`).
 public func saveCheckpoint(_ checkpoint: Checkpoint, to directory: URL, shownAs label: String? = nil) throws(NumericsError) {
     try saveCheckpoint(weights: checkpoint.weights, lab: checkpoint.lab, labState: checkpoint.labState,
-                       specialTokens: checkpoint.specialTokens, to: directory, shownAs: label)
+                       specialTokens: checkpoint.specialTokens, tokenizerJSON: checkpoint.tokenizerJSON,
+                       to: directory, shownAs: label)
 }
 
 /// Loads a checkpoint directory: any Hugging Face Llama checkpoint with F32, BF16 or F16

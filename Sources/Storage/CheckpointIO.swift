@@ -3,6 +3,7 @@
 // read (the guarantees are at the top of Checkpoint.swift).
 
 import Files
+import JSON
 import Foundation
 import Model
 import Numerics
@@ -200,7 +201,7 @@ extension CheckpointIO {
     /// The files of one checkpoint, opened (or found absent) through one directory handle.
     struct CheckpointFiles {
         let directory: OpenDirectory
-        let config, model, lab, labState, adapterConfig, adapterModel: OpenFile?
+        let config, model, lab, labState, adapterConfig, adapterModel, tokenizer, generationConfig: OpenFile?
 
         init(_ directory: OpenDirectory) throws(NumericsError) {
             self.directory = directory
@@ -210,6 +211,8 @@ extension CheckpointIO {
             model = try directory.openFile(CheckpointFile.model)
             lab = try directory.openFile(CheckpointFile.lab)
             labState = try directory.openFile(CheckpointFile.labState)
+            tokenizer = try directory.openFile(CheckpointFile.tokenizer)
+            generationConfig = try directory.openFile(CheckpointFile.generationConfig)
         }
     }
 
@@ -329,7 +332,33 @@ extension CheckpointIO {
         }
         var checkpoint = Checkpoint(weights: weights, lab: lab, labState: labState, specialTokens: tokens)
         checkpoint.configDefaults = defaults
+        if let tokenizerFile = files.tokenizer { checkpoint.tokenizerJSON = [UInt8](try readSmall(tokenizerFile, limit: 256 << 20)) }
+        if let generationFile = files.generationConfig {
+            checkpoint.generationEndTokens = try generationEndTokens([UInt8](try readSmall(generationFile, limit: 1 << 20)),
+                                                                     vocabSize: config.vocabSize)
+        }
         return checkpoint
+    }
+
+    /// generation_config.json's `eos_token_id`: a number, a list of numbers, or absent/null
+    /// (nil); each inside the vocabulary.
+    static func generationEndTokens(_ bytes: [UInt8], vocabSize: Int) throws(NumericsError) -> [Int]? {
+        let name = CheckpointFile.generationConfig
+        let json: JSONValue
+        do throws(JSONReadError) { json = try JSONReader.read(bytes) } catch {
+            throw .invalidArgument("\(name) is not JSON: \(error.description)")
+        }
+        guard let object = json.objectValue else { throw .invalidArgument("\(name) is not a JSON object") }
+        guard let raw = object["eos_token_id"], !raw.isNull else { return nil }
+        let ids = raw.arrayValue.map { $0.map(\.intValue) } ?? [raw.intValue]
+        guard !ids.isEmpty, ids.allSatisfy({ $0 != nil }) else {
+            throw .invalidArgument("\(name): eos_token_id \(describe(raw)) is not a token id or a list of token ids")
+        }
+        let values = ids.map { $0! }
+        if let bad = values.first(where: { !(0..<vocabSize).contains($0) }) {
+            throw .invalidArgument("\(name): eos_token_id \(bad) is outside the vocabulary 0..<\(vocabSize)")
+        }
+        return values
     }
 
     /// Refuses a file whose tensors hold non-finite values: one line naming the file, the

@@ -132,7 +132,7 @@ extension Command {
         let restorable = lab.isRestorable && command != nil
         let rebuild = [lab.restoreCommand, command].compactMap { $0 }.joined(separator: "\n")
         lab.replace(policy: policy, vocabulary: lab.vocabulary, origin: origin, step: lab.step, restoreCommand: rebuild,
-                    trainer: trainer, configDefaults: lab.configDefaults)
+                    trainer: trainer, configDefaults: lab.configDefaults, tokenizer: lab.tokenizer)
         lab.isRestorable = restorable
     }
 }

@@ -6,6 +6,7 @@ import Mismatch
 import Foundation
 import Model
 import Numerics
+import Storage
 
 extension Setting {
     public static let temperature = Setting(name: "temperature", kind: .real(0.01...100), default: .real(1),
@@ -56,13 +57,18 @@ func generalPrompts(_ n: Int, vocabulary: Vocabulary, seed: UInt64, round: Int) 
 /// The prompts of rollout round `round` for the session's settings, checked against the
 /// model's positions.
 func rolloutPrompts(_ n: Int, session: Session, round: Int) throws -> [[Int32]] {
-    let lab = session.lab
-    let prompts = taskPrompts(n, lab: lab, round: round)
-    let longest = (prompts.map(\.count).max() ?? 0) + session.sampling.maxNewTokens
-    guard longest <= lab.policy.config.maxPositionEmbeddings else {
-        throw LabError("prompts plus max_new (\(longest) tokens) exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions; lower max_new")
-    }
+    let prompts = taskPrompts(n, lab: session.lab, round: round)
+    try checkPositions(prompts, session: session)
     return prompts
+}
+
+/// Refuses prompts whose longest, with max_new tokens after it, exceeds the model's positions.
+func checkPositions(_ prompts: [[Int32]], session: Session) throws {
+    let limit = session.lab.policy.config.maxPositionEmbeddings
+    let longest = (prompts.map(\.count).max() ?? 0) + session.sampling.maxNewTokens
+    guard longest <= limit else {
+        throw LabError("prompts plus max_new (\(longest) tokens) exceed the model's \(limit) positions; lower max_new")
+    }
 }
 
 /// The memory a rollout of `prompts` at the session's max_new needs (`MemoryEstimate.rollout`).
@@ -121,15 +127,32 @@ extension Command {
         a few samples and one line of mismatch statistics; `mismatch` shows them all.
         JSON: {"sequences", "tokens", "finished", "samples": [{"prompt", "response", "logp_rollout", "logp_train"}], plus the mismatch keys}.
         """,
-        arguments: [.positional("N", .integer(1...4096), "number of prompts (default: the prompts setting)", optional: true)],
-        examples: ["rollout", "rollout 64", "rollout 8 --json"],
+        arguments: [.positional("N", .text, "number of prompts (default: the prompts setting), or, for a model with a tokenizer, a quoted text prompt", optional: true),
+                    .option("samples", .integer(1...4096), "samples of each prompt (default: 1; of a text prompt, the samples setting)"),
+                    .flag("tokens", "show the responses token by token, [text|Δ] with Δ = |log μ − log π| of that token")],
+        examples: ["rollout", "rollout 64", "rollout 8 --json", "rollout 4 --samples 2 --tokens"],
         reports: true
     ) { context in
         let session = context.session, lab = session.lab
-        let n = context.arguments.integer("N") ?? session.settings.integer("prompts")
-        let prompts = try rolloutPrompts(n, session: session, round: lab.rolloutCount)
+        let given = context.arguments.text("N")
+        var prompts: [[Int32]]
+        var samples = context.arguments.integer("samples") ?? 1
+        if let given, lab.tokenizer != nil, Int(given) == nil {
+            let prompt = try lab.encodeWords([given])
+            guard !prompt.isEmpty else { throw LabError("rollout: the text prompt encodes to no tokens") }
+            samples = context.arguments.integer("samples") ?? session.settings.integer("samples")
+            prompts = [prompt]
+        } else {
+            guard let n = given.map({ Int($0) }) ?? session.settings.integer("prompts"), (1...4096).contains(n) else {
+                throw LabError("rollout: N must be a number of prompts 1…4096, not '\(given ?? "")'" + (lab.tokenizer == nil ? "; a text prompt needs a model whose checkpoint has \(CheckpointFile.tokenizer)" : ""))
+            }
+            prompts = try rolloutPrompts(n, session: session, round: lab.rolloutCount)
+        }
+        prompts = prompts.flatMap { Array(repeating: $0, count: samples) }
+        try checkPositions(prompts, session: session)
+        let levers = [given != nil ? "N" : "the prompts setting"] + (samples > 1 ? ["--samples"] : [])
         try session.checkMemory(rolloutEstimate(prompts, session: session),
-                                advice: context.arguments.integer("N") != nil ? "lower N or max_new" : "lower the prompts setting or max_new")
+                                advice: "lower \(levers.joined(separator: ", ")) or max_new")
         var meter = context.progress("rollout", total: 1)
         let (batch, pairs, routing) = try sampleAndRecompute(prompts, session: session, round: lab.rolloutCount)
         let stats = try mismatchStats(pairs)
@@ -139,7 +162,8 @@ extension Command {
         lab.lastPairs = pairs
         lab.lastRouting = routing
         lab.rolloutCount += 1
-        let shown = min(3, batch.count)
+        let shown = min(samples > 1 ? max(3, min(samples, 8)) : 3, batch.count)
+        let byToken = context.arguments.flag("tokens")
         var object = stats.jsonObject
         if let routing { object.merge(routing.json) }
         object["finished"] = .int(batch.finished.filter { $0 }.count)
@@ -151,7 +175,10 @@ extension Command {
             var lines: [String] = []
             for i in 0..<shown {
                 let sumMu = pairs[i].rollout.reduce(0.0) { $0 + Double($1) }, sumPi = pairs[i].train.reduce(0.0) { $0 + Double($1) }
-                lines.append("\(lab.vocabulary.decode(batch.prompts[i])) → \(lab.vocabulary.decode(batch.responses[i]))   log μ \(figure(sumMu)), log π \(figure(sumPi))")
+                let response = byToken
+                    ? lab.bracketed(batch.responses[i], marks: zip(pairs[i].rollout, pairs[i].train).map { figure(abs(Double($0) - Double($1))) })
+                    : lab.showText(batch.responses[i])
+                lines.append("\(lab.showText(batch.prompts[i])) → \(response)   log μ \(figure(sumMu)), log π \(figure(sumPi))")
             }
             if batch.count > shown { lines.append("… \(batch.count - shown) more") }
             lines.append("\(batch.count) sequences, \(stats.tokens) response tokens, \(batch.finished.filter { $0 }.count) ended with \(lab.vocabulary.tokens[Int(lab.vocabulary.eos)])")
@@ -326,7 +353,9 @@ extension Command {
         name: "score", topic: .mismatch,
         summary: "log-probability of each next token of a sequence under both engines",
         details: """
-        Tokens are vocabulary strings, #ID numbers, or words split into single-character tokens.
+        Tokens are vocabulary strings, #ID numbers, or words split into single-character tokens;
+        with a model whose checkpoint has a tokenizer (tokenizer.json), text: `score "The capital
+        of France is Paris"` (encoded with the model's BOS; #ID numbers alone stay ids).
         Entry i is log p(tokens[i+1] | tokens[0…i]) at temperature 1.
         JSON: {"tokens": [ids], "logp_rollout": [...], "logp_train": [...]}.
         """,
@@ -335,7 +364,7 @@ extension Command {
         reports: true
     ) { context in
         let lab = context.session.lab
-        let tokens = try lab.vocabulary.encode(context.arguments.texts("TOKEN"))
+        let tokens = try lab.encodeWords(context.arguments.texts("TOKEN"))
         guard tokens.count >= 2 else { throw LabError("score needs at least two tokens (a context and one token to score)") }
         guard tokens.count <= lab.policy.config.maxPositionEmbeddings else {
             throw LabError("\(tokens.count) tokens exceed the model's \(lab.policy.config.maxPositionEmbeddings) positions")
@@ -345,8 +374,9 @@ extension Command {
         context.report(["tokens": .array(tokens.map { .int(Int($0)) }), "logp_rollout": .array(r.map { .float($0) }),
                         "logp_train": .array(t.map { .float($0) })]) {
             var table = TextTable(header: ["token", "log μ (rollout)", "log π (train)", "Δ"], rightAligned: [1, 2, 3])
+            let shown = lab.tokenizer == nil ? lab.pieces(tokens) : tokens.map { lab.bracketed([$0]) }
             for i in 0..<r.count {
-                table.add([lab.vocabulary.tokens[Int(tokens[i + 1])], figure(Double(r[i])), figure(Double(t[i])), figure(Double(r[i]) - Double(t[i]))])
+                table.add([shown[i + 1], figure(Double(r[i])), figure(Double(t[i])), figure(Double(r[i]) - Double(t[i]))])
             }
             let total = (r.reduce(0.0) { $0 + Double($1) }, t.reduce(0.0) { $0 + Double($1) })
             table.add(["total", figure(total.0), figure(total.1), figure(total.0 - total.1)])
@@ -364,7 +394,7 @@ extension Command {
         reports: true
     ) { context in
         let lab = context.session.lab
-        var tokens = try lab.vocabulary.encode(context.arguments.texts("TOKEN"))
+        var tokens = try lab.encodeWords(context.arguments.texts("TOKEN"))
         if tokens.isEmpty {
             guard let last = lab.lastRollout, last.count > 0 else { throw LabError("no tokens given and no rollout yet; run 'rollout' or give tokens") }
             tokens = last.sequences[0]
@@ -389,7 +419,7 @@ extension Command {
                 let routed = sparse ? [row.routerDisagree.map { "\(figure($0 * 100))%" } ?? ""] : []
                 table.add([row.name, figure(row.relativeL2), figure(row.maxAbs)] + routed + [bar])
             }
-            return "tokens: \(lab.vocabulary.decode(tokens))\n" + table.render()
+            return "tokens: \(lab.tokenizer == nil ? lab.vocabulary.decode(tokens) : lab.bracketed(tokens))\n" + table.render()
         }
     }
 }

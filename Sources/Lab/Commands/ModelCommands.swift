@@ -40,7 +40,7 @@ extension Command {
             table.add(["layers", "\(c.numHiddenLayers)"])
             table.add(["hidden / intermediate", "\(c.hiddenSize) / \(c.intermediateSize)"])
             table.add(["heads / kv heads / head dim", "\(c.numAttentionHeads) / \(c.numKeyValueHeads) / \(c.headDim)"])
-            table.add(["vocabulary", "\(c.vocabSize) tokens"])
+            table.add(["vocabulary", "\(c.vocabSize) tokens" + (lab.tokenizer.map { ", tokenizer.json (\($0.tokenizer.vocabularySize) ids): text in and out" } ?? "")])
             table.add(["rope theta / rms eps", "\(c.ropeTheta) / \(c.rmsNormEps)"])
             table.add(["max positions", "\(c.maxPositionEmbeddings)"])
             table.add(["tied embeddings", c.tieWordEmbeddings ? "yes" : "no"])
@@ -160,14 +160,19 @@ extension Command {
             } catch { throw .invalidArgument(error.message) }
         }
         let config = checkpoint.weights.config
-        let vocabulary = try vocabularyOf(checkpoint)
+        let text = try ModelTokenizer(checkpoint: checkpoint)
+        let vocabulary = try text.map { $0.vocabulary(size: config.vocabSize, special: checkpoint.specialTokens) } ?? vocabularyOf(checkpoint)
         let engines = engines(for: config)
         let policy = try Policy(master: checkpoint.weights, engines: engines, backend: session.backend)
         let trainer = try Trainer(policy: policy, task: lab.task.spec, seed: session.seed)
         if config == LlamaConfig.labDefault || checkpoint.lab?.extra["rl"] != nil { try trainer.restore(from: checkpoint) }
         lab.replace(policy: policy, vocabulary: vocabulary, origin: "loaded from \(path)", step: checkpoint.lab?.step ?? 0,
-                    restoreCommand: "model load \(path)", trainer: trainer, configDefaults: checkpoint.configDefaults)
+                    restoreCommand: "model load \(path)", trainer: trainer, configDefaults: checkpoint.configDefaults, tokenizer: text)
         context.print("loaded \(path): \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize), vocabulary \(config.vocabSize)")
+        if let text {
+            let ends = text.endTokens.isEmpty ? "no end-of-sequence id" : "sequences end at \(text.endTokens.map { "#\($0)" }.joined(separator: ", "))"
+            context.print("tokenizer: \(CheckpointFile.tokenizer), \(text.tokenizer.vocabularySize) tokens; text in and out (quote it: score \"…\"); \(ends)")
+        }
         if let defaults = ConfigDefault.summary(checkpoint.configDefaults, sparse: config.isMixtureOfExperts) { context.print(defaults) }
     }
 
@@ -195,6 +200,7 @@ extension Command {
         var checkpoint = try lab.trainer.checkpoint(includeOptimizer: !context.arguments.flag("no-optimizer"))
         checkpoint.lab?.vocabulary = lab.vocabulary.tokens
         checkpoint.specialTokens = SpecialTokenIDs(bos: Int(lab.vocabulary.bos), eos: Int(lab.vocabulary.eos), pad: Int(lab.vocabulary.pad))
+        checkpoint.tokenizerJSON = lab.tokenizer?.json
         try saveCheckpoint(checkpoint, to: URL(fileURLWithPath: real), shownAs: path)
         context.print("saved \(path)")
     }

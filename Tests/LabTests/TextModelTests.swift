@@ -1,0 +1,141 @@
+import Foundation
+import Lab
+import Model
+import Numerics
+import Storage
+import Testing
+
+// A model whose checkpoint has a Hugging Face tokenizer (tokenizer.json): sequences typed
+// and shown as text. The tokenizer is a fixture trained by the `tokenizers` library
+// (Tests/Fixtures/tokenizers/llama3), whose expected.json holds the library's ids for its
+// corpus; the model is random, of that vocabulary's size.
+
+private let fixtures = packageRoot.appendingPathComponent("Tests/Fixtures/tokenizers")
+
+/// The library's ids (with the BOS its template adds) of each corpus text of a fixture.
+private func libraryIDs(_ name: String) throws -> [String: [Int]] {
+    let data = try Data(contentsOf: fixtures.appendingPathComponent("\(name)/expected.json"))
+    let object = try #require(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    let cases = try #require(object["cases"] as? [[String: Any]])
+    var out: [String: [Int]] = [:]
+    for c in cases { out[try #require(c["text"] as? String)] = try #require(c["ids_with_special_tokens"] as? [Int]) }
+    return out
+}
+
+/// A random Llama of `vocab` tokens saved in `dir` with the llama3 fixture's tokenizer.json
+/// (BOS 0, end-of-text 1) and, when given, generation_config.json's end ids.
+private func textCheckpoint(_ dir: URL, vocab: Int = 1006, endTokens: [Int]? = [1, 5], tokenizer: Data? = nil) throws {
+    let config = LlamaConfig(hiddenSize: 32, intermediateSize: 64, numAttentionHeads: 4, numKeyValueHeads: 2,
+                             numHiddenLayers: 2, vocabSize: vocab, maxPositionEmbeddings: 128)
+    var weights = ModelWeights(config: config)
+    weights.initialize(std: 0.05, stream: RandomStream(seed: 4, name: "text-model"))
+    try saveCheckpoint(weights: weights, lab: nil, specialTokens: SpecialTokenIDs(bos: 0, eos: 1), to: dir)
+    let json = try tokenizer ?? Data(contentsOf: fixtures.appendingPathComponent("llama3/tokenizer.json"))
+    try json.write(to: dir.appendingPathComponent("tokenizer.json"))
+    if let endTokens {
+        try Data("{\"eos_token_id\": \(endTokens), \"bos_token_id\": 0}".utf8).write(to: dir.appendingPathComponent("generation_config.json"))
+    }
+}
+
+private func textSession() -> Session {
+    let s = Session()
+    run("set backend portable", in: s)
+    return s
+}
+
+@Suite struct TextModelTests {
+    @Test func textGoesInAsTheLibrarysIDsAndComesOutAsText() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("m")
+        try textCheckpoint(model)
+        let s = textSession()
+        let load = runOne("model load \(model.path)", in: s)
+        #expect(load.errors.isEmpty, "\(load.errors)")
+        #expect(load.lines.contains { $0.hasPrefix("tokenizer: tokenizer.json, 1006 tokens") && $0.contains("sequences end at #1, #5") },
+                "\(load.lines)")
+        let expected = try libraryIDs("llama3")
+
+        // A shell line holds no newline; these corpus texts have accents, CJK, emoji, runs of
+        // spaces, digits and special tokens inline.
+        for text in ["Hello, world! How are you?", "   three leading spaces and trailing ones   ",
+                     "Café déjà vu: naïve façade, Über straße, Ångström, señor.", "日本語のテキストと中文字符，还有한국어 텍스트。",
+                     "Emoji: 👍 👍🏽 👨\u{200d}👩\u{200d}👧\u{200d}👦 🏳️\u{200d}🌈 ❤️ 🇫🇷 😀😃😄",
+                     "Text<|endoftext|>More text <|endoftext|> and <|end_of_text|>"] {
+            let ids = try #require(expected[text], "\(text) is not in the fixture's corpus")
+            let score = runOne("score \"\(text)\" --json", in: s)
+            #expect(score.errors.isEmpty, "\(score.errors)")
+            let json = try parseJSON(try #require(score.lines.first))
+            #expect(json["tokens"] as? [Int] == ids, "score \(text)")
+            #expect((json["logp_rollout"] as? [Double])?.count == ids.count - 1)
+        }
+        let trace = try parseJSON(try #require(runOne("trace \"Hello world\" --json", in: s).lines.first))
+        #expect(trace["tokens"] as? [Int] == expected["Hello world"])
+        // Words not quoted are one text too, joined by spaces; #N words alone stay ids.
+        #expect(try parseJSON(runOne("score Hello world --json", in: s).lines[0])["tokens"] as? [Int] == expected["Hello world"])
+        #expect(try parseJSON(runOne("score #0 #557 #395 --json", in: s).lines[0])["tokens"] as? [Int] == [0, 557, 395])
+
+        // The score table shows each token's text in brackets.
+        let table = runOne("score \"Hello world\"", in: s).lines
+        #expect(table.contains { $0.hasPrefix("[ world]") }, "\(table)")
+
+        // A text prompt, sampled `--samples` times; the end ids of generation_config.json.
+        let rollout = runOne("rollout \"Hello world\" --samples 3 --json", in: s)
+        #expect(rollout.errors.isEmpty, "\(rollout.errors)")
+        let samples = try #require(try parseJSON(rollout.lines[0])["samples"] as? [[String: Any]])
+        #expect(samples.count == 3)
+        #expect(samples.allSatisfy { $0["prompt"] as? [Int] == expected["Hello world"] })
+        for sample in samples {
+            let response = try #require(sample["response"] as? [Int])
+            // The first end id ends a sequence; nothing follows it.
+            if let end = response.firstIndex(of: 1) { #expect(end == response.count - 1) }
+        }
+        let shown = runOne("rollout \"Hello world\" --samples 2 --tokens", in: s).lines
+        #expect(shown.filter { $0.hasPrefix("<|begin_of_text|>Hello world → [") && $0.contains("|") }.count == 2, "\(shown)")
+    }
+
+    @Test func aSavedModelKeepsItsTokenizer() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("m"), copy = dir.appendingPathComponent("copy")
+        try textCheckpoint(model)
+        let s = textSession()
+        #expect(runOne("model load \(model.path)", in: s).errors.isEmpty)
+        #expect(runOne("model save \(copy.path)", in: s).errors.isEmpty)
+        #expect(try Data(contentsOf: copy.appendingPathComponent("tokenizer.json"))
+                == Data(contentsOf: model.appendingPathComponent("tokenizer.json")))
+        let again = runOne("model load \(copy.path)", in: s)
+        #expect(again.errors.isEmpty && again.lines.contains { $0.hasPrefix("tokenizer: ") }, "\(again)")
+        #expect(try parseJSON(runOne("score \"Hello world\" --json", in: s).lines[0])["tokens"] as? [Int] == [0, 557, 395])
+    }
+
+    /// A tokenizer that is not the model's, or one the lab cannot read, is refused with the
+    /// live model unchanged; a text prompt without a tokenizer names what it needs.
+    @Test func badTokenizersAreRefusedAndChangeNothing() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = textSession()
+        let before = try parseJSON(runOne("model --json", in: s).lines[0])
+
+        let small = dir.appendingPathComponent("small")
+        try textCheckpoint(small, vocab: 500)
+        let tooLarge = failure("model load \(small.path)", in: s)
+        #expect(tooLarge.contains("tokenizer.json has ids up to 1005 but the model's embedding has 500 rows"), "\(tooLarge)")
+
+        let wordPiece = dir.appendingPathComponent("wordpiece")
+        var json = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("llama3/tokenizer.json"))) as? [String: Any])
+        var modelPart = try #require(json["model"] as? [String: Any])
+        modelPart["type"] = "WordPiece"
+        json["model"] = modelPart
+        try textCheckpoint(wordPiece, tokenizer: try JSONSerialization.data(withJSONObject: json))
+        let unknown = failure("model load \(wordPiece.path)", in: s)
+        #expect(unknown.contains("WordPiece"), "\(unknown)")
+
+        let after = try parseJSON(runOne("model --json", in: s).lines[0])
+        #expect(after["origin"] as? String == before["origin"] as? String)
+        #expect(after["vocab_size"] as? Int == before["vocab_size"] as? Int)
+
+        let noTokenizer = failure("rollout \"hello there\"", in: s)
+        #expect(noTokenizer.contains("a text prompt needs a model whose checkpoint has tokenizer.json"), "\(noTokenizer)")
+    }
+}
