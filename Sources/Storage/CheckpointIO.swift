@@ -201,7 +201,7 @@ extension CheckpointIO {
     /// The files of one checkpoint, opened (or found absent) through one directory handle.
     struct CheckpointFiles {
         let directory: OpenDirectory
-        let config, model, lab, labState, adapterConfig, adapterModel, tokenizer, generationConfig: OpenFile?
+        let config, model, modelIndex, lab, labState, adapterConfig, adapterModel, tokenizer, generationConfig: OpenFile?
 
         init(_ directory: OpenDirectory) throws(NumericsError) {
             self.directory = directory
@@ -209,6 +209,7 @@ extension CheckpointIO {
             adapterModel = try directory.openFile(AdapterFile.model)
             config = try directory.openFile(CheckpointFile.config)
             model = try directory.openFile(CheckpointFile.model)
+            modelIndex = try directory.openFile(TensorIndex.indexFile)
             lab = try directory.openFile(CheckpointFile.lab)
             labState = try directory.openFile(CheckpointFile.labState)
             tokenizer = try directory.openFile(CheckpointFile.tokenizer)
@@ -245,51 +246,66 @@ extension CheckpointIO {
         }
         try admit?(config, files.labState?.size ?? 0)
 
-        guard let modelFile = files.model else {
-            let hint = dir.has("model.safetensors.index.json")
-                ? " (found model.safetensors.index.json: sharded checkpoints are not read; merge the shards into one file)"
-                : dir.has("pytorch_model.bin") ? " (found pytorch_model.bin: only safetensors weights are read)" : ""
-            throw .invalidArgument("\(dir.path) has no \(CheckpointFile.model)\(hint)")
+        // The weights: model.safetensors, or the shards model.safetensors.index.json names.
+        // Only headers are read here; each tensor goes straight into its place below.
+        let keep = { (name: String) in !Checkpoint.isIgnoredTensor(name) }
+        var tensors = TensorIndex()
+        if let modelFile = files.model {
+            try tensors.add(modelFile, limits: limits, include: keep)
+        } else if let indexFile = files.modelIndex {
+            tensors = try TensorIndex.sharded(index: [UInt8](try readSmall(indexFile, limit: 64 << 20)),
+                                              open: { name throws(NumericsError) in try dir.openFile(name) },
+                                              limits: limits, include: keep)
+        } else {
+            let hint = dir.has("pytorch_model.bin") ? " (found pytorch_model.bin: only safetensors weights are read)" : ""
+            throw .invalidArgument("\(dir.path) has no \(CheckpointFile.model) and no \(TensorIndex.indexFile)\(hint)")
         }
-        let tensors = try SafeTensorsFile.parse(modelFile.source(), limits: limits,
-                                                include: { !Checkpoint.isIgnoredTensor($0) })
-        // Every tensor is checked before the weights are allocated (the file holds them then),
-        // and the layout's names only once the file can hold that many: a few bytes of
+        // Every tensor is checked before the weights are allocated (the files hold them then),
+        // and the layout's names only once the files can hold that many: a few bytes of
         // config.json must not make the loader fill gigabytes with zeros, or name millions
         // of layers.
         guard config.numHiddenLayers <= tensors.count else {
-            throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but \(CheckpointFile.model) holds only \(tensors.count) tensors (9 a layer)")
+            throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but the weights hold only \(tensors.count) tensors (9 a layer)")
         }
+        let weightsFile = tensors.files.count == 1 ? tensors.files[0] : "the shards"
         let slots = Array(ModelWeights.layout(of: config).prefix(config.baseTensorCount))
         let expected = Set(slots.map(\.name))
         let tiedHead = config.tieWordEmbeddings ? "lm_head.weight" : nil
         let unexpected = tensors.names.filter { !expected.contains($0) && $0 != tiedHead }
         if !unexpected.isEmpty {
-            throw .invalidArgument("\(CheckpointFile.model) holds tensors a model with this config.json has not: \(listed(unexpected))")
+            throw .invalidArgument("\(weightsFile) holds tensors a model with this config.json has not: \(listed(unexpected))")
         }
+        var total = 0
         for slot in slots {
-            guard let t = tensors[slot.name] else {
-                throw .invalidArgument("\(CheckpointFile.model) has no tensor '\(slot.name)' (shape \(slot.shape) expected from config.json)")
+            guard let shape = tensors.shape(slot.name) else {
+                throw .invalidArgument("\(weightsFile) has no tensor '\(slot.name)' (shape \(slot.shape) expected from config.json)")
             }
-            guard t.shape == slot.shape else {
+            guard shape == slot.shape else {
                 let defaults = ConfigDefault.summary(defaults, sparse: config.isMixtureOfExperts).map { " (\($0))" } ?? ""
-                throw .invalidArgument("tensor '\(slot.name)' has shape \(t.shape) in \(CheckpointFile.model) but config.json implies \(slot.shape)\(defaults)")
+                throw .invalidArgument("tensor '\(slot.name)' has shape \(shape) in \(weightsFile) but config.json implies \(slot.shape)\(defaults)")
+            }
+            total += slot.count
+            guard total <= limits.maxTotalElements else {
+                throw .invalidArgument("the tensors read add up to more than \(limits.maxTotalElements) elements (the limit) at '\(slot.name)'")
             }
         }
         var weights = ModelWeights(config: config)
-        for slot in slots {
-            let t = tensors[slot.name]!
-            weights.data.withUnsafeMutableBufferPointer { dst in
-                t.values.withUnsafeBufferPointer { src in
-                    (dst.baseAddress! + slot.offset).update(from: src.baseAddress!, count: slot.count)
+        var failure: NumericsError?
+        weights.data.withUnsafeMutableBufferPointer { dst in
+            do throws(NumericsError) {
+                for slot in slots where slot.count > 0 {
+                    try tensors.read(slot.name, into: dst.baseAddress! + slot.offset, count: slot.count)
                 }
-            }
+            } catch { failure = error }
         }
-        if let tiedHead, let head = tensors[tiedHead] {
+        if let failure { throw failure }
+        if let tiedHead, tensors.contains(tiedHead) {
             let embedding = weights.embedding
-            guard head.shape == embedding.shape else {
-                throw .invalidArgument("tie_word_embeddings is true but lm_head.weight has shape \(head.shape), not the embedding's \(embedding.shape)")
+            let headShape = tensors.shape(tiedHead)!
+            guard headShape == embedding.shape else {
+                throw .invalidArgument("tie_word_embeddings is true but lm_head.weight has shape \(headShape), not the embedding's \(embedding.shape)")
             }
+            let head = (shape: headShape, values: try tensors.values(tiedHead))
             if let i = head.values.indices.first(where: { head.values[$0].bitPattern != weights.data[embedding.offset + $0].bitPattern }) {
                 throw .invalidArgument("tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight (first at element \(i): \(head.values[i]) vs \(weights.data[embedding.offset + i])); drop lm_head.weight or set tie_word_embeddings to false")
             }

@@ -29,6 +29,7 @@ cd "$root"
 swift build -c release --product plab >&2
 (cd "$here" && "$venv/bin/python" make_mixtral_fixture.py --out "$root/Tests/Fixtures" --plab "$root/.build/release/plab" "$@")
 (cd "$here" && "$venv/bin/python" make_lora_fixture.py --out "$root/Tests/Fixtures" --plab "$root/.build/release/plab" "$@")
+"$venv/bin/python" "$here/make_sharded_fixture.py" --out "$root/Tests/Fixtures" "$@"
 
 # The tokenizer fixtures need nothing but `tokenizers` (a few MB, no torch).
 tokvenv="${PLAB_TOKENIZER_VENV:-/tmp/plab-tok-venv}"
