@@ -255,7 +255,7 @@ extension CheckpointIO {
         // config.json must not make the loader fill gigabytes with zeros, or name millions
         // of layers.
         guard config.numHiddenLayers <= tensors.count else {
-            throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but \(CheckpointFile.model) holds only \(tensors.count) tensors (9 a layer)")
+            throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but \(CheckpointFile.model) holds only \(tensors.count) tensors (\(config.tensorsPerLayer) a layer)")
         }
         let slots = Array(ModelWeights.layout(of: config).prefix(config.baseTensorCount))
         let expected = Set(slots.map(\.name))
@@ -269,7 +269,7 @@ extension CheckpointIO {
                 throw .invalidArgument("\(CheckpointFile.model) has no tensor '\(slot.name)' (shape \(slot.shape) expected from config.json)")
             }
             guard t.shape == slot.shape else {
-                let defaults = ConfigDefault.summary(defaults, sparse: config.isMixtureOfExperts).map { " (\($0))" } ?? ""
+                let defaults = ConfigDefault.summary(defaults, family: config.checkpointFamily).map { " (\($0))" } ?? ""
                 throw .invalidArgument("tensor '\(slot.name)' has shape \(t.shape) in \(CheckpointFile.model) but config.json implies \(slot.shape)\(defaults)")
             }
         }
