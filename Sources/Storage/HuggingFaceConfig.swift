@@ -336,7 +336,8 @@ extension LlamaConfig {
         guard let q, let kv else { return nil }
         let terms = [product(2, c), product(2, q, c), product(2, kv, c), product(3, intermediateSize, c, experts),
                      isMixtureOfExperts ? product(numLocalExperts, c) : 0,
-                     product(2, q + 2 * kv + c), product(2, d)]   // biases and per-head norms, at most
+                     qkvBias ? q : 0, qkvBias ? kv : 0, qkvBias ? kv : 0,   // biases and per-head norms
+                     outputBias ? c : 0, qkNorm ? product(2, d) : 0]
         var layer = 0
         for term in terms {
             guard let term else { return nil }
