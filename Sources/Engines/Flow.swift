@@ -57,7 +57,8 @@ extension PrecisionProfile {
     /// The same for a given model: with sparse MLPs, the router's product (its own recipe,
     /// `router_fp32` deciding its format) and the float32 softmax and top-k that choose each
     /// token's experts; with LoRA adapters, their two products in the activation format, or
-    /// their merging into the weights (`lora_merged`).
+    /// their merging into the weights (`lora_merged`); with attention biases or per-head q/k
+    /// norms, their steps in the activation format.
     public func forwardFlow(for model: LlamaConfig?) -> [FlowStep] {
         let sparse = model?.isMixtureOfExperts ?? false
         var adapters: [FlowStep] = []
@@ -80,10 +81,18 @@ extension PrecisionProfile {
         var logits = FlowStep.gemm("FProp lm_head", [("x", head.perProduct(head.fprop.input)), ("W", head.weights.description)],
                                    head.fprop.accumulation, sources.logitsFP32 ? "\(outputFormat(of: .lmHead).name) (logits_fp32)" : outputFormat(of: .lmHead).name)
         logits.outputSetBySwitch = true
+        // The attention's biases and per-head norms (Qwen2, Qwen3, `attention_bias`): each a
+        // step of its own after the projections, rounded to the activation format.
+        var attention: [FlowStep] = []
+        if let model, model.qkvBias {
+            attention.append(.cast("bias added to q k v\(model.outputBias ? " o" : "") (bias in \(otherWeights.name))", activation.name))
+        }
+        if let model, model.qkNorm { attention.append(.cast("per-head RMSNorm of q and k, before RoPE", activation.name)) }
         return [
             .cast("embedding and norm weights", otherWeights.name),
             .cast("linear weights (at each sync)", weights.description),
             .cast("residual stream, norm outputs, RoPE, MLP", activation.name),
+        ] + attention + [
             .gemm(sparse ? "FProp q k v o, experts' gate up down" : "FProp q k v o gate up down",
                   [("x", perProduct(fprop.input)), ("W", weights.description)], fprop.accumulation, activation.name),
         ] + adapters + routing + [

@@ -81,9 +81,11 @@ public struct MemoryEstimate: Sendable, Hashable {
 // MARK: Terms
 
 extension MemoryEstimate {
-    /// P = V·C (embedding) + L·(2C + 2C² + 2·KV·C + 3·F·C) (two norms; q, o; k, v; gate, up,
-    /// down) + C (final norm) + V·C (LM head, unless tied to the embedding). A sparse MLP has
-    /// E·3·F·C in experts and E·C in its router instead of 3·F·C.
+    /// P = V·C (embedding) + L·(2C + 2·Q·C + 2·KV·C + 3·F·C) (two norms; q, o; k, v; gate, up,
+    /// down) + C (final norm) + V·C (LM head, unless tied to the embedding), Q = H·D (C unless
+    /// `head_dim` is given); the attention's biases (Q + 2·KV, and C for o's) and per-head
+    /// norms (2·D) where the family has them. A sparse MLP has E·3·F·C in experts and E·C in
+    /// its router instead of 3·F·C.
     public static func parameters(_ c: LlamaConfig) -> Int {
         sum(product(c.vocabSize, c.hiddenSize), product(c.numHiddenLayers, perLayerParameters(c)), c.hiddenSize,
             c.tieWordEmbeddings ? 0 : product(c.vocabSize, c.hiddenSize))
@@ -94,7 +96,10 @@ extension MemoryEstimate {
         let mlp = c.isMixtureOfExperts
             ? sum(product(c.numLocalExperts, 3, c.intermediateSize, h), product(c.numLocalExperts, h))
             : product(3, c.intermediateSize, h)
-        return sum(product(2, h), product(2, h, h), product(2, kvWidth(c), h), mlp)
+        // Norms, q and o, k and v, the attention's biases and per-head norms, the MLP.
+        let extras = sum(c.qkvBias ? sum(qWidth(c), product(2, kvWidth(c))) : 0, c.outputBias ? h : 0,
+                         c.qkNorm ? product(2, headDim(c)) : 0)
+        return sum(product(2, h), product(2, qWidth(c), h), product(2, kvWidth(c), h), extras, mlp)
     }
 
     /// How many F-wide MLP rows a token computes: K in a sparse MLP, 1 in a dense one.
@@ -107,11 +112,17 @@ extension MemoryEstimate {
                                    product(c.numExpertsPerTok, c.hiddenSize)) : 0
     }
 
-    /// KV = Hkv · C/H (the configuration's `kvDim`, without dividing by zero on a shape that
+    /// KV = Hkv · D (the configuration's `kvDim`, without dividing by zero on a shape that
     /// is refused anyway).
     static func kvWidth(_ c: LlamaConfig) -> Int {
-        product(c.numKeyValueHeads, c.hiddenSize / max(c.numAttentionHeads, 1))
+        product(c.numKeyValueHeads, headDim(c))
     }
+
+    /// Q = H · D, the queries' width (C unless `head_dim` is given).
+    static func qWidth(_ c: LlamaConfig) -> Int { product(c.numAttentionHeads, headDim(c)) }
+
+    /// D, without dividing by zero on a shape that is refused anyway.
+    static func headDim(_ c: LlamaConfig) -> Int { c.explicitHeadDim ?? c.hiddenSize / max(c.numAttentionHeads, 1) }
 
     /// The linear layers' weight shapes (out, in) and how many of each: L each of q, k, v,
     /// o, gate, up, down (L·E of each with E experts, and L routers), and one LM head (the
@@ -120,7 +131,7 @@ extension MemoryEstimate {
         let h = c.hiddenSize, f = c.intermediateSize, kv = kvWidth(c), l = c.numHiddenLayers
         let experts = c.isMixtureOfExperts ? product(l, c.numLocalExperts) : l
         var shapes: [(kind: LinearKind, rows: Int, cols: Int, count: Int)] = [
-            (.q, h, h, l), (.k, kv, h, l), (.v, kv, h, l), (.o, h, h, l),
+            (.q, qWidth(c), h, l), (.k, kv, h, l), (.v, kv, h, l), (.o, h, qWidth(c), l),
             (.gate, f, h, experts), (.up, f, h, experts), (.down, h, f, experts), (.lmHead, c.vocabSize, h, 1)]
         if c.isMixtureOfExperts { shapes.append((.router, c.numLocalExperts, h, l)) }
         return shapes

@@ -52,7 +52,7 @@ public final class Policy {
         if pair.training.sources.loraMerged {
             throw .invalidArgument("train lora_merged=on: the training engine computes each adapter beside its frozen weight (only the adapters train); lora_merged is a rollout engine switch")
         }
-        let smallest = min(config.hiddenSize, config.kvDim, config.intermediateSize, config.vocabSize)
+        let smallest = min(config.hiddenSize, config.qDim, config.kvDim, config.intermediateSize, config.vocabSize)
         for (engine, p) in [("rollout", pair.rollout), ("train", pair.training)] {
             switch p.weights.granularity {
             case .blocks(let r, let c) where max(r, c) > smallest:

@@ -162,7 +162,7 @@ public struct MismatchSources: Sendable, Hashable {
 public struct PrecisionProfile: Sendable, Hashable {
     /// Linear-layer weights as the engine holds them (e.g. BF16, or E4M3 per B×B block).
     public var weights: Quantization
-    /// Embedding and norm weights (never FP8: they are not matrix-product operands).
+    /// Embedding and norm weights, and biases (never FP8: they are not matrix-product operands).
     public var otherWeights: NumberFormat
     /// Stored activations: residual stream, norm outputs, q/k/v, MLP intermediates.
     public var activation: NumberFormat
@@ -327,7 +327,7 @@ public enum Preset: String, CaseIterable, Sendable {
     /// The engines of this preset for a model: the FP8 tile is `fp8Tile(hiddenSize:)`, or the
     /// largest power of two that fits every weight dimension if that is smaller.
     public func engines(for config: LlamaConfig) -> EnginePair {
-        let smallest = min(config.hiddenSize, config.kvDim, config.intermediateSize, config.vocabSize)
+        let smallest = min(config.hiddenSize, config.qDim, config.kvDim, config.intermediateSize, config.vocabSize)
         var fit = 1
         while fit * 2 <= smallest { fit *= 2 }
         return engines(hiddenSize: config.hiddenSize, tile: min(Preset.fp8Tile(hiddenSize: config.hiddenSize), fit))

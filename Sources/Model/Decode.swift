@@ -47,7 +47,7 @@ extension Transformer {
     public func decodeStep(_ rows: [DecodeRow], cache: inout KVCache, weights: ModelWeights, kernel: some LinearKernel,
                            plan: ForwardPlan, hidden: UnsafeMutablePointer<[[Float]]>? = nil,
                            routing: UnsafeMutablePointer<Routing>? = nil, logProbs: Bool = true) -> [Float] {
-        let n = rows.count, c = config.hiddenSize, kvDim = config.kvDim
+        let n = rows.count, qDim = config.qDim, kvDim = config.kvDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
         let positions = rows.map(\.position)
         var x = embed(rows.map(\.token), weights: weights, round: plan.activation)
@@ -80,10 +80,10 @@ extension Transformer {
                             attn.withUnsafeMutableBufferPointer { out in
                                 for (r, row) in rows.enumerated() {
                                     let base = row.slot * cache.capacity * kvDim
-                                    attendRow(q: qp.baseAddress! + r * c, keys: kp.baseAddress! + base, values: vp.baseAddress! + base,
+                                    attendRow(q: qp.baseAddress! + r * qDim, keys: kp.baseAddress! + base, values: vp.baseAddress! + base,
                                               count: Int(row.position) + 1, heads: h, kvHeads: hkv, headDim: d, layout: plan.softmax,
                                               probabilityRounding: plan.probabilities, outputRounding: plan.activation,
-                                              out: out.baseAddress! + r * c, probs: nil, scratch: scratch)
+                                              out: out.baseAddress! + r * qDim, probs: nil, scratch: scratch)
                                 }
                             }
                         }

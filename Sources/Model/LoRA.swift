@@ -96,7 +96,8 @@ extension LlamaConfig {
     /// (out, in) of a dense layer's linear kind.
     func linearShape(_ kind: LinearKind) -> (Int, Int) {
         switch kind {
-        case .q, .o: return (hiddenSize, hiddenSize)
+        case .q: return (qDim, hiddenSize)
+        case .o: return (hiddenSize, qDim)
         case .k, .v: return (kvDim, hiddenSize)
         case .gate, .up: return (intermediateSize, hiddenSize)
         case .down: return (hiddenSize, intermediateSize)

@@ -5,7 +5,7 @@
 // bits by construction.
 //
 // N = packed rows (all tokens of all sequences), C = hidden, F = intermediate, V = vocabulary,
-// H = heads, Hkv = key/value heads, D = head dim, KV = Hkv·D.
+// H = heads, Hkv = key/value heads, D = head dim, Q = H·D, KV = Hkv·D.
 
 import Numerics
 
@@ -178,10 +178,10 @@ public struct LayerCache {
     var input: [Float]      // (N, C) residual stream entering the layer
     var norm1: [Float]      // (N, C)
     var rstd1: [Float]      // (N)
-    var q: [Float]          // (N, C) after RoPE
+    var q: [Float]          // (N, Q) after RoPE
     var k: [Float]          // (N, KV) after RoPE
     var v: [Float]          // (N, KV)
-    var attn: [Float]       // (N, C) attention output
+    var attn: [Float]       // (N, Q) attention output
     var probs: [Float]      // per row r at position t: H·(t+1) probabilities
     var mid: [Float]        // (N, C) residual after attention (the norm2 input)
     var norm2: [Float]      // (N, C)
@@ -191,6 +191,16 @@ public struct LayerCache {
     var act: [Float]        // (N, F) silu(gate)·up
     var sparse: SparseMLPCache? = nil   // a sparse MLP's routing and experts (gate, up, act unused)
     var adapterInputs: [LinearKind: [Float]] = [:]   // (N, r) x·Aᵀ of each adapted layer
+    var qkNorm: QKNormCache? = nil   // Qwen3's per-head norms of q and k (nil without them)
+}
+
+/// What the per-head q and k norms keep for the backward: their inputs (the projections,
+/// biases added) and 1/rms of each head of each row.
+struct QKNormCache {
+    var q: [Float]          // (N, Q) before the norm
+    var k: [Float]          // (N, KV)
+    var rstdQ: [Float]      // (N·H)
+    var rstdK: [Float]      // (N·Hkv)
 }
 
 /// The result of a teacher-forced forward pass.
@@ -239,9 +249,11 @@ public struct Transformer {
     ///     h  = x + attention(q, k, v)·Woᵀ
     ///     n2 = RMSNorm(h);  x' = h + (silu(n2·Wgᵀ) ⊙ n2·Wuᵀ)·Wdᵀ
     ///
-    /// with every stored activation rounded as `plan` says. Where keys and values come from
+    /// with every stored activation rounded as `plan` says. A projection with a bias adds it
+    /// (`adaptedLinear`); with per-head norms (Qwen3) q and k are RMSNorm(n1·Wqᵀ + b_q) per
+    /// head before RoPE. Where keys and values come from
     /// is the one thing the engines do differently, so it is the caller's: `attend` gets the
-    /// rows' q (N, C), k and v (N, KV) and fills the attention output (N, C) and, for the
+    /// rows' q (N, Q), k and v (N, KV) and fills the attention output (N, Q) and, for the
     /// backward, the probabilities (the teacher-forced forward attends over the packed batch;
     /// the decode step writes k and v into its cache and attends over the cache).
     ///
@@ -257,6 +269,7 @@ public struct Transformer {
         -> LayerCache {
         let n = positions.count, c = config.hiddenSize, f = config.intermediateSize
         let kvDim = config.kvDim, h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
+        let qDim = config.qDim
         let slots = weights.layer(l)
         // With a fused residual+norm the norm reads (and the backward differentiates
         // through) the unrounded sum.
@@ -270,9 +283,15 @@ public struct Transformer {
             return y
         }
         cache.norm1 = rmsnorm(cache.input, weights, slots.inputNorm, rows: n, rstd: &cache.rstd1, plan: plan)
-        cache.q = project(.q, cache.norm1, out: c)
+        cache.q = project(.q, cache.norm1, out: qDim)
         cache.k = project(.k, cache.norm1, out: kvDim)
         cache.v = project(.v, cache.norm1, out: kvDim)
+        if let qNorm = slots.qNorm, let kNorm = slots.kNorm {
+            var norms = QKNormCache(q: cache.q, k: cache.k, rstdQ: [], rstdK: [])
+            cache.q = headNorm(norms.q, weights, qNorm, rows: n * h, rstd: &norms.rstdQ, plan: plan)
+            cache.k = headNorm(norms.k, weights, kNorm, rows: n * hkv, rstd: &norms.rstdK, plan: plan)
+            cache.qkNorm = norms
+        }
         positions.withUnsafeBufferPointer { pos in
             ropeForward(&cache.q, positions: pos.baseAddress!, rows: n, heads: h, headDim: d, table: rotary, round: plan.activation)
             ropeForward(&cache.k, positions: pos.baseAddress!, rows: n, heads: hkv, headDim: d, table: rotary, round: plan.activation)
@@ -281,7 +300,7 @@ public struct Transformer {
         // no-op when that is the activation format); the backward passes straight through.
         roundInPlace(plan.kvCache, &cache.k)
         roundInPlace(plan.kvCache, &cache.v)
-        cache.attn = [Float](repeating: 0, count: n * c)
+        cache.attn = [Float](repeating: 0, count: n * qDim)
         attend(cache.q, cache.k, cache.v, &cache.attn, &cache.probs)
         let o = project(.o, cache.attn, out: c)
         var sum = [Float](repeating: 0, count: n * c)
@@ -354,6 +373,7 @@ public struct Transformer {
                        gradientRounding: Rounder?, auxGradient: [Float]) {
         let n = batch.rows, c = config.hiddenSize, f = config.intermediateSize
         let kvDim = config.kvDim, h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim
+        let qDim = config.qDim
         let slots = weights.layer(l)
         var dn2: [Float]
         if let sparse = cache.sparse {
@@ -378,11 +398,11 @@ public struct Transformer {
         for i in 0..<(n * c) { dx[i] += tmp[i] }
         roundInPlace(gradientRounding, &dx)
         // Attention: mid = input + o(attn).
-        var dattn = [Float](repeating: 0, count: n * c)
+        var dattn = [Float](repeating: 0, count: n * qDim)
         adaptedLinearBackward(kernel, LinearSite(.o, layer: l), dy: dx, x: cache.attn, t: cache.adapterInputs[.o], rows: n,
                               dx: &dattn, weights: weights, grads: &grads, gradientRounding: gradientRounding)
         roundInPlace(gradientRounding, &dattn)
-        var dq = [Float](repeating: 0, count: n * c)
+        var dq = [Float](repeating: 0, count: n * qDim)
         var dk = [Float](repeating: 0, count: n * kvDim), dv = dk
         attentionBackward(batch, cache, dattn: dattn, probOffsets: probOffsets, dq: &dq, dk: &dk, dv: &dv)
         batch.positions.withUnsafeBufferPointer { pos in
@@ -392,6 +412,16 @@ public struct Transformer {
         roundInPlace(gradientRounding, &dq)
         roundInPlace(gradientRounding, &dk)
         roundInPlace(gradientRounding, &dv)
+        // Per-head norms: forward was `q = RMSNorm_head(q_proj)` (k alike), before RoPE.
+        if let norms = cache.qkNorm, let qNorm = slots.qNorm, let kNorm = slots.kNorm {
+            var dqIn = [Float](repeating: 0, count: n * qDim), dkIn = [Float](repeating: 0, count: n * kvDim)
+            headNormBackward(dq, norms.q, qNorm, norms.rstdQ, rows: n * h, weights: weights, grads: &grads, into: &dqIn)
+            headNormBackward(dk, norms.k, kNorm, norms.rstdK, rows: n * hkv, weights: weights, grads: &grads, into: &dkIn)
+            dq = dqIn
+            dk = dkIn
+            roundInPlace(gradientRounding, &dq)
+            roundInPlace(gradientRounding, &dk)
+        }
         var dn1 = linearsBackward([(.q, dq), (.k, dk), (.v, dv)], layer: l, x: cache.norm1, rows: n, weights: weights,
                                   kernel: kernel, grads: &grads, adapterInputs: cache.adapterInputs, gradientRounding: gradientRounding)
         roundInPlace(gradientRounding, &dn1)
@@ -472,6 +502,42 @@ public struct Transformer {
         return out
     }
 
+    /// RMSNorm of each head (rows = N·heads, each D wide) with the D weights of `slot`: Qwen3's
+    /// q and k norms, rounded as the other norms are (`fusedResidualNorm`: once, else twice).
+    func headNorm(_ x: [Float], _ weights: ModelWeights, _ slot: TensorSlot, rows: Int, rstd: inout [Float],
+                  plan: ForwardPlan) -> [Float] {
+        let d = config.headDim
+        var out = [Float](repeating: 0, count: rows * d)
+        rstd = [Float](repeating: 0, count: rows)
+        weights.data.withUnsafeBufferPointer { w in
+            rmsnormForward(x, w.baseAddress! + slot.offset, &out, &rstd, rows: rows, width: d, eps: config.rmsNormEps,
+                           round: plan.activation, fused: plan.fusedResidualNorm)
+        }
+        return out
+    }
+
+    /// Backward of `headNorm`: ∂loss/∂x into `dx` (overwritten), the norm weights' gradient
+    /// added into `grads`.
+    func headNormBackward(_ dout: [Float], _ x: [Float], _ slot: TensorSlot, _ rstd: [Float], rows: Int,
+                          weights: ModelWeights, grads: inout ModelWeights, into dx: inout [Float]) {
+        let d = config.headDim
+        weights.data.withUnsafeBufferPointer { w in
+            grads.data.withUnsafeMutableBufferPointer { g in
+                rmsnormBackward(dout, x, w.baseAddress! + slot.offset, rstd, &dx, g.baseAddress! + slot.offset, rows: rows, width: d)
+            }
+        }
+    }
+
+    /// The bias of a linear layer (an attention projection of a family that has one); nil
+    /// for every other site and for an adapter's factors.
+    func bias(of site: LinearSite, in weights: ModelWeights) -> TensorSlot? {
+        guard site.part == .weight, site.layer >= 0, config.qkvBias || config.outputBias else { return nil }
+        switch site.kind {
+        case .q, .k, .v, .o: return weights.layer(site.layer).bias(site.kind)
+        default: return nil
+        }
+    }
+
     func linear(_ kernel: some LinearKernel, _ site: LinearSite, _ x: [Float], rows: Int, out: Int) -> [Float] {
         var y = [Float](repeating: 0, count: rows * out)
         x.withUnsafeBufferPointer { xp in
@@ -480,15 +546,27 @@ public struct Transformer {
         return y
     }
 
-    /// A linear layer with its LoRA adapter computed beside the weight (unless the kernel's
-    /// weights have it merged), rounded as a framework's autocast does:
+    /// A linear layer, its bias added when it has one, with its LoRA adapter computed beside
+    /// the weight (unless the kernel's weights have it merged), rounded as a framework's
+    /// autocast does:
     ///
-    ///     t = round(x·Aᵀ);  u = round(t·Bᵀ);  y = round(round(x·Wᵀ) + round((α/r)·u))
+    ///     z = round(round(x·Wᵀ) + b)   (z = round(x·Wᵀ), the kernel's output, without a bias)
+    ///     t = round(x·Aᵀ);  u = round(t·Bᵀ);  y = round(z + round((α/r)·u))
     ///
+    /// The bias is kept in the other weights' format and added in float32 to the product as
+    /// the kernel stored it, then the sum rounded to the activation format (a separate
+    /// bias-add, as PyTorch's autocast does it: `Linear`'s bias joins the product's output).
     /// Returns y and t (nil without an adapter), which the backward needs.
     func adaptedLinear(_ kernel: some LinearKernel, _ site: LinearSite, _ x: [Float], rows: Int, out: Int,
                        weights: ModelWeights, plan: ForwardPlan) -> (y: [Float], t: [Float]?) {
         var y = linear(kernel, site, x, rows: rows, out: out)
+        if let b = bias(of: site, in: weights) {
+            weights.data.withUnsafeBufferPointer { w in
+                let bias = w.baseAddress! + b.offset
+                for r in 0..<rows { for j in 0..<out { y[r * out + j] += bias[j] } }
+            }
+            roundInPlace(plan.activation, &y)
+        }
         guard let lora = config.lora, lora.adapts(site), !plan.loraMerged else { return (y, nil) }
         let t = linear(kernel, site.with(.loraA), x, rows: rows, out: lora.rank)
         var u = linear(kernel, site.with(.loraB), t, rows: rows, out: out)
@@ -502,8 +580,9 @@ public struct Transformer {
 
     /// Backward of `adaptedLinear` (or of a plain linear layer, `t` nil): dx = dy·W +
     /// (α/r)·(dy·B)·A into `dx` (rounded as the gradient between operators), the adapter's
-    /// gradients dB += (α/r)·dyᵀ·t and dA += (α/r)·(dy·B)ᵀ·x, and dW += dyᵀ·x unless the
-    /// weights are frozen (a model with adapters).
+    /// gradients dB += (α/r)·dyᵀ·t and dA += (α/r)·(dy·B)ᵀ·x, and dW += dyᵀ·x and, with a
+    /// bias, db += Σ_rows dy (float32, rows in order) unless the weights are frozen (a model
+    /// with adapters).
     func adaptedLinearBackward(_ kernel: some LinearKernel, _ site: LinearSite, dy: [Float], x: [Float], t: [Float]?,
                                rows n: Int, dx: inout [Float], weights: ModelWeights, grads: inout ModelWeights,
                                gradientRounding: Rounder?) {
@@ -511,6 +590,13 @@ public struct Transformer {
         let slot = site.slot(in: weights)
         grads.data.withUnsafeMutableBufferPointer { g in
             kernel.backward(site, dy: dy, x: x, rows: n, dx: &dx, dW: frozen ? nil : g.baseAddress! + slot.offset)
+        }
+        // Forward was `y[r][j] += bias[j]` for every row r, so the bias gathers every row's dy.
+        if !frozen, let b = bias(of: site, in: weights) {
+            grads.data.withUnsafeMutableBufferPointer { g in
+                let db = g.baseAddress! + b.offset
+                for r in 0..<n { for j in 0..<b.count { db[j] += dy[r * b.count + j] } }
+            }
         }
         guard let t, let lora = config.lora, let (a, b) = weights.adapter(site) else { return }
         var du = dy
@@ -534,7 +620,7 @@ public struct Transformer {
     /// starts[s]...r; its probabilities are kept at probOffsets[r] for the backward.
     private func attentionForward(_ batch: PackedBatch, q: [Float], k: [Float], v: [Float], attn: inout [Float],
                                   probs: inout [Float], keepProbs: Bool, probOffsets: [Int], plan: ForwardPlan) {
-        let c = config.hiddenSize, kvDim = config.kvDim, d = config.headDim
+        let qDim = config.qDim, kvDim = config.kvDim, d = config.headDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
         let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
@@ -548,10 +634,10 @@ public struct Transformer {
                                 let start = batch.starts[s]
                                 for r in start..<batch.starts[s + 1] {
                                     let count = r - start + 1
-                                    attendRow(q: q.baseAddress! + r * c, keys: k.baseAddress! + start * kvDim,
+                                    attendRow(q: q.baseAddress! + r * qDim, keys: k.baseAddress! + start * kvDim,
                                               values: v.baseAddress! + start * kvDim, count: count, heads: h, kvHeads: hkv,
                                               headDim: d, layout: plan.softmax, probabilityRounding: plan.probabilities,
-                                              outputRounding: plan.activation, out: out.baseAddress! + r * c,
+                                              outputRounding: plan.activation, out: out.baseAddress! + r * qDim,
                                               probs: probs.map { $0 + probOffsets[r] }, scratch: scratch)
                                 }
                             }
@@ -644,7 +730,7 @@ public struct Transformer {
 
     private func attentionBackward(_ batch: PackedBatch, _ cache: LayerCache, dattn: [Float], probOffsets: [Int],
                                    dq: inout [Float], dk: inout [Float], dv: inout [Float]) {
-        let c = config.hiddenSize, kvDim = config.kvDim, d = config.headDim
+        let qDim = config.qDim, kvDim = config.kvDim, d = config.headDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
         let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: longest + 16)
@@ -660,10 +746,10 @@ public struct Transformer {
                                         for s in 0..<batch.sequenceCount {
                                             let start = batch.starts[s]
                                             for r in start..<batch.starts[s + 1] {
-                                                attendRowBackward(dout: g.baseAddress! + r * c, q: q.baseAddress! + r * c,
+                                                attendRowBackward(dout: g.baseAddress! + r * qDim, q: q.baseAddress! + r * qDim,
                                                                   keys: k.baseAddress! + start * kvDim, values: v.baseAddress! + start * kvDim,
                                                                   probs: probs.baseAddress! + probOffsets[r], count: r - start + 1,
-                                                                  heads: h, kvHeads: hkv, headDim: d, dq: dqp.baseAddress! + r * c,
+                                                                  heads: h, kvHeads: hkv, headDim: d, dq: dqp.baseAddress! + r * qDim,
                                                                   dkeys: dkp.baseAddress! + start * kvDim,
                                                                   dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch)
                                             }

@@ -1,7 +1,7 @@
-// Checkpoints: a directory that Hugging Face `LlamaForCausalLM.from_pretrained` loads,
-// plus what the lab adds.
+// Checkpoints: a directory that Hugging Face `LlamaForCausalLM.from_pretrained` (or the
+// family's class: Mistral, Mixtral, Qwen2, Qwen3) loads, plus what the lab adds.
 //
-//     config.json              Hugging Face LlamaConfig keys
+//     config.json              Hugging Face configuration keys of the model's family
 //     model.safetensors        the parameters, Hugging Face names, F32 ("format": "pt")
 //     lab.json                 optional: vocabulary, task, seed, step, free-form extra state
 //     lab_state.safetensors    optional: named float arrays (optimizer moments, …)

@@ -265,7 +265,7 @@ extension CheckpointIO {
         // config.json must not make the loader fill gigabytes with zeros, or name millions
         // of layers.
         guard config.numHiddenLayers <= tensors.count else {
-            throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but the weights hold only \(tensors.count) tensors (9 a layer)")
+            throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but the weights hold only \(tensors.count) tensors (\(config.tensorsPerLayer) a layer)")
         }
         let weightsFile = tensors.files.count == 1 ? tensors.files[0] : "the shards"
         let slots = Array(ModelWeights.layout(of: config).prefix(config.baseTensorCount))
@@ -281,7 +281,7 @@ extension CheckpointIO {
                 throw .invalidArgument("\(weightsFile) has no tensor '\(slot.name)' (shape \(slot.shape) expected from config.json)")
             }
             guard shape == slot.shape else {
-                let defaults = ConfigDefault.summary(defaults, sparse: config.isMixtureOfExperts).map { " (\($0))" } ?? ""
+                let defaults = ConfigDefault.summary(defaults, family: config.checkpointFamily).map { " (\($0))" } ?? ""
                 throw .invalidArgument("tensor '\(slot.name)' has shape \(shape) in \(weightsFile) but config.json implies \(slot.shape)\(defaults)")
             }
             total += slot.count

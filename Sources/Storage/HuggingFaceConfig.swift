@@ -1,5 +1,6 @@
-// A checkpoint's config.json: Hugging Face LlamaConfig keys read and written, with the
-// defaults transformers takes for absent keys (Checkpoint.swift has the directory's layout).
+// A checkpoint's config.json: the keys of Hugging Face's LlamaConfig, MistralConfig,
+// MixtralConfig, Qwen2Config and Qwen3Config read and written, with the defaults
+// transformers takes for absent keys (Checkpoint.swift has the directory's layout).
 
 import Files
 import Foundation
@@ -36,19 +37,29 @@ extension LlamaConfig {
 
     /// Reads a Hugging Face `config.json`: the configuration and the special token ids.
     ///
-    /// `model_type` "llama", or "mixtral" (the sparse MLP of `MixtralConfig`:
-    /// `num_local_experts`, default 8, `num_experts_per_tok`, default 2, top-k weights
-    /// always renormalised; `sliding_window` must be null and `router_jitter_noise` 0; its
-    /// defaults are Mixtral's: `rms_norm_eps` 1e-5, rotary base 1e6, 8 key/value heads,
-    /// 131072 positions).
+    /// `model_type` is one of `ModelFamily`'s:
+    /// - "llama": `attention_bias` true puts biases on q, k, v and o; `mlp_bias` must be false.
+    /// - "mistral": Llama's computation under MistralConfig's keys and defaults (8 key/value
+    ///   heads, 131072 positions); its `sliding_window` (default 4096) must be null or at
+    ///   least `max_position_embeddings`, where the window never cuts a sequence.
+    /// - "mixtral": the sparse MLP of `MixtralConfig` (`num_local_experts`, default 8,
+    ///   `num_experts_per_tok`, default 2, top-k weights always renormalised;
+    ///   `sliding_window` must be null and `router_jitter_noise` 0; defaults
+    ///   `rms_norm_eps` 1e-5, rotary base 1e6, 8 key/value heads, 131072 positions).
+    /// - "qwen2": biases on q, k and v (Qwen2Config: 32 key/value heads, 32768 positions).
+    /// - "qwen3": per-head RMSNorm of q and k before RoPE, `head_dim` (default 128) and
+    ///   `attention_bias` (biases on q, k, v and o; default false) (Qwen3Config: 32
+    ///   key/value heads, 32768 positions).
+    /// Qwen2 and Qwen3 must not use their sliding window (`use_sliding_window` false, every
+    /// `layer_types` entry "full_attention").
     /// Required: `hidden_size`, `intermediate_size`,
     /// `num_attention_heads`, `num_hidden_layers`, `vocab_size`. Optional, with Hugging
     /// Face's defaults: `num_key_value_heads` (= heads), `rms_norm_eps` (1e-6), the rotary
     /// base from `rope_parameters.rope_theta` (transformers 5) or `rope_theta` (older;
     /// both must agree when both are given; default 10000), `max_position_embeddings`
-    /// (2048), `tie_word_embeddings` (false), `hidden_act` (must be "silu"). Refused
-    /// because this model cannot compute them: rotary scaling other than "default",
-    /// `attention_bias`/`mlp_bias` true, a `head_dim` other than hidden_size/heads. An
+    /// (2048), `tie_word_embeddings` (false), `hidden_act` (must be "silu"), `head_dim`
+    /// (hidden_size/heads, except Qwen3's). Refused because this model cannot compute
+    /// them: rotary scaling other than "default", `mlp_bias` true. An
     /// `eos_token_id` list gives its first id. Other keys are ignored. `defaults` lists the
     /// optional keys that were absent, with the value taken, in transformers' field order.
     public static func huggingFaceConfig(from data: Data) throws(NumericsError)
@@ -125,8 +136,26 @@ extension LlamaConfig {
         guard act == "silu" else {
             throw fail("hidden_act \(CheckpointIO.quoted(act)) is not supported; the MLP is SwiGLU with \"silu\"")
         }
-        for key in ["attention_bias", "mlp_bias"] where try flag(key) == true {
-            throw fail("'\(key)' is true, but this model has no bias terms; only false is accepted")
+        // The attention's biases: a key of LlamaConfig and Qwen3Config only (transformers'
+        // other families ignore it, and so does this reader).
+        var attentionBias = false
+        if family == .llama || family == .qwen3 { attentionBias = try flag("attention_bias") ?? false }
+        if family == .llama, try flag("mlp_bias") == true {
+            throw fail("'mlp_bias' is true, but the MLP here has no bias terms; only false is accepted")
+        }
+        // Sliding-window attention is not computed: attention is over the whole sequence.
+        if family == .qwen2 || family == .qwen3 {
+            if try flag("use_sliding_window") == true {
+                throw fail("use_sliding_window is true: sliding-window attention is not supported (attention here is over the whole sequence); only false is accepted")
+            }
+            if let raw = present("layer_types") {
+                guard let list = raw.arrayValue, list.allSatisfy({ $0.stringValue != nil }) else {
+                    throw fail("'layer_types' must be a list of strings; found \(CheckpointIO.describe(raw))")
+                }
+                if let i = list.firstIndex(where: { $0.stringValue != "full_attention" }) {
+                    throw fail("layer_types[\(i)] is \(CheckpointIO.describe(list[i])): only \"full_attention\" layers are supported (no sliding window)")
+                }
+            }
         }
 
         let hidden = try integer("hidden_size")
@@ -159,6 +188,16 @@ extension LlamaConfig {
             theta = top
         }
 
+        let positions = try integer("max_position_embeddings", default: defaultsOf.maxPositionEmbeddings)
+        if family == .mistral {
+            // A window at least as long as the longest sequence never cuts one.
+            let window: Int? = try present("sliding_window") == nil ? (json["sliding_window"] == nil ? 4096 : nil)
+                : integer("sliding_window")
+            if let window, window < positions {
+                let given = json["sliding_window"] == nil ? "sliding_window is absent, so MistralConfig's default 4096 applies" : "sliding_window is \(window)"
+                throw fail("\(given): sliding-window attention is not supported; only null or a window of at least max_position_embeddings (\(positions)) is accepted")
+            }
+        }
         var experts = 0, topK = 2
         if family == .mixtral {
             experts = try integer("num_local_experts", default: 8)
@@ -171,6 +210,22 @@ extension LlamaConfig {
                 throw fail("router_jitter_noise \(CheckpointIO.describe(raw)) is not supported; only 0 (no noise on the router's input)")
             }
         }
+        // The head dimension: given, Qwen3's default, or hidden_size/heads (stored as nil
+        // then, so that a configuration does not change by being written and read again).
+        func headDim() throws(NumericsError) -> Int? {
+            let given: Int
+            if let raw = present("head_dim") {
+                guard let d = raw.intValue, d >= 1 else {
+                    throw fail("'head_dim' must be a positive integer; found \(CheckpointIO.describe(raw))")
+                }
+                given = d
+            } else if let d = defaultsOf.headDim {
+                given = d
+            } else {
+                return nil
+            }
+            return heads >= 1 && hidden % heads == 0 && given == hidden / heads ? nil : given
+        }
         let config = LlamaConfig(
             hiddenSize: hidden,
             intermediateSize: try integer("intermediate_size"),
@@ -181,15 +236,17 @@ extension LlamaConfig {
             rmsNormEps: try present("rms_norm_eps").map { (v) throws(NumericsError) in try number(v, "rms_norm_eps") }
                 ?? defaultsOf.rmsNormEps,
             ropeTheta: theta ?? defaultsOf.ropeTheta,
-            maxPositionEmbeddings: try integer("max_position_embeddings", default: defaultsOf.maxPositionEmbeddings),
+            maxPositionEmbeddings: positions,
             tieWordEmbeddings: try flag("tie_word_embeddings") ?? ConfigDefault.tieWordEmbeddings,
-            numLocalExperts: experts, numExpertsPerTok: topK, normTopKProb: true)
+            numLocalExperts: experts, numExpertsPerTok: topK, normTopKProb: true,
+            family: family, attentionBias: attentionBias, headDim: try headDim())
         // What was taken for absent keys, in the order of transformers' configuration fields.
         var defaults: [ConfigDefault] = []
         if present("num_key_value_heads") == nil {
             defaults.append(ConfigDefault(key: "num_key_value_heads",
                                           value: defaultsOf.keyValueHeads.map { "\($0)" } ?? "\(heads) (= num_attention_heads)"))
         }
+        if present("head_dim") == nil, let d = defaultsOf.headDim { defaults.append(ConfigDefault(key: "head_dim", value: "\(d)")) }
         if present("hidden_act") == nil { defaults.append(ConfigDefault(key: "hidden_act", value: ConfigDefault.hiddenAct)) }
         if present("max_position_embeddings") == nil {
             defaults.append(ConfigDefault(key: "max_position_embeddings", value: "\(defaultsOf.maxPositionEmbeddings)"))
@@ -206,24 +263,20 @@ extension LlamaConfig {
         } catch {
             throw fail(error.description)
         }
-        if let raw = present("head_dim") {
-            guard let d = raw.intValue, d == config.headDim else {
-                throw fail("head_dim \(CheckpointIO.describe(raw)) differs from hidden_size/num_attention_heads = \(config.headDim); only that head size is supported")
-            }
-        }
         let tokens = SpecialTokenIDs(bos: try tokenID("bos_token_id"), eos: try tokenID("eos_token_id"),
                                      pad: try tokenID("pad_token_id"))
         return (config, tokens, defaults)
     }
 
-    /// The Hugging Face `config.json` text for this configuration: every LlamaConfig key,
-    /// the rotary base both as `rope_theta` (transformers 4) and in `rope_parameters`
-    /// (transformers 5), the dtype both as `torch_dtype` and `dtype`. Keys are sorted and
-    /// numbers written as the shortest decimal that reads back to the same float32.
-    /// A sparse model is written as Mixtral's (`MixtralForCausalLM`, its expert keys and
-    /// `router_aux_loss_coef`), which requires renormalised top-k weights.
+    /// The Hugging Face `config.json` text for this configuration: every key of its family's
+    /// configuration class (`checkpointFamily`), the rotary base both as `rope_theta`
+    /// (transformers 4) and in `rope_parameters` (transformers 5), the dtype both as
+    /// `torch_dtype` and `dtype`. Keys are sorted and numbers written as the shortest decimal
+    /// that reads back to the same float32. A sparse model is written as Mixtral's
+    /// (`MixtralForCausalLM`, its expert keys and `router_aux_loss_coef`), which requires
+    /// renormalised top-k weights; Mistral, Qwen2 and Qwen3 with their sliding window off.
     public func huggingFaceJSON(specialTokens: SpecialTokenIDs = SpecialTokenIDs(), routerAuxLossCoef: Double = 0.001) -> Data {
-        let family: ModelFamily = isMixtureOfExperts ? .mixtral : .llama
+        let family = checkpointFamily
         var entries: [(String, String)] = [
             ("architectures", "[\"\(family.architecture)\"]"),
             ("attention_dropout", "0.0"),
@@ -244,7 +297,14 @@ extension LlamaConfig {
             ("torch_dtype", "\"float32\""),
             ("vocab_size", "\(vocabSize)"),
         ]
-        if family == .llama { entries += [("attention_bias", "false"), ("mlp_bias", "false")] }
+        switch family {
+        case .llama: entries += [("attention_bias", attentionBias ? "true" : "false"), ("mlp_bias", "false")]
+        case .mistral: entries.append(("sliding_window", "null"))
+        case .qwen2, .qwen3:
+            entries += [("max_window_layers", "\(numHiddenLayers)"), ("sliding_window", "null"), ("use_sliding_window", "false")]
+            if family == .qwen3 { entries.append(("attention_bias", attentionBias ? "true" : "false")) }
+        case .mixtral: break
+        }
         if family == .mixtral {
             entries += [("num_local_experts", "\(numLocalExperts)"), ("num_experts_per_tok", "\(numExpertsPerTok)"),
                         ("output_router_logits", "false"), ("router_aux_loss_coef", JSONValue.number(routerAuxLossCoef).serialized),
@@ -270,10 +330,14 @@ extension LlamaConfig {
             }
             return p
         }
-        let c = hiddenSize, kv = numKeyValueHeads * (hiddenSize / max(numAttentionHeads, 1))
+        let d = explicitHeadDim ?? hiddenSize / max(numAttentionHeads, 1)
+        let c = hiddenSize, q = product(numAttentionHeads, d), kv = product(numKeyValueHeads, d)
         let experts = max(numLocalExperts, 1)
-        let terms = [product(2, c), product(2, c, c), product(2, kv, c), product(3, intermediateSize, c, experts),
-                     isMixtureOfExperts ? product(numLocalExperts, c) : 0]
+        guard let q, let kv else { return nil }
+        let terms = [product(2, c), product(2, q, c), product(2, kv, c), product(3, intermediateSize, c, experts),
+                     isMixtureOfExperts ? product(numLocalExperts, c) : 0,
+                     qkvBias ? q : 0, qkvBias ? kv : 0, qkvBias ? kv : 0,   // biases and per-head norms
+                     outputBias ? c : 0, qkNorm ? product(2, d) : 0]
         var layer = 0
         for term in terms {
             guard let term else { return nil }
@@ -289,15 +353,36 @@ extension LlamaConfig {
     }
 }
 
-/// The Hugging Face model types read and written: the `model_type`, the architecture class,
-/// and transformers' defaults for absent keys.
-public enum ModelFamily: String, Sendable, CaseIterable {
-    case llama, mixtral
+/// The Hugging Face spelling of each model family (`ModelFamily`, Model's): the architecture
+/// class, the configuration class, and transformers' defaults for absent keys.
+extension ModelFamily {
+    /// "\"llama\", \"mistral\", … and \"qwen3\" models", for errors.
+    static var known: String {
+        let names = allCases.map { "\"\($0.rawValue)\"" }
+        return names.dropLast().joined(separator: ", ") + " and " + names.last! + " models"
+    }
 
-    /// "\"llama\" and \"mixtral\" models", for errors.
-    static var known: String { "\"llama\" and \"mixtral\" models" }
+    /// The model class transformers loads a checkpoint of this family with.
+    public var architecture: String {
+        switch self {
+        case .llama: return "LlamaForCausalLM"
+        case .mistral: return "MistralForCausalLM"
+        case .mixtral: return "MixtralForCausalLM"
+        case .qwen2: return "Qwen2ForCausalLM"
+        case .qwen3: return "Qwen3ForCausalLM"
+        }
+    }
 
-    public var architecture: String { self == .llama ? "LlamaForCausalLM" : "MixtralForCausalLM" }
+    /// transformers' configuration class of this family, whose defaults absent keys take.
+    public var configClass: String {
+        switch self {
+        case .llama: return "LlamaConfig"
+        case .mistral: return "MistralConfig"
+        case .mixtral: return "MixtralConfig"
+        case .qwen2: return "Qwen2Config"
+        case .qwen3: return "Qwen3Config"
+        }
+    }
 
     struct Defaults {
         var rmsNormEps: Float
@@ -307,17 +392,29 @@ public enum ModelFamily: String, Sendable, CaseIterable {
         var maxPositionEmbeddings: Int
         /// nil: num_attention_heads.
         var keyValueHeads: Int?
+        /// nil: hidden_size / num_attention_heads.
+        var headDim: Int? = nil
     }
 
-    /// transformers 5's `LlamaConfig` and `MixtralConfig` defaults.
+    /// transformers 5's defaults (`models/*/configuration_*.py`; the rotary base is
+    /// `default_theta`, 10000 unless the class sets its own).
     var defaults: Defaults {
         switch self {
         case .llama:
             return Defaults(rmsNormEps: ConfigDefault.rmsNormEps, rmsNormEpsText: "1e-06", ropeTheta: ConfigDefault.ropeTheta,
                             ropeThetaText: "10000", maxPositionEmbeddings: ConfigDefault.maxPositionEmbeddings, keyValueHeads: nil)
+        case .mistral:
+            return Defaults(rmsNormEps: 1e-6, rmsNormEpsText: "1e-06", ropeTheta: 10_000, ropeThetaText: "10000",
+                            maxPositionEmbeddings: 131_072, keyValueHeads: 8)
         case .mixtral:
             return Defaults(rmsNormEps: 1e-5, rmsNormEpsText: "1e-05", ropeTheta: 1_000_000, ropeThetaText: "1000000.0",
                             maxPositionEmbeddings: 131_072, keyValueHeads: 8)
+        case .qwen2:
+            return Defaults(rmsNormEps: 1e-6, rmsNormEpsText: "1e-06", ropeTheta: 10_000, ropeThetaText: "10000",
+                            maxPositionEmbeddings: 32_768, keyValueHeads: 32)
+        case .qwen3:
+            return Defaults(rmsNormEps: 1e-6, rmsNormEpsText: "1e-06", ropeTheta: 10_000, ropeThetaText: "10000",
+                            maxPositionEmbeddings: 32_768, keyValueHeads: 32, headDim: 128)
         }
     }
 }
@@ -348,13 +445,11 @@ public struct ConfigDefault: Sendable, Hashable, Codable {
     public static let hiddenAct = "silu"
 
     /// "config.json lacks rms_norm_eps, rope_theta: took transformers' LlamaConfig defaults
-    /// 1e-06, 10000" (MixtralConfig for a sparse model); nil when nothing was taken.
-    public static func summary(_ defaults: [ConfigDefault], sparse: Bool = false) -> String? {
+    /// 1e-06, 10000" (the family's configuration class: MixtralConfig, Qwen2Config, …); nil
+    /// when nothing was taken.
+    public static func summary(_ defaults: [ConfigDefault], family: ModelFamily = .llama) -> String? {
         guard !defaults.isEmpty else { return nil }
-        return "\(CheckpointFile.config) lacks \(defaults.map(\.key).joined(separator: ", ")): took transformers' \(configClass(sparse: sparse)) default\(defaults.count == 1 ? "" : "s") \(defaults.map(\.value).joined(separator: ", "))"
+        return "\(CheckpointFile.config) lacks \(defaults.map(\.key).joined(separator: ", ")): took transformers' \(family.configClass) default\(defaults.count == 1 ? "" : "s") \(defaults.map(\.value).joined(separator: ", "))"
     }
-
-    /// The transformers configuration class whose defaults are taken.
-    public static func configClass(sparse: Bool) -> String { sparse ? "MixtralConfig" : "LlamaConfig" }
 }
 

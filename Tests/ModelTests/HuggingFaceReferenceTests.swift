@@ -144,3 +144,42 @@ func largestLogProbDifference(_ logProbs: [Float], _ logits: [Float], rows: Int,
     }
     return worst
 }
+
+extension HuggingFaceReferenceTests {
+    /// Qwen2 (biases on q, k, v; tied embeddings), Qwen3 (per-head q/k norms, head_dim 12
+    /// where hidden/heads is 8), Qwen3 with `attention_bias` (o's bias too) and Mistral
+    /// (head_dim 16): the checkpoints transformers saved, and the lab's copies of them (which
+    /// transformers loads to the same logits: make_qwen_fixture.py checks it). The lab's
+    /// float32 log-probabilities agree with transformers' within 1e-4 (as Mixtral's: float32
+    /// on both sides, other summation orders, sequences up to 33 long).
+    @Test(arguments: ["tiny-qwen2", "tiny-qwen3", "tiny-qwen3-bias", "tiny-mistral"], ["hf", "lab"])
+    func qwenAndMistralMatchTransformers(model: String, copy: String) throws {
+        let checkpoint = try loadCheckpoint(from: HuggingFaceReferenceTests.fixtures.appendingPathComponent("\(model)-\(copy)"))
+        let config = checkpoint.weights.config
+        switch model {
+        case "tiny-qwen2":
+            #expect(config.family == .qwen2 && config.qkvBias && !config.outputBias && !config.qkNorm && config.tieWordEmbeddings)
+        case "tiny-qwen3":
+            #expect(config.family == .qwen3 && config.qkNorm && !config.qkvBias && config.headDim == 12 && config.qDim == 48)
+        case "tiny-qwen3-bias":
+            #expect(config.family == .qwen3 && config.qkNorm && config.qkvBias && config.outputBias && config.ropeTheta == 1e6)
+        default:
+            #expect(config.family == .mistral && !config.qkvBias && !config.qkNorm && config.headDim == 16)
+        }
+        let reference = try ReferenceLogits.read(contentsOf: HuggingFaceReferenceTests.fixtures
+            .appendingPathComponent("\(model)-hf/logits.safetensors"))
+        #expect(reference.metadata["script"] == "scripts/reference/make_qwen_fixture.py")
+        let transformer = Transformer(config: config)
+        let v = config.vocabSize
+        var worst = 0.0, compared = 0
+        for seq in reference.sequences {
+            let result = transformer.forward(PackedBatch(sequences: [seq.tokens.map(Int32.init)]), weights: checkpoint.weights,
+                                             kernel: PlainLinear(weights: checkpoint.weights, backend: PortableBackend()), plan: .fp32)
+            worst = max(worst, largestLogProbDifference(result.logProbs, seq.logits, rows: seq.tokens.count, vocab: v))
+            compared += seq.tokens.count * v
+        }
+        #expect(compared > 1000)
+        #expect(worst <= 1e-4, "\(model)-\(copy): largest |Δ log p| against transformers = \(worst)")
+        print("\(model)-\(copy): \(compared) log-probabilities, largest difference from transformers \(worst) (\(reference.metadata["transformers_version"] ?? "?"))")
+    }
+}

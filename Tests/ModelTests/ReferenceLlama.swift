@@ -1,7 +1,9 @@
 // An independent Double-precision Llama forward, written from Hugging Face's
 // `modeling_llama.py` semantics (rotate-half RoPE with inv_freq = 1/θ^(2i/D), RMSNorm
 // x·rsqrt(mean(x²)+eps)·w, causal softmax attention with grouped key/value heads, SwiGLU MLP),
-// and `modeling_mixtral.py`'s sparse MLP (softmax router, top-k, renormalised weights,
+// `modeling_qwen2.py`'s and `modeling_qwen3.py`'s attention (a projection's bias when the
+// tensors hold one; q_norm and k_norm, RMSNorm over each head's D values before RoPE; an
+// explicit head_dim), `modeling_mixtral.py`'s sparse MLP (softmax router, top-k, renormalised weights,
 // Σ w·expert), and PEFT's LoRA layer (y = x·Wᵀ + (α/r)·x·Aᵀ·Bᵀ), sharing no code with the
 // Model module beyond reading the weights by name.
 
@@ -27,17 +29,19 @@ struct ReferenceLlama {
         self.tensors = t
     }
 
-    /// y = x·Wᵀ for x (n, in), W (out, in); with a LoRA adapter on the layer (PEFT's
-    /// `lora_A`, `lora_B` beside the weight), y += (α/r)·(x·Aᵀ)·Bᵀ.
+    /// y = x·Wᵀ (+ b when the tensors hold the module's `.bias`) for x (n, in), W (out, in);
+    /// with a LoRA adapter on the layer (PEFT's `lora_A`, `lora_B` beside the weight),
+    /// y += (α/r)·(x·Aᵀ)·Bᵀ.
     func linear(_ x: [Double], _ name: String, rows n: Int, inDim: Int, outDim: Int) -> [Double] {
         let w = tensors[name]!
+        let module = String(name.dropLast(".weight".count))
+        let bias = tensors[module + ".bias"]
         var y = [Double](repeating: 0, count: n * outDim)
         for r in 0..<n { for o in 0..<outDim {
-            var s = 0.0
+            var s = bias?[o] ?? 0
             for i in 0..<inDim { s += x[r * inDim + i] * w[o * inDim + i] }
             y[r * outDim + o] = s
         } }
-        let module = String(name.dropLast(".weight".count))
         if let a = tensors[module + ".lora_A.weight"], let b = tensors[module + ".lora_B.weight"], let lora = config.lora {
             let rank = a.count / inDim, scaling = lora.alpha / Double(lora.rank)
             for r in 0..<n {
@@ -48,8 +52,9 @@ struct ReferenceLlama {
         return y
     }
 
-    func rmsnorm(_ x: [Double], _ name: String, rows n: Int) -> [Double] {
-        let c = config.hiddenSize, w = tensors[name]!
+    /// RMSNorm of rows of width `width` (C unless given: D for q_norm and k_norm per head).
+    func rmsnorm(_ x: [Double], _ name: String, rows n: Int, width: Int? = nil) -> [Double] {
+        let c = width ?? config.hiddenSize, w = tensors[name]!
         var y = x
         for r in 0..<n {
             var ss = 0.0
@@ -89,32 +94,37 @@ struct ReferenceLlama {
         var routing: [LayerRouting] = []
         let n = tokens.count, c = config.hiddenSize, f = config.intermediateSize, v = config.vocabSize
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads, d = config.headDim, kvDim = config.kvDim
+        let qDim = h * d
         let emb = tensors["model.embed_tokens.weight"]!
         var x = [Double](repeating: 0, count: n * c)
         for r in 0..<n { for j in 0..<c { x[r * c + j] = emb[Int(tokens[r]) * c + j] } }
         for l in 0..<config.numHiddenLayers {
             let p = "model.layers.\(l)."
             let xn = rmsnorm(x, p + "input_layernorm.weight", rows: n)
-            var q = linear(xn, p + "self_attn.q_proj.weight", rows: n, inDim: c, outDim: c)
+            var q = linear(xn, p + "self_attn.q_proj.weight", rows: n, inDim: c, outDim: qDim)
             var k = linear(xn, p + "self_attn.k_proj.weight", rows: n, inDim: c, outDim: kvDim)
             let vv = linear(xn, p + "self_attn.v_proj.weight", rows: n, inDim: c, outDim: kvDim)
+            if tensors[p + "self_attn.q_norm.weight"] != nil {
+                q = rmsnorm(q, p + "self_attn.q_norm.weight", rows: n * h, width: d)
+                k = rmsnorm(k, p + "self_attn.k_norm.weight", rows: n * hkv, width: d)
+            }
             rope(&q, rows: n, heads: h)
             rope(&k, rows: n, heads: hkv)
-            var attn = [Double](repeating: 0, count: n * c)
+            var attn = [Double](repeating: 0, count: n * qDim)
             for r in 0..<n { for hh in 0..<h {
                 let kvh = hh / (h / hkv)
                 var scores = [Double](repeating: 0, count: r + 1)
                 for j in 0...r {
                     var s = 0.0
-                    for i in 0..<d { s += q[r * c + hh * d + i] * k[j * kvDim + kvh * d + i] }
+                    for i in 0..<d { s += q[r * qDim + hh * d + i] * k[j * kvDim + kvh * d + i] }
                     scores[j] = s / Double(d).squareRoot()
                 }
                 let m = scores.max()!
                 let e = scores.map { exp($0 - m) }
                 let total = e.reduce(0, +)
-                for j in 0...r { for i in 0..<d { attn[r * c + hh * d + i] += e[j] / total * vv[j * kvDim + kvh * d + i] } }
+                for j in 0...r { for i in 0..<d { attn[r * qDim + hh * d + i] += e[j] / total * vv[j * kvDim + kvh * d + i] } }
             } }
-            let o = linear(attn, p + "self_attn.o_proj.weight", rows: n, inDim: c, outDim: c)
+            let o = linear(attn, p + "self_attn.o_proj.weight", rows: n, inDim: qDim, outDim: c)
             for i in 0..<(n * c) { x[i] += o[i] }
             let xn2 = rmsnorm(x, p + "post_attention_layernorm.weight", rows: n)
             func mlp(_ xs: [Double], rows m: Int, _ gate: String, _ up: String, _ down: String) -> [Double] {

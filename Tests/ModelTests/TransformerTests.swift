@@ -6,13 +6,18 @@ let tinyConfig = LlamaConfig(hiddenSize: 16, intermediateSize: 24, numAttentionH
                              numHiddenLayers: 2, vocabSize: 11, rmsNormEps: 1e-5, ropeTheta: 10_000,
                              maxPositionEmbeddings: 32)
 
-/// Random weights large enough that every path matters (std 0.3; norm weights around 1).
+/// Random weights large enough that every path matters (std 0.3; norm weights around 1;
+/// biases, which start at 0 in a fresh model, uniform in ±0.3).
 func tinyWeights(_ config: LlamaConfig = tinyConfig, seed: UInt64 = 1) -> ModelWeights {
     var w = ModelWeights(config: config)
     w.initialize(std: 0.3, stream: RandomStream(seed: seed, name: "init"))
     var rng = RandomStream(seed: seed, name: "norms")
     for s in w.slots where s.name.hasSuffix("norm.weight") {
         for i in s.offset..<(s.offset + s.count) { w.data[i] = Float(0.5 + rng.nextUnit()) }
+    }
+    var biases = RandomStream(seed: seed, name: "biases")
+    for s in w.slots where s.name.hasSuffix(".bias") {
+        for i in s.offset..<(s.offset + s.count) { w.data[i] = Float(0.6 * biases.nextUnit() - 0.3) }
     }
     return w
 }

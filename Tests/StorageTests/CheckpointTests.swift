@@ -354,7 +354,7 @@ private func leftovers(in parent: URL) -> [String] {
             (["num_attention_heads": "3"], "num_attention_heads (3) must divide hidden_size (8)"),
             (["num_key_value_heads": "3"], "num_key_value_heads (3) must divide num_attention_heads (2)"),
             (["hidden_act": "\"gelu\""], "hidden_act \"gelu\" is not supported"),
-            (["model_type": "\"mistral\""], "model_type \"mistral\" is not supported"),
+            (["model_type": "\"gemma\""], "model_type \"gemma\" is not supported"),
             (["model_type": nil], "'model_type' is missing"),
             (["architectures": "[\"LlamaModel\"]"], "does not include \"LlamaForCausalLM\""),
             (["hidden_size": nil], "required key 'hidden_size' is missing"),
@@ -368,9 +368,8 @@ private func leftovers(in parent: URL) -> [String] {
             (["rope_scaling": "{\"rope_type\": \"llama3\", \"factor\": 8.0}"], "rope_scaling \"llama3\" is not supported"),
             (["rope_parameters": "{\"rope_type\": \"yarn\", \"rope_theta\": 10000}"], "rope_type \"yarn\" is not supported"),
             (["rope_theta": "10000", "rope_parameters": "{\"rope_theta\": 20000}"], "disagree"),
-            (["attention_bias": "true"], "'attention_bias' is true"),
             (["mlp_bias": "true"], "'mlp_bias' is true"),
-            (["head_dim": "8"], "head_dim 8 differs from hidden_size/num_attention_heads = 4"),
+            (["head_dim": "5"], "head_dim 5 must be even for rotary embeddings"),
             (["tie_word_embeddings": "1"], "'tie_word_embeddings' must be true or false"),
         ]
         for (changes, expected) in cases {
@@ -462,11 +461,18 @@ private func leftovers(in parent: URL) -> [String] {
         #expect(untied.contains("no tensor 'lm_head.weight'"), "\(untied)")
     }
 
+    /// Three heads of the given head_dim 4 make q 12 wide: a valid configuration (as in
+    /// transformers) that the file's tensors do not fit; without head_dim, three heads do not
+    /// divide the width.
     @Test func badConfigInADirectoryIsRefused() throws {
-        let json = Data(String(decoding: ckptConfig.huggingFaceJSON(), as: UTF8.self)
-            .replacingOccurrences(of: "\"num_attention_heads\": 2", with: "\"num_attention_heads\": 3").utf8)
-        let message = try loadError(configJSON: json) { _, _ in }
-        #expect(message.contains("config.json: num_attention_heads (3) must divide hidden_size (8)"), "\(message)")
+        let text = String(decoding: ckptConfig.huggingFaceJSON(), as: UTF8.self)
+            .replacingOccurrences(of: "\"num_attention_heads\": 2", with: "\"num_attention_heads\": 3")
+        let message = try loadError(configJSON: Data(text.utf8)) { _, _ in }
+        #expect(message.contains("tensor 'model.layers.0.self_attn.q_proj.weight' has shape [8, 8] in model.safetensors but config.json implies [12, 8]"), "\(message)")
+        let withoutHeadDim = text.replacingOccurrences(of: "\"head_dim\": 4,\n", with: "")
+        #expect(withoutHeadDim != text)
+        let undivided = try loadError(configJSON: Data(withoutHeadDim.utf8)) { _, _ in }
+        #expect(undivided.contains("config.json: num_attention_heads (3) must divide hidden_size (8)"), "\(undivided)")
     }
 
     @Test func missingFilesAreExplained() throws {

@@ -51,7 +51,7 @@ private func message(_ body: () throws(NumericsError) -> Void) -> String {
         #expect(read.config.maxPositionEmbeddings == 131_072)
         #expect(read.defaults.map(\.key) == ["num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps",
                                              "tie_word_embeddings", "rope_theta", "num_experts_per_tok", "num_local_experts"])
-        #expect(ConfigDefault.summary(Array(read.defaults.prefix(1)), sparse: true)
+        #expect(ConfigDefault.summary(Array(read.defaults.prefix(1)), family: .mixtral)
                 == "config.json lacks num_key_value_heads: took transformers' MixtralConfig default 8")
     }
 
@@ -76,6 +76,6 @@ private func message(_ body: () throws(NumericsError) -> Void) -> String {
         #expect(w.contains("does not include \"MixtralForCausalLM\""), "\(w)")
         let unknown = base.replacingOccurrences(of: "\"mixtral\"", with: "\"qwen3_moe\"") + "}"
         let u = message { () throws(NumericsError) in _ = try LlamaConfig.huggingFaceConfig(from: Data(unknown.utf8)) }
-        #expect(u.contains("model_type \"qwen3_moe\" is not supported; this lab reads \"llama\" and \"mixtral\" models"), "\(u)")
+        #expect(u.contains("model_type \"qwen3_moe\" is not supported; this lab reads \"llama\", \"mistral\", \"mixtral\", \"qwen2\" and \"qwen3\" models"), "\(u)")
     }
 }

@@ -4,8 +4,8 @@
 # Creates a throwaway virtual environment (default /tmp/plab-fixture-venv, kept between runs
 # so a second run does not download again; set PLAB_FIXTURE_VENV to put it elsewhere),
 # installs torch, transformers, safetensors and peft from PyPI, and runs make_llama_fixture.py,
-# make_mixtral_fixture.py and make_lora_fixture.py (the last two build plab to check the
-# checkpoints the lab writes); then, in a second small environment with only the `tokenizers`
+# make_mixtral_fixture.py, make_qwen_fixture.py and make_lora_fixture.py (the last three build
+# plab to check the checkpoints the lab writes); then, in a second small environment with only the `tokenizers`
 # library (default /tmp/plab-tok-venv, or PLAB_TOKENIZER_VENV), make_tokenizer_fixture.py.
 # Extra arguments are passed to the scripts (e.g. --out DIR).
 set -euo pipefail
@@ -28,6 +28,7 @@ cd "$root"
 "$venv/bin/python" "$here/make_llama_fixture.py" --out "$root/Tests/Fixtures" "$@"
 swift build -c release --product plab >&2
 (cd "$here" && "$venv/bin/python" make_mixtral_fixture.py --out "$root/Tests/Fixtures" --plab "$root/.build/release/plab" "$@")
+(cd "$here" && "$venv/bin/python" make_qwen_fixture.py --out "$root/Tests/Fixtures" --plab "$root/.build/release/plab" "$@")
 (cd "$here" && "$venv/bin/python" make_lora_fixture.py --out "$root/Tests/Fixtures" --plab "$root/.build/release/plab" "$@")
 "$venv/bin/python" "$here/make_sharded_fixture.py" --out "$root/Tests/Fixtures" "$@"
 

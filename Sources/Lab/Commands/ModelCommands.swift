@@ -23,9 +23,10 @@ extension Command {
         details: """
         JSON: {"hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
         "num_hidden_layers", "vocab_size", "rope_theta", "rms_norm_eps", "max_position_embeddings",
-        "tie_word_embeddings", "parameters", "origin", "step", "config_defaults"}; config_defaults
-        lists the config.json keys the loaded checkpoint lacked (transformers' LlamaConfig
-        defaults were taken for them).
+        "tie_word_embeddings", "parameters", "model_type", "head_dim", "attention_bias" (biases
+        on q, k, v), "qk_norm", "origin", "step", "config_defaults"}; config_defaults lists the
+        config.json keys the loaded checkpoint lacked (the defaults of its transformers
+        configuration class were taken for them).
         """,
         subcommands: [modelNew, modelInit, modelLoad, modelSave],
         examples: ["model", "model new layers=2 hidden=32 heads=2 --seed 3", "model save /tmp/m", "model load /tmp/m"],
@@ -44,6 +45,10 @@ extension Command {
             table.add(["rope theta / rms eps", "\(c.ropeTheta) / \(c.rmsNormEps)"])
             table.add(["max positions", "\(c.maxPositionEmbeddings)"])
             table.add(["tied embeddings", c.tieWordEmbeddings ? "yes" : "no"])
+            table.add(["family", "\(c.checkpointFamily.rawValue) (\(c.checkpointFamily.architecture))"])
+            let extras = [c.qkvBias ? (c.outputBias ? "biases on q, k, v, o" : "biases on q, k, v") : nil,
+                          c.qkNorm ? "per-head RMSNorm of q and k before RoPE" : nil].compactMap { $0 }
+            if !extras.isEmpty { table.add(["attention", extras.joined(separator: "; ")]) }
             if c.isMixtureOfExperts {
                 table.add(["MLP", "sparse: \(c.numLocalExperts) experts, top \(c.numExpertsPerTok) per token, weights renormalised (Mixtral)"])
             }
@@ -52,7 +57,7 @@ extension Command {
             }
             if !lab.configDefaults.isEmpty {
                 table.add(["defaults taken", lab.configDefaults.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                           + " (config.json lacks them: transformers' \(ConfigDefault.configClass(sparse: c.isMixtureOfExperts)) defaults)"])
+                           + " (config.json lacks them: transformers' \(c.checkpointFamily.configClass) defaults)"])
             }
             table.add(["training steps", "\(lab.step)"])
             return table.render().split(separator: "\n", omittingEmptySubsequences: false).dropFirst(2).joined(separator: "\n")
@@ -139,7 +144,7 @@ extension Command {
 
     static let modelLoad = Command(
         name: "load", topic: .model,
-        summary: "load a checkpoint directory (this lab's or any Llama safetensors checkpoint)",
+        summary: "load a checkpoint directory (this lab's, or a Llama, Mistral, Mixtral, Qwen2 or Qwen3 safetensors checkpoint)",
         arguments: [.positional("DIR", .path(.directory), "the checkpoint directory")],
         examples: ["model load checkpoints/base-addition"],
         restoresState: true
@@ -173,12 +178,12 @@ extension Command {
             let ends = text.endTokens.isEmpty ? "no end-of-sequence id" : "sequences end at \(text.endTokens.map { "#\($0)" }.joined(separator: ", "))"
             context.print("tokenizer: \(CheckpointFile.tokenizer), \(text.tokenizer.vocabularySize) tokens; text in and out (quote it: score \"…\"); \(ends)")
         }
-        if let defaults = ConfigDefault.summary(checkpoint.configDefaults, sparse: config.isMixtureOfExperts) { context.print(defaults) }
+        if let defaults = ConfigDefault.summary(checkpoint.configDefaults, family: config.checkpointFamily) { context.print(defaults) }
     }
 
     static let modelSave = Command(
         name: "save", topic: .model,
-        summary: "save the model as a checkpoint directory that transformers' LlamaForCausalLM (MixtralForCausalLM) loads",
+        summary: "save the model as a checkpoint directory that transformers loads (LlamaForCausalLM, or its family's class)",
         details: "Writes config.json, model.safetensors and lab.json (vocabulary, seed, step) atomically: an existing checkpoint there is replaced whole or not at all. Only a checkpoint (a directory holding config.json and no sub-directories) or an empty directory is replaced; the working directory, its ancestors and / are refused.",
         arguments: [.positional("DIR", .text, "the directory to write (created, or a checkpoint replaced whole)"),
                     .flag("no-optimizer", "leave out the optimizer state (a model to share, 5× smaller)")],
@@ -213,6 +218,8 @@ func configJSON(_ c: LlamaConfig, lab: LabState) -> JSONObject {
      "rms_norm_eps": .float(c.rmsNormEps), "max_position_embeddings": .int(c.maxPositionEmbeddings),
      "tie_word_embeddings": .bool(c.tieWordEmbeddings), "parameters": .int(c.parameterCount),
      "num_local_experts": .int(c.numLocalExperts), "lora_rank": .int(c.lora?.rank ?? 0), "num_experts_per_tok": .int(c.isMixtureOfExperts ? c.numExpertsPerTok : 0),
+     "model_type": .string(c.checkpointFamily.rawValue), "head_dim": .int(c.headDim),
+     "attention_bias": .bool(c.qkvBias), "qk_norm": .bool(c.qkNorm),
      "origin": .string(lab.origin), "step": .int(lab.step),
      "config_defaults": .array(lab.configDefaults.map { .string($0.key) })]
 }
