@@ -264,10 +264,10 @@ extension CheckpointIO {
         // and the layout's names only once the files can hold that many: a few bytes of
         // config.json must not make the loader fill gigabytes with zeros, or name millions
         // of layers.
+        let weightsFile = tensors.files.count == 1 ? tensors.files[0] : "the \(tensors.files.count) shards"
         guard config.numHiddenLayers <= tensors.count else {
-            throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but the weights hold only \(tensors.count) tensors (\(config.tensorsPerLayer) a layer)")
+            throw .invalidArgument("config.json has num_hidden_layers \(config.numHiddenLayers) but \(weightsFile) \(tensors.files.count == 1 ? "holds" : "hold") only \(tensors.count) tensors (\(config.tensorsPerLayer) a layer)")
         }
-        let weightsFile = tensors.files.count == 1 ? tensors.files[0] : "the shards"
         let slots = Array(ModelWeights.layout(of: config).prefix(config.baseTensorCount))
         let expected = Set(slots.map(\.name))
         let tiedHead = config.tieWordEmbeddings ? "lm_head.weight" : nil

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# A model of real size, loaded as a downloaded one: the lab against PyTorch + transformers.
+#
+#   bench/byom.sh [--repeat N] [--dir DIR]
+#
+# Makes (once, kept in DIR, default /tmp/plab-byom-qwen05b) a random Qwen2ForCausalLM of
+# Qwen2.5-0.5B's shape in bfloat16 with bench/pytorch_byom.py, then measures, one after the
+# other and never at the same time:
+# - the peer: load, 8 prompts × 128 new tokens sampled under BF16 autocast, the recomputation;
+# - the lab (`plab run`, portable backend, preset bf16): `model load` alone, then `model load`
+#   and `rollout 8` with max_new 128 (which samples, then recomputes with the training engine),
+#   the difference being the rollout; peak memory from /usr/bin/time.
+# Prints a JSON line per run and a table of medians. Python and its packages live in a
+# throwaway virtual environment (PLAB_BENCH_VENV, default /tmp/plab-bench-venv).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+venv="${PLAB_BENCH_VENV:-/tmp/plab-bench-venv}"
+python="${PYTHON:-python3}"
+repeat=3
+dir=/tmp/plab-byom-qwen05b
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --repeat) repeat="$2"; shift 2 ;;
+        --dir) dir="$2"; shift 2 ;;
+        *) echo "byom.sh: unknown argument '$1'; accepted: --repeat N, --dir DIR" >&2; exit 2 ;;
+    esac
+done
+command -v /usr/bin/time >/dev/null 2>&1 || { echo "byom.sh: needs /usr/bin/time (Debian: apt-get install time)" >&2; exit 1; }
+if [ ! -x "$venv/bin/python" ]; then
+    echo "creating virtual environment in $venv" >&2
+    "$python" -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c "import torch, transformers" 2>/dev/null; then
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet torch transformers numpy
+fi
+[ -f "$dir/config.json" ] || "$venv/bin/python" "$here/pytorch_byom.py" make "$dir" >&2
+(cd "$root" && swift build -c release --product plab >&2)
+plab="$root/.build/release/plab"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cat > "$work/load.plab" <<SESSION
+set backend portable
+precision preset bf16
+model load $dir
+SESSION
+cat "$work/load.plab" > "$work/rollout.plab"
+cat >> "$work/rollout.plab" <<'SESSION'
+set max_new 128
+set temperature 1
+seed 1
+rollout 8
+SESSION
+
+# Wall seconds and peak RSS (MB) of a command, as JSON fields.
+measure() {
+    /usr/bin/time -f '%e %M' -o "$work/time" "$@" > "$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
+    read -r wall rss < "$work/time"
+    echo "\"wall_s\": $wall, \"peak_rss_mb\": $((rss / 1024))"
+}
+
+for r in $(seq 1 "$repeat"); do
+    echo "{\"run\": \"peer\", \"repeat\": $r, \"result\": $("$venv/bin/python" "$here/pytorch_byom.py" peer "$dir")}"
+    echo "{\"run\": \"lab load\", \"repeat\": $r, $(measure "$plab" run "$work/load.plab")}"
+    echo "{\"run\": \"lab load + rollout 8 x 128\", \"repeat\": $r, $(measure "$plab" run "$work/rollout.plab")}"
+    grep -E '^(8 sequences|mismatch|  )' "$work/out" | head -3 >&2 || true
+done
