@@ -87,16 +87,46 @@ public final class EngineKernel: LinearKernel {
     /// Weight elements that overflowed their format at the last sync.
     public private(set) var saturated = 0
 
+    /// Whether a linear site's weights are prepared the same way under `a` and `b`: the same
+    /// quantization, the same layout for the products, the same merging of adapters. The
+    /// weights' quantization depends on nothing else (no history, no stream), so two such
+    /// engines hold the same bits.
+    static func preparesAlike(_ a: PrecisionProfile, _ b: PrecisionProfile, site: LinearSite, lora: Bool) -> Bool {
+        let pa = a.forSite(site), pb = b.forSite(site)
+        func packed(_ p: PrecisionProfile) -> Bool { p.weights.granularity != .unscaled || p.fprop.accumulation != .fp32 }
+        return pa.weights == pb.weights && packed(pa) == packed(pb) && (!lora || a.sources.loraMerged == b.sources.loraMerged)
+    }
+
     /// Quantizes the master weights per the profile (a weight sync). `state` carries the
     /// previous engine's counts and histories across a sync under the same profile.
+    /// `donor`, another engine synced from the same master weights (the other engine of the
+    /// pair), lends the weights it prepared alike instead of their being quantized again: the
+    /// same bits, held once (a model of half a billion parameters is not held four times).
     public init(master: ModelWeights, profile: PrecisionProfile, backend: any MatmulBackend,
-                state: ScalingState = ScalingState()) throws(NumericsError) {
+                state: ScalingState = ScalingState(), sharingWith donor: EngineKernel? = nil) throws(NumericsError) {
         self.profile = profile
         self.backend = backend
         self.state = state
+        let sites = LinearSite.all(master.config)
+        let lora = master.config.lora != nil
+        if let donor, donor.profile.otherWeights == profile.otherWeights,
+           sites.allSatisfy({ EngineKernel.preparesAlike(donor.profile, profile, site: $0, lora: lora) }) {
+            // Everything alike: the donor's weights, shared.
+            prepared = donor.prepared
+            preparedDgrad = donor.preparedDgrad
+            weights = donor.weights
+            for site in sites {
+                let q = prepared[site]!
+                saturated += q.matrix.saturated
+                state.record(.weights, q.matrix)
+                var dgradRule = profile.forSite(site).weights
+                dgradRule.granularity = dgradRule.granularity.transposed
+                if dgradRule != profile.forSite(site).weights { state.record(.weights, preparedDgrad[site]!.matrix) }
+            }
+            return
+        }
         var w = master
         let other = Rounder(format: profile.otherWeights)
-        let sites = LinearSite.all(master.config)
         let linearNames = Set(sites.map { $0.slot(in: master).name })
         // Non-matrix parameters: rounded to their storage format.
         for s in master.slots where !linearNames.contains(s.name) || (master.config.tieWordEmbeddings && s.name == master.embedding.name) {

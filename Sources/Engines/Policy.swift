@@ -38,9 +38,9 @@ public final class Policy {
         self.engines = engines
         self.backend = backend
         self.transformer = transformer
-        rollout = RolloutEngine(kernel: try EngineKernel(master: master, profile: engines.rollout, backend: backend),
-                                transformer: transformer)
-        training = TrainingEngine(kernel: try EngineKernel(master: master, profile: engines.training, backend: backend),
+        let r = try EngineKernel(master: master, profile: engines.rollout, backend: backend)
+        rollout = RolloutEngine(kernel: r, transformer: transformer)
+        training = TrainingEngine(kernel: try EngineKernel(master: master, profile: engines.training, backend: backend, sharingWith: r),
                                   transformer: transformer)
     }
 
@@ -91,7 +91,7 @@ public final class Policy {
     public func setEngines(_ pair: EnginePair) throws(NumericsError) {
         try Policy.validate(pair, config: config)
         let r = try EngineKernel(master: master, profile: pair.rollout, backend: backend)
-        let t = try EngineKernel(master: master, profile: pair.training, backend: backend)
+        let t = try EngineKernel(master: master, profile: pair.training, backend: backend, sharingWith: r)
         engines = pair
         rollout = RolloutEngine(kernel: r, transformer: transformer)
         training = TrainingEngine(kernel: t, transformer: transformer)
@@ -110,7 +110,8 @@ public final class Policy {
     /// Switches the matrix-product backend of both engines.
     public func setBackend(_ newBackend: any MatmulBackend) throws(NumericsError) {
         let r = try EngineKernel(master: master, profile: engines.rollout, backend: newBackend, state: rollout.kernel.state)
-        let t = try EngineKernel(master: master, profile: engines.training, backend: newBackend, state: training.kernel.state)
+        let t = try EngineKernel(master: master, profile: engines.training, backend: newBackend, state: training.kernel.state,
+                                 sharingWith: r)
         backend = newBackend
         rollout = RolloutEngine(kernel: r, transformer: transformer)
         training = TrainingEngine(kernel: t, transformer: transformer)
@@ -124,7 +125,8 @@ public final class Policy {
         }
         // A sync, not a new recipe: the delayed-scaling histories and counts go on.
         let r = try EngineKernel(master: weights, profile: engines.rollout, backend: backend, state: rollout.kernel.state)
-        let t = try EngineKernel(master: weights, profile: engines.training, backend: backend, state: training.kernel.state)
+        let t = try EngineKernel(master: weights, profile: engines.training, backend: backend, state: training.kernel.state,
+                                 sharingWith: r)
         master = weights
         rollout = RolloutEngine(kernel: r, transformer: transformer)
         training = TrainingEngine(kernel: t, transformer: transformer)

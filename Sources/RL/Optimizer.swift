@@ -28,29 +28,49 @@ public struct AdamWSettings: Sendable, Hashable, Codable {
 /// Moments are float32 like the master weights; each element is updated in double and
 /// rounded once. Bias corrections use the lab's deterministic `powD`.
 public struct AdamW: Sendable {
-    /// First and second moments (the weights' layout).
-    public var m: [Float]
-    public var v: [Float]
+    /// The parameters the moments cover.
+    public let parameterCount: Int
+    /// The moments as held: empty while they are still all zero (a model that is only
+    /// measured never pays for two float32 copies of itself per optimizer).
+    private var storedM: [Float] = []
+    private var storedV: [Float] = []
     /// Updates taken (skipped updates do not count).
     public var t: Int
 
     public init(parameterCount: Int) {
-        m = [Float](repeating: 0, count: parameterCount)
-        v = m
+        self.parameterCount = parameterCount
         t = 0
+    }
+
+    /// First and second moments (the weights' layout); zeros before the first update.
+    public var m: [Float] {
+        get { storedM.isEmpty ? [Float](repeating: 0, count: parameterCount) : storedM }
+        set { storedM = newValue }
+    }
+    public var v: [Float] {
+        get { storedV.isEmpty ? [Float](repeating: 0, count: parameterCount) : storedV }
+        set { storedV = newValue }
+    }
+
+    /// The lengths of the moments, without materialising zeros.
+    public var momentCounts: (m: Int, v: Int) {
+        (storedM.isEmpty ? parameterCount : storedM.count, storedV.isEmpty ? parameterCount : storedV.count)
     }
 
     /// Applies one update to `weights` with gradient `grad` (same layout), to the elements in
     /// `range` only (the trainable ones; all by default): the others, moments included, are
     /// left as they are.
     public mutating func update(_ weights: inout [Float], grad: [Float], settings s: AdamWSettings, range: Range<Int>? = nil) {
-        precondition(weights.count == m.count && grad.count == m.count, "optimizer state does not fit the weights")
+        if storedM.isEmpty { storedM = [Float](repeating: 0, count: parameterCount) }
+        if storedV.isEmpty { storedV = [Float](repeating: 0, count: parameterCount) }
+        precondition(weights.count == storedM.count && grad.count == storedM.count && storedV.count == storedM.count,
+                     "optimizer state does not fit the weights")
         t += 1
         let b1 = s.beta1, b2 = s.beta2
         let c1 = 1 - powD(b1, Double(t)), c2 = 1 - powD(b2, Double(t))
         let lr = s.learningRate, eps = s.epsilon, decay = s.learningRate * s.weightDecay
-        m.withUnsafeMutableBufferPointer { mp in
-            v.withUnsafeMutableBufferPointer { vp in
+        storedM.withUnsafeMutableBufferPointer { mp in
+            storedV.withUnsafeMutableBufferPointer { vp in
                 weights.withUnsafeMutableBufferPointer { wp in
                     grad.withUnsafeBufferPointer { gp in
                         for i in range ?? 0..<gp.count {

@@ -60,8 +60,8 @@ extension Trainer {
     public func restore(_ s: TrainerSnapshot) throws(NumericsError) {
         let n = policy.master.data.count
         guard s.weights.config == policy.config else { throw .invalidArgument("the saved weights have another model configuration") }
-        for (name, count) in [("rl m", s.optimizer.m.count), ("rl v", s.optimizer.v.count),
-                              ("pretrain m", s.pretrainOptimizer.m.count), ("pretrain v", s.pretrainOptimizer.v.count)] where count != n {
+        for (name, count) in [("rl m", s.optimizer.momentCounts.m), ("rl v", s.optimizer.momentCounts.v),
+                              ("pretrain m", s.pretrainOptimizer.momentCounts.m), ("pretrain v", s.pretrainOptimizer.momentCounts.v)] where count != n {
             throw .invalidArgument("saved optimizer state '\(name)' has \(count) values; the model has \(n) parameters")
         }
         guard s.state.version == 1 else { throw .invalidArgument("trainer state version \(s.state.version) is newer than this plab reads (1)") }
