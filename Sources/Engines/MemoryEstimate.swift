@@ -189,7 +189,12 @@ extension MemoryEstimate {
 
     /// Both engines' copies of the weights.
     public static func engineWeights(_ c: LlamaConfig, _ pair: EnginePair) -> Int {
-        sum(engineWeights(c, pair.rollout), engineWeights(c, pair.training))
+        // The training engine shares the rollout's weights when it prepares every one alike
+        // (`EngineKernel.preparesAlike`).
+        let lora = c.lora != nil
+        let alike = pair.rollout.otherWeights == pair.training.otherWeights
+            && LinearSite.all(c).allSatisfy { EngineKernel.preparesAlike(pair.rollout, pair.training, site: $0, lora: lora) }
+        return alike ? engineWeights(c, pair.rollout) : sum(engineWeights(c, pair.rollout), engineWeights(c, pair.training))
     }
 
     /// The KV cache (`KVCache`): keys and values of every layer for every slot and position,
@@ -265,20 +270,16 @@ extension MemoryEstimate {
 
 extension MemoryEstimate {
     /// A new model (`model new`, and what `model load` builds from a checkpoint): the master
-    /// weights, both engines' copies, and the first moment of the RL and the pretraining
-    /// optimizers, 2·4·P (each `AdamW` allocates m; v shares m's storage until the first update
-    /// writes it, which the training commands count).
+    /// weights and the engines' copies. The optimizers' moments are allocated by the first
+    /// update, which the training commands count (`update`).
     public static func model(_ c: LlamaConfig, engines: EnginePair) -> MemoryEstimate {
-        MemoryEstimate([("weights", masterWeights(c)), ("engine copies", engineWeights(c, engines)),
-                        ("Adam moments", product(2, 4, parameters(c)))])
+        MemoryEstimate([("weights", masterWeights(c)), ("engine copies", engineWeights(c, engines))])
     }
 
-    /// `model load`: a new model, and while it is read, the checkpoint's tensors as parsed
-    /// (4·P, before they are copied into the weights) and its optimizer state (as many bytes
-    /// as lab_state.safetensors holds).
+    /// `model load`: a new model (each tensor is read straight into its place) and the
+    /// checkpoint's optimizer state (as many bytes as lab_state.safetensors holds).
     public static func load(_ c: LlamaConfig, engines: EnginePair, optimizerStateBytes: Int) -> MemoryEstimate {
-        model(c, engines: engines) + MemoryEstimate([("checkpoint tensors", masterWeights(c)),
-                                                     ("optimizer state", optimizerStateBytes)])
+        model(c, engines: engines) + MemoryEstimate([("optimizer state", optimizerStateBytes)])
     }
 
     /// Sampling S sequences of up to T = prompt + new positions, `chunk` at a time
