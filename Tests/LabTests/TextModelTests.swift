@@ -94,6 +94,30 @@ private func textSession() -> Session {
         #expect(shown.filter { $0.hasPrefix("<|begin_of_text|>Hello world → [") && $0.contains("|") }.count == 2, "\(shown)")
     }
 
+    /// `compare --prompts-file`: each line a text prompt, sampled `--samples` times under
+    /// each preset.
+    @Test func compareReadsTextPromptsFromAFile() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("m"), file = dir.appendingPathComponent("prompts.txt")
+        try textCheckpoint(model)
+        try Data("Hello world\n\nCafé déjà vu: naïve façade, Über straße, Ångström, señor.\n日本語のテキストと中文字符，还有한국어 텍스트。\n".utf8).write(to: file)
+        let s = textSession()
+        #expect(runOne("model load \(model.path)", in: s).errors.isEmpty)
+        run("set max_new 8", in: s)
+        let compared = runOne("compare bf16 fp16 --prompts-file \(file.path) --samples 2 --json", in: s)
+        #expect(compared.errors.isEmpty, "\(compared.errors)")
+        let stats = try #require(try parseJSON(compared.lines[0])["stats"] as? [String: [String: Any]])
+        for name in ["bf16", "fp16"] {
+            let tokens = try #require(stats[name]?["tokens"] as? Int)
+            #expect(tokens > 6 && tokens <= 3 * 2 * 8, "\(name): \(tokens) tokens")
+        }
+        #expect(failure("compare bf16 --prompts 3 --prompts-file \(file.path)", in: s).contains("exclude each other"))
+        let empty = dir.appendingPathComponent("empty.txt")
+        try Data("\n  \n".utf8).write(to: empty)
+        #expect(failure("compare bf16 --prompts-file \(empty.path)", in: s).contains("has no prompt"))
+    }
+
     @Test func aSavedModelKeepsItsTokenizer() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

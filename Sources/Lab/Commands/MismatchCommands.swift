@@ -247,16 +247,35 @@ extension Command {
         """,
         arguments: [.variadic("ENGINES", .choice(["current"] + Preset.allCases.map(\.rawValue)), "presets to compare", minimum: 1),
                     .option("prompts", .integer(1...4096), "prompts per rollout (default: the prompts setting)"),
+                    .option("prompts-file", .path(.readFile), "the prompts, one a line (text, with a model that has a tokenizer; else its tokens), instead of the task's"),
+                    .option("samples", .integer(1...4096), "samples of each prompt (default 1)"),
                     .flag("by-position", "mean |Δ log p| at each response position")],
-        examples: ["compare bf16 fp8-rollout fp8-unified", "compare bf16 fp16 --by-position", "compare current identical --json"],
+        examples: ["compare bf16 fp8-rollout fp8-unified", "compare bf16 fp16 --by-position", "compare current identical --json",
+                   "compare bf16 fp16 --prompts-file prompts.txt --samples 4"],
         reports: true
     ) { context in
         let session = context.session, lab = session.lab
         let names = context.arguments.texts("ENGINES")
-        let n = context.arguments.integer("prompts") ?? session.settings.integer("prompts")
         // The round of the last rollout (so `compare current` repeats it), or of the first.
         let round = max(0, lab.rolloutCount - 1)
-        let prompts = try rolloutPrompts(n, session: session, round: round)
+        var prompts: [[Int32]]
+        if let file = context.arguments.text("prompts-file") {
+            if context.arguments.integer("prompts") != nil { throw LabError("compare: --prompts and --prompts-file exclude each other (the file's lines are the prompts)") }
+            let lines = try readLines(ofFile: try context.readableFile(file), shownAs: file)
+                .filter { !$0.text.trimmingCharacters(in: .whitespaces).isEmpty }
+            guard !lines.isEmpty else { throw LabError("compare: \(file) has no prompt (one a line)") }
+            guard lines.count <= 4096 else { throw LabError("compare: \(file) has \(lines.count) prompts; at most 4096") }
+            prompts = try lines.map { line in
+                let words = lab.tokenizer == nil ? line.text.split(separator: " ").map(String.init) : [line.text]
+                do { return try lab.encodeWords(words) } catch { throw LabError("\(file):\(line.number): \(error)") }
+            }
+        } else {
+            let n = context.arguments.integer("prompts") ?? session.settings.integer("prompts")
+            prompts = try rolloutPrompts(n, session: session, round: round)
+        }
+        let samples = context.arguments.integer("samples") ?? 1
+        prompts = prompts.flatMap { Array(repeating: $0, count: samples) }
+        try checkPositions(prompts, session: session)
         // Each preset in turn: its two engines are built beside the live ones, then the rollout.
         let pairs = try names.map { name throws -> EnginePair in
             name == "current" ? lab.policy.engines : try Preset.parse(name).engines(for: lab.policy.config)
