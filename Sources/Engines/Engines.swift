@@ -117,6 +117,14 @@ public final class RolloutEngine: Engine {
     /// (responses unfinished).
     public func generate(prompts: [[Int32]], sampling: SamplingSettings, endToken: Int32, stream: RandomStream,
                          shouldStop: () -> Bool = { false }) -> RolloutBatch {
+        generate(prompts: prompts, sampling: sampling, endTokens: endToken < 0 ? [] : [endToken], stream: stream, shouldStop: shouldStop)
+    }
+
+    /// The same, a sequence ending at the first of `endTokens` it samples (a model may have
+    /// several, as generation_config.json's `eos_token_id` lists them; none: every sequence
+    /// runs to max_new).
+    public func generate(prompts: [[Int32]], sampling: SamplingSettings, endTokens: Set<Int32>, stream: RandomStream,
+                         shouldStop: () -> Bool = { false }) -> RolloutBatch {
         let v = transformer.config.vocabSize
         let capacity = (prompts.map(\.count).max() ?? 0) + sampling.maxNewTokens
         precondition(capacity <= transformer.config.maxPositionEmbeddings, "sequence longer than max_position_embeddings")
@@ -155,7 +163,7 @@ public final class RolloutEngine: Engine {
             record(rows, used)
         }
         // Then one position per step for every live sequence, from its prompt's last token.
-        var next = prompts.map { $0.last ?? endToken }
+        var next = prompts.map { $0.last ?? endTokens.min() ?? 0 }
         var position = prompts.map { max(0, $0.count - 1) }
         var active = Array(0..<prompts.count)
         while !active.isEmpty && !shouldStop() {
@@ -172,7 +180,7 @@ public final class RolloutEngine: Engine {
                 batch.responses[i].append(token)
                 batch.logMu[i].append(Float(dist[Int(token)]))
                 batch.distributions[i] += dist.map { Float($0) }
-                if token == endToken { batch.finished[i] = true; continue }
+                if endTokens.contains(token) { batch.finished[i] = true; continue }
                 if batch.responses[i].count >= sampling.maxNewTokens { continue }
                 next[i] = token
                 position[i] += 1

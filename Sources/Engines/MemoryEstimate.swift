@@ -191,9 +191,13 @@ extension MemoryEstimate {
     public static func engineWeights(_ c: LlamaConfig, _ pair: EnginePair) -> Int {
         // The training engine shares the rollout's weights when it prepares every one alike
         // (`EngineKernel.preparesAlike`).
+        // Every layer has the same sites: one layer's stand for all (a configuration may name
+        // millions of layers before any file says otherwise).
+        var oneLayer = c
+        oneLayer.numHiddenLayers = min(c.numHiddenLayers, 1)
         let lora = c.lora != nil
         let alike = pair.rollout.otherWeights == pair.training.otherWeights
-            && LinearSite.all(c).allSatisfy { EngineKernel.preparesAlike(pair.rollout, pair.training, site: $0, lora: lora) }
+            && LinearSite.all(oneLayer).allSatisfy { EngineKernel.preparesAlike(pair.rollout, pair.training, site: $0, lora: lora) }
         return alike ? engineWeights(c, pair.rollout) : sum(engineWeights(c, pair.rollout), engineWeights(c, pair.training))
     }
 

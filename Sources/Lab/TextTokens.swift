@@ -13,7 +13,7 @@ import Tokenizer
 public struct ModelTokenizer: Sendable {
     public let tokenizer: Tokenizer
     public let json: [UInt8]
-    /// generation_config.json's `eos_token_id` ids, else config.json's; the first ends a
+    /// generation_config.json's `eos_token_id` ids, else config.json's; each ends a
     /// rollout's sequences.
     public let endTokens: [Int32]
 
@@ -45,6 +45,13 @@ public struct ModelTokenizer: Sendable {
 }
 
 extension LabState {
+    /// The ids that end a rollout's sequences: the tokenizer's (generation_config.json's
+    /// list) when the model came with one, else the vocabulary's end token.
+    public var endTokens: Set<Int32> {
+        if let ends = tokenizer?.endTokens, !ends.isEmpty { return Set(ends) }
+        return [vocabulary.eos]
+    }
+
     /// The token ids of a sequence typed as words. With a tokenizer: the words joined by
     /// spaces are text, encoded with the model's special tokens (its BOS), unless every word
     /// is an id `#N`. Without one: vocabulary strings, `#N` ids, or words of single-character

@@ -83,7 +83,7 @@ func sampleAndRecompute(_ prompts: [[Int32]], session: Session, round: Int) thro
     let lab = session.lab, sampling = session.sampling
     let stream = RandomStream(seed: session.seed, name: "sampling").split("rollout \(round)")
     var interrupted = false
-    let batch = lab.policy.rollout.generate(prompts: prompts, sampling: sampling, endToken: lab.vocabulary.eos, stream: stream) {
+    let batch = lab.policy.rollout.generate(prompts: prompts, sampling: sampling, endTokens: lab.endTokens, stream: stream) {
         interrupted = Interruption.isRequested
         return interrupted
     }
@@ -181,7 +181,8 @@ extension Command {
                 lines.append("\(lab.showText(batch.prompts[i])) → \(response)   log μ \(figure(sumMu)), log π \(figure(sumPi))")
             }
             if batch.count > shown { lines.append("… \(batch.count - shown) more") }
-            lines.append("\(batch.count) sequences, \(stats.tokens) response tokens, \(batch.finished.filter { $0 }.count) ended with \(lab.vocabulary.tokens[Int(lab.vocabulary.eos)])")
+            let ends = lab.endTokens.sorted().map { lab.vocabulary.tokens[Int($0)] }.joined(separator: " or ")
+            lines.append("\(batch.count) sequences, \(stats.tokens) response tokens, \(batch.finished.filter { $0 }.count) ended with \(ends)")
             lines.append(mismatchSummary(stats))
             if let routing { lines.append(routingSummary(routing)) }
             return lines.joined(separator: "\n")

@@ -1,5 +1,5 @@
-// Fuzz target: checkpoint directories — config.json, lab.json, model.safetensors and
-// lab_state.safetensors.
+// Fuzz target: checkpoint directories — config.json, lab.json, model.safetensors,
+// lab_state.safetensors, a shard index, tokenizer.json and generation_config.json.
 //
 // The input is config.json, optionally followed by the other files, each after a marker
 // line: `\n@@lab.json\n`, `\n@@model.safetensors\n`, `\n@@lab_state.safetensors\n` (a file
@@ -14,7 +14,8 @@ import Lab
 import Model
 import Storage
 
-let markers = ["lab.json", "model.safetensors", "lab_state.safetensors"]
+let markers = ["lab.json", "model.safetensors", "lab_state.safetensors", "model.safetensors.index.json", "tokenizer.json",
+               "generation_config.json"]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCheckpoint(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
