@@ -14,8 +14,12 @@ public struct ModelTokenizer: Sendable {
     public let tokenizer: Tokenizer
     public let json: [UInt8]
     /// generation_config.json's `eos_token_id` ids, else config.json's; each ends a
-    /// rollout's sequences.
+    /// rollout's sequences (none: every sequence runs to max_new).
     public let endTokens: [Int32]
+    /// generation_config.json's bytes, written back by a save.
+    public let generationJSON: [UInt8]?
+    /// config.json's special token ids as read (a save writes them back, not placeholders).
+    public let special: SpecialTokenIDs
 
     /// Parses `checkpoint.tokenizerJSON`, refusing a tokenizer with ids the model has no
     /// embedding row for. Nil when the checkpoint has no tokenizer.
@@ -29,9 +33,17 @@ public struct ModelTokenizer: Sendable {
         guard parsed.vocabularySize <= rows else {
             throw LabError("\(CheckpointFile.tokenizer) has ids up to \(parsed.vocabularySize - 1) but the model's embedding has \(rows) rows (vocab_size in \(CheckpointFile.config)); the tokenizer is not this model's")
         }
+        let special = checkpoint.specialTokens
+        for (key, id) in [("bos_token_id", special.bos), ("eos_token_id", special.eos), ("pad_token_id", special.pad)] {
+            if let id, !(0..<rows).contains(id) {
+                throw LabError("\(CheckpointFile.config): \(key) \(id) is outside the vocabulary 0..<\(rows)")
+            }
+        }
         tokenizer = parsed
         self.json = json
-        let ends = checkpoint.generationEndTokens ?? checkpoint.specialTokens.eos.map { [$0] } ?? []
+        self.special = special
+        generationJSON = checkpoint.generationConfigJSON
+        let ends = checkpoint.generationEndTokens ?? special.eos.map { [$0] } ?? []
         endTokens = ends.map { Int32($0) }
     }
 
@@ -46,9 +58,10 @@ public struct ModelTokenizer: Sendable {
 
 extension LabState {
     /// The ids that end a rollout's sequences: the tokenizer's (generation_config.json's
-    /// list) when the model came with one, else the vocabulary's end token.
+    /// list, or config.json's id; possibly none) when the model came with one, else the
+    /// vocabulary's end token.
     public var endTokens: Set<Int32> {
-        if let ends = tokenizer?.endTokens, !ends.isEmpty { return Set(ends) }
+        if let text = tokenizer { return Set(text.endTokens) }
         return [vocabulary.eos]
     }
 
@@ -58,7 +71,8 @@ extension LabState {
     /// tokens (`Vocabulary.encode`).
     public func encodeWords(_ words: [String]) throws -> [Int32] {
         guard let text = tokenizer, !words.isEmpty else { return try vocabulary.encode(words) }
-        if words.allSatisfy({ $0.hasPrefix("#") && Int32($0.dropFirst()) != nil }) { return try vocabulary.encode(words) }
+        let parts = words.flatMap { $0.split(separator: " ").map(String.init) }
+        if !parts.isEmpty, parts.allSatisfy({ $0.hasPrefix("#") && Int32($0.dropFirst()) != nil }) { return try vocabulary.encode(parts) }
         return text.tokenizer.encode(words.joined(separator: " ")).map { Int32($0) }
     }
 

@@ -8,7 +8,7 @@
 //     adapter_config.json      with LoRA adapters: PEFT's LoraConfig (PEFTAdapter.swift)
 //     adapter_model.safetensors  the adapters' factors, PEFT's names
 //     tokenizer.json           optional: a Hugging Face tokenizer, kept as its bytes
-//     generation_config.json   optional, read only: the end-of-sequence ids
+//     generation_config.json   optional: the end-of-sequence ids; kept as its bytes
 //
 // Atomicity. A save builds the complete new directory beside the destination (a hidden
 // sibling `.NAME.plab-save-…`), flushes every file to disk, then swaps it into place with
@@ -73,6 +73,8 @@ public struct Checkpoint: Sendable {
     /// generation_config.json's `eos_token_id` (a number or a list), when the file has one:
     /// the ids that end a generated sequence.
     public var generationEndTokens: [Int]?
+    /// generation_config.json's bytes, as read; a save writes them back unchanged.
+    public var generationConfigJSON: [UInt8]?
 
     /// A checkpoint value.
     public init(weights: ModelWeights, lab: LabMetadata? = nil, labState: SafeTensorsFile? = nil,
@@ -94,8 +96,8 @@ public struct Checkpoint: Sendable {
 ///
 /// Writes config.json (with the special token ids), model.safetensors (F32, Hugging Face
 /// names, without `lm_head.weight` when the embeddings are tied), lab.json when `lab` is
-/// given, lab_state.safetensors when `labState` is given and tokenizer.json when
-/// `tokenizerJSON` is; a model with LoRA adapters also gets PEFT's adapter_config.json and
+/// given, lab_state.safetensors when `labState` is given, tokenizer.json and
+/// generation_config.json when their bytes are; a model with LoRA adapters also gets PEFT's adapter_config.json and
 /// adapter_model.safetensors. Creates missing parent
 /// directories. Fails without touching the destination if the weights do not fit their
 /// configuration or a token id is outside the vocabulary. Refuses an empty path, `/`, the
@@ -106,7 +108,7 @@ public struct Checkpoint: Sendable {
 /// is the path as the user gave it, for messages.
 public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: SafeTensorsFile? = nil,
                            specialTokens: SpecialTokenIDs = SpecialTokenIDs(), tokenizerJSON: [UInt8]? = nil,
-                           to directory: URL, shownAs label: String? = nil) throws(NumericsError) {
+                           generationConfigJSON: [UInt8]? = nil, to directory: URL, shownAs label: String? = nil) throws(NumericsError) {
     let config = weights.config
     do throws(NumericsError) {
         try config.validate()
@@ -181,6 +183,9 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
         if let tokenizerJSON {
             try CheckpointIO.writeNewFile(Data(tokenizerJSON), to: file(CheckpointFile.tokenizer))
         }
+        if let generationConfigJSON {
+            try CheckpointIO.writeNewFile(Data(generationConfigJSON), to: file(CheckpointFile.generationConfig))
+        }
         if exists { try CheckpointIO.carryOver(from: destination.path, to: staging.path) }
         CheckpointIO.syncDirectory(staging.path)
         try CheckpointIO.install(staging.path, at: destination.path)
@@ -195,7 +200,7 @@ public func saveCheckpoint(weights: ModelWeights, lab: LabMetadata?, labState: S
 public func saveCheckpoint(_ checkpoint: Checkpoint, to directory: URL, shownAs label: String? = nil) throws(NumericsError) {
     try saveCheckpoint(weights: checkpoint.weights, lab: checkpoint.lab, labState: checkpoint.labState,
                        specialTokens: checkpoint.specialTokens, tokenizerJSON: checkpoint.tokenizerJSON,
-                       to: directory, shownAs: label)
+                       generationConfigJSON: checkpoint.generationConfigJSON, to: directory, shownAs: label)
 }
 
 /// Loads a checkpoint directory: any Hugging Face Llama checkpoint with F32, BF16 or F16

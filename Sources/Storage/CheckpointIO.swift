@@ -17,10 +17,12 @@ import Darwin
 
 extension CheckpointIO {
     /// Names a save does not carry over from the directory it replaces: the checkpoint's
-    /// own files and any other copy of the weights (sharded safetensors, PyTorch pickles).
+    /// own files (the tokenizer and generation config included: they belong to the model
+    /// saved, which writes its own when it has them) and any other copy of the weights
+    /// (sharded safetensors, PyTorch pickles).
     static func isCheckpointOwned(_ name: String) -> Bool {
         if [CheckpointFile.config, CheckpointFile.model, CheckpointFile.lab, CheckpointFile.labState,
-            AdapterFile.config, AdapterFile.model,
+            AdapterFile.config, AdapterFile.model, CheckpointFile.tokenizer, CheckpointFile.generationConfig,
             "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"].contains(name) {
             return true
         }
@@ -338,7 +340,7 @@ extension CheckpointIO {
                     NonFiniteCount(tensor: slot.name, UnsafeBufferPointer(rebasing: data[slot.offset..<(slot.offset + slot.count)]))
                 }
             }
-            try refuseNonFinite(counts, in: CheckpointFile.model, what: "weights")
+            try refuseNonFinite(counts, in: weightsFile, what: "weights")
             if let state = labState {
                 let counts = state.names.compactMap { name in
                     state[name]!.values.withUnsafeBufferPointer { NonFiniteCount(tensor: name, $0) }
@@ -350,8 +352,9 @@ extension CheckpointIO {
         checkpoint.configDefaults = defaults
         if let tokenizerFile = files.tokenizer { checkpoint.tokenizerJSON = [UInt8](try readSmall(tokenizerFile, limit: 256 << 20)) }
         if let generationFile = files.generationConfig {
-            checkpoint.generationEndTokens = try generationEndTokens([UInt8](try readSmall(generationFile, limit: 1 << 20)),
-                                                                     vocabSize: config.vocabSize)
+            let bytes = [UInt8](try readSmall(generationFile, limit: 1 << 20))
+            checkpoint.generationEndTokens = try generationEndTokens(bytes, vocabSize: config.vocabSize)
+            checkpoint.generationConfigJSON = bytes
         }
         return checkpoint
     }

@@ -75,10 +75,12 @@ extension LoRASpec {
             if let v = present(key), v.boolValue != false { throw fail("\(key) is \(CheckpointIO.describe(v)); the lab's LoRA layer needs \(accepted)") }
         }
         if let bias = present("bias"), bias.stringValue != "none" {
-            throw fail("bias is \(CheckpointIO.describe(bias)); only \"none\" is read (the lab's linear layers have no biases)")
+            throw fail("bias is \(CheckpointIO.describe(bias)); only \"none\" is read (the lab's adapters train no biases of their own)")
         }
-        if let dropout = present("lora_dropout"), dropout.doubleValue != 0 {
-            throw fail("lora_dropout is \(CheckpointIO.describe(dropout)); the lab's adapters have no dropout (0 is read)")
+        // Dropout acts only while PEFT trains; at inference, which is what both engines
+        // compute, it does nothing, and the lab's adapters train without it.
+        if let dropout = present("lora_dropout"), !dropout.isNull, !((dropout.doubleValue ?? -1) >= 0 && (dropout.doubleValue ?? 1) < 1) {
+            throw fail("lora_dropout is \(CheckpointIO.describe(dropout)); a probability in [0, 1) is read (and ignored: dropout acts only in PEFT's training)")
         }
         for key in ["rank_pattern", "alpha_pattern"] {
             if let v = present(key), !(v.objectValue?.members.isEmpty ?? false) { throw fail("\(key) must be empty: one rank and alpha for every module") }

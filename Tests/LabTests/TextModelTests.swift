@@ -128,9 +128,44 @@ private func textSession() -> Session {
         #expect(runOne("model save \(copy.path)", in: s).errors.isEmpty)
         #expect(try Data(contentsOf: copy.appendingPathComponent("tokenizer.json"))
                 == Data(contentsOf: model.appendingPathComponent("tokenizer.json")))
+        #expect(try Data(contentsOf: copy.appendingPathComponent("generation_config.json"))
+                == Data(contentsOf: model.appendingPathComponent("generation_config.json")))
         let again = runOne("model load \(copy.path)", in: s)
-        #expect(again.errors.isEmpty && again.lines.contains { $0.hasPrefix("tokenizer: ") }, "\(again)")
+        #expect(again.errors.isEmpty && again.lines.contains { $0.hasPrefix("tokenizer: ") && $0.contains("#1, #5") }, "\(again)")
         #expect(try parseJSON(runOne("score \"Hello world\" --json", in: s).lines[0])["tokens"] as? [Int] == [0, 557, 395])
+        // Saved again over itself: the checkpoint's own tokenizer, replaced, not kept twice.
+        let resaved = runOne("model save \(copy.path)", in: s)
+        #expect(resaved.errors.isEmpty, "\(resaved.errors)")
+        #expect(runOne("model load \(copy.path)", in: s).lines.contains { $0.hasPrefix("tokenizer: ") })
+        // A model without a tokenizer saved over it leaves no stale tokenizer behind.
+        #expect(runOne("model new", in: s).errors.isEmpty)
+        #expect(runOne("model save \(copy.path)", in: s).errors.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: copy.appendingPathComponent("tokenizer.json").path))
+        #expect(!FileManager.default.fileExists(atPath: copy.appendingPathComponent("generation_config.json").path))
+        #expect(runOne("model load \(copy.path)", in: s).errors.isEmpty)
+    }
+
+    /// A tokenizer without end ids: every sequence runs to max_new, and the output says so;
+    /// a special id outside the vocabulary is refused at the door.
+    @Test func endIDsComeFromTheCheckpointOrNowhere() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("m")
+        try textCheckpoint(model, endTokens: nil)
+        let config = model.appendingPathComponent("config.json")
+        var object = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any])
+        object["eos_token_id"] = nil
+        try JSONSerialization.data(withJSONObject: object).write(to: config)
+        let s = textSession()
+        let load = runOne("model load \(model.path)", in: s)
+        #expect(load.lines.contains { $0.contains("no end-of-sequence id") }, "\(load)")
+        run("set max_new 6", in: s)
+        let rollout = runOne("rollout \"Hello\" --samples 3", in: s)
+        #expect(rollout.lines.contains("3 sequences, 18 response tokens, no end id (each ran to max_new)"), "\(rollout.lines)")
+
+        object["eos_token_id"] = 5000
+        try JSONSerialization.data(withJSONObject: object).write(to: config)
+        #expect(failure("model load \(model.path)", in: s).contains("eos_token_id 5000 is outside the vocabulary 0..<1006"))
     }
 
     /// A tokenizer that is not the model's, or one the lab cannot read, is refused with the

@@ -81,12 +81,25 @@ private func replaceInConfig(_ dir: URL, _ old: String, _ new: String) throws {
         #expect(m.contains("use_dora"), "\(m)")
         m = try loadError { try replaceInConfig($0, "\"peft_type\": \"LORA\"", "\"peft_type\": \"IA3\"") }
         #expect(m.contains("only LORA adapters are read"), "\(m)")
+        m = try loadError { try replaceInConfig($0, "\"lora_dropout\": 0.0", "\"lora_dropout\": 1.5") }
+        #expect(m.contains("lora_dropout is 1.5; a probability in [0, 1) is read"), "\(m)")
         // Rank 2 in the config: the tensors (rank 4) were made for other adapters.
         m = try loadError { try replaceInConfig($0, "\"r\": 4", "\"r\": 2") }
         #expect(m.contains("has shape [4, 32]") && m.contains("the adapter was made for another base model"), "\(m)")
         // Targets the tensors do not cover, and tensors the targets do not name.
         m = try loadError { try replaceInConfig($0, "\"q_proj\"", "\"k_proj\"") }
         #expect(m.contains("holds tensors its adapter_config.json does not describe"), "\(m)")
+    }
+
+    /// Dropout acts only while PEFT trains: an adapter trained with it loads to the same
+    /// weights as without.
+    @Test func anAdapterTrainedWithDropoutLoads() throws {
+        let dir = try editedCopy { try replaceInConfig($0, "\"lora_dropout\": 0.0", "\"lora_dropout\": 0.05") }
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let plain = try loadCheckpoint(from: fixtures.appendingPathComponent("tiny-llama-lora-peft"))
+        let withDropout = try loadCheckpoint(from: dir)
+        #expect(withDropout.weights.config == plain.weights.config)
+        #expect(withDropout.weights.data.map(\.bitPattern) == plain.weights.data.map(\.bitPattern))
     }
 
     /// An adapter whose base model is another shape is refused with the tensor named.

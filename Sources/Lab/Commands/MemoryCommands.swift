@@ -19,7 +19,7 @@ extension Command {
         setting to lower, and nothing changes. Available: MemAvailable capped by the memory
         cgroup's headroom (Linux), the physical memory (macOS), or PLAB_MEMORY_LIMIT (bytes,
         or K, M, G, T) when set. Rows: the live model as `model new` counts it (master weights,
-        both engines' copies, optimizer moments), `rollout` with the prompts setting, one
+        the engines' copies; the optimizer moments come with the first update), `rollout` with the prompts setting, one
         `step` and one `pretrain` step at the current settings.
         JSON: {"available", "source", "model", "rollout", "step", "pretrain"}, each estimate
         {"total", "terms": {name: bytes}} in bytes.

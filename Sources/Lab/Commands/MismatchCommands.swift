@@ -181,8 +181,9 @@ extension Command {
                 lines.append("\(lab.showText(batch.prompts[i])) → \(response)   log μ \(figure(sumMu)), log π \(figure(sumPi))")
             }
             if batch.count > shown { lines.append("… \(batch.count - shown) more") }
-            let ends = lab.endTokens.sorted().map { lab.vocabulary.tokens[Int($0)] }.joined(separator: " or ")
-            lines.append("\(batch.count) sequences, \(stats.tokens) response tokens, \(batch.finished.filter { $0 }.count) ended with \(ends)")
+            let ends = lab.endTokens.sorted().map { lab.pieces([$0])[0] }.joined(separator: " or ")
+            lines.append("\(batch.count) sequences, \(stats.tokens) response tokens, "
+                         + (ends.isEmpty ? "no end id (each ran to max_new)" : "\(batch.finished.filter { $0 }.count) ended with \(ends)"))
             lines.append(mismatchSummary(stats))
             if let routing { lines.append(routingSummary(routing)) }
             return lines.joined(separator: "\n")
@@ -268,7 +269,10 @@ extension Command {
             guard lines.count <= 4096 else { throw LabError("compare: \(file) has \(lines.count) prompts; at most 4096") }
             prompts = try lines.map { line in
                 let words = lab.tokenizer == nil ? line.text.split(separator: " ").map(String.init) : [line.text]
-                do { return try lab.encodeWords(words) } catch { throw LabError("\(file):\(line.number): \(error)") }
+                let ids: [Int32]
+                do { ids = try lab.encodeWords(words) } catch { throw LabError("\(file):\(line.number): \(error)") }
+                guard !ids.isEmpty else { throw LabError("\(file):\(line.number): the prompt encodes to no tokens") }
+                return ids
             }
         } else {
             let n = context.arguments.integer("prompts") ?? session.settings.integer("prompts")

@@ -119,7 +119,10 @@ extension Command {
         let experts = c.isMixtureOfExperts ? " experts=\(c.numLocalExperts) top_k=\(c.numExpertsPerTok)" : ""
         let rebuild = "model new hidden=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads) kv_heads=\(c.numKeyValueHeads) intermediate=\(c.intermediateSize) max_pos=\(c.maxPositionEmbeddings) theta=\(c.ropeTheta) tied=\(c.tieWordEmbeddings ? "on" : "off")\(experts) --seed \(seed) --std \(std)"
         let trainer = try Trainer(policy: policy, task: lab.task.spec, seed: session.seed)
-        lab.replace(policy: policy, vocabulary: lab.vocabulary, origin: "new (seed \(seed))", step: 0, restoreCommand: rebuild,
+        // The live vocabulary when it names the new model's rows (a model loaded with another
+        // vocabulary, or a tokenizer's, leaves the lab's standard one).
+        let vocabulary = lab.vocabulary.count == config.vocabSize ? lab.vocabulary : .standard
+        lab.replace(policy: policy, vocabulary: vocabulary, origin: "new (seed \(seed))", step: 0, restoreCommand: rebuild,
                     trainer: trainer)
         let sparse = config.isMixtureOfExperts ? ", \(config.numLocalExperts) experts (top \(config.numExpertsPerTok)) per layer" : ""
         context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize)\(sparse) (seed \(seed))")
@@ -205,7 +208,11 @@ extension Command {
         var checkpoint = try lab.trainer.checkpoint(includeOptimizer: !context.arguments.flag("no-optimizer"))
         checkpoint.lab?.vocabulary = lab.vocabulary.tokens
         checkpoint.specialTokens = SpecialTokenIDs(bos: Int(lab.vocabulary.bos), eos: Int(lab.vocabulary.eos), pad: Int(lab.vocabulary.pad))
-        checkpoint.tokenizerJSON = lab.tokenizer?.json
+        if let text = lab.tokenizer {
+            checkpoint.tokenizerJSON = text.json
+            checkpoint.generationConfigJSON = text.generationJSON
+            checkpoint.specialTokens = text.special
+        }
         try saveCheckpoint(checkpoint, to: URL(fileURLWithPath: real), shownAs: path)
         context.print("saved \(path)")
     }
