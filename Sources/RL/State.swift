@@ -106,11 +106,13 @@ extension Trainer {
         if !includeOptimizer { return Checkpoint(weights: policy.master, lab: lab, labState: nil, specialTokens: special) }
         var tensors = SafeTensorsFile(metadata: ["content": "plab trainer state: AdamW moments"])
         let n = policy.master.data.count
-        try tensors.add("rl.adam.m", shape: [n], values: optimizer.m)
-        try tensors.add("rl.adam.v", shape: [n], values: optimizer.v)
-        try tensors.add("pretrain.adam.m", shape: [n], values: pretrainOptimizer.m)
-        try tensors.add("pretrain.adam.v", shape: [n], values: pretrainOptimizer.v)
-        return Checkpoint(weights: policy.master, lab: lab, labState: tensors, specialTokens: special)
+        // An optimizer that has not updated yet has zero moments: nothing to write (a load
+        // starts it afresh, as it was), rather than two float32 copies of the model of zeros.
+        for (prefix, adam) in [("rl.adam", optimizer), ("pretrain.adam", pretrainOptimizer)] where adam.t > 0 {
+            try tensors.add(prefix + ".m", shape: [n], values: adam.m)
+            try tensors.add(prefix + ".v", shape: [n], values: adam.v)
+        }
+        return Checkpoint(weights: policy.master, lab: lab, labState: tensors.names.isEmpty ? nil : tensors, specialTokens: special)
     }
 
     /// Resumes from a checkpoint written by `checkpoint()`. A plain model (no "rl" record)
