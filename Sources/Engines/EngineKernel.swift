@@ -109,7 +109,7 @@ public final class EngineKernel: LinearKernel {
         self.state = state
         let sites = LinearSite.all(master.config)
         let lora = master.config.lora != nil
-        if let donor, donor.profile.otherWeights == profile.otherWeights,
+        if let donor, donor.weights.config == master.config, donor.profile.otherWeights == profile.otherWeights,
            sites.allSatisfy({ EngineKernel.preparesAlike(donor.profile, profile, site: $0, lora: lora) }) {
             // Everything alike: the donor's weights, shared.
             prepared = donor.prepared
