@@ -32,6 +32,9 @@ public final class LabState {
     public var lastRouting: RoutingStats?
     /// The last `compare`: each preset's name and the log-probabilities of its rollout.
     public var lastComparison: [(name: String, pairs: [TokenLogProbs])]?
+    /// The prompts of the last rollout when it was given as text (each as often as it was
+    /// sampled), which `compare` then repeats; nil after a rollout of the task's prompts.
+    public var lastTextPrompts: [[Int32]]?
     /// The command that rebuilds this model in a fresh session (nil: the base model, which a
     /// fresh session starts with; or a model changed in ways no command recreates).
     public var restoreCommand: String?
@@ -146,6 +149,7 @@ public final class LabState {
         lastPairs = nil
         lastRouting = nil
         lastComparison = nil
+        lastTextPrompts = nil
         rolloutCount = 0
     }
 }

@@ -113,6 +113,13 @@ private func textSession() -> Session {
             #expect(tokens > 6 && tokens <= 3 * 2 * 8, "\(name): \(tokens) tokens")
         }
         #expect(failure("compare bf16 --prompts 3 --prompts-file \(file.path)", in: s).contains("exclude each other"))
+
+        // After a rollout of a text prompt, `compare current` repeats it: the same samples.
+        let rollout = try parseJSON(runOne("rollout \"Hello world\" --samples 3 --json", in: s).lines[0])
+        let repeated = try parseJSON(runOne("compare current --json", in: s).lines[0])
+        let current = try #require((repeated["stats"] as? [String: [String: Any]])?["current"])
+        #expect(current["tokens"] as? Int == rollout["tokens"] as? Int)
+        #expect(current["k3"] as? Double == rollout["k3"] as? Double)
         let empty = dir.appendingPathComponent("empty.txt")
         try Data("\n  \n".utf8).write(to: empty)
         #expect(failure("compare bf16 --prompts-file \(empty.path)", in: s).contains("has no prompt"))

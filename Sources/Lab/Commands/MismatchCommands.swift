@@ -137,7 +137,8 @@ extension Command {
         let given = context.arguments.text("N")
         var prompts: [[Int32]]
         var samples = context.arguments.integer("samples") ?? 1
-        if let given, lab.tokenizer != nil, Int(given) == nil {
+        let text = given.map { lab.tokenizer != nil && Int($0) == nil } ?? false
+        if let given, text {
             let prompt = try lab.encodeWords([given])
             guard !prompt.isEmpty else { throw LabError("rollout: the text prompt encodes to no tokens") }
             samples = context.arguments.integer("samples") ?? session.settings.integer("samples")
@@ -159,6 +160,7 @@ extension Command {
         try meter.advance(to: 1)
         meter.finish()
         lab.lastRollout = batch
+        lab.lastTextPrompts = text ? prompts : nil
         lab.lastPairs = pairs
         lab.lastRouting = routing
         lab.rolloutCount += 1
@@ -240,7 +242,8 @@ extension Command {
         Each name is a preset (\(Preset.allCases.map(\.rawValue).joined(separator: ", "))) or
         `current` (the engines as they are now). For each, the engines are switched, the same
         prompts — those of the last rollout, so that `compare current` repeats it — are
-        sampled from the same seeded stream and recomputed by the training engine; afterwards
+        sampled from the same seeded stream and recomputed by the training engine (after a
+        rollout of a text prompt, that prompt as often as it was sampled); afterwards
         the engines are exactly as before (the same objects, delayed-scaling histories
         included) and the last rollout is unchanged. The last rows count the operand elements
         (activations, gradients) that overflowed their format in each engine during the
@@ -274,6 +277,9 @@ extension Command {
                 guard !ids.isEmpty else { throw LabError("\(file):\(line.number): the prompt encodes to no tokens") }
                 return ids
             }
+        } else if context.arguments.integer("prompts") == nil, let repeated = lab.lastTextPrompts {
+            // The last rollout was of a text prompt: the same prompt, as often.
+            prompts = repeated
         } else {
             let n = context.arguments.integer("prompts") ?? session.settings.integer("prompts")
             prompts = try rolloutPrompts(n, session: session, round: round)
