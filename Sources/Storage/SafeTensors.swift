@@ -176,11 +176,12 @@ public struct SafeTensorsFile: Sendable {
         try parse(CheckpointIO.DataSource(data: bytes, label: "safetensors data"), limits: limits, include: include)
     }
 
-    static func parse(_ source: some CheckpointIO.ByteSource, limits: SafeTensorsLimits,
-                      include: ((String) -> Bool)?) throws(NumericsError) -> SafeTensorsFile {
+    /// The header of a safetensors file: its tensors' entries, its metadata, and where the
+    /// data starts; every length checked against the file before anything is allocated.
+    static func readHeader(_ source: some CheckpointIO.ByteSource, limits: SafeTensorsLimits)
+        throws(NumericsError) -> (entries: [HeaderEntry], metadata: [String: String], dataStart: Int) {
         let label = source.label
         func fail(_ message: String) -> NumericsError { .invalidArgument("\(label): \(message)") }
-
         let size = source.byteCount
         guard size >= 8 else {
             throw fail("the file is \(size) bytes long, shorter than the 8-byte header length that starts a safetensors file")
@@ -197,13 +198,16 @@ public struct SafeTensorsFile: Sendable {
         let n = Int(headerLength)
         var header = [UInt8](repeating: 0, count: n)
         try CheckpointIO.fill(&header, from: source, at: 8)
-        let entries: [HeaderEntry]
-        let metadata: [String: String]
-        (entries, metadata) = try parseHeader(header, dataLength: size - 8 - n, limits: limits, fail: fail)
+        let (entries, metadata) = try parseHeader(header, dataLength: size - 8 - n, limits: limits, fail: fail)
+        return (entries, metadata, 8 + n)
+    }
 
+    static func parse(_ source: some CheckpointIO.ByteSource, limits: SafeTensorsLimits,
+                      include: ((String) -> Bool)?) throws(NumericsError) -> SafeTensorsFile {
+        func fail(_ message: String) -> NumericsError { .invalidArgument("\(source.label): \(message)") }
+        let (entries, metadata, dataStart) = try readHeader(source, limits: limits)
         var result = SafeTensorsFile(metadata: metadata)
         var total = 0
-        let dataStart = 8 + n
         for e in entries where include?(e.name) ?? true {
             guard e.dtype.isReadable else {
                 throw fail("tensor '\(e.name)' has dtype \(e.dtype.rawValue); this reader converts \(SafeTensorsDType.readableNames)")

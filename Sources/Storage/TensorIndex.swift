@@ -33,23 +33,7 @@ struct TensorIndex {
                       include: (String) -> Bool) throws(NumericsError) {
         let source = file.source()
         func fail(_ message: String) -> NumericsError { .invalidArgument("\(source.label): \(message)") }
-        let size = source.byteCount
-        guard size >= 8 else {
-            throw fail("the file is \(size) bytes long, shorter than the 8-byte header length that starts a safetensors file")
-        }
-        var lengthBytes = [UInt8](repeating: 0, count: 8)
-        try CheckpointIO.fill(&lengthBytes, from: source, at: 0)
-        let headerLength = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard headerLength <= UInt64(limits.maxHeaderBytes) else {
-            throw fail("header length \(headerLength) bytes exceeds the limit of \(limits.maxHeaderBytes) bytes (not a safetensors file, or a corrupt one)")
-        }
-        guard headerLength <= UInt64(size - 8) else {
-            throw fail("header length \(headerLength) bytes runs past the end of the file (\(size) bytes): the file is truncated or not safetensors")
-        }
-        let n = Int(headerLength)
-        var header = [UInt8](repeating: 0, count: n)
-        try CheckpointIO.fill(&header, from: source, at: 8)
-        let (entries, _) = try SafeTensorsFile.parseHeader(header, dataLength: size - 8 - n, limits: limits, fail: fail)
+        let (entries, _, dataStart) = try SafeTensorsFile.readHeader(source, limits: limits)
         files.append(source.label)
         for e in entries where include(e.name) {
             if let other = places[e.name] {
@@ -59,7 +43,7 @@ struct TensorIndex {
                 throw fail("tensor '\(e.name)' has dtype \(e.dtype.rawValue); this reader converts \(SafeTensorsDType.readableNames)")
             }
             names.append(e.name)
-            places[e.name] = Place(source: source, dataStart: 8 + n, entry: e)
+            places[e.name] = Place(source: source, dataStart: dataStart, entry: e)
         }
     }
 
