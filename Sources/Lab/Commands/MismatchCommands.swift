@@ -124,7 +124,10 @@ extension Command {
         Prompts come from the current task's held-out set (or, for a model with another
         vocabulary, from its vocabulary), samples from
         the seed's sampling stream; settings temperature, top_p, top_k, max_new apply. Shows
-        a few samples and one line of mismatch statistics; `mismatch` shows them all.
+        a few samples and one line of mismatch statistics; `mismatch` shows them all. With a
+        model whose checkpoint has a tokenizer (tokenizer.json), a quoted text is the prompt:
+        `rollout "The capital of France is" --samples 8 --tokens`; sequences end at the ids
+        generation_config.json names.
         JSON: {"sequences", "tokens", "finished", "samples": [{"prompt", "response", "logp_rollout", "logp_train"}], plus the mismatch keys}.
         """,
         arguments: [.positional("N", .text, "number of prompts (default: the prompts setting), or, for a model with a tokenizer, a quoted text prompt", optional: true),
