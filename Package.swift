@@ -32,13 +32,14 @@ var package = Package(
             pkgConfig: "libedit",
             providers: [.apt(["libedit-dev"]), .brew(["libedit"])]
         ),
+        .target(name: "CBF16"),
         .target(name: "Files"),
         .target(name: "JSON"),
         .target(name: "Plot"),
         .target(name: "Tokenizer", dependencies: ["JSON"]),
         .target(
             name: "Numerics",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CBF16"],
             swiftSettings: nativeCPU
         ),
         .target(

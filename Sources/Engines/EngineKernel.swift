@@ -153,6 +153,10 @@ public final class EngineKernel: LinearKernel {
             // transposed again at every product (each decode step's products are small).
             if p.weights.granularity != .unscaled || p.fprop.accumulation != .fp32 {
                 q = q.packedAsRightOperand()
+            } else if EngineKernel.nativeBF16(backend, p.fprop.input, p.weights) {
+                // BF16 products on the BF16 instructions: the weights as BF16 pairs, half the
+                // bytes every decode step reads.
+                q = q.packedForNativeBF16()
             } else {
                 q = q.untransposedForBackend()
             }
@@ -164,7 +168,9 @@ public final class EngineKernel: LinearKernel {
                 state.record(.weights, qd.matrix)
                 preparedDgrad[site] = qd
             } else {
-                preparedDgrad[site] = PreparedOperand(matrix: q.matrix, transposed: false)
+                let dgrad = PreparedOperand(matrix: q.matrix, transposed: false)
+                preparedDgrad[site] = EngineKernel.nativeBF16(backend, p.dgrad.input, dgradRule) && p.dgrad.accumulation == .fp32
+                    ? dgrad.packedForNativeBF16() : dgrad
             }
             if !(master.config.tieWordEmbeddings && site.kind == .lmHead) {
                 let deq = q.matrix.dequantized()
@@ -172,6 +178,12 @@ public final class EngineKernel: LinearKernel {
             }
         }
         weights = w
+    }
+
+    /// Whether a product of operands quantized so runs on the backend's native BF16 kernel.
+    private static func nativeBF16(_ backend: any MatmulBackend, _ a: Quantization, _ b: Quantization) -> Bool {
+        backend.nativeBF16 && a.granularity == .unscaled && b.granularity == .unscaled
+            && BF16Kernel.carries(a.format) && BF16Kernel.carries(b.format)
     }
 
     /// The quantized weights of one linear layer as FProp uses them: values (out, in) and scales.

@@ -18,21 +18,40 @@ public protocol MatmulBackend: Sendable {
               a: UnsafePointer<Float>, lda: Int,
               b: UnsafePointer<Float>, ldb: Int,
               c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool)
+
+    /// True when the BF16 recipe's products (operands of BF16 values, float32 sums) run on the
+    /// processor's BF16 dot-product instructions (`BF16Kernel`) instead of float32 products.
+    var nativeBF16: Bool { get }
 }
 
-/// OpenBLAS's `cblas_sgemm`: the fastest, but OpenBLAS chooses its kernel (and so its
-/// summation order) by CPU, so the last bits can differ between machines.
+extension MatmulBackend {
+    public var nativeBF16: Bool { false }
+}
+
+/// The machine's fastest products: OpenBLAS's `cblas_sgemm` for float32, and the processor's
+/// BF16 dot-product instructions for the BF16 recipe where it has them (`BF16Kernel`). OpenBLAS
+/// chooses its kernel (and so its summation order) by CPU, and the BF16 instructions sum in
+/// another order than the float32 emulation, so the last bits can differ between machines.
 public struct OpenBLASBackend: MatmulBackend {
     public let name = "openblas"
-    public init() {}
+    /// BF16 recipe products on the BF16 instructions (only where the processor has them).
+    public let nativeBF16: Bool
 
-    /// This machine's OpenBLAS: `Haswell; OpenBLAS 0.3.21 DYNAMIC_ARCH …` (the kernel set it
-    /// chose for this CPU, and its build), written into transcript headers.
+    /// `nativeBF16: false` keeps the BF16 recipe on float32 products (the emulation).
+    public init(nativeBF16: Bool = true) {
+        self.nativeBF16 = nativeBF16 && BF16Kernel.available
+    }
+
+    /// This machine's OpenBLAS and BF16 products: `Cooperlake; OpenBLAS 0.3.21 DYNAMIC_ARCH …;
+    /// BF16 products: native (AVX512_BF16)` (the kernel set OpenBLAS chose for this CPU, its
+    /// build, and how the BF16 recipe is computed), written into transcript headers.
     public static var description: String {
         let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
         let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
         let trimmed = config.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
-        return "\(core); \(String(trimmed))"
+        let bf16 = BF16Kernel.available ? "native (AVX512_BF16)"
+            : BF16Kernel.hardware ? "float32 emulation (PLAB_BF16=emulated)" : "float32 emulation (no BF16 instructions)"
+        return "\(core); \(String(trimmed)); BF16 products: \(bf16)"
     }
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,

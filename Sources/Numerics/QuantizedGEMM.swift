@@ -143,6 +143,22 @@ public struct PreparedOperand: Sendable {
         return copy
     }
 
+    /// The values packed as BF16 pairs for the native BF16 product as the right operand B,
+    /// if `packedForNativeBF16()` made them: half the bytes of float32, laid out once per sync.
+    var packedBF16: BF16Kernel.PackedB?
+
+    /// The same operand, with its values also packed for the native BF16 product as B (see
+    /// `packedBF16`). Only for an operand whose values are all BF16 values.
+    public func packedForNativeBF16() -> PreparedOperand {
+        var copy = self
+        copy.packedBF16 = matrix.values.withUnsafeBufferPointer { v in
+            BF16Kernel.PackedB(v.baseAddress!, ldb: matrix.cols, transB: transposed,
+                               k: transposed ? matrix.cols : matrix.rows, n: transposed ? matrix.rows : matrix.cols,
+                               threads: BF16Kernel.threads)
+        }
+        return copy
+    }
+
     /// Quantizes a stored (rows, cols) matrix.
     public init(_ values: [Float], rows: Int, cols: Int, transposed: Bool, quantization: Quantization,
                 stream: RandomStream = RandomStream(key: 0)) throws(NumericsError) {
@@ -276,8 +292,24 @@ public struct QuantizedGEMM: Sendable {
             let bTransposed = qb.transposed && qb.untransposed == nil
             let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
             let bStart = bTransposed ? kStart : kStart * ldb
+            let native = backend.nativeBF16 && BF16Kernel.carries(recipe.a.format) && BF16Kernel.carries(recipe.b.format)
             qa.matrix.values.withUnsafeBufferPointer { av in
                 (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
+                    if native {
+                        // BF16 operands on the BF16 instructions: B as packed at the sync when
+                        // the product's stretch of K is whole pairs of it, else packed now.
+                        let threads = BF16Kernel.threads
+                        var packed = qb.packedBF16, start = kStart
+                        if packed == nil || !packed!.accepts(start: kStart, count: kEnd - kStart) {
+                            packed = BF16Kernel.PackedB(bv.baseAddress! + bStart, ldb: ldb, transB: bTransposed, k: kEnd - kStart, n: n,
+                                                        threads: threads)
+                            start = 0
+                        }
+                        BF16Kernel.multiply(transA: qa.transposed, m: m, n: n, k: kEnd - kStart, a: av.baseAddress! + aStart,
+                                            lda: qa.matrix.cols, b: packed!, bStart: start, c: c, ldc: n, accumulate: false,
+                                            threads: threads, parallelThreshold: PortableBackend.defaultParallelThreshold)
+                        return
+                    }
                     backend.gemm(transA: qa.transposed, transB: bTransposed, m: m, n: n, k: kEnd - kStart,
                                  a: av.baseAddress! + aStart, lda: qa.matrix.cols,
                                  b: bv.baseAddress! + bStart, ldb: ldb, c: c, ldc: n, accumulate: false)

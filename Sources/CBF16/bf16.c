@@ -1,0 +1,202 @@
+// The native BF16 matrix product: packing and a register-blocked VDPBF16PS micro-kernel.
+// Compiled for any x86-64: only the functions marked BF16_TARGET use AVX-512 instructions,
+// and they run only after plab_bf16_available() said yes. Elsewhere everything is a stub.
+
+#include "plab_bf16.h"
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define MR PLAB_BF16_MR
+#define NR PLAB_BF16_NR
+_Static_assert(MR == 8, "the packing of transposed A and the tile cases are written for 8 rows");
+
+int plab_bf16_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512bf16");
+}
+
+static inline uint32_t high_half(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u >> 16;
+}
+
+// Two BF16 values (as float32) into one pair word: even element low, odd element high.
+static inline uint32_t pair_word(float even, float odd) { return high_half(even) | (high_half(odd) << 16); }
+
+BF16_TARGET
+void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out) {
+    const int pairs = (k + 1) / 2;
+    const __m512i highMask = _mm512_set1_epi32((int)0xffff0000u);
+    for (int q = col0 / NR; q * NR < col1; q++) {
+        uint32_t *panel = out + (long)q * pairs * NR;
+        const int j0 = q * NR, width = (n - j0) < NR ? n - j0 : NR;
+        for (int p = 0; p < pairs; p++) {
+            const int k0 = 2 * p, hasOdd = k0 + 1 < k;
+            uint32_t *row = panel + (long)p * NR;
+            if (!transB && width == NR && hasOdd) {
+                // Two rows of B, 16 columns at a time: the even row's high halves low, the
+                // odd row's high halves high.
+                for (int v = 0; v < NR; v += 16) {
+                    __m512i even = _mm512_loadu_si512(b + (long)k0 * ldb + j0 + v);
+                    __m512i odd = _mm512_loadu_si512(b + (long)(k0 + 1) * ldb + j0 + v);
+                    __m512i word = _mm512_or_si512(_mm512_srli_epi32(even, 16), _mm512_and_si512(odd, highMask));
+                    _mm512_storeu_si512(row + v, word);
+                }
+                continue;
+            }
+            for (int j = 0; j < NR; j++) {
+                if (j >= width) { row[j] = 0; continue; }
+                const long col = j0 + j;
+                const float even = transB ? b[col * ldb + k0] : b[(long)k0 * ldb + col];
+                const float odd = hasOdd ? (transB ? b[col * ldb + k0 + 1] : b[(long)(k0 + 1) * ldb + col]) : 0.0f;
+                row[j] = pair_word(even, odd);
+            }
+        }
+    }
+}
+
+BF16_TARGET
+void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out) {
+    const int pairs = (k + 1) / 2;
+    for (int r = row0 / MR; r * MR < row1; r++) {
+        uint32_t *panel = out + (long)r * pairs * MR;
+        const int i0 = r * MR, height = (m - i0) < MR ? m - i0 : MR;
+        if (!transA && height == MR) {
+            // Row by row: each row's pairs are adjacent floats; 16 pairs per two vectors.
+            for (int i = 0; i < MR; i++) {
+                const float *src = a + (long)(i0 + i) * lda;
+                int p = 0;
+                for (; 2 * p + 32 <= k; p += 16) {
+                    __m512i lo = _mm512_loadu_si512(src + 2 * p), hi = _mm512_loadu_si512(src + 2 * p + 16);
+                    // Each 32-bit lane pair (even, odd) → one word (even's high half, odd's high half).
+                    __m512i words = _mm512_permutex2var_epi16(lo, _mm512_set_epi16(
+                        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
+                        31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1), hi);
+                    uint32_t words16[16];
+                    _mm512_storeu_si512(words16, words);
+                    for (int t = 0; t < 16; t++) panel[(long)(p + t) * MR + i] = words16[t];
+                }
+                for (; p < pairs; p++) {
+                    const float odd = 2 * p + 1 < k ? src[2 * p + 1] : 0.0f;
+                    panel[(long)p * MR + i] = pair_word(src[2 * p], odd);
+                }
+            }
+            continue;
+        }
+        if (transA && height == MR) {
+            // A stored k × m: rows 2p and 2p+1 of A hold the pair for the panel's 8 rows.
+            const __m256i highMask = _mm256_set1_epi32((int)0xffff0000u);
+            for (int p = 0; p < pairs; p++) {
+                const int k0 = 2 * p;
+                __m256i even = _mm256_loadu_si256((const __m256i *)(a + (long)k0 * lda + i0));
+                __m256i odd = k0 + 1 < k ? _mm256_loadu_si256((const __m256i *)(a + (long)(k0 + 1) * lda + i0))
+                                         : _mm256_setzero_si256();
+                __m256i word = _mm256_or_si256(_mm256_srli_epi32(even, 16), _mm256_and_si256(odd, highMask));
+                _mm256_storeu_si256((__m256i *)(panel + (long)p * MR), word);
+            }
+            continue;
+        }
+        for (int p = 0; p < pairs; p++) {
+            uint32_t *dst = panel + (long)p * MR;
+            const int k0 = 2 * p, hasOdd = k0 + 1 < k;
+            for (int i = 0; i < MR; i++) {
+                if (i >= height) { dst[i] = 0; continue; }
+                const long row = i0 + i;
+                const float even = transA ? a[(long)k0 * lda + row] : a[row * lda + k0];
+                const float odd = hasOdd ? (transA ? a[(long)(k0 + 1) * lda + row] : a[row * lda + k0 + 1]) : 0.0f;
+                dst[i] = pair_word(even, odd);
+            }
+        }
+    }
+}
+
+// One tile: `rows` (1…MR) rows × NR columns (the first `cols` real) over `pairs` pairs.
+static inline __attribute__((always_inline)) BF16_TARGET
+void tile(const int rows, int pairs, const uint32_t *ap, const uint32_t *bp, float *c, long ldc, int cols, int resume) {
+    __m512 acc[MR][2];
+    const __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+    const __mmask16 m1 = cols >= 32 ? 0xffff : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
+    for (int i = 0; i < rows; i++) {
+        if (resume) {
+            acc[i][0] = _mm512_maskz_loadu_ps(m0, c + i * ldc);
+            acc[i][1] = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
+        } else {
+            acc[i][0] = _mm512_setzero_ps();
+            acc[i][1] = _mm512_setzero_ps();
+        }
+    }
+    for (int p = 0; p < pairs; p++) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp + p * NR);
+        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + p * NR + 16);
+        for (int i = 0; i < rows; i++) {
+            const __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[p * MR + i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], av, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], av, b1);
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        _mm512_mask_storeu_ps(c + i * ldc, m0, acc[i][0]);
+        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, acc[i][1]);
+    }
+}
+
+#define TILE_CASE(R) case R: tile(R, pairs, ap, bp, c, ldc, cols, resume); break;
+
+BF16_TARGET
+static void tile_any(int rows, int pairs, const uint32_t *ap, const uint32_t *bp, float *c, long ldc, int cols, int resume) {
+    switch (rows) {
+        TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4)
+        TILE_CASE(5) TILE_CASE(6) TILE_CASE(7) TILE_CASE(8)
+        default: break;
+    }
+}
+
+// Pairs per k block (B's panel slice: KCP × NR × 4 bytes = 24 KB) and row panels per block of
+// A (MCP × MR rows × KCP pairs × 4 bytes = 192 KB).
+enum { KCP = 192, MCP = 32 };
+
+BF16_TARGET
+void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPairs, int bPair0, int m, int n, int k,
+                       float *c, long ldc, int accumulate,
+                       int panel0, int panel1, int colPanel0, int colPanel1) {
+    const int pairs = (k + 1) / 2;
+    for (int kb = 0; kb < pairs; kb += KCP) {
+        const int kcur = pairs - kb < KCP ? pairs - kb : KCP;
+        const int resume = accumulate || kb > 0;
+        for (int ib = panel0; ib < panel1; ib += MCP) {
+            const int iend = ib + MCP < panel1 ? ib + MCP : panel1;
+            for (int q = colPanel0; q < colPanel1; q++) {
+                const uint32_t *bp = packedB + ((long)q * bPairs + bPair0 + kb) * NR;
+                const int cols = n - q * NR < NR ? n - q * NR : NR;
+                for (int r = ib; r < iend; r++) {
+                    const uint32_t *ap = packedA + ((long)r * pairs + kb) * MR;
+                    const int rows = m - r * MR < MR ? m - r * MR : MR;
+                    tile_any(rows, kcur, ap, bp, c + (long)r * MR * ldc + (long)q * NR, ldc, cols, resume);
+                }
+            }
+        }
+    }
+}
+
+#else
+
+int plab_bf16_available(void) { return 0; }
+void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out) {
+    (void)b; (void)ldb; (void)transB; (void)k; (void)n; (void)col0; (void)col1; (void)out;
+}
+void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out) {
+    (void)a; (void)lda; (void)transA; (void)m; (void)k; (void)row0; (void)row1; (void)out;
+}
+void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPairs, int bPair0, int m, int n, int k,
+                       float *c, long ldc, int accumulate,
+                       int panel0, int panel1, int colPanel0, int colPanel1) {
+    (void)bPairs; (void)bPair0; (void)packedA; (void)packedB; (void)m; (void)n; (void)k; (void)c; (void)ldc; (void)accumulate;
+    (void)panel0; (void)panel1; (void)colPanel0; (void)colPanel1;
+}
+
+#endif

@@ -1,0 +1,146 @@
+// Native BF16 matrix products (AVX512_BF16), for the BF16 recipe on the `openblas` backend.
+
+import CBF16
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The processor's BF16 dot-product instruction (`VDPBF16PS`) as a matrix product.
+///
+/// What it computes. The BF16 recipe multiplies operands already rounded to BF16 and sums in
+/// float32. A product of two BF16 values is exact in float32, so the instruction's step
+/// `acc += a·b` is a fused multiply-add, and the native product is the emulated one up to the
+/// order of the sum. Each `VDPBF16PS` lane takes a pair of K positions: it adds the odd one's
+/// product, then the even one's, each rounded to nearest even (measured bit for bit on this
+/// instruction, `NativeBF16Tests`). So every output here is one chain from +0 (or from C):
+///
+///     for p in 0..<⌈k/2⌉ { acc = fma(a[2p+1], b[2p+1], acc); acc = fma(a[2p], b[2p], acc) }
+///
+/// (a zero pads an odd k), whatever the threads, the blocking or the machine, as long as it
+/// has the instruction. Against the emulation (one chain in increasing k) only the order
+/// differs, except for subnormals: the instruction reads subnormal inputs as zero and flushes
+/// subnormal results to zero (|x| < 2⁻¹²⁶, far below any activation or weight of a model).
+/// `NativeBF16Tests` checks the chain above exactly and the emulation within a bound that a
+/// wrong rounding would exceed.
+///
+/// The operands are float32 arrays whose values are all BF16 values (any format with 8
+/// exponent bits and at most 7 stored mantissa bits qualifies): each is packed into 32-bit
+/// words holding a pair of BF16 halves, taken from the high halves of the floats.
+public enum BF16Kernel {
+    /// True when this processor runs AVX512_BF16 instructions and `PLAB_BF16` is not
+    /// `emulated` (which keeps every BF16 product on float32 products, to compare).
+    public static let available: Bool = hardware && !emulationRequested
+
+    /// True when this processor runs AVX512_BF16 instructions.
+    public static let hardware: Bool = plab_bf16_available() != 0
+
+    /// `PLAB_BF16=emulated` in the environment.
+    public static let emulationRequested: Bool = getenv("PLAB_BF16").map { String(cString: $0) } == "emulated"
+
+    /// Whether operands of `format` can go through the native product unchanged: every value
+    /// of the format is a BF16 value.
+    public static func carries(_ format: NumberFormat) -> Bool {
+        format.exponentBits == 8 && format.bias == 127 && format.mantissaBits <= 7
+    }
+
+    /// op(B) laid out for the kernel: BF16 pairs in panels of 32 columns. A model's weights are
+    /// packed once per sync and reused by every product, at half the bytes of float32.
+    public struct PackedB: @unchecked Sendable {
+        let words: [UInt32]
+        public let k: Int, n: Int
+
+        /// Packs op(B) (k × n): B stored (k, n) with leading dimension ldb, or (n, k) when
+        /// `transB`. Every value must be a BF16 value.
+        init(_ b: UnsafePointer<Float>, ldb: Int, transB: Bool, k: Int, n: Int, threads: Int = 1) {
+            self.k = k
+            self.n = n
+            let panels = (n + nr - 1) / nr
+            let count = panels * nr * ((k + 1) / 2)
+            words = [UInt32](unsafeUninitializedCapacity: count) { out, initialized in
+                let base = out.baseAddress!
+                let bits = RawPointers(a: b, c: nil, packed: base)
+                parallelPanels(panels, threads: threads, work: k * n) { p0, p1 in
+                    plab_bf16_pack_b(bits.a, ldb, transB ? 1 : 0, Int32(k), Int32(n), Int32(p0 * nr), Int32(min(n, p1 * nr)), bits.packed)
+                }
+                initialized = count
+            }
+        }
+
+        /// Whether op(B)'s rows start..<start+count can be multiplied from this packing: pairs
+        /// are whole (an even start) and none mixes a row inside with one outside.
+        func accepts(start: Int, count: Int) -> Bool {
+            start >= 0 && count >= 0 && start % 2 == 0 && (start + count == k || (count % 2 == 0 && start + count <= k))
+        }
+
+        /// Bytes held.
+        public var bytes: Int { words.count * 4 }
+    }
+
+    static let mr = Int(PLAB_BF16_MR), nr = Int(PLAB_BF16_NR)
+
+    /// The threads a product may use: the portable backend's count (`PLAB_THREADS`, else the
+    /// processors), read once.
+    static let threads = PortableBackend.activeProcessorCount
+
+    /// C (m×n, ldc) = op(A)·op(B) (+ C when `accumulate`), op(A) (m × k) from A stored (m, k)
+    /// with leading dimension lda, or (k, m) when `transA`. Cut into rectangles of C between
+    /// `threads` threads from `parallelThreshold` multiply-adds, as the portable backend cuts
+    /// its products; each output is computed whole by one thread, so the bits are the same.
+    /// Requires `available`.
+    ///
+    /// `bStart`: the product's K starts at this row of op(B) as packed (K cut into stretches,
+    /// as split-K cuts it): even, and the stretch ends at B's last row or an even length.
+    static func multiply(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                         b: PackedB, bStart: Int = 0, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                         threads: Int, parallelThreshold: Int) {
+        precondition(available && b.n == n && b.accepts(start: bStart, count: k))
+        if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
+        let rowPanels = (m + mr - 1) / mr
+        let packedA = UnsafeMutablePointer<UInt32>.allocate(capacity: rowPanels * mr * ((k + 1) / 2))
+        defer { packedA.deallocate() }
+        let grid = PortableBackend.Grid(m: m, n: n, k: k, threads: threads, parallelThreshold: parallelThreshold)
+        let pointers = RawPointers(a: a, c: c, packed: packedA)
+        parallelPanels(rowPanels, threads: grid.pieces, work: m * k) { p0, p1 in
+            plab_bf16_pack_a(pointers.a, lda, transA ? 1 : 0, Int32(m), Int32(k), Int32(p0 * mr), Int32(min(m, p1 * mr)), pointers.packed)
+        }
+        b.words.withUnsafeBufferPointer { bw in
+            let shared = RawPointers(a: a, c: c, packed: UnsafeMutablePointer(mutating: bw.baseAddress!))
+            let region = { @Sendable (piece: Int) in
+                let (rows, cols) = grid.region(piece)
+                plab_bf16_compute(pointers.packed, shared.packed, Int32((b.k + 1) / 2), Int32(bStart / 2), Int32(m), Int32(n), Int32(k), pointers.c!, ldc, accumulate ? 1 : 0,
+                                  Int32(rows.lowerBound / mr), Int32((rows.upperBound + mr - 1) / mr),
+                                  Int32(cols.lowerBound / nr), Int32((cols.upperBound + nr - 1) / nr))
+            }
+            if grid.pieces == 1 { region(0) } else { DispatchQueue.concurrentPerform(iterations: grid.pieces, execute: region) }
+        }
+    }
+
+    /// Runs `body(p0, p1)` over `panels` panels cut into contiguous ranges, one per thread
+    /// when there are several threads and enough work to share.
+    private static func parallelPanels(_ panels: Int, threads: Int, work: Int, _ body: (Int, Int) -> Void) {
+        let pieces = min(panels, work >= 1 << 16 ? threads : 1)
+        if pieces <= 1 { body(0, panels); return }
+        withoutActuallyEscaping(body) { body in
+            let shared = SendableBody(body: body)
+            DispatchQueue.concurrentPerform(iterations: pieces) { i in
+                shared.body(panels * i / pieces, panels * (i + 1) / pieces)
+            }
+        }
+    }
+
+    /// Pointers shared by the threads of one product: each thread writes only its own panels
+    /// of the packed buffer and its own rectangle of C, and the product returns after all of
+    /// them have finished, which is why sharing them is sound.
+    private struct RawPointers: @unchecked Sendable {
+        let a: UnsafePointer<Float>
+        let c: UnsafeMutablePointer<Float>?
+        let packed: UnsafeMutablePointer<UInt32>
+    }
+
+    private struct SendableBody: @unchecked Sendable {
+        let body: (Int, Int) -> Void
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+@testable import Numerics
+import Testing
+
+/// The native BF16 product (`BF16Kernel`, AVX512_BF16) against two independent references: the
+/// chain it is defined to compute (pairs of K positions, odd then even, each a fused
+/// multiply-add), exactly; and the float32 emulation (one chain in increasing k), within the
+/// bound that two summation orders allow and that a wrong rounding exceeds.
+@Suite(.enabled(if: BF16Kernel.available, "this processor has no AVX512_BF16 instructions"))
+struct NativeBF16Tests {
+    /// Random BF16 values of mixed magnitudes (exponents over 2^-12…2^12, both signs).
+    static func bf16Values(_ count: Int, seed: UInt64) -> [Float] {
+        var rng = RandomStream(seed: seed, name: "bf16")
+        return (0..<count).map { _ in
+            let r = rng.next()
+            let exponent = Int(r % 25) - 12
+            let mantissa = Float((r >> 8) % 128) / 128
+            let sign: Float = (r >> 20) & 1 == 0 ? 1 : -1
+            return sign * (1 + mantissa) * Float(sign: .plus, exponent: exponent, significand: 1)
+        }
+    }
+
+    /// op(X)[i][p] for X stored (rows, cols) with `trans` meaning X holds op(X) transposed.
+    static func element(_ x: [Float], _ ld: Int, trans: Bool, _ i: Int, _ p: Int) -> Float {
+        trans ? x[p * ld + i] : x[i * ld + p]
+    }
+
+    /// The defining chain, written plainly with Float's fused multiply-add.
+    static func pairChain(_ a: [Float], lda: Int, transA: Bool, _ b: [Float], ldb: Int, transB: Bool,
+                          m: Int, n: Int, k: Int, start: [Float]?) -> [Float] {
+        var c = [Float](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var acc = start?[i * n + j] ?? 0
+                for p in stride(from: 0, to: k, by: 2) {
+                    if p + 1 < k {
+                        acc = acc.addingProduct(element(a, lda, trans: transA, i, p + 1), element(b, ldb, trans: !transB, j, p + 1))
+                    } else {
+                        acc = acc.addingProduct(0, 0)  // the zero that pads an odd k
+                    }
+                    acc = acc.addingProduct(element(a, lda, trans: transA, i, p), element(b, ldb, trans: !transB, j, p))
+                }
+                c[i * n + j] = acc
+            }
+        }
+        return c
+    }
+
+    static func native(_ a: [Float], lda: Int, transA: Bool, _ b: [Float], ldb: Int, transB: Bool,
+                       m: Int, n: Int, k: Int, start: [Float]?, threads: Int, threshold: Int = 1) -> [Float] {
+        var c = start ?? [Float](repeating: .nan, count: m * n)
+        let packed = b.withUnsafeBufferPointer { BF16Kernel.PackedB($0.baseAddress!, ldb: ldb, transB: transB, k: k, n: n, threads: threads) }
+        a.withUnsafeBufferPointer { av in
+            c.withUnsafeMutableBufferPointer { cv in
+                BF16Kernel.multiply(transA: transA, m: m, n: n, k: k, a: av.baseAddress!, lda: lda, b: packed,
+                                    c: cv.baseAddress!, ldc: n, accumulate: start != nil, threads: threads, parallelThreshold: threshold)
+            }
+        }
+        return c
+    }
+
+    /// Every layout, with and without accumulation, on shapes with edge panels (rows not a
+    /// multiple of 8, columns not of 32, odd k, k past one cache block), on 1 and 2 threads:
+    /// the same bits as the defining chain.
+    @Test(arguments: [(1, 1, 1), (3, 5, 7), (8, 32, 2), (9, 33, 3), (17, 70, 129), (64, 96, 384), (5, 40, 1001), (130, 40, 70)])
+    func equalsThePairChainBitForBit(shape: (Int, Int, Int)) {
+        let (m, n, k) = shape
+        for transA in [false, true] {
+            for transB in [false, true] {
+                let a = Self.bf16Values(m * k, seed: UInt64(m * 1000 + k))
+                let b = Self.bf16Values(k * n, seed: UInt64(n * 1000 + k + 1))
+                let start = Self.bf16Values(m * n, seed: 3)
+                let lda = transA ? m : k, ldb = transB ? k : n
+                for accumulate in [false, true] {
+                    let expected = Self.pairChain(a, lda: lda, transA: transA, b, ldb: ldb, transB: transB,
+                                                  m: m, n: n, k: k, start: accumulate ? start : nil)
+                    for threads in [1, 2] {
+                        let got = Self.native(a, lda: lda, transA: transA, b, ldb: ldb, transB: transB,
+                                              m: m, n: n, k: k, start: accumulate ? start : nil, threads: threads)
+                        #expect(got.map(\.bitPattern) == expected.map(\.bitPattern),
+                                "\(m)x\(n)x\(k) transA \(transA) transB \(transB) accumulate \(accumulate) threads \(threads)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Against the float32 emulation (the portable backend's chain in increasing k): two
+    /// orders of the same exact products each lie within γ_k·Σ|a·b| of the exact sum
+    /// (γ_k = k·u/(1−k·u), u = 2⁻²⁴), so they differ by at most twice that. Operands rounded
+    /// to BF16 in another direction (toward zero, a wrong rounding) leave that bound by orders
+    /// of magnitude: the bound discriminates.
+    @Test func agreesWithTheEmulationWithinTheSummationBound() {
+        let m = 48, n = 80, k = 300
+        let rawA = (0..<(m * k)).map { Float(sin(Double($0) * 0.37)) * 1.7 }
+        let rawB = (0..<(k * n)).map { Float(cos(Double($0) * 0.11)) * 0.9 }
+        let nearest = Rounder(format: .bf16), towardZero = Rounder(format: .bf16, mode: .towardZero)
+        let a = rawA.map { nearest.round($0) }, b = rawB.map { nearest.round($0) }
+        let native = Self.native(a, lda: k, transA: false, b, ldb: n, transB: false, m: m, n: n, k: k, start: nil, threads: 2)
+        var emulated = [Float](repeating: 0, count: m * n)
+        PortableBackend(threads: 1).gemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n,
+                                         c: &emulated, ldc: n, accumulate: false)
+        let u = 0x1p-24, gamma = Double(k) * u / (1 - Double(k) * u)
+        var worstRatio = 0.0, wrongRatio = 0.0, differing = 0
+        let az = rawA.map { towardZero.round($0) }, bz = rawB.map { towardZero.round($0) }
+        let wrong = Self.native(az, lda: k, transA: false, bz, ldb: n, transB: false, m: m, n: n, k: k, start: nil, threads: 1)
+        for i in 0..<m {
+            for j in 0..<n {
+                var magnitude = 0.0
+                for p in 0..<k { magnitude += abs(Double(a[i * k + p]) * Double(b[p * n + j])) }
+                let bound = 2 * gamma * magnitude
+                let difference = abs(Double(native[i * n + j]) - Double(emulated[i * n + j]))
+                if difference > 0 { differing += 1 }
+                worstRatio = max(worstRatio, difference / bound)
+                wrongRatio = max(wrongRatio, abs(Double(wrong[i * n + j]) - Double(emulated[i * n + j])) / bound)
+            }
+        }
+        #expect(worstRatio <= 1, "native and emulated BF16 products differ by \(worstRatio)× the summation bound")
+        #expect(differing > 0, "the two summation orders never differed: the test would not see a change of order")
+        #expect(wrongRatio > 10, "a wrong operand rounding stayed within \(wrongRatio)× the bound")
+    }
+
+    /// What the instruction does with subnormals, and why the emulation can differ there:
+    /// a subnormal operand is read as zero, a subnormal result is flushed to zero.
+    @Test func subnormalsAreFlushedAsTheInstructionDoes() {
+        let tiny = Float(bitPattern: 0x0040_0000)  // 2⁻¹²⁷, a BF16 subnormal
+        let half = Float(0.5), smallest = Float.leastNormalMagnitude  // 2⁻¹²⁶
+        // A subnormal operand times 1.
+        #expect(Self.native([tiny], lda: 1, transA: false, [1], ldb: 1, transB: false, m: 1, n: 1, k: 1, start: nil, threads: 1) == [0])
+        // A normal product whose value (2⁻¹²⁷) is subnormal.
+        #expect(Self.native([smallest], lda: 1, transA: false, [half], ldb: 1, transB: false, m: 1, n: 1, k: 1, start: nil, threads: 1) == [0])
+        // The emulation keeps both.
+        #expect(smallest * half == tiny && tiny * 1 == tiny)
+    }
+
+    /// Through the quantized product: the `openblas` backend with native BF16 gives the pair
+    /// chain on the BF16 recipe; forced to the float32 fallback it gives what its float32
+    /// product gives on the same rounded operands; FP16 operands never take the native path.
+    @Test func theBackendUsesItOnlyForBF16ValuesAndFallsBackWhenTold() throws {
+        let m = 20, n = 36, k = 50
+        let rawA = (0..<(m * k)).map { Float(sin(Double($0) * 0.7)) }, rawB = (0..<(k * n)).map { Float(cos(Double($0) * 0.3)) }
+        let a = rawA.map { Rounder(format: .bf16).round($0) }, b = rawB.map { Rounder(format: .bf16).round($0) }
+        let chain = Self.pairChain(a, lda: k, transA: false, b, ldb: n, transB: false, m: m, n: n, k: k, start: nil)
+            .map { Rounder(format: .bf16).round($0) }
+        let native = try QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend()).multiply(rawA, rawB, m: m, n: n, k: k).c
+        #expect(native.map(\.bitPattern) == chain.map(\.bitPattern))
+        let fallbackBackend = OpenBLASBackend(nativeBF16: false)
+        #expect(!fallbackBackend.nativeBF16)
+        let fallback = try QuantizedGEMM(recipe: .uniform(.bf16), backend: fallbackBackend).multiply(rawA, rawB, m: m, n: n, k: k).c
+        var float32 = [Float](repeating: 0, count: m * n)
+        fallbackBackend.gemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &float32, ldc: n, accumulate: false)
+        #expect(fallback.map(\.bitPattern) == float32.map { Rounder(format: .bf16).round($0) }.map(\.bitPattern))
+        #expect(!BF16Kernel.carries(.fp16) && !BF16Kernel.carries(.fp32) && BF16Kernel.carries(.bf16)
+                && BF16Kernel.carries(NumberFormat(name: "e8m3", exponentBits: 8, mantissaBits: 3)))
+        #expect(!PortableBackend().nativeBF16)
+    }
+}
