@@ -115,9 +115,28 @@ void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int ro
     }
 }
 
-// One tile: `rows` (1…MR) rows × NR columns (the first `cols` real) over `pairs` pairs.
+// x rounded to BF16 (nearest even) and widened back: VCVTNEPS2BF16. Subnormal inputs read
+// as zero, but the kernel's sums are never subnormal (every step flushes them).
 static inline __attribute__((always_inline)) BF16_TARGET
-void tile(const int rows, int pairs, const uint32_t *ap, const uint32_t *bp, float *c, long ldc, int cols, int resume) {
+__m512 round_to_bf16(__m512 x) {
+    const __m256i half = (__m256i)_mm512_cvtneps_pbh(x);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+}
+
+BF16_TARGET
+void plab_bf16_round(const float *x, float *y, long count) {
+    long i = 0;
+    for (; i + 16 <= count; i += 16) _mm512_storeu_ps(y + i, round_to_bf16(_mm512_loadu_ps(x + i)));
+    if (i < count) {
+        const __mmask16 m = (__mmask16)((1u << (count - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, round_to_bf16(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+// One tile: `rows` (1…MR) rows × NR columns (the first `cols` real) over `pairs` pairs; the
+// sums rounded to BF16 as they are stored when `rounding`.
+static inline __attribute__((always_inline)) BF16_TARGET
+void tile(const int rows, int pairs, const uint32_t *ap, const uint32_t *bp, float *c, long ldc, int cols, int resume, int rounding) {
     __m512 acc[MR][2];
     const __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
     const __mmask16 m1 = cols >= 32 ? 0xffff : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
@@ -139,16 +158,22 @@ void tile(const int rows, int pairs, const uint32_t *ap, const uint32_t *bp, flo
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], av, b1);
         }
     }
+    if (rounding) {
+        for (int i = 0; i < rows; i++) {
+            acc[i][0] = round_to_bf16(acc[i][0]);
+            acc[i][1] = round_to_bf16(acc[i][1]);
+        }
+    }
     for (int i = 0; i < rows; i++) {
         _mm512_mask_storeu_ps(c + i * ldc, m0, acc[i][0]);
         _mm512_mask_storeu_ps(c + i * ldc + 16, m1, acc[i][1]);
     }
 }
 
-#define TILE_CASE(R) case R: tile(R, pairs, ap, bp, c, ldc, cols, resume); break;
+#define TILE_CASE(R) case R: tile(R, pairs, ap, bp, c, ldc, cols, resume, rounding); break;
 
 BF16_TARGET
-static void tile_any(int rows, int pairs, const uint32_t *ap, const uint32_t *bp, float *c, long ldc, int cols, int resume) {
+static void tile_any(int rows, int pairs, const uint32_t *ap, const uint32_t *bp, float *c, long ldc, int cols, int resume, int rounding) {
     switch (rows) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4)
         TILE_CASE(5) TILE_CASE(6) TILE_CASE(7) TILE_CASE(8)
@@ -162,12 +187,12 @@ enum { KCP = 192, MCP = 32 };
 
 BF16_TARGET
 void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPairs, int bPair0, int m, int n, int k,
-                       float *c, long ldc, int accumulate,
+                       float *c, long ldc, int accumulate, int roundOutput,
                        int panel0, int panel1, int colPanel0, int colPanel1) {
     const int pairs = (k + 1) / 2;
     for (int kb = 0; kb < pairs; kb += KCP) {
         const int kcur = pairs - kb < KCP ? pairs - kb : KCP;
-        const int resume = accumulate || kb > 0;
+        const int resume = accumulate || kb > 0, rounding = roundOutput && kb + kcur == pairs;
         for (int ib = panel0; ib < panel1; ib += MCP) {
             const int iend = ib + MCP < panel1 ? ib + MCP : panel1;
             for (int q = colPanel0; q < colPanel1; q++) {
@@ -176,7 +201,7 @@ void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPa
                 for (int r = ib; r < iend; r++) {
                     const uint32_t *ap = packedA + ((long)r * pairs + kb) * MR;
                     const int rows = m - r * MR < MR ? m - r * MR : MR;
-                    tile_any(rows, kcur, ap, bp, c + (long)r * MR * ldc + (long)q * NR, ldc, cols, resume);
+                    tile_any(rows, kcur, ap, bp, c + (long)r * MR * ldc + (long)q * NR, ldc, cols, resume, rounding);
                 }
             }
         }
@@ -186,6 +211,7 @@ void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPa
 #else
 
 int plab_bf16_available(void) { return 0; }
+void plab_bf16_round(const float *x, float *y, long count) { (void)x; (void)y; (void)count; }
 void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out) {
     (void)b; (void)ldb; (void)transB; (void)k; (void)n; (void)col0; (void)col1; (void)out;
 }
@@ -193,9 +219,9 @@ void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int ro
     (void)a; (void)lda; (void)transA; (void)m; (void)k; (void)row0; (void)row1; (void)out;
 }
 void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPairs, int bPair0, int m, int n, int k,
-                       float *c, long ldc, int accumulate,
+                       float *c, long ldc, int accumulate, int roundOutput,
                        int panel0, int panel1, int colPanel0, int colPanel1) {
-    (void)bPairs; (void)bPair0; (void)packedA; (void)packedB; (void)m; (void)n; (void)k; (void)c; (void)ldc; (void)accumulate;
+    (void)roundOutput; (void)bPairs; (void)bPair0; (void)packedA; (void)packedB; (void)m; (void)n; (void)k; (void)c; (void)ldc; (void)accumulate;
     (void)panel0; (void)panel1; (void)colPanel0; (void)colPanel1;
 }
 

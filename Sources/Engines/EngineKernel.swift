@@ -213,6 +213,7 @@ public final class EngineKernel: LinearKernel {
         guard let w = preparedDgrad[site] else { preconditionFailure("no weights for \(site)") }
         let inDim = w.matrix.cols, outDim = w.matrix.rows
         let p = profile.forSite(site)
+        var quantizedDy: PreparedOperand? = nil
         if let dx {
             var dgradWeights = p.weights
             dgradWeights.granularity = p.weights.granularity.transposed
@@ -220,10 +221,19 @@ public final class EngineKernel: LinearKernel {
             QuantizedGEMM(recipe: GemmRecipe(a: p.dgrad.input, b: dgradWeights, accumulation: p.dgrad.accumulation,
                                              output: p.gradient), backend: backend)
                 .multiplyPrepared(qdy, w, m: rows, n: inDim, k: outDim, into: dx)
+            quantizedDy = qdy
         }
         // dW (out, in) = dyᵀ (out, rows) · x (rows, in): K is the token axis.
         guard let dW else { return }
-        let qdyT = quantize(dy, rows: rows, cols: outDim, p.wgrad.input, p.scaleRule, transposed: true, site: site, role: .wgradGradient)
+        let qdyT: PreparedOperand
+        if let quantizedDy, p.wgrad.input == p.dgrad.input, p.wgrad.input.granularity == .unscaled {
+            // Unscaled, dy quantizes element by element to the same values for both products:
+            // DGrad's copy serves WGrad too (counted for WGrad's role all the same).
+            state.record(.wgradGradient, quantizedDy.matrix, format: p.wgrad.input.format, input: dy)
+            qdyT = PreparedOperand(matrix: quantizedDy.matrix, transposed: true)
+        } else {
+            qdyT = quantize(dy, rows: rows, cols: outDim, p.wgrad.input, p.scaleRule, transposed: true, site: site, role: .wgradGradient)
+        }
         let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
         let recipe = GemmRecipe(a: p.wgrad.input, b: p.wgradActivation, accumulation: p.wgrad.accumulation, output: .fp32)
         let product = UnsafeMutablePointer<Float>.allocate(capacity: outDim * inDim)

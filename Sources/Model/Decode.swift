@@ -54,8 +54,6 @@ extension Transformer {
         var states: [[Float]] = [x]
         var pending: [Float]? = nil
         let longest = Int(positions.max() ?? 0) + 1
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
-        defer { scratch.deallocate() }
         var used = Routing(topK: config.numExpertsPerTok, experts: [])
         for l in 0..<config.numHiddenLayers {
             let layer = layerForward(l, x: &x, pending: &pending, positions: positions, weights: weights, kernel: kernel,
@@ -78,12 +76,20 @@ extension Transformer {
                     cache.values[l].withUnsafeBufferPointer { vp in
                         q.withUnsafeBufferPointer { qp in
                             attn.withUnsafeMutableBufferPointer { out in
-                                for (r, row) in rows.enumerated() {
-                                    let base = row.slot * cache.capacity * kvDim
-                                    attendRow(q: qp.baseAddress! + r * qDim, keys: kp.baseAddress! + base, values: vp.baseAddress! + base,
-                                              count: Int(row.position) + 1, heads: h, kvHeads: hkv, headDim: d, layout: plan.softmax,
-                                              probabilityRounding: plan.probabilities, outputRounding: plan.activation,
-                                              out: out.baseAddress! + r * qDim, probs: nil, scratch: scratch)
+                                // Rows are independent: each thread takes a run of them.
+                                let capacity = cache.capacity
+                                forEachRange(n, minimumCost: Transformer.parallelAttentionCost,
+                                             cost: { (Int(rows[$0].position) + 1) * qDim }) { range in
+                                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
+                                    defer { scratch.deallocate() }
+                                    for r in range {
+                                        let row = rows[r]
+                                        let base = row.slot * capacity * kvDim
+                                        attendRow(q: qp.baseAddress! + r * qDim, keys: kp.baseAddress! + base, values: vp.baseAddress! + base,
+                                                  count: Int(row.position) + 1, heads: h, kvHeads: hkv, headDim: d, layout: plan.softmax,
+                                                  probabilityRounding: plan.probabilities, outputRounding: plan.activation,
+                                                  out: out.baseAddress! + r * qDim, probs: nil, scratch: scratch)
+                                    }
                                 }
                             }
                         }

@@ -409,34 +409,43 @@ public struct Transformer {
         let qDim = config.qDim, kvDim = config.kvDim, d = config.headDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
         let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
-        defer { scratch.deallocate() }
         q.withUnsafeBufferPointer { q in
             k.withUnsafeBufferPointer { k in
                 v.withUnsafeBufferPointer { v in
                     attn.withUnsafeMutableBufferPointer { out in
-                        func attend(_ probs: UnsafeMutablePointer<Float>?) {
-                            for s in 0..<batch.sequenceCount {
-                                let start = batch.starts[s]
-                                for r in start..<batch.starts[s + 1] {
-                                    let count = r - start + 1
-                                    attendRow(q: q.baseAddress! + r * qDim, keys: k.baseAddress! + start * kvDim,
-                                              values: v.baseAddress! + start * kvDim, count: count, heads: h, kvHeads: hkv,
-                                              headDim: d, layout: plan.softmax, probabilityRounding: plan.probabilities,
-                                              outputRounding: plan.activation, out: out.baseAddress! + r * qDim,
-                                              probs: probs.map { $0 + probOffsets[r] }, scratch: scratch)
+                        probs.withUnsafeMutableBufferPointer { probs in
+                            let kept = keepProbs ? probs.baseAddress : nil
+                            // Sequences are independent: each thread takes whole sequences.
+                            forEachRange(batch.sequenceCount, minimumCost: Transformer.parallelAttentionCost,
+                                         cost: { attentionCost(batch, $0) }) { sequences in
+                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
+                                defer { scratch.deallocate() }
+                                for s in sequences {
+                                    let start = batch.starts[s]
+                                    for r in start..<batch.starts[s + 1] {
+                                        attendRow(q: q.baseAddress! + r * qDim, keys: k.baseAddress! + start * kvDim,
+                                                  values: v.baseAddress! + start * kvDim, count: r - start + 1, heads: h, kvHeads: hkv,
+                                                  headDim: d, layout: plan.softmax, probabilityRounding: plan.probabilities,
+                                                  outputRounding: plan.activation, out: out.baseAddress! + r * qDim,
+                                                  probs: kept.map { $0 + probOffsets[r] }, scratch: scratch)
+                                    }
                                 }
                             }
-                        }
-                        if keepProbs {
-                            probs.withUnsafeMutableBufferPointer { attend($0.baseAddress!) }
-                        } else {
-                            attend(nil)
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Below this many multiply-adds (rows × keys × heads × head size, summed) attention runs
+    /// on one thread: waking a second costs more than it saves.
+    static let parallelAttentionCost = 1 << 16
+
+    /// Sequence s's attention work: its rows' key counts times the heads' widths.
+    private func attentionCost(_ batch: PackedBatch, _ s: Int) -> Int {
+        let n = batch.starts[s + 1] - batch.starts[s]
+        return n * (n + 1) / 2 * config.qDim
     }
 
     // MARK: Backward
@@ -493,8 +502,6 @@ public struct Transformer {
         let qDim = config.qDim, kvDim = config.kvDim, d = config.headDim
         let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
         let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: longest + 16)
-        defer { scratch.deallocate() }
         cache.q.withUnsafeBufferPointer { q in
             cache.k.withUnsafeBufferPointer { k in
                 cache.v.withUnsafeBufferPointer { v in
@@ -503,15 +510,22 @@ public struct Transformer {
                             dq.withUnsafeMutableBufferPointer { dqp in
                                 dk.withUnsafeMutableBufferPointer { dkp in
                                     dv.withUnsafeMutableBufferPointer { dvp in
-                                        for s in 0..<batch.sequenceCount {
-                                            let start = batch.starts[s]
-                                            for r in start..<batch.starts[s + 1] {
-                                                attendRowBackward(dout: g.baseAddress! + r * qDim, q: q.baseAddress! + r * qDim,
-                                                                  keys: k.baseAddress! + start * kvDim, values: v.baseAddress! + start * kvDim,
-                                                                  probs: probs.baseAddress! + probOffsets[r], count: r - start + 1,
-                                                                  heads: h, kvHeads: hkv, headDim: d, dq: dqp.baseAddress! + r * qDim,
-                                                                  dkeys: dkp.baseAddress! + start * kvDim,
-                                                                  dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch)
+                                        // Each sequence's rows add into its own keys' gradients only:
+                                        // whole sequences per thread, each in the same row order.
+                                        forEachRange(batch.sequenceCount, minimumCost: Transformer.parallelAttentionCost,
+                                                     cost: { attentionCost(batch, $0) }) { sequences in
+                                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: longest + 16)
+                                            defer { scratch.deallocate() }
+                                            for s in sequences {
+                                                let start = batch.starts[s]
+                                                for r in start..<batch.starts[s + 1] {
+                                                    attendRowBackward(dout: g.baseAddress! + r * qDim, q: q.baseAddress! + r * qDim,
+                                                                      keys: k.baseAddress! + start * kvDim, values: v.baseAddress! + start * kvDim,
+                                                                      probs: probs.baseAddress! + probOffsets[r], count: r - start + 1,
+                                                                      heads: h, kvHeads: hkv, headDim: d, dq: dqp.baseAddress! + r * qDim,
+                                                                      dkeys: dkp.baseAddress! + start * kvDim,
+                                                                      dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch)
+                                                }
                                             }
                                         }
                                     }

@@ -54,7 +54,7 @@ public enum BF16Kernel {
 
         /// Packs op(B) (k × n): B stored (k, n) with leading dimension ldb, or (n, k) when
         /// `transB`. Every value must be a BF16 value.
-        init(_ b: UnsafePointer<Float>, ldb: Int, transB: Bool, k: Int, n: Int, threads: Int = 1) {
+        public init(_ b: UnsafePointer<Float>, ldb: Int, transB: Bool, k: Int, n: Int, threads: Int = 1) {
             self.k = k
             self.n = n
             let panels = (n + nr - 1) / nr
@@ -83,7 +83,7 @@ public enum BF16Kernel {
 
     /// The threads a product may use: the portable backend's count (`PLAB_THREADS`, else the
     /// processors), read once.
-    static let threads = PortableBackend.activeProcessorCount
+    static var threads: Int { ParallelWork.threads }
 
     /// C (m×n, ldc) = op(A)·op(B) (+ C when `accumulate`), op(A) (m × k) from A stored (m, k)
     /// with leading dimension lda, or (k, m) when `transA`. Cut into rectangles of C between
@@ -91,11 +91,14 @@ public enum BF16Kernel {
     /// its products; each output is computed whole by one thread, so the bits are the same.
     /// Requires `available`.
     ///
+    /// `roundToBF16`: each output rounded to BF16 (nearest even) as it is stored, in the
+    /// product's epilogue: the same values as rounding C afterwards (`round`).
+    ///
     /// `bStart`: the product's K starts at this row of op(B) as packed (K cut into stretches,
     /// as split-K cuts it): even, and the stretch ends at B's last row or an even length.
-    static func multiply(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+    public static func multiply(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                          b: PackedB, bStart: Int = 0, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                         threads: Int, parallelThreshold: Int) {
+                         roundToBF16: Bool = false, threads: Int, parallelThreshold: Int) {
         precondition(available && b.n == n && b.accepts(start: bStart, count: k))
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
         let rowPanels = (m + mr - 1) / mr
@@ -110,12 +113,18 @@ public enum BF16Kernel {
             let shared = RawPointers(a: a, c: c, packed: UnsafeMutablePointer(mutating: bw.baseAddress!))
             let region = { @Sendable (piece: Int) in
                 let (rows, cols) = grid.region(piece)
-                plab_bf16_compute(pointers.packed, shared.packed, Int32((b.k + 1) / 2), Int32(bStart / 2), Int32(m), Int32(n), Int32(k), pointers.c!, ldc, accumulate ? 1 : 0,
+                plab_bf16_compute(pointers.packed, shared.packed, Int32((b.k + 1) / 2), Int32(bStart / 2), Int32(m), Int32(n), Int32(k), pointers.c!, ldc, accumulate ? 1 : 0, roundToBF16 ? 1 : 0,
                                   Int32(rows.lowerBound / mr), Int32((rows.upperBound + mr - 1) / mr),
                                   Int32(cols.lowerBound / nr), Int32((cols.upperBound + nr - 1) / nr))
             }
             if grid.pieces == 1 { region(0) } else { DispatchQueue.concurrentPerform(iterations: grid.pieces, execute: region) }
         }
+    }
+
+    /// y = x rounded to BF16 (nearest even) the way the fused epilogue rounds; subnormal x is
+    /// read as zero (the product never produces one). Requires `available`.
+    public static func round(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+        plab_bf16_round(x, y, count)
     }
 
     /// Runs `body(p0, p1)` over `panels` panels cut into contiguous ranges, one per thread

@@ -225,8 +225,8 @@ public struct QuantizedGEMM: Sendable {
     /// rounding — the same arithmetic in another order.
     public func multiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                                  splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
-        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, into: c) { k0, k1, out in
-            accumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, into: out)
+        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, into: c) { k0, k1, out, roundOutput in
+            accumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, roundOutput: roundOutput, into: out)
         }
     }
 
@@ -237,32 +237,35 @@ public struct QuantizedGEMM: Sendable {
     /// `multiplyPrepared` on any backend; it is far slower.
     public func referenceMultiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                                           splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
-        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, into: c) { k0, k1, out in
+        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, into: c) { k0, k1, out, _ in
             referenceAccumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, into: out)
+            return false
         }
     }
 
-    /// Split-K and the output rounding around `accumulate(k0, k1, into)`.
+    /// Split-K and the output rounding around `accumulate(k0, k1, into, roundOutput)`, which
+    /// returns true when it rounded to the output format itself (`roundOutput`: it may).
     private func combine(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int, splitK: Int,
                          into c: UnsafeMutablePointer<Float>,
-                         accumulate: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+                         accumulate: (Int, Int, UnsafeMutablePointer<Float>, Bool) -> Bool) {
         let stretch = stretchLength(qa, qb, k: k)
         let unit = stretch >= k ? 1 : max(1, stretch)  // split only where scales change, if they do
         let units = (k + unit - 1) / unit
         let pieces = min(max(1, splitK), units)
+        var rounded = false
         if pieces == 1 {
-            accumulate(0, k, c)
+            rounded = accumulate(0, k, c, true)
         } else {
             let partial = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
             defer { partial.deallocate() }
             for piece in 0..<pieces {
                 let k0 = (piece * units / pieces) * unit
                 let k1 = min(k, ((piece + 1) * units / pieces) * unit)
-                accumulate(k0, k1, piece == 0 ? c : partial)
+                _ = accumulate(k0, k1, piece == 0 ? c : partial, false)
                 if piece > 0 { for i in 0..<(m * n) { c[i] += partial[i] } }
             }
         }
-        if recipe.output != .fp32 {
+        if recipe.output != .fp32 && !rounded {
             Rounder(format: recipe.output).round(c, into: c, count: m * n)
         }
     }
@@ -282,8 +285,12 @@ public struct QuantizedGEMM: Sendable {
     /// Unscaled operands with float32 accumulation are one backend product over all of K;
     /// anything else (scales, limited accumulation) goes through the fused `ScaledKernel`,
     /// whatever the backend, so those products have the same bits on every backend.
+    ///
+    /// `roundOutput`: the caller lets it round to the output format too; true when it did (the
+    /// native BF16 product rounds a BF16 output in its epilogue).
+    @discardableResult
     func accumulate(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k0 kStart: Int, k1 kEnd: Int,
-                    into c: UnsafeMutablePointer<Float>) {
+                    roundOutput: Bool = false, into c: UnsafeMutablePointer<Float>) -> Bool {
         let (stretch, mmaStep, bits, scaled) = accumulationPlan(qa, qb, kEnd: kEnd)
         let step = mmaStep ?? stretch
         if !scaled && bits >= 24 && stretch >= kEnd {
@@ -293,6 +300,7 @@ public struct QuantizedGEMM: Sendable {
             let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
             let bStart = bTransposed ? kStart : kStart * ldb
             let native = backend.nativeBF16 && BF16Kernel.carries(recipe.a.format) && BF16Kernel.carries(recipe.b.format)
+            let roundsInEpilogue = native && roundOutput && recipe.output == .bf16
             qa.matrix.values.withUnsafeBufferPointer { av in
                 (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
                     if native {
@@ -307,6 +315,7 @@ public struct QuantizedGEMM: Sendable {
                         }
                         BF16Kernel.multiply(transA: qa.transposed, m: m, n: n, k: kEnd - kStart, a: av.baseAddress! + aStart,
                                             lda: qa.matrix.cols, b: packed!, bStart: start, c: c, ldc: n, accumulate: false,
+                                            roundToBF16: roundsInEpilogue,
                                             threads: threads, parallelThreshold: PortableBackend.defaultParallelThreshold)
                         return
                     }
@@ -315,11 +324,12 @@ public struct QuantizedGEMM: Sendable {
                                  b: bv.baseAddress! + bStart, ldb: ldb, c: c, ldc: n, accumulate: false)
                 }
             }
-            return
+            return roundsInEpilogue
         }
         let threads = (backend as? PortableBackend)?.threads ?? ScaledKernel.processorCount
         ScaledKernel.multiply(qa, qb, m: m, n: n, kStart: kStart, kEnd: kEnd, stretch: stretch, step: step,
                               bits: bits, scaled: scaled, threads: threads, into: c)
+        return false
     }
 
     /// How a product over K up to `kEnd` accumulates: the stretch between scale-tile

@@ -1,5 +1,5 @@
 import Foundation
-@testable import Numerics
+import Numerics
 import Testing
 
 /// The native BF16 product (`BF16Kernel`, AVX512_BF16) against two independent references: the
@@ -131,6 +131,28 @@ struct NativeBF16Tests {
         #expect(Self.native([smallest], lda: 1, transA: false, [half], ldb: 1, transB: false, m: 1, n: 1, k: 1, start: nil, threads: 1) == [0])
         // The emulation keeps both.
         #expect(smallest * half == tiny && tiny * 1 == tiny)
+    }
+
+    /// The epilogue's rounding (VCVTNEPS2BF16) against the lab's BF16 rounder: every high half
+    /// (all signs, exponents and BF16 mantissas, infinities and NaNs) with the low halves that
+    /// decide a rounding (zero, just below, at and just above the tie, the largest). Equal
+    /// bits everywhere but where the instruction reads a subnormal as zero, and for NaN (a NaN
+    /// either way, its payload aside).
+    @Test func theEpilogueRoundsAsTheRounderDoes() {
+        let lows: [UInt32] = [0, 1, 0x7fff, 0x8000, 0x8001, 0xffff]
+        var x: [Float] = []
+        for high in UInt32(0)..<0x1_0000 { for low in lows { x.append(Float(bitPattern: high << 16 | low)) } }
+        var y = [Float](repeating: 0, count: x.count)
+        BF16Kernel.round(x, into: &y, count: x.count)
+        let rounder = Rounder(format: .bf16)
+        var checked = 0
+        for (value, got) in zip(x, y) {
+            if value.isNaN { #expect(got.isNaN); continue }
+            if value.isSubnormal { #expect(got == 0); continue }
+            #expect(got.bitPattern == rounder.round(value).bitPattern, "\(value)")
+            checked += 1
+        }
+        #expect(checked > 300_000)
     }
 
     /// Through the quantized product: the `openblas` backend with native BF16 gives the pair

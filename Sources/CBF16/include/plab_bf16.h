@@ -33,10 +33,15 @@ void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int ro
 /// C when accumulate): for each pair p in increasing order, acc += a[2p+1]·b[2p+1], then
 /// acc += a[2p]·b[2p], each step one VDPBF16PS half (a fused multiply-add, round to nearest
 /// even, subnormal inputs read as zero and subnormal results flushed to zero).
+/// roundOutput: each sum is rounded to BF16 (nearest even, VCVTNEPS2BF16) as it is stored.
 /// Requires plab_bf16_available().
 void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPairs, int bPair0, int m, int n, int k,
-                       float *c, long ldc, int accumulate,
+                       float *c, long ldc, int accumulate, int roundOutput,
                        int panel0, int panel1, int colPanel0, int colPanel1);
+
+/// y = x rounded to BF16 and widened back, as the product's fused output rounding does
+/// (subnormal x read as zero). Requires plab_bf16_available().
+void plab_bf16_round(const float *x, float *y, long count);
 
 #ifdef __cplusplus
 }
