@@ -43,12 +43,8 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
     for h in 0..<heads {
         let qh = q + h * d
         let kvOffset = (h / group) * d
-        for j in 0..<l {
-            let kj = keys + j * kvDim + kvOffset
-            var dot: Float = 0
-            for i in 0..<d { dot = dot.addingProduct(qh[i], kj[i]) }
-            s[j] = dot * scale
-        }
+        rowDots(qh, keys + kvOffset, stride: kvDim, count: l, length: d, into: s)
+        for j in 0..<l { s[j] *= scale }
         let oh = out + h * d
         for i in 0..<d { oh[i] = 0 }
         var total: Float = 0
@@ -73,11 +69,7 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
             for j in c0..<c1 { lc += e[j] }
             roundInPlace(probabilityRounding, e + c0, c1 - c0)
             for i in 0..<d { o[i] = 0 }
-            for j in c0..<c1 {
-                let vj = values + j * kvDim + kvOffset
-                let w = e[j]
-                for i in 0..<d { o[i] = o[i].addingProduct(w, vj[i]) }
-            }
+            for j in c0..<c1 { addScaled(e[j], values + j * kvDim + kvOffset, to: o, length: d) }
             let weight = chunk >= l ? 1 : expF(m - globalMax)
             for i in 0..<d { oh[i] = oh[i].addingProduct(weight, o[i]) }
             total = total.addingProduct(weight, lc)
@@ -114,27 +106,74 @@ public func attendRowBackward(dout: UnsafePointer<Float>,          // (H, D)
     for h in 0..<heads {
         let kvOffset = (h / group) * d
         let ph = probs + h * l, g = dout + h * d, qh = q + h * d, dqh = dq + h * d
+        rowDots(g, values + kvOffset, stride: kvDim, count: l, length: d, into: dp)
         var weighted: Float = 0
         for j in 0..<l {
-            let vj = values + j * kvDim + kvOffset
             let dvj = dvalues + j * kvDim + kvOffset
-            var dot: Float = 0
-            for i in 0..<d {
-                dot = dot.addingProduct(g[i], vj[i])
-                dvj[i] = dvj[i].addingProduct(ph[j], g[i])
-            }
-            dp[j] = dot
-            weighted = weighted.addingProduct(ph[j], dot)
+            addScaled(ph[j], g, to: dvj, length: d)
+            weighted = weighted.addingProduct(ph[j], dp[j])
         }
         for i in 0..<d { dqh[i] = 0 }
         for j in 0..<l {
             let ds = ph[j] * (dp[j] - weighted) * scale
             let kj = keys + j * kvDim + kvOffset
             let dkj = dkeys + j * kvDim + kvOffset
-            for i in 0..<d {
-                dqh[i] = dqh[i].addingProduct(ds, kj[i])
-                dkj[i] = dkj[i].addingProduct(ds, qh[i])
-            }
+            addScaled(ds, kj, to: dqh, length: d)
+            addScaled(ds, qh, to: dkj, length: d)
         }
+    }
+}
+
+/// out[j] = Σ_i x[i]·rows[j·stride + i], each one chain of fused multiply-adds from +0 in
+/// increasing i (exactly the plain loop's bits). Eight rows' chains run side by side, so the
+/// processor overlaps their latencies instead of waiting on one chain at a time.
+@inline(__always)
+func rowDots(_ x: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, stride: Int, count: Int, length d: Int,
+             into out: UnsafeMutablePointer<Float>) {
+    var j = 0
+    while j + 8 <= count {
+        let r = rows + j * stride
+        var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
+        var a4: Float = 0, a5: Float = 0, a6: Float = 0, a7: Float = 0
+        for i in 0..<d {
+            let xi = x[i]
+            a0 = a0.addingProduct(xi, r[i])
+            a1 = a1.addingProduct(xi, r[stride + i])
+            a2 = a2.addingProduct(xi, r[2 * stride + i])
+            a3 = a3.addingProduct(xi, r[3 * stride + i])
+            a4 = a4.addingProduct(xi, r[4 * stride + i])
+            a5 = a5.addingProduct(xi, r[5 * stride + i])
+            a6 = a6.addingProduct(xi, r[6 * stride + i])
+            a7 = a7.addingProduct(xi, r[7 * stride + i])
+        }
+        out[j] = a0; out[j + 1] = a1; out[j + 2] = a2; out[j + 3] = a3
+        out[j + 4] = a4; out[j + 5] = a5; out[j + 6] = a6; out[j + 7] = a7
+        j += 8
+    }
+    while j < count {
+        let r = rows + j * stride
+        var a: Float = 0
+        for i in 0..<d { a = a.addingProduct(x[i], r[i]) }
+        out[j] = a
+        j += 1
+    }
+}
+
+/// y[i] = fma(w, x[i], y[i]) for i in 0..<d: element by element, so sixteen at a time gives
+/// the plain loop's bits.
+@inline(__always)
+func addScaled(_ w: Float, _ x: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, length d: Int) {
+    typealias V = SIMD16<Float>
+    let wv = V(repeating: w)
+    var i = 0
+    while i + 16 <= d {
+        let xv = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+        let yv = UnsafeRawPointer(y + i).loadUnaligned(as: V.self)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: yv.addingProduct(wv, xv), as: V.self)
+        i += 16
+    }
+    while i < d {
+        y[i] = y[i].addingProduct(w, x[i])
+        i += 1
     }
 }
