@@ -225,7 +225,11 @@ public struct QuantizedGEMM: Sendable {
     /// rounding — the same arithmetic in another order.
     public func multiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                                  splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
-        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, into: c) { k0, k1, out, roundOutput in
+        // The lab's own kernels may run split-K's pieces at once; OpenBLAS is called from
+        // one thread at a time.
+        let ownKernels = backend is PortableBackend
+            || (backend.nativeBF16 && BF16Kernel.carries(recipe.a.format) && BF16Kernel.carries(recipe.b.format))
+        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, piecesAtOnce: ownKernels, into: c) { k0, k1, out, roundOutput in
             accumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, roundOutput: roundOutput, into: out)
         }
     }
@@ -245,8 +249,12 @@ public struct QuantizedGEMM: Sendable {
 
     /// Split-K and the output rounding around `accumulate(k0, k1, into, roundOutput)`, which
     /// returns true when it rounded to the output format itself (`roundOutput`: it may).
+    ///
+    /// `piecesAtOnce`: split-K's pieces may be computed on several threads, each into its own
+    /// buffer (when each is too small to be cut between threads itself); they are added in
+    /// the same order afterwards, so the bits are the same.
     private func combine(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int, splitK: Int,
-                         into c: UnsafeMutablePointer<Float>,
+                         piecesAtOnce: Bool = false, into c: UnsafeMutablePointer<Float>,
                          accumulate: (Int, Int, UnsafeMutablePointer<Float>, Bool) -> Bool) {
         let stretch = stretchLength(qa, qb, k: k)
         let unit = stretch >= k ? 1 : max(1, stretch)  // split only where scales change, if they do
@@ -256,13 +264,20 @@ public struct QuantizedGEMM: Sendable {
         if pieces == 1 {
             rounded = accumulate(0, k, c, true)
         } else {
-            let partial = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-            defer { partial.deallocate() }
-            for piece in 0..<pieces {
-                let k0 = (piece * units / pieces) * unit
-                let k1 = min(k, ((piece + 1) * units / pieces) * unit)
-                _ = accumulate(k0, k1, piece == 0 ? c : partial, false)
-                if piece > 0 { for i in 0..<(m * n) { c[i] += partial[i] } }
+            let partials = UnsafeMutablePointer<Float>.allocate(capacity: (pieces - 1) * m * n)
+            defer { partials.deallocate() }
+            let pieceWork = m * n * (k / pieces)
+            let threads = piecesAtOnce && pieceWork < PortableBackend.defaultParallelThreshold ? ParallelWork.threads : 1
+            forEachRange(pieces, threads: threads, minimumCost: 1 << 20, cost: { _ in pieceWork }) { range in
+                for piece in range {
+                    let k0 = (piece * units / pieces) * unit
+                    let k1 = min(k, ((piece + 1) * units / pieces) * unit)
+                    _ = accumulate(k0, k1, piece == 0 ? c : partials + (piece - 1) * m * n, false)
+                }
+            }
+            for piece in 1..<pieces {
+                let partial = partials + (piece - 1) * m * n
+                for i in 0..<(m * n) { c[i] += partial[i] }
             }
         }
         if recipe.output != .fp32 && !rounded {
