@@ -170,8 +170,28 @@ public struct Rounder: Sendable, Hashable {
 
     /// Rounds `count` values from `source` into `destination` (which may be the same
     /// buffer). Stochastic rounding uses `stream.draw(at: offset + i)` for element i.
+    /// Large buffers are cut between threads in blocks of 64 values: every value is rounded on
+    /// its own (stochastic draws by index), so the result is the same.
     public func round(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>,
                       count: Int, stream: RandomStream = RandomStream(key: 0), offset: UInt64 = 0) {
+        if count >= Rounder.parallelCount && ParallelWork.threads > 1 {
+            let pointers = UncheckedSendable((source, destination))
+            let blocks = (count + 63) / 64
+            forEachRange(blocks, minimumCost: 0, cost: { _ in 1 }) { range in
+                let start = range.lowerBound * 64, end = min(count, range.upperBound * 64)
+                roundSerially(pointers.value.0 + start, into: pointers.value.1 + start, count: end - start,
+                              stream: stream, offset: offset &+ UInt64(start))
+            }
+            return
+        }
+        roundSerially(source, into: destination, count: count, stream: stream, offset: offset)
+    }
+
+    /// From this many values a buffer's rounding is cut between threads.
+    static let parallelCount = 1 << 18
+
+    private func roundSerially(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>,
+                               count: Int, stream: RandomStream, offset: UInt64) {
         switch mode {
         case .nearestEven:
             roundNearestBlock(source, destination, count)
