@@ -16,7 +16,7 @@ _Static_assert(MR == 8, "the packing of transposed A and the tile cases are writ
 int plab_bf16_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-        && __builtin_cpu_supports("avx512bf16");
+        && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
 }
 
 static inline uint32_t high_half(float x) {

@@ -55,6 +55,7 @@ public enum BF16Kernel {
         /// Packs op(B) (k × n): B stored (k, n) with leading dimension ldb, or (n, k) when
         /// `transB`. Every value must be a BF16 value.
         public init(_ b: UnsafePointer<Float>, ldb: Int, transB: Bool, k: Int, n: Int, threads: Int = 1) {
+            precondition(BF16Kernel.hardware, "native BF16 packing on a processor without AVX512_BF16")
             self.k = k
             self.n = n
             let panels = (n + nr - 1) / nr
@@ -100,6 +101,9 @@ public enum BF16Kernel {
                          b: PackedB, bStart: Int = 0, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                          roundToBF16: Bool = false, threads: Int, parallelThreshold: Int) {
         precondition(available && b.n == n && b.accepts(start: bStart, count: k))
+        // Threads take rectangles of C cut at the portable kernel's tiles: they must be this
+        // kernel's panels, or two threads would share one.
+        precondition(PortableBackend.Grid.tile == (mr, nr))
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
         let rowPanels = (m + mr - 1) / mr
         let packedA = UnsafeMutablePointer<UInt32>.allocate(capacity: rowPanels * mr * ((k + 1) / 2))

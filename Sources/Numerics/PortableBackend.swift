@@ -88,6 +88,8 @@ public struct PortableBackend: MatmulBackend {
     /// C cut into `rowPieces` × `colPieces` rectangles of whole tiles, as even as possible, one
     /// per thread. Which thread computes an element changes nothing in its value.
     struct Grid: Sendable {
+        /// The tile at whose edges C is cut: rows, columns.
+        static let tile = (rows: PortableKernel.mr, cols: PortableKernel.nr)
         let m: Int, n: Int
         private(set) var rowPieces = 1, colPieces = 1
         var pieces: Int { rowPieces * colPieces }

@@ -264,20 +264,34 @@ public struct QuantizedGEMM: Sendable {
         if pieces == 1 {
             rounded = accumulate(0, k, c, true)
         } else {
-            let partials = UnsafeMutablePointer<Float>.allocate(capacity: (pieces - 1) * m * n)
-            defer { partials.deallocate() }
             let pieceWork = m * n * (k / pieces)
-            let threads = piecesAtOnce && pieceWork < PortableBackend.defaultParallelThreshold ? ParallelWork.threads : 1
-            forEachRange(pieces, threads: threads, minimumCost: 1 << 20, cost: { _ in pieceWork }) { range in
-                for piece in range {
-                    let k0 = (piece * units / pieces) * unit
-                    let k1 = min(k, ((piece + 1) * units / pieces) * unit)
-                    _ = accumulate(k0, k1, piece == 0 ? c : partials + (piece - 1) * m * n, false)
-                }
+            let threads = piecesAtOnce && pieceWork < PortableBackend.defaultParallelThreshold
+                ? (backend as? PortableBackend)?.threads ?? ParallelWork.threads : 1
+            func range(_ piece: Int) -> (Int, Int) {
+                ((piece * units / pieces) * unit, min(k, ((piece + 1) * units / pieces) * unit))
             }
-            for piece in 1..<pieces {
-                let partial = partials + (piece - 1) * m * n
-                for i in 0..<(m * n) { c[i] += partial[i] }
+            if threads > 1 && pieceWork * pieces >= 1 << 20 {
+                // Each piece into its own buffer, on several threads; added in order after.
+                let partials = UnsafeMutablePointer<Float>.allocate(capacity: (pieces - 1) * m * n)
+                defer { partials.deallocate() }
+                forEachRange(pieces, threads: threads, minimumCost: 0, cost: { _ in pieceWork }) { pieceRange in
+                    for piece in pieceRange {
+                        let (k0, k1) = range(piece)
+                        _ = accumulate(k0, k1, piece == 0 ? c : partials + (piece - 1) * m * n, false)
+                    }
+                }
+                for piece in 1..<pieces {
+                    let partial = partials + (piece - 1) * m * n
+                    for i in 0..<(m * n) { c[i] += partial[i] }
+                }
+            } else {
+                let partial = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+                defer { partial.deallocate() }
+                for piece in 0..<pieces {
+                    let (k0, k1) = range(piece)
+                    _ = accumulate(k0, k1, piece == 0 ? c : partial, false)
+                    if piece > 0 { for i in 0..<(m * n) { c[i] += partial[i] } }
+                }
             }
         }
         if recipe.output != .fp32 && !rounded {
@@ -323,7 +337,7 @@ public struct QuantizedGEMM: Sendable {
                         // the product's stretch of K is whole pairs of it, else packed now.
                         let threads = BF16Kernel.threads
                         var packed = qb.packedBF16, start = kStart
-                        if packed == nil || !packed!.accepts(start: kStart, count: kEnd - kStart) {
+                        if packed == nil || packed!.n != n || !packed!.accepts(start: kStart, count: kEnd - kStart) {
                             packed = BF16Kernel.PackedB(bv.baseAddress! + bStart, ldb: ldb, transB: bTransposed, k: kEnd - kStart, n: n,
                                                         threads: threads)
                             start = 0
