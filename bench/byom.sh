@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # A model of real size, loaded as a downloaded one: the lab against PyTorch + transformers.
 #
-#   bench/byom.sh [--repeat N] [--dir DIR]
+#   bench/byom.sh [--repeat N] [--dir DIR] [--backend portable|openblas]
 #
 # Makes (once, kept in DIR, default /tmp/plab-byom-qwen05b) a random Qwen2ForCausalLM of
 # Qwen2.5-0.5B's shape in bfloat16 with bench/pytorch_byom.py, then measures, one after the
 # other and never at the same time:
 # - the peer: load, 8 prompts × 128 new tokens sampled under BF16 autocast, the recomputation;
-# - the lab (`plab run`, portable backend, preset bf16): `model load` alone, then `model load`
-#   and `rollout 8` with max_new 128 (which samples, then recomputes with the training engine),
-#   the difference being the rollout; peak memory from /usr/bin/time.
+# - the lab (`plab run`, preset bf16, the portable backend or the one --backend names):
+#   `model load` alone, then `model load` and `rollout 8` with max_new 128 (which samples, then
+#   recomputes with the training engine), the difference being the rollout; peak memory from
+#   /usr/bin/time.
 # Prints a JSON line per run and a table of medians. Python and its packages live in a
 # throwaway virtual environment (PLAB_BENCH_VENV, default /tmp/plab-bench-venv).
 set -euo pipefail
@@ -20,11 +21,13 @@ venv="${PLAB_BENCH_VENV:-/tmp/plab-bench-venv}"
 python="${PYTHON:-python3}"
 repeat=3
 dir=/tmp/plab-byom-qwen05b
+backend=portable
 while [ $# -gt 0 ]; do
     case "$1" in
         --repeat) repeat="$2"; shift 2 ;;
         --dir) dir="$2"; shift 2 ;;
-        *) echo "byom.sh: unknown argument '$1'; accepted: --repeat N, --dir DIR" >&2; exit 2 ;;
+        --backend) backend="$2"; shift 2 ;;
+        *) echo "byom.sh: unknown argument '$1'; accepted: --repeat N, --dir DIR, --backend portable|openblas" >&2; exit 2 ;;
     esac
 done
 command -v /usr/bin/time >/dev/null 2>&1 || { echo "byom.sh: needs /usr/bin/time (Debian: apt-get install time)" >&2; exit 1; }
@@ -42,8 +45,12 @@ plab="$root/.build/release/plab"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+case "$backend" in
+    portable|openblas) ;;
+    *) echo "byom.sh: unknown backend '$backend'; accepted: portable, openblas" >&2; exit 2 ;;
+esac
 cat > "$work/load.plab" <<SESSION
-set backend portable
+set backend $backend
 precision preset bf16
 model load $dir
 SESSION
