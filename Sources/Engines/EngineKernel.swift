@@ -182,8 +182,7 @@ public final class EngineKernel: LinearKernel {
 
     /// Whether a product of operands quantized so runs on the backend's native BF16 kernel.
     private static func nativeBF16(_ backend: any MatmulBackend, _ a: Quantization, _ b: Quantization) -> Bool {
-        backend.nativeBF16 && a.granularity == .unscaled && b.granularity == .unscaled
-            && BF16Kernel.carries(a.format) && BF16Kernel.carries(b.format)
+        a.granularity == .unscaled && b.granularity == .unscaled && BF16Kernel.computes(a.format, b.format, on: backend)
     }
 
     /// The quantized weights of one linear layer as FProp uses them: values (out, in) and scales.

@@ -46,6 +46,12 @@ public enum BF16Kernel {
         format.exponentBits == 8 && format.bias == 127 && format.mantissaBits <= 7
     }
 
+    /// Whether `backend` computes a product of operands of these formats (unscaled, float32
+    /// sums) on this kernel.
+    public static func computes(_ a: NumberFormat, _ b: NumberFormat, on backend: any MatmulBackend) -> Bool {
+        backend.nativeBF16 && carries(a) && carries(b)
+    }
+
     /// op(B) laid out for the kernel: BF16 pairs in panels of 32 columns. A model's weights are
     /// packed once per sync and reused by every product, at half the bytes of float32.
     public struct PackedB: @unchecked Sendable {
@@ -60,11 +66,12 @@ public enum BF16Kernel {
             self.n = n
             let panels = (n + nr - 1) / nr
             let count = panels * nr * ((k + 1) / 2)
+            let source = UncheckedSendable(b)
             words = [UInt32](unsafeUninitializedCapacity: count) { out, initialized in
-                let base = out.baseAddress!
-                let bits = RawPointers(a: b, c: nil, packed: base)
-                parallelPanels(panels, threads: threads, work: k * n) { p0, p1 in
-                    plab_bf16_pack_b(bits.a, ldb, transB ? 1 : 0, Int32(k), Int32(n), Int32(p0 * nr), Int32(min(n, p1 * nr)), bits.packed)
+                let packed = UncheckedSendable(out.baseAddress!)
+                forEachRange(panels, threads: k * n >= 1 << 16 ? threads : 1, minimumCost: 0, cost: { _ in 1 }) { range in
+                    plab_bf16_pack_b(source.value, ldb, transB ? 1 : 0, Int32(k), Int32(n),
+                                     Int32(range.lowerBound * nr), Int32(min(n, range.upperBound * nr)), packed.value)
                 }
                 initialized = count
             }
@@ -81,10 +88,6 @@ public enum BF16Kernel {
     }
 
     static let mr = Int(PLAB_BF16_MR), nr = Int(PLAB_BF16_NR)
-
-    /// The threads a product may use: the portable backend's count (`PLAB_THREADS`, else the
-    /// processors), read once.
-    static var threads: Int { ParallelWork.threads }
 
     /// C (m×n, ldc) = op(A)·op(B) (+ C when `accumulate`), op(A) (m × k) from A stored (m, k)
     /// with leading dimension lda, or (k, m) when `transA`. Cut into rectangles of C between
@@ -109,15 +112,19 @@ public enum BF16Kernel {
         let packedA = UnsafeMutablePointer<UInt32>.allocate(capacity: rowPanels * mr * ((k + 1) / 2))
         defer { packedA.deallocate() }
         let grid = PortableBackend.Grid(m: m, n: n, k: k, threads: threads, parallelThreshold: parallelThreshold)
-        let pointers = RawPointers(a: a, c: c, packed: packedA)
-        parallelPanels(rowPanels, threads: grid.pieces, work: m * k) { p0, p1 in
-            plab_bf16_pack_a(pointers.a, lda, transA ? 1 : 0, Int32(m), Int32(k), Int32(p0 * mr), Int32(min(m, p1 * mr)), pointers.packed)
+        // Each thread writes only its own panels of packed A and its own rectangle of C, and
+        // both calls return after every thread has finished: sharing the pointers is sound.
+        let pointers = UncheckedSendable((a: a, c: c, packedA: packedA))
+        forEachRange(rowPanels, threads: m * k >= 1 << 16 ? grid.pieces : 1, minimumCost: 0, cost: { _ in 1 }) { range in
+            plab_bf16_pack_a(pointers.value.a, lda, transA ? 1 : 0, Int32(m), Int32(k),
+                             Int32(range.lowerBound * mr), Int32(min(m, range.upperBound * mr)), pointers.value.packedA)
         }
         b.words.withUnsafeBufferPointer { bw in
-            let shared = RawPointers(a: a, c: c, packed: UnsafeMutablePointer(mutating: bw.baseAddress!))
+            let packedB = UncheckedSendable(bw.baseAddress!)
             let region = { @Sendable (piece: Int) in
                 let (rows, cols) = grid.region(piece)
-                plab_bf16_compute(pointers.packed, shared.packed, Int32((b.k + 1) / 2), Int32(bStart / 2), Int32(m), Int32(n), Int32(k), pointers.c!, ldc, accumulate ? 1 : 0, roundToBF16 ? 1 : 0,
+                plab_bf16_compute(pointers.value.packedA, packedB.value, Int32((b.k + 1) / 2), Int32(bStart / 2),
+                                  Int32(m), Int32(n), Int32(k), pointers.value.c, ldc, accumulate ? 1 : 0, roundToBF16 ? 1 : 0,
                                   Int32(rows.lowerBound / mr), Int32((rows.upperBound + mr - 1) / mr),
                                   Int32(cols.lowerBound / nr), Int32((cols.upperBound + nr - 1) / nr))
             }
@@ -129,31 +136,5 @@ public enum BF16Kernel {
     /// read as zero (the product never produces one). Requires `available`.
     public static func round(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
         plab_bf16_round(x, y, count)
-    }
-
-    /// Runs `body(p0, p1)` over `panels` panels cut into contiguous ranges, one per thread
-    /// when there are several threads and enough work to share.
-    private static func parallelPanels(_ panels: Int, threads: Int, work: Int, _ body: (Int, Int) -> Void) {
-        let pieces = min(panels, work >= 1 << 16 ? threads : 1)
-        if pieces <= 1 { body(0, panels); return }
-        withoutActuallyEscaping(body) { body in
-            let shared = SendableBody(body: body)
-            DispatchQueue.concurrentPerform(iterations: pieces) { i in
-                shared.body(panels * i / pieces, panels * (i + 1) / pieces)
-            }
-        }
-    }
-
-    /// Pointers shared by the threads of one product: each thread writes only its own panels
-    /// of the packed buffer and its own rectangle of C, and the product returns after all of
-    /// them have finished, which is why sharing them is sound.
-    private struct RawPointers: @unchecked Sendable {
-        let a: UnsafePointer<Float>
-        let c: UnsafeMutablePointer<Float>?
-        let packed: UnsafeMutablePointer<UInt32>
-    }
-
-    private struct SendableBody: @unchecked Sendable {
-        let body: (Int, Int) -> Void
     }
 }

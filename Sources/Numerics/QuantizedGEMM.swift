@@ -154,7 +154,7 @@ public struct PreparedOperand: Sendable {
         copy.packedBF16 = matrix.values.withUnsafeBufferPointer { v in
             BF16Kernel.PackedB(v.baseAddress!, ldb: matrix.cols, transB: transposed,
                                k: transposed ? matrix.cols : matrix.rows, n: transposed ? matrix.rows : matrix.cols,
-                               threads: BF16Kernel.threads)
+                               threads: ParallelWork.threads)
         }
         return copy
     }
@@ -227,8 +227,7 @@ public struct QuantizedGEMM: Sendable {
                                  splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
         // The lab's own kernels may run split-K's pieces at once; OpenBLAS is called from
         // one thread at a time.
-        let ownKernels = backend is PortableBackend
-            || (backend.nativeBF16 && BF16Kernel.carries(recipe.a.format) && BF16Kernel.carries(recipe.b.format))
+        let ownKernels = backend is PortableBackend || BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
         combine(qa, qb, m: m, n: n, k: k, splitK: splitK, piecesAtOnce: ownKernels, into: c) { k0, k1, out, roundOutput in
             accumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, roundOutput: roundOutput, into: out)
         }
@@ -328,14 +327,14 @@ public struct QuantizedGEMM: Sendable {
             let bTransposed = qb.transposed && qb.untransposed == nil
             let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
             let bStart = bTransposed ? kStart : kStart * ldb
-            let native = backend.nativeBF16 && BF16Kernel.carries(recipe.a.format) && BF16Kernel.carries(recipe.b.format)
+            let native = BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
             let roundsInEpilogue = native && roundOutput && recipe.output == .bf16
             qa.matrix.values.withUnsafeBufferPointer { av in
                 (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
                     if native {
                         // BF16 operands on the BF16 instructions: B as packed at the sync when
                         // the product's stretch of K is whole pairs of it, else packed now.
-                        let threads = BF16Kernel.threads
+                        let threads = ParallelWork.threads
                         var packed = qb.packedBF16, start = kStart
                         if packed == nil || packed!.n != n || !packed!.accepts(start: kStart, count: kEnd - kStart) {
                             packed = BF16Kernel.PackedB(bv.baseAddress! + bStart, ldb: ldb, transB: bTransposed, k: kEnd - kStart, n: n,
