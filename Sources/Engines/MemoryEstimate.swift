@@ -85,10 +85,20 @@ extension MemoryEstimate {
     /// down) + C (final norm) + V·C (LM head, unless tied to the embedding), Q = H·D (C unless
     /// `head_dim` is given); the attention's biases (Q + 2·KV, and C for o's) and per-head
     /// norms (2·D) where the family has them. A sparse MLP has E·3·F·C in experts and E·C in
-    /// its router instead of 3·F·C.
+    /// its router instead of 3·F·C. LoRA adapters add r·(in + out) per adapted weight and
+    /// layer (A is r × in, B out × r).
     public static func parameters(_ c: LlamaConfig) -> Int {
         sum(product(c.vocabSize, c.hiddenSize), product(c.numHiddenLayers, perLayerParameters(c)), c.hiddenSize,
-            c.tieWordEmbeddings ? 0 : product(c.vocabSize, c.hiddenSize))
+            c.tieWordEmbeddings ? 0 : product(c.vocabSize, c.hiddenSize), product(c.numHiddenLayers, adapterParameters(c)))
+    }
+
+    /// One layer's LoRA factors: r·(in + out) for each adapted linear kind.
+    private static func adapterParameters(_ c: LlamaConfig) -> Int {
+        guard let lora = c.lora else { return 0 }
+        let shapes = linearShapes(c)
+        return lora.targets.reduce(0) { total, kind in
+            sum(total, shapes.first { $0.kind == kind }.map { product(lora.rank, sum($0.rows, $0.cols)) } ?? 0)
+        }
     }
 
     private static func perLayerParameters(_ c: LlamaConfig) -> Int {
@@ -208,15 +218,15 @@ extension MemoryEstimate {
     }
 
     /// One decoding step of `rows` rows (`Transformer.decodeStep`): the hidden state after
-    /// every layer, which the step keeps ((L+1)·C); within a layer norm1, q, attn, o, sum,
-    /// norm2, down, the final norm (8·C), k and v (2·KV), gate, up, act and act's quantized
-    /// copy (4·F, K times in a sparse MLP, with its routing); logits and log-softmax (2·V):
-    /// 4·rows·((L+1)·C + 8·C + 2·KV + 4·F + 2·V).
+    /// every layer, which the step keeps ((L+1)·C); within a layer norm1, o, sum, norm2,
+    /// down, the final norm (6·C), q and attn (2·Q), k and v (2·KV), gate, up, act and act's
+    /// quantized copy (4·F, K times in a sparse MLP, with its routing); logits and
+    /// log-softmax (2·V): 4·rows·((L+1)·C + 6·C + 2·Q + 2·KV + 4·F + 2·V).
     /// Then one row at a time, the temperature distribution, probabilities and token order
     /// in double or Int (3·8·V).
     public static func decodeStep(_ c: LlamaConfig, rows: Int) -> Int {
         let h = c.hiddenSize
-        let perRow = sum(product(c.numHiddenLayers + 1, h), product(8, h), product(2, kvWidth(c)),
+        let perRow = sum(product(c.numHiddenLayers + 1, h), product(6, h), product(2, qWidth(c)), product(2, kvWidth(c)),
                          product(4, mlpRowsPerToken(c), c.intermediateSize), routingPerToken(c), product(2, c.vocabSize))
         return sum(product(4, rows, perRow), product(3, 8, c.vocabSize))
     }
@@ -228,18 +238,18 @@ extension MemoryEstimate {
     }
 
     /// What the teacher-forced forward saves for the backward (`LayerCache`, `ForwardResult`)
-    /// over R packed rows: per layer the input, norm1, q, attn, mid, norm2 (6·C), k, v (2·KV),
-    /// gate, up, act (3·F) and two rstd; the hidden state after each layer ((L+1)·C); the
-    /// final norm's input and output (2·C) and rstd; and a layer's temporaries (o, sum, down,
-    /// and the quantized copy of a product's input: 3·C + F); the tokens and positions as
-    /// Int32. 4·R·((L+1)·C + L·(6·C + 2·KV + 3·F + 2) + 5·C + F + 1) + 8·R, with K·F for F
+    /// over R packed rows: per layer the input, norm1, mid, norm2 (4·C), q, attn (2·Q), k, v
+    /// (2·KV), gate, up, act (3·F) and two rstd; the hidden state after each layer ((L+1)·C);
+    /// the final norm's input and output (2·C) and rstd; and a layer's temporaries (o, sum,
+    /// down, and the quantized copy of a product's input: 3·C + F); the tokens and positions
+    /// as Int32. 4·R·((L+1)·C + L·(4·C + 2·Q + 2·KV + 3·F + 2) + 5·C + F + 1) + 8·R, with K·F for F
     /// and the routing per layer in a sparse MLP. Attention probabilities and logits are their
     /// own terms.
     /// A forward that keeps nothing for a backward (`keepForBackward` false) holds one layer's
     /// cache at a time: L becomes 1 in the per-layer term.
     public static func forwardActivations(_ c: LlamaConfig, rows: Int, keepForBackward: Bool = true) -> Int {
         let h = c.hiddenSize, f = product(mlpRowsPerToken(c), c.intermediateSize)
-        let layer = sum(product(6, h), product(2, kvWidth(c)), product(3, f), 2, routingPerToken(c))
+        let layer = sum(product(4, h), product(2, qWidth(c)), product(2, kvWidth(c)), product(3, f), 2, routingPerToken(c))
         let layersHeld = keepForBackward ? c.numHiddenLayers : min(1, c.numHiddenLayers)
         let perRow = sum(product(c.numHiddenLayers + 1, h), product(layersHeld, layer), product(5, h), f, 1)
         return sum(product(4, rows, perRow), product(8, rows))
@@ -259,12 +269,14 @@ extension MemoryEstimate {
     /// The backward's own buffers over R rows (`Transformer.backward`, `EngineKernel.backward`,
     /// `Trainer.backward`): ∂logits, and at temperature ≠ 1 the tempered log-probabilities and
     /// their replacement in the forward's copy (3·V); dnorm, dx and a layer's dn2 (sum and
-    /// part), tmp, dattn, dq, dn1 (sum and part) (9·C, and one more for the input gradient
-    /// being built); dact, dgate, dup (3·F); dk, dv (2·KV); a product's quantized dy, dyᵀ and x
-    /// (3·max(C, F, V)); and WGrad's dense product before it is added, 4·(largest out·in).
+    /// part), tmp, dn1 (sum and part) (7·C, and one more for the input gradient being built);
+    /// dattn, dq (2·Q); dact, dgate, dup (3·F); dk, dv (2·KV); a product's quantized dy, dyᵀ
+    /// and x (3·max(C, Q, F, V)); and WGrad's dense product before it is added,
+    /// 4·(largest out·in).
     public static func backward(_ c: LlamaConfig, rows: Int) -> Int {
         let h = c.hiddenSize, f = product(mlpRowsPerToken(c), c.intermediateSize), v = c.vocabSize
-        let perRow = sum(product(3, v), product(10, h), product(3, f), product(2, kvWidth(c)), product(3, max(h, f, v)),
+        let perRow = sum(product(3, v), product(8, h), product(2, qWidth(c)), product(3, f), product(2, kvWidth(c)),
+                         product(3, max(h, qWidth(c), f, v)),
                          routingPerToken(c))
         return sum(product(4, rows, perRow), product(4, largestLinear(c)))
     }

@@ -71,7 +71,7 @@ extension Registry {
     private func bind(_ words: [Word], to command: Command, path: String) throws(LabError) -> ParsedArguments {
         let usage = "usage: " + command.usage(path: path).replacingNewlines(with: " | ")
         var parsed = ParsedArguments()
-        var positionalWords: [String] = []
+        var positionalWords: [Word] = []
         let specs = command.allArguments
         let assignmentSpec = specs.first { if case .assignments = $0.style { return true } else { return false } }
         var i = 0
@@ -101,7 +101,8 @@ extension Registry {
                     throw LabError("\(path): --\(name) needs a value: \(spec.kind.accepted)")
                 }
                 if inlineValue == nil { i += 1 }
-                parsed.values[name] = [try parseValue(text, spec, path: path, label: "--" + name)]
+                let quoted = inlineValue == nil && words[i - 1].quoted
+                parsed.values[name] = [try parseValue(text, quoted: quoted, spec, path: path, label: "--" + name)]
                 continue
             }
             if let spec = assignmentSpec, case .assignments(let keys, _) = spec.style, !word.quoted, let eq = word.text.firstIndex(of: "=") {
@@ -116,7 +117,7 @@ extension Registry {
                 }
                 continue
             }
-            positionalWords.append(word.text)
+            positionalWords.append(word)
         }
         // Positionals in declared order; optional ones take a word only when it is not
         // needed by a required one after them.
@@ -134,7 +135,8 @@ extension Registry {
             switch spec.style {
             case .positional(let optional):
                 if available - requiredAfter >= 1 || (!optional && available >= 1) {
-                    parsed.values[spec.name] = [try parseValue(positionalWords[next], spec, path: path, label: spec.name)]
+                    let word = positionalWords[next]
+                    parsed.values[spec.name] = [try parseValue(word.text, quoted: word.quoted, spec, path: path, label: spec.name)]
                     next += 1
                 } else if !optional {
                     throw LabError("\(path): missing \(spec.name) (\(usage))")
@@ -145,14 +147,16 @@ extension Registry {
                     throw LabError("\(path): missing \(spec.name)\(minimum > 1 ? " (at least \(minimum))" : "") (\(usage))")
                 }
                 var values: [Value] = []
-                for word in positionalWords[next..<(next + take)] { values.append(try parseValue(word, spec, path: path, label: spec.name)) }
+                for word in positionalWords[next..<(next + take)] {
+                    values.append(try parseValue(word.text, quoted: word.quoted, spec, path: path, label: spec.name))
+                }
                 parsed.values[spec.name] = values
                 next += take
             default: break
             }
         }
         if next < positionalWords.count {
-            throw LabError("\(path): unexpected argument '\(positionalWords[next])' (\(usage))")
+            throw LabError("\(path): unexpected argument '\(positionalWords[next].text)' (\(usage))")
         }
         if let spec = assignmentSpec, case .assignments(let keys, let minimum) = spec.style, parsed.assignments.count < minimum {
             throw LabError("\(path): missing \(spec.name) (keys: \(keys.map(\.key).joined(separator: ", ")))")
@@ -165,8 +169,8 @@ extension Registry {
         return parsed
     }
 
-    private func parseValue(_ text: String, _ spec: ArgumentSpec, path: String, label: String) throws(LabError) -> Value {
-        do { return try spec.kind.parse(text) } catch { throw LabError("\(path): \(error.describe(as: label))") }
+    private func parseValue(_ text: String, quoted: Bool, _ spec: ArgumentSpec, path: String, label: String) throws(LabError) -> Value {
+        do { return try spec.kind.parse(text, quoted: quoted) } catch { throw LabError("\(path): \(error.describe(as: label))") }
     }
 }
 

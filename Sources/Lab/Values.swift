@@ -27,6 +27,9 @@ public enum ValueKind: Sendable {
     case path(PathUse)
     /// Any word.
     case text
+    /// A count in the range as an unquoted word, or any quoted text (`rollout 8`, `rollout
+    /// "The capital of France is"`): a mistyped count (`6a4`) is refused, not read as text.
+    case countOrText(ClosedRange<Int>)
 
     /// How a path is going to be used, which decides what is checked up front.
     public enum PathUse: Sendable {
@@ -55,6 +58,7 @@ public enum ValueKind: Sendable {
         case .path(.writeFile): return "a file path in an existing directory"
         case .path(.directory): return "an existing directory"
         case .text: return "a word"
+        case .countOrText(let r): return "an integer in \(r.lowerBound)…\(r.upperBound), or a quoted text"
         }
     }
 
@@ -70,12 +74,18 @@ public enum ValueKind: Sendable {
         case .path(.directory): return "DIR"
         case .path: return "FILE"
         case .text: return "WORD"
+        case .countOrText: return "N|\"TEXT\""
         }
     }
 
-    /// Parses `word`, or explains in one line why not (the caller prefixes the argument's name).
-    public func parse(_ word: String) throws(ValueError) -> Value {
+    /// Parses `word` (`quoted`: it was written in quotes), or explains in one line why not
+    /// (the caller prefixes the argument's name).
+    public func parse(_ word: String, quoted: Bool = false) throws(ValueError) -> Value {
         switch self {
+        case .countOrText(let range):
+            if quoted { return .text(word) }
+            guard let n = Int(word), range.contains(n) else { throw ValueError(word: word, kind: self) }
+            return .integer(n)
         case .integer(let range):
             guard let n = Int(word), range.contains(n) else { throw ValueError(word: word, kind: self) }
             return .integer(n)

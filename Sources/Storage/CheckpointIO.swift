@@ -291,6 +291,7 @@ extension CheckpointIO {
                 throw .invalidArgument("the tensors read add up to more than \(limits.maxTotalElements) elements (the limit) at '\(slot.name)'")
             }
         }
+        if let adapterTensors { try ModelWeights.checkAdapters(adapterTensors, for: config, label: AdapterFile.model) }
         var weights = ModelWeights(config: config)
         var failure: NumericsError?
         weights.data.withUnsafeMutableBufferPointer { dst in

@@ -112,7 +112,18 @@ extension ModelWeights {
     /// and nothing else. `label` names the file in errors.
     public mutating func fillAdapters(from file: SafeTensorsFile, label: String) throws(NumericsError) {
         guard config.lora != nil else { return }
-        let adapterSlots = slots[config.baseTensorCount...]
+        try ModelWeights.checkAdapters(file, for: config, label: label)
+        for slot in slots[config.baseTensorCount...] {
+            let t = file[AdapterFile.prefix + slot.name]!
+            data.replaceSubrange(slot.offset..<(slot.offset + slot.count), with: t.values)
+        }
+    }
+
+    /// Checks PEFT's tensors against the adapters `config` describes, before any weights of
+    /// that shape are allocated: every factor there with its shape, and nothing else.
+    public static func checkAdapters(_ file: SafeTensorsFile, for config: LlamaConfig, label: String) throws(NumericsError) {
+        guard config.lora != nil else { return }
+        let adapterSlots = ModelWeights.layout(of: config)[config.baseTensorCount...]
         let expected = Set(adapterSlots.map { AdapterFile.prefix + $0.name })
         let unexpected = file.names.filter { !expected.contains($0) }
         if !unexpected.isEmpty {
@@ -126,7 +137,6 @@ extension ModelWeights {
             guard t.shape == slot.shape else {
                 throw .invalidArgument("tensor '\(name)' has shape \(t.shape) in \(label) but this model needs \(slot.shape): the adapter was made for another base model")
             }
-            data.replaceSubrange(slot.offset..<(slot.offset + slot.count), with: t.values)
         }
     }
 }

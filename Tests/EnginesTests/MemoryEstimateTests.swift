@@ -12,7 +12,15 @@ import Testing
         .labDefault,
         LlamaConfig(hiddenSize: 48, intermediateSize: 100, numAttentionHeads: 3, numKeyValueHeads: 3, numHiddenLayers: 3,
                     vocabSize: 37, maxPositionEmbeddings: 64, tieWordEmbeddings: true),
+        // Qwen3's shape: head_dim given (the queries 4·24 = 96 wide on a width of 48),
+        // per-head q/k norms.
+        LlamaConfig(hiddenSize: 48, intermediateSize: 80, numAttentionHeads: 4, numKeyValueHeads: 2, numHiddenLayers: 2,
+                    vocabSize: 29, tieWordEmbeddings: true, family: .qwen3, headDim: 24),
     ]
+
+    /// The default model with LoRA adapters on three kinds of layer.
+    static let adapted = LlamaConfig(hiddenSize: 64, intermediateSize: 176, numAttentionHeads: 4, numKeyValueHeads: 2,
+                                     numHiddenLayers: 4, vocabSize: 50, lora: LoRASpec(rank: 3, alpha: 6, targets: [.q, .v, .down]))
 
     /// The (out, in) shapes of the linear weights each engine quantizes: every 2-D tensor but
     /// the embedding, and the embedding again as the LM head when tied.
@@ -22,7 +30,7 @@ import Testing
         return shapes
     }
 
-    @Test(arguments: configs)
+    @Test(arguments: configs + [adapted])
     func masterWeightsAreFourBytesPerAllocatedParameter(_ c: LlamaConfig) {
         // The buffer the model really allocates, and the parameters counted tensor by tensor.
         let allocated = ModelWeights(config: c).data.count
@@ -81,7 +89,7 @@ import Testing
     @Test(arguments: configs)
     func theKVCacheIsKeysAndValuesOfEveryLayerSlotAndPosition(_ c: LlamaConfig) {
         let slots = 7, positions = 33
-        let headDim = c.hiddenSize / c.numAttentionHeads
+        let headDim = c.explicitHeadDim ?? c.hiddenSize / c.numAttentionHeads
         let expected = c.numHiddenLayers * slots * positions * (c.numKeyValueHeads * headDim) * 2 * 4
         #expect(MemoryEstimate.kvCache(c, slots: slots, positions: positions) == expected)
     }
@@ -96,6 +104,23 @@ import Testing
             let expected = 4 * c.numHiddenLayers * sequences * perSequence
             #expect(MemoryEstimate.attentionProbabilities(c, sequences: sequences, positions: positions) == expected)
         }
+    }
+
+    /// Widening the heads by d (head_dim given) widens q and the attention's output by H·d
+    /// and k and v by Hkv·d in every buffer that holds them: a decode step keeps q, attn, k, v
+    /// per row; the forward's cache q, attn, k, v per layer and row; the backward dq, dattn,
+    /// dk, dv per row.
+    @Test func theQueriesAndKeysWidthsFollowHeadDimNotTheHiddenWidth() {
+        func config(headDim: Int) -> LlamaConfig {
+            LlamaConfig(hiddenSize: 48, intermediateSize: 400, numAttentionHeads: 4, numKeyValueHeads: 2, numHiddenLayers: 3,
+                        vocabSize: 600, family: .qwen3, headDim: headDim)
+        }
+        let narrow = config(headDim: 12), wide = config(headDim: 20)
+        let q = 4 * 8, kv = 2 * 8, rows = 5
+        #expect(MemoryEstimate.decodeStep(wide, rows: rows) - MemoryEstimate.decodeStep(narrow, rows: rows) == 4 * rows * (2 * q + 2 * kv))
+        #expect(MemoryEstimate.forwardActivations(wide, rows: rows) - MemoryEstimate.forwardActivations(narrow, rows: rows)
+                == 4 * rows * 3 * (2 * q + 2 * kv))
+        #expect(MemoryEstimate.backward(wide, rows: rows) - MemoryEstimate.backward(narrow, rows: rows) == 4 * rows * (2 * q + 2 * kv))
     }
 
     @Test func phasesThatDoNotOverlapCountTheLargerOne() {

@@ -152,6 +152,9 @@ func sweepError(_ text: String, allowMany: Bool = false) -> String {
             ("# sweep: preset = bf16, bf17\nprecision preset {preset}",
              "s.sweep:2: in point preset-bf17: precision preset: NAME must be one of"),
             ("# sweep: seed = 1, 2\nseed {seed}\nstepp 3", "s.sweep:3: in point seed-1: unknown command 'stepp'; did you mean 'step'?"),
+            // A count mistyped: refused when planned, not read as a text prompt at run time.
+            ("# sweep: n = 8, 6a4\nrollout {n}",
+             "s.sweep:2: in point n-6a4: rollout: N must be an integer in 1…4096, or a quoted text"),
         ]
         for (text, expected) in cases {
             let message = sweepError(text)

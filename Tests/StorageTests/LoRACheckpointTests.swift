@@ -84,6 +84,10 @@ private func replaceInConfig(_ dir: URL, _ old: String, _ new: String) throws {
         m = try loadError { try replaceInConfig($0, "\"lora_dropout\": 0.0", "\"lora_dropout\": 1.5") }
         #expect(m.contains("lora_dropout is 1.5; a probability in [0, 1) is read"), "\(m)")
         // Rank 2 in the config: the tensors (rank 4) were made for other adapters.
+        // The largest rank accepted, far more than the file holds: refused by its shapes
+        // before the weights with such adapters are allocated.
+        m = try loadError { try replaceInConfig($0, "\"r\": 4", "\"r\": 1024") }
+        #expect(m.contains("has shape [4, 32]") && m.contains("needs [1024, 32]"), "\(m)")
         m = try loadError { try replaceInConfig($0, "\"r\": 4", "\"r\": 2") }
         #expect(m.contains("has shape [4, 32]") && m.contains("the adapter was made for another base model"), "\(m)")
         // Targets the tensors do not cover, and tensors the targets do not name.

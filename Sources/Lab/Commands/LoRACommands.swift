@@ -80,6 +80,8 @@ extension Command {
         config.lora = spec
         do throws(NumericsError) { try config.validate() } catch { throw LabError("lora add: \(error.description)") }
         let seed = context.arguments.integer("seed").map(UInt64.init) ?? session.seed
+        // Before the adapters are allocated: a rank too large for the memory is refused here.
+        try session.checkMemory(.model(config, engines: lab.policy.engines), advice: "use a smaller rank or fewer target modules")
         var weights = ModelWeights(config: config)
         weights.data.replaceSubrange(0..<lab.policy.master.data.count, with: lab.policy.master.data)
         weights.initializeAdapters(stream: RandomStream(seed: seed, name: "lora"))

@@ -130,31 +130,33 @@ extension Command {
         generation_config.json names.
         JSON: {"sequences", "tokens", "finished", "samples": [{"prompt", "response", "logp_rollout", "logp_train"}], plus the mismatch keys}.
         """,
-        arguments: [.positional("N", .text, "number of prompts (default: the prompts setting), or, for a model with a tokenizer, a quoted text prompt", optional: true),
+        arguments: [.positional("N", .countOrText(1...4096), "number of prompts (default: the prompts setting), or, for a model with a tokenizer, a quoted text prompt", optional: true),
                     .option("samples", .integer(1...4096), "samples of each prompt (default: 1; of a text prompt, the samples setting)"),
                     .flag("tokens", "show the responses token by token, [text|Δ] with Δ = |log μ − log π| of that token")],
         examples: ["rollout", "rollout 64", "rollout 8 --json", "rollout 4 --samples 2 --tokens"],
         reports: true
     ) { context in
         let session = context.session, lab = session.lab
-        let given = context.arguments.text("N")
+        let count = context.arguments.integer("N")
+        let given = count == nil ? context.arguments.text("N") : nil
         var prompts: [[Int32]]
         var samples = context.arguments.integer("samples") ?? 1
-        let text = given.map { lab.tokenizer != nil && Int($0) == nil } ?? false
-        if let given, text {
+        let text = given != nil
+        if let given {
+            guard lab.tokenizer != nil else {
+                throw LabError("rollout: a text prompt needs a model whose checkpoint has \(CheckpointFile.tokenizer); without one, N is a number of prompts 1…4096")
+            }
             let prompt = try lab.encodeWords([given])
             guard !prompt.isEmpty else { throw LabError("rollout: the text prompt encodes to no tokens") }
             samples = context.arguments.integer("samples") ?? session.settings.integer("samples")
             prompts = [prompt]
         } else {
-            guard let n = given.map({ Int($0) }) ?? session.settings.integer("prompts"), (1...4096).contains(n) else {
-                throw LabError("rollout: N must be a number of prompts 1…4096, not '\(given ?? "")'" + (lab.tokenizer == nil ? "; a text prompt needs a model whose checkpoint has \(CheckpointFile.tokenizer)" : ""))
-            }
+            let n = count ?? session.settings.integer("prompts")
             prompts = try rolloutPrompts(n, session: session, round: lab.rolloutCount)
         }
         prompts = prompts.flatMap { Array(repeating: $0, count: samples) }
         try checkPositions(prompts, session: session)
-        let levers = [given != nil ? "N" : "the prompts setting"] + (samples > 1 ? ["--samples"] : [])
+        let levers = [count != nil || given != nil ? "N" : "the prompts setting"] + (samples > 1 ? ["--samples"] : [])
         try session.checkMemory(rolloutEstimate(prompts, session: session),
                                 advice: "lower \(levers.joined(separator: ", ")) or max_new")
         var meter = context.progress("rollout", total: 1)
