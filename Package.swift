@@ -126,7 +126,7 @@ var package = Package(
         ),
         .testTarget(
             name: "LabTests",
-            dependencies: ["Lab", "Files", "Plot", "Engines", "Model", "RL", "Numerics", "JSON", "Storage"],
+            dependencies: ["Lab", "Files", "Plot", "Engines", "Model", "RL", "Numerics", "JSON", "Storage", "Tokenizer"],
             swiftSettings: nativeCPU
         ),
         .testTarget(

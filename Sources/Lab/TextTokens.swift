@@ -88,12 +88,31 @@ extension LabState {
         return text.tokenizer.pieces(ids.map(Int.init))
     }
 
-    /// Token boundaries made visible: each token's text in brackets, newlines and tabs
-    /// escaped, with `marks[i]` (a figure) after token i's text when given.
+    /// Token boundaries made visible: each token's text in brackets, control characters
+    /// escaped (`visible`), with `marks[i]` (a figure) after token i's text when given.
     public func bracketed(_ ids: [Int32], marks: [String]? = nil) -> String {
         pieces(ids).enumerated().map { i, piece in
-            let shown = piece.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: "\\t")
-            return "[\(shown)\(marks.map { "|" + $0[i] } ?? "")]"
+            "[\(LabState.visible(piece))\(marks.map { "|" + $0[i] } ?? "")]"
         }.joined()
+    }
+
+    /// A token's text with its control characters written out: \n, \r, \t, and \u{HH}
+    /// for the others (C0, DEL, C1), so that one token shows on one line.
+    public static func visible(_ piece: String) -> String {
+        var out = ""
+        for scalar in piece.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                    out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
     }
 }

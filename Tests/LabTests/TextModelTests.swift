@@ -4,6 +4,7 @@ import Model
 import Numerics
 import Storage
 import Testing
+import Tokenizer
 
 // A model whose checkpoint has a Hugging Face tokenizer (tokenizer.json): sequences typed
 // and shown as text. The tokenizer is a fixture trained by the `tokenizers` library
@@ -90,6 +91,35 @@ private func textSession() -> Session {
             // Either end id of generation_config.json ends a sequence; nothing follows it.
             if let end = response.firstIndex(where: { $0 == 1 || $0 == 5 }) { #expect(end == response.count - 1) }
         }
+        // `plot tokens 2`: the second response token by token, each token's text (decoded
+        // alone) in brackets and its |log μ − log π| from the rollout's own figures.
+        let tokenizer = try Tokenizer(json: Data(contentsOf: fixtures.appendingPathComponent("llama3/tokenizer.json")))
+        let second = samples[1]
+        let response = try #require(second["response"] as? [Int])
+        let logMu = try #require(second["logp_rollout"] as? [Double]), logPi = try #require(second["logp_train"] as? [Double])
+        let plotted = runOne("plot tokens 2", in: s)
+        #expect(plotted.errors.isEmpty, "\(plotted.errors)")
+        let rows = plotted.lines.dropFirst().prefix(response.count)
+        #expect(rows.count == response.count)
+        for (i, row) in rows.enumerated() {
+            // Control characters written out (\r as \\r), as one line needs.
+            var piece = ""
+            for scalar in tokenizer.decode([response[i]]).unicodeScalars {
+                let escapes: [Unicode.Scalar: String] = ["\n": "\\n", "\r": "\\r", "\t": "\\t"]
+                if let e = escapes[scalar] { piece += e } else if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                    piece += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+                } else { piece.unicodeScalars.append(scalar) }
+            }
+            let trimmed = row.drop { $0 == " " }
+            #expect(trimmed.hasPrefix("\(i + 1) [\(piece)]"), "row \(i + 1): \(row)")
+            let value = try #require(row.split(separator: " ").last.flatMap { Double($0) }, "\(row)")
+            // The JSON's log-probabilities are float32 figures near -10: |Δ| from them is good
+            // to about 1e-6, the plotted figure to 4 digits.
+            let delta = abs(logMu[i] - logPi[i])
+            #expect(abs(value - delta) <= 1e-3 * delta + 2e-6, "row \(i + 1): \(value) against \(delta)")
+        }
+        #expect(plotted.lines.contains("prompt: <|begin_of_text|>Hello world"), "\(plotted.lines)")
+        #expect(failure("plot tokens 4", in: s).contains("SAMPLE must be 1…3"))
         let shown = runOne("rollout \"Hello world\" --samples 2 --tokens", in: s).lines
         #expect(shown.filter { $0.hasPrefix("<|begin_of_text|>Hello world → [") && $0.contains("|") }.count == 2, "\(shown)")
     }

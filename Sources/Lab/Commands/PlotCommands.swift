@@ -26,7 +26,7 @@ extension Setting {
 extension CommandContext {
     /// Draws `figure` for the terminal, writes it as SVG when `--svg FILE` was given, and
     /// gives `report` the SVG in place of the terminal drawing.
-    func show(_ figure: Figure) throws {
+    func show(_ figure: some Drawing) throws {
         let session = self.session
         let recording = session.isRecording
         var width = 80
@@ -70,7 +70,7 @@ extension Command {
                               complete: { session, _ in session.metrics.columns }),
                     .option("runs", .text, "only these runs: NAME or NAME,NAME,…"),
                     .flag("log", "a log scale for every column"), svgOption],
-        subcommands: [plotScatter, plotSeqRatio, plotPositions, plotHist, plotTrace],
+        subcommands: [plotScatter, plotSeqRatio, plotPositions, plotHist, plotTrace, plotTokens],
         examples: ["plot reward k3", "plot accuracy --runs bf16-grpo-s0,fp16-grpo-s0 --svg curves.svg"]
     ) { context in
         let metrics = context.session.metrics
@@ -210,6 +210,63 @@ extension Command {
         try context.show(Figure(Chart(title: "Drift of the hidden state, stage by stage", x: Axis("stage"),
                                       y: Axis("‖h_rollout − h_train‖ / ‖h_train‖", scale: positive ? .log10 : .linear),
                                       series: series, notes: ["stages: " + key])))
+    }
+}
+
+extension Command {
+    static let plotTokens = Command(
+        name: "tokens", topic: .plots,
+        summary: "one response of the last rollout token by token: each token's text and its |Δ log p|",
+        details: """
+        Each row is one response token, in the order of the text: its text as the model's
+        tokenizer decodes it alone (in brackets, so that spaces show), and a bar of
+        |log μ − log π|, where the engines part. SAMPLE is the response (1 = the first the
+        rollout printed; default: the one with the largest |Δ log p| at any token). --top K
+        keeps the K tokens of largest |Δ log p|, largest first. Without a tokenizer the tokens
+        are the vocabulary's strings. The bars are on a log scale; a token where the engines
+        agree exactly has none.
+        """,
+        arguments: [.positional("SAMPLE", .integer(1...1_000_000), "which response (default: the one with the largest |Δ log p|)", optional: true),
+                    .option("top", .integer(1...100_000), "only the K tokens of largest |Δ log p|, largest first"), svgOption],
+        examples: ["plot tokens", "plot tokens 3", "plot tokens --top 20 --svg tokens.svg"]
+    ) { context in
+        let lab = context.session.lab
+        guard let batch = lab.lastRollout, let pairs = lab.lastPairs, !pairs.isEmpty, batch.count == pairs.count else {
+            throw LabError("no rollout yet; run 'rollout' first")
+        }
+        let deltas = pairs.map { p in zip(p.rollout, p.train).map { abs(Double($0) - Double($1)) } }
+        let chosen: Int
+        if let n = context.arguments.integer("SAMPLE") {
+            guard n <= pairs.count else { throw LabError("plot tokens: SAMPLE must be 1…\(pairs.count) (the last rollout has \(pairs.count) responses), not \(n)") }
+            chosen = n - 1
+        } else {
+            chosen = deltas.indices.max { (deltas[$0].filter(\.isFinite).max() ?? -1) < (deltas[$1].filter(\.isFinite).max() ?? -1) } ?? 0
+        }
+        let response = batch.responses[chosen]
+        let pair = pairs[chosen]
+        let positions = pair.positions ?? Array(pair.rollout.indices)
+        guard !positions.isEmpty else { throw LabError("plot tokens: response \(chosen + 1) has no tokens") }
+        let pieces = lab.pieces(positions.map { response[$0] })
+        var rows = Array(positions.indices)
+        let top = context.arguments.integer("top")
+        if let top {
+            rows = rows.sorted { (deltas[chosen][$0], $1) > (deltas[chosen][$1], $0) }.prefix(top).map { $0 }
+        }
+        let labels = rows.map { i in
+            "[" + LabState.visible(pieces[i]) + "]"
+                + (top == nil ? "" : " @\(positions[i] + 1)")
+        }
+        let values = rows.map { deltas[chosen][$0] }
+        let prompt = lab.showText(batch.prompts[chosen])
+        let shownPrompt = prompt.count > 60 ? String(prompt.prefix(59)) + "…" : prompt
+        let what = top.map { _ in "the \(rows.count) tokens of largest |Δ log p|" } ?? "token by token"
+        var notes = ["prompt: " + LabState.visible(shownPrompt),
+                     "\(positions.count) response tokens" + (top == nil ? "" : "; @N is the token's place in the response (1 = first)")]
+        let total = deltas[chosen].filter(\.isFinite).reduce(0, +)
+        notes.append("sum of |Δ log p| \(figure(total)), largest \(figure(deltas[chosen].filter(\.isFinite).max()))")
+        try context.show(LabelledBars(title: "Response \(chosen + 1) of the last rollout, \(what)",
+                                      labels: labels, axis: Axis("|log μ − log π|", unit: "nats", scale: .log10),
+                                      bars: [.init(lab.presetName ?? "current", values: values)], notes: notes))
     }
 }
 
