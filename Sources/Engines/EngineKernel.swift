@@ -73,8 +73,10 @@ public final class ScalingState {
 public final class EngineKernel: LinearKernel {
     public let profile: PrecisionProfile
     public let backend: any MatmulBackend
-    /// The engine's weights: embedding and norms rounded; linear weights dequantized
-    /// (q · scale) for display and traces.
+    /// The engine's weights: embedding, norms and biases rounded to `otherWeights`. The
+    /// linear weights' slots keep the master's values: the products read the prepared
+    /// weights (`prepared`, `quantizedWeights`), never these. When rounding changes no value
+    /// (a BF16 checkpoint under BF16 engines) this is the master itself, not a copy.
     public private(set) var weights: ModelWeights
     /// Linear weights as FProp uses them, stored (out, in) with the profile's granularity.
     private var prepared: [LinearSite: PreparedOperand] = [:]
@@ -128,8 +130,11 @@ public final class EngineKernel: LinearKernel {
         var w = master
         let other = Rounder(format: profile.otherWeights)
         let linearNames = Set(sites.map { $0.slot(in: master).name })
-        // Non-matrix parameters: rounded to their storage format.
+        // Non-matrix parameters: rounded to their storage format. The master's buffer stays
+        // shared until a value changes: a slot already in the format is not copied.
         for s in master.slots where !linearNames.contains(s.name) || (master.config.tieWordEmbeddings && s.name == master.embedding.name) {
+            let unchanged = w.data.withUnsafeBufferPointer { p in other.leavesUnchanged(p.baseAddress! + s.offset, count: s.count) }
+            if unchanged { continue }
             w.data.withUnsafeMutableBufferPointer { p in other.round(p.baseAddress! + s.offset, into: p.baseAddress! + s.offset, count: s.count) }
         }
         let merged = profile.sources.loraMerged && master.config.lora != nil
@@ -139,14 +144,26 @@ public final class EngineKernel: LinearKernel {
             dgradRule.granularity = p.weights.granularity.transposed
             let separateDgrad = dgradRule != p.weights
             let s = site.slot(in: master)
-            var values = Array(master.data[s.offset..<(s.offset + s.count)])
             // Merged LoRA: the adapter's (α/r)·B·A joins the weight before its quantization.
+            var mergedValues: [Float]?
             if merged && master.config.lora!.adapts(site) {
+                var values = Array(master.data[s.offset..<(s.offset + s.count)])
                 master.data.withUnsafeBufferPointer { d in
                     values.withUnsafeMutableBufferPointer { v in master.addAdapterProduct(site, from: d.baseAddress!, into: v.baseAddress!) }
                 }
+                mergedValues = values
             }
-            var q = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: true, quantization: p.weights)
+            // Otherwise quantized from the master's slice in place (no copy of it first).
+            func quantized(_ rule: Quantization, transposed: Bool) throws(NumericsError) -> PreparedOperand {
+                if let mergedValues {
+                    return try PreparedOperand(mergedValues, rows: s.rows, cols: s.cols, transposed: transposed, quantization: rule)
+                }
+                return try master.data.withUnsafeBufferPointer { d throws(NumericsError) in
+                    try PreparedOperand(UnsafeBufferPointer(rebasing: d[s.offset..<(s.offset + s.count)]), rows: s.rows, cols: s.cols,
+                                        transposed: transposed, quantization: rule)
+                }
+            }
+            var q = try quantized(p.weights, transposed: true)
             // Every forward product reuses the weights as its right operand: lay them out once
             // for the fused kernel when the products run on it (scaled or limited accumulation).
             // Otherwise they go to the backend as B = Wᵀ: stored so once, they are not
@@ -164,20 +181,30 @@ public final class EngineKernel: LinearKernel {
             saturated += q.matrix.saturated
             state.record(.weights, q.matrix)
             if separateDgrad {
-                let qd = try PreparedOperand(values, rows: s.rows, cols: s.cols, transposed: false, quantization: dgradRule)
+                let qd = try quantized(dgradRule, transposed: false)
                 state.record(.weights, qd.matrix)
                 preparedDgrad[site] = qd
             } else {
-                let dgrad = PreparedOperand(matrix: q.matrix, transposed: false)
-                preparedDgrad[site] = EngineKernel.nativeBF16(backend, p.dgrad.input, dgradRule) && p.dgrad.accumulation == .fp32
-                    ? dgrad.packedForNativeBF16() : dgrad
-            }
-            if !(master.config.tieWordEmbeddings && site.kind == .lmHead) {
-                let deq = q.matrix.dequantized()
-                w.data.replaceSubrange(s.offset..<(s.offset + s.count), with: deq)
+                // Packed for the native BF16 product (if it runs there) at the first backward:
+                // a model that is only measured never needs it.
+                preparedDgrad[site] = PreparedOperand(matrix: q.matrix, transposed: false)
             }
         }
         weights = w
+    }
+
+    /// DGrad's weights for `site`, packed for the native BF16 product the first time a
+    /// backward needs them there.
+    private func dgradWeights(_ site: LinearSite) -> PreparedOperand {
+        guard let w = preparedDgrad[site] else { preconditionFailure("no weights for \(site)") }
+        let p = profile.forSite(site)
+        var rule = p.weights
+        rule.granularity = rule.granularity.transposed
+        guard !w.isPackedForNativeBF16, rule == p.weights, p.dgrad.accumulation == .fp32,
+              EngineKernel.nativeBF16(backend, p.dgrad.input, rule) else { return w }
+        let packed = w.packedForNativeBF16()
+        preparedDgrad[site] = packed
+        return packed
     }
 
     /// Whether a product of operands quantized so runs on the backend's native BF16 kernel.
@@ -209,7 +236,7 @@ public final class EngineKernel: LinearKernel {
     /// master gradient).
     public func backward(_ site: LinearSite, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int,
                          dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>?) {
-        guard let w = preparedDgrad[site] else { preconditionFailure("no weights for \(site)") }
+        let w = dgradWeights(site)
         let inDim = w.matrix.cols, outDim = w.matrix.rows
         let p = profile.forSite(site)
         var quantizedDy: PreparedOperand? = nil

@@ -147,6 +147,9 @@ public struct PreparedOperand: Sendable {
     /// if `packedForNativeBF16()` made them: half the bytes of float32, laid out once per sync.
     var packedBF16: BF16Kernel.PackedB?
 
+    /// Whether `packedForNativeBF16()` made this operand's BF16 pairs.
+    public var isPackedForNativeBF16: Bool { packedBF16 != nil }
+
     /// The same operand, with its values also packed for the native BF16 product as B (see
     /// `packedBF16`). Only for an operand whose values are all BF16 values.
     public func packedForNativeBF16() -> PreparedOperand {
@@ -161,6 +164,13 @@ public struct PreparedOperand: Sendable {
 
     /// Quantizes a stored (rows, cols) matrix.
     public init(_ values: [Float], rows: Int, cols: Int, transposed: Bool, quantization: Quantization,
+                stream: RandomStream = RandomStream(key: 0)) throws(NumericsError) {
+        self.matrix = try quantization.quantize(values, rows: rows, cols: cols, stream: stream)
+        self.transposed = transposed
+    }
+
+    /// Quantizes a stored (rows, cols) matrix read in place.
+    public init(_ values: UnsafeBufferPointer<Float>, rows: Int, cols: Int, transposed: Bool, quantization: Quantization,
                 stream: RandomStream = RandomStream(key: 0)) throws(NumericsError) {
         self.matrix = try quantization.quantize(values, rows: rows, cols: cols, stream: stream)
         self.transposed = transposed

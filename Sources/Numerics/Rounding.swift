@@ -187,6 +187,24 @@ public struct Rounder: Sendable, Hashable {
         roundSerially(source, into: destination, count: count, stream: stream, offset: offset)
     }
 
+    /// Whether rounding `count` values from `source` (as `round(_:into:count:)` would, with
+    /// the default stream from offset 0) leaves every one of them with its bits: values
+    /// already in the format (a BF16 checkpoint's, under BF16). Reads only; rounds through a
+    /// small buffer of its own.
+    public func leavesUnchanged(_ source: UnsafePointer<Float>, count: Int) -> Bool {
+        let chunk = 4096
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
+        defer { buffer.deallocate() }
+        var start = 0
+        while start < count {
+            let n = min(chunk, count - start)
+            roundSerially(source + start, into: buffer, count: n, stream: RandomStream(key: 0), offset: UInt64(start))
+            for i in 0..<n where buffer[i].bitPattern != source[start + i].bitPattern { return false }
+            start += n
+        }
+        return true
+    }
+
     /// From this many values a buffer's rounding is cut between threads.
     static let parallelCount = 1 << 18
 

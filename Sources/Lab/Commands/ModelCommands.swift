@@ -67,19 +67,21 @@ extension Command {
     static let modelNew = Command(
         name: "new", topic: .model,
         summary: "a new model with random weights from the seed",
-        details: "Unset sizes keep the lab's default model (4 layers, width 64, 4 heads, 2 kv heads, SwiGLU width 176). experts=E puts a sparse mixture of E SwiGLU experts (each of width intermediate) in every layer's MLP, with a router sending each token to its top_k most probable experts (default 2), their weights renormalised to sum 1: Mixtral's block, saved as a checkpoint MixtralForCausalLM loads. The engines keep their precision when it fits the new shapes.",
+        details: "Unset sizes keep the lab's default model (4 layers, width 64, 4 heads, 2 kv heads, SwiGLU width 176). family=qwen2 gives q, k and v biases (Qwen2), family=qwen3 per-head q and k norms (Qwen3), mistral is Llama's block under Mistral's name; head_dim=D sets the heads' width apart from hidden/heads (Qwen3's shapes), attention_bias=on biases on q, k, v and o (llama, qwen3). Biases start at 0 and norms at 1, as transformers initialises them. experts=E puts a sparse mixture of E SwiGLU experts (each of width intermediate) in every layer's MLP, with a router sending each token to its top_k most probable experts (default 2), their weights renormalised to sum 1: Mixtral's block, saved as a checkpoint MixtralForCausalLM loads. The engines keep their precision when it fits the new shapes.",
         arguments: [
             .assignments("SIZE=N", keys: [("hidden", .integer(2...4096)), ("layers", .integer(0...64)),
                                           ("heads", .integer(1...256)), ("kv_heads", .integer(1...256)),
                                           ("intermediate", .integer(1...16384)), ("max_pos", .integer(1...8192)),
                                           ("theta", .real(1.0001...1e9)), ("tied", .toggle),
-                                          ("experts", .integer(0...256)), ("top_k", .integer(1...256))],
+                                          ("experts", .integer(0...256)), ("top_k", .integer(1...256)),
+                                          ("family", .choice(["llama", "mistral", "qwen2", "qwen3"])),
+                                          ("head_dim", .integer(2...4096)), ("attention_bias", .toggle)],
                          "shape settings", minimum: 0),
             .option("seed", .integer(0...Int.max), "seed of the initial weights (default: the session's seed)"),
             .option("std", .real(1e-6...10), "standard deviation of the initial weights", default: .real(Double(LabState.initStd))),
         ],
         examples: ["model new", "model new layers=2 hidden=32 heads=2 kv_heads=1 intermediate=96 --seed 5",
-                   "model new experts=8 top_k=2 intermediate=48"],
+                   "model new experts=8 top_k=2 intermediate=48", "model new family=qwen3 head_dim=32 hidden=64 heads=4 kv_heads=2"],
         restoresState: true
     ) { context in
         var config = LlamaConfig.labDefault
@@ -96,6 +98,9 @@ extension Command {
             case ("tied", .toggle(let on)): config.tieWordEmbeddings = on
             case ("experts", .integer(let n)): config.numLocalExperts = n
             case ("top_k", .integer(let n)): config.numExpertsPerTok = n
+            case ("family", .text(let name)): config.family = ModelFamily(rawValue: name)!
+            case ("head_dim", .integer(let n)): config.explicitHeadDim = n
+            case ("attention_bias", .toggle(let on)): config.attentionBias = on
             default: throw LabError("model new: unexpected \(key)=\(value)")
             }
         }
@@ -117,7 +122,9 @@ extension Command {
         let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
         let c = config
         let experts = c.isMixtureOfExperts ? " experts=\(c.numLocalExperts) top_k=\(c.numExpertsPerTok)" : ""
-        let rebuild = "model new hidden=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads) kv_heads=\(c.numKeyValueHeads) intermediate=\(c.intermediateSize) max_pos=\(c.maxPositionEmbeddings) theta=\(c.ropeTheta) tied=\(c.tieWordEmbeddings ? "on" : "off")\(experts) --seed \(seed) --std \(std)"
+        let family = (c.family == .llama ? "" : " family=\(c.family.rawValue)") + (c.explicitHeadDim.map { " head_dim=\($0)" } ?? "")
+            + (c.attentionBias ? " attention_bias=on" : "")
+        let rebuild = "model new hidden=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads) kv_heads=\(c.numKeyValueHeads) intermediate=\(c.intermediateSize) max_pos=\(c.maxPositionEmbeddings) theta=\(c.ropeTheta) tied=\(c.tieWordEmbeddings ? "on" : "off")\(experts)\(family) --seed \(seed) --std \(std)"
         let trainer = try Trainer(policy: policy, task: lab.task.spec, seed: session.seed)
         // The live vocabulary when it names the new model's rows (a model loaded with another
         // vocabulary, or a tokenizer's, leaves the lab's standard one).
@@ -125,7 +132,9 @@ extension Command {
         lab.replace(policy: policy, vocabulary: vocabulary, origin: "new (seed \(seed))", step: 0, restoreCommand: rebuild,
                     trainer: trainer)
         let sparse = config.isMixtureOfExperts ? ", \(config.numLocalExperts) experts (top \(config.numExpertsPerTok)) per layer" : ""
-        context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize)\(sparse) (seed \(seed))")
+        let block = config.family == .llama && config.explicitHeadDim == nil && !config.attentionBias ? ""
+            : ", \(config.family.rawValue)" + (config.explicitHeadDim.map { ", head_dim \($0)" } ?? "") + (config.attentionBias ? ", attention biases" : "")
+        context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize)\(block)\(sparse) (seed \(seed))")
     }
 
     static let modelInit = Command(
