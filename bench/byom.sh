@@ -74,4 +74,25 @@ for r in $(seq 1 "$repeat"); do
     echo "{\"run\": \"lab load\", \"repeat\": $r, $(measure "$plab" run "$work/load.plab")}"
     echo "{\"run\": \"lab load + rollout 8 x 128\", \"repeat\": $r, $(measure "$plab" run "$work/rollout.plab")}"
     grep -E '^(8 sequences|mismatch|  )' "$work/out" | head -3 >&2 || true
-done
+done | tee "$work/runs.jsonl"
+
+# The medians of the runs above (the peer's whole measurement is its load, rollout and
+# recomputation; the lab's, its `plab run` of the load and the rollout).
+"$venv/bin/python" - "$work/runs.jsonl" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1])]
+def median(values): return statistics.median(values) if values else float("nan")
+peer = [r["result"] for r in runs if r["run"] == "peer"]
+load = [r for r in runs if r["run"] == "lab load"]
+whole = [r for r in runs if r["run"] == "lab load + rollout 8 x 128"]
+rows = [
+    ("load (s)", median([r["wall_s"] for r in load]), median([p["load_s"] for p in peer])),
+    ("rollout + recompute (s)", median([w["wall_s"] - l["wall_s"] for w, l in zip(whole, load)]),
+     median([p["rollout_s"] + p["recompute_s"] for p in peer])),
+    ("whole measurement (s)", median([r["wall_s"] for r in whole]), median([p["load_s"] + p["rollout_s"] + p["recompute_s"] for p in peer])),
+    ("peak memory (MB)", median([r["peak_rss_mb"] for r in whole]), median([p["peak_rss_mb"] for p in peer])),
+]
+print(f"medians of {len(whole)} runs | lab | PyTorch | lab / PyTorch")
+for name, lab, torch in rows:
+    print(f"{name} | {lab:.2f} | {torch:.2f} | {lab / torch:.2f}")
+PY

@@ -125,7 +125,6 @@ public final class RolloutEngine: Engine {
     /// runs to max_new).
     public func generate(prompts: [[Int32]], sampling: SamplingSettings, endTokens: Set<Int32>, stream: RandomStream,
                          shouldStop: () -> Bool = { false }) -> RolloutBatch {
-        let v = transformer.config.vocabSize
         let capacity = (prompts.map(\.count).max() ?? 0) + sampling.maxNewTokens
         precondition(capacity <= transformer.config.maxPositionEmbeddings, "sequence longer than max_position_embeddings")
         var cache = KVCache(config: transformer.config, slots: prompts.count, capacity: capacity)
@@ -172,11 +171,10 @@ public final class RolloutEngine: Engine {
             let lp = transformer.decodeStep(rows, cache: &cache, weights: kernel.weights, kernel: kernel,
                                             plan: profile.forwardPlan, routing: &used)
             record(rows[...], used)
+            let drawn = sampleRows(lp, active: active, position: position, sampling: sampling, stream: stream)
             var still: [Int] = []
             for (r, i) in active.enumerated() {
-                let dist = temperatureLogProbs(lp[(r * v)..<((r + 1) * v)], temperature: sampling.temperature)
-                let u = Double(stream.draw(at: UInt64(i) << 16 | UInt64(position[i])) >> 11) * 0x1p-53
-                let token = sample(dist, u: u, sampling: sampling)
+                let (dist, token) = drawn[r]
                 batch.responses[i].append(token)
                 batch.logMu[i].append(Float(dist[Int(token)]))
                 batch.distributions[i] += dist.map { Float($0) }
@@ -189,6 +187,28 @@ public final class RolloutEngine: Engine {
             active = still
         }
         return batch
+    }
+
+    /// Each active row's distribution at the sampling temperature and its sampled token,
+    /// row r of `lp` being sequence `active[r]`. Every row is drawn on its own (its uniform
+    /// is draw i·65536 + p of `stream`), so the rows are cut between threads with the same
+    /// results.
+    private func sampleRows(_ lp: [Float], active: [Int], position: [Int], sampling: SamplingSettings,
+                            stream: RandomStream) -> [(dist: [Double], token: Int32)] {
+        let v = transformer.config.vocabSize
+        var out = [(dist: [Double], token: Int32)](repeating: ([], 0), count: active.count)
+        out.withUnsafeMutableBufferPointer { o in
+            let rows = UncheckedSendable(o)
+            forEachRange(active.count, minimumCost: 1 << 16, cost: { _ in v }) { range in
+                for r in range {
+                    let i = active[r]
+                    let dist = temperatureLogProbs(lp[(r * v)..<((r + 1) * v)], temperature: sampling.temperature)
+                    let u = Double(stream.draw(at: UInt64(i) << 16 | UInt64(position[i])) >> 11) * 0x1p-53
+                    rows.value[r] = (dist, self.sample(dist, u: u, sampling: sampling))
+                }
+            }
+        }
+        return out
     }
 
     /// Inverse-CDF sampling with a uniform u in [0, 1): over the tokens in id order, or with

@@ -156,14 +156,16 @@ extension MemoryEstimate {
     public static func masterWeights(_ c: LlamaConfig) -> Int { product(4, parameters(c)) }
 
     /// One engine's copy of the weights (`EngineKernel`): its own `ModelWeights` (4·P:
-    /// embedding and norms rounded, linear weights dequantized), and per linear weight of
+    /// embedding and norms rounded; counted although it stays the master's buffer when
+    /// rounding changes no value, which the estimate cannot know before the tensors are
+    /// read: an upper bound), and per linear weight of
     /// shape (out, in) the quantized values as FProp uses them, 4·(out·in + scales), with
     /// scales = 1 unscaled or per tensor, out·⌈in/G⌉ for 1×G, ⌈out/G⌉·in for G×1,
     /// ⌈out/R⌉·⌈in/C⌉ for R×C blocks; the fused kernel's packing of them as the right operand,
     /// 4·32·⌈out/32⌉·in, when the products are scaled or accumulate in limited precision, and
     /// otherwise the values stored untransposed for the backend, 4·out·in; DGrad's second copy, quantized along the other axis, when the tiling is not symmetric
-    /// (1×G, R×C with R ≠ C); and while a sync builds it, the master slice it copies and its
-    /// dequantized values, 2·4·(largest out·in).
+    /// (1×G, R×C with R ≠ C); and while a sync builds it, a merged adapter's copy of the
+    /// master slice and its quantization's temporaries, 2·4·(largest out·in).
     public static func engineWeights(_ c: LlamaConfig, _ profile: PrecisionProfile) -> Int {
         var bytes = product(4, parameters(c))
         for shape in linearShapes(c) {

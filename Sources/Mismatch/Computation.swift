@@ -38,6 +38,31 @@ struct FullComparison {
     a.isNaN || b.isNaN ? .nan : (b < a ? b : a)
 }
 
+/// `compareRows` of every token's two full distributions. Each row is compared on its own,
+/// so the rows are cut between threads with the same results.
+func fullComparisons(_ f: FullDistributions, rows n: Int) -> [FullComparison] {
+    let v = f.vocabularySize
+    var out = [FullComparison](repeating: FullComparison(kl: 0, tv: 0, argmaxDiffers: false), count: n)
+    out.withUnsafeMutableBufferPointer { o in
+        f.rollout.withUnsafeBufferPointer { ra in
+            f.train.withUnsafeBufferPointer { rb in
+                let buffers = UncheckedSendable((o, ra, rb))
+                forEachRange(n, minimumCost: 1 << 16, cost: { _ in v }) { range in
+                    let (o, ra, rb) = buffers.value
+                    let sa = UnsafeMutableBufferPointer<Double>.allocate(capacity: v)
+                    let sb = UnsafeMutableBufferPointer<Double>.allocate(capacity: v)
+                    defer { sa.deallocate(); sb.deallocate() }
+                    for t in range {
+                        o[t] = compareRows(UnsafeBufferPointer(rebasing: ra[(t * v)..<((t + 1) * v)]),
+                                           UnsafeBufferPointer(rebasing: rb[(t * v)..<((t + 1) * v)]), sa, sb)
+                    }
+                }
+            }
+        }
+    }
+    return out
+}
+
 /// Compares two rows of log-probabilities of length V. `scratchA`/`scratchB` hold ≥ V doubles.
 func compareRows(
     _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>,
@@ -148,7 +173,6 @@ struct Prepared {
             throw MismatchError.badCap(cap)
         }
         self.options = options
-        var scratchA: [Double] = [], scratchB: [Double] = []
         for (s, seq) in input.enumerated() {
             let n = seq.rollout.count
             guard seq.train.count == n else {
@@ -162,12 +186,9 @@ struct Prepared {
                 guard f.vocabularySize >= 1, !overflow, f.rollout.count == size, f.train.count == size else {
                     throw MismatchError.badFullDistributions(sequence: s)
                 }
-                if scratchA.count < f.vocabularySize {
-                    scratchA = Array(repeating: 0, count: f.vocabularySize)
-                    scratchB = scratchA
-                }
             }
             if n == 0 { continue }
+            let comparisons = seq.full.map { fullComparisons($0, rows: n) }
             let id = sequences.count
             var sumLR = ExactSum(), sumD = ExactSum(), sumMu = ExactSum(), sumPi = ExactSum()
             var sumKL = ExactSum()
@@ -176,21 +197,7 @@ struct Prepared {
                 let lm = Double(seq.rollout[t]), lp = Double(seq.train[t])
                 let d = lm == lp ? 0 : lm - lp
                 let lr = clampLogRatio(-d)
-                var full: FullComparison? = nil
-                if let f = seq.full {
-                    let vs = f.vocabularySize
-                    full = f.rollout.withUnsafeBufferPointer { ra in
-                        f.train.withUnsafeBufferPointer { rb in
-                            scratchA.withUnsafeMutableBufferPointer { sa in
-                                scratchB.withUnsafeMutableBufferPointer { sb in
-                                    compareRows(
-                                        UnsafeBufferPointer(rebasing: ra[(t * vs)..<((t + 1) * vs)]),
-                                        UnsafeBufferPointer(rebasing: rb[(t * vs)..<((t + 1) * vs)]), sa, sb)
-                                }
-                            }
-                        }
-                    }
-                }
+                let full = comparisons?[t]
                 if let full { sumKL.add(full.kl) }
                 tokens.append(PreparedToken(
                     sequence: id, position: seq.positions?[t] ?? t, logMu: lm, logPi: lp, d: d,

@@ -13,6 +13,9 @@
 //         func terminal(_ style: TerminalStyle) -> String      (Terminal.swift)
 //         func svg() -> String                                 (SVG.swift)
 //     struct TerminalStyle (width, height, unicode, color)
+//     struct LabelledBars (title, labels, axis, bars, notes)    (LabelledBars.swift: rows
+//                       of labelled bars, e.g. a response token by token; a `Drawing` as
+//                       Figure is)
 //     struct HTMLPage   (title, prompt, blocks: [HTMLPage.Block]) (HTMLPage.swift)
 //         func render() -> String
 //
