@@ -97,11 +97,14 @@ extension Trainer {
     /// (the lab does so when a run starts).
     public func resetReference() { reference = nil }
 
-    /// log π_0 of the batch's response tokens, in float32 engines; π_0 is taken from the
-    /// current weights on first use after `resetReference()`.
+    /// log π_0 of the batch's response tokens, in float32 engines on the portable backend
+    /// (the lab's own kernel and threads whatever the session's backend: the same figure on
+    /// every machine, and no OpenBLAS threads left spinning beside the steps' own); π_0 is
+    /// taken from the current weights on first use after `resetReference()`.
     func referenceLogProbs(_ batch: RolloutBatch, temperature: Double) throws -> [[Float]] {
         if reference == nil {
-            reference = try Policy(master: policy.master, engines: Preset.fp32.engines(for: policy.config), backend: policy.backend)
+            let backend: any MatmulBackend = policy.backend is PortableBackend ? policy.backend : PortableBackend()
+            reference = try Policy(master: policy.master, engines: Preset.fp32.engines(for: policy.config), backend: backend)
         }
         return try reference!.recompute(batch, temperature: temperature, keepForBackward: false).pairs.map(\.train)
     }
