@@ -70,14 +70,19 @@ measure() {
 }
 
 for r in $(seq 1 "$repeat"); do
-    echo "{\"run\": \"peer\", \"repeat\": $r, \"result\": $("$venv/bin/python" "$here/pytorch_byom.py" peer "$dir")}"
-    echo "{\"run\": \"lab load\", \"repeat\": $r, $(measure "$plab" run "$work/load.plab")}"
-    echo "{\"run\": \"lab load + rollout 8 x 128\", \"repeat\": $r, $(measure "$plab" run "$work/rollout.plab")}"
+    # Each figure captured first, so that a failed run stops the script with its own error.
+    peer=$("$venv/bin/python" "$here/pytorch_byom.py" peer "$dir") || exit 1
+    echo "{\"run\": \"peer\", \"repeat\": $r, \"result\": $peer}"
+    load=$(measure "$plab" run "$work/load.plab") || exit 1
+    echo "{\"run\": \"lab load\", \"repeat\": $r, $load}"
+    whole=$(measure "$plab" run "$work/rollout.plab") || exit 1
+    echo "{\"run\": \"lab load + rollout 8 x 128\", \"repeat\": $r, $whole}"
     grep -E '^(8 sequences|mismatch|  )' "$work/out" | head -3 >&2 || true
 done | tee "$work/runs.jsonl"
 
 # The medians of the runs above (the peer's whole measurement is its load, rollout and
-# recomputation; the lab's, its `plab run` of the load and the rollout).
+# recomputation, timed inside Python after its imports; the lab's, its `plab run` of the load
+# and the rollout, process start included: the load and whole ratios lean against the lab).
 "$venv/bin/python" - "$work/runs.jsonl" <<'PY'
 import json, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]

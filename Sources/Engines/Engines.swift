@@ -176,8 +176,8 @@ public final class RolloutEngine: Engine {
             for (r, i) in active.enumerated() {
                 let (dist, token) = drawn[r]
                 batch.responses[i].append(token)
-                batch.logMu[i].append(Float(dist[Int(token)]))
-                batch.distributions[i] += dist.map { Float($0) }
+                batch.logMu[i].append(dist[Int(token)])
+                batch.distributions[i] += dist
                 if endTokens.contains(token) { batch.finished[i] = true; continue }
                 if batch.responses[i].count >= sampling.maxNewTokens { continue }
                 next[i] = token
@@ -189,14 +189,14 @@ public final class RolloutEngine: Engine {
         return batch
     }
 
-    /// Each active row's distribution at the sampling temperature and its sampled token,
-    /// row r of `lp` being sequence `active[r]`. Every row is drawn on its own (its uniform
-    /// is draw i·65536 + p of `stream`), so the rows are cut between threads with the same
-    /// results.
+    /// Each active row's distribution at the sampling temperature (as float32, as the batch
+    /// keeps it) and its sampled token, row r of `lp` being sequence `active[r]`. Every row
+    /// is drawn on its own (its uniform is draw i·65536 + p of `stream`), so the rows are cut
+    /// between threads with the same results.
     private func sampleRows(_ lp: [Float], active: [Int], position: [Int], sampling: SamplingSettings,
-                            stream: RandomStream) -> [(dist: [Double], token: Int32)] {
+                            stream: RandomStream) -> [(dist: [Float], token: Int32)] {
         let v = transformer.config.vocabSize
-        var out = [(dist: [Double], token: Int32)](repeating: ([], 0), count: active.count)
+        var out = [(dist: [Float], token: Int32)](repeating: ([], 0), count: active.count)
         out.withUnsafeMutableBufferPointer { o in
             let rows = UncheckedSendable(o)
             forEachRange(active.count, minimumCost: 1 << 16, cost: { _ in v }) { range in
@@ -204,7 +204,8 @@ public final class RolloutEngine: Engine {
                     let i = active[r]
                     let dist = temperatureLogProbs(lp[(r * v)..<((r + 1) * v)], temperature: sampling.temperature)
                     let u = Double(stream.draw(at: UInt64(i) << 16 | UInt64(position[i])) >> 11) * 0x1p-53
-                    rows.value[r] = (dist, self.sample(dist, u: u, sampling: sampling))
+                    let token = self.sample(dist, u: u, sampling: sampling)
+                    rows.value[r] = (dist.map { Float($0) }, token)
                 }
             }
         }

@@ -147,6 +147,17 @@ extension MemoryEstimate {
         return shapes
     }
 
+    /// The LoRA factors each engine prepares as it prepares the weights they adapt: A (r, in)
+    /// and B (out, r) per adapted kind, L of each.
+    static func adapterShapes(_ c: LlamaConfig) -> [(kind: LinearKind, rows: Int, cols: Int, count: Int)] {
+        guard let lora = c.lora else { return [] }
+        let shapes = linearShapes(c)
+        return lora.targets.flatMap { kind -> [(kind: LinearKind, rows: Int, cols: Int, count: Int)] in
+            guard let s = shapes.first(where: { $0.kind == kind }) else { return [] }
+            return [(kind, lora.rank, s.cols, c.numHiddenLayers), (kind, s.rows, lora.rank, c.numHiddenLayers)]
+        }
+    }
+
     /// The largest linear weight, max(C·C, KV·C, F·C, V·C) elements.
     static func largestLinear(_ c: LlamaConfig) -> Int {
         linearShapes(c).map { product($0.rows, $0.cols) }.max() ?? 0
@@ -168,6 +179,11 @@ extension MemoryEstimate {
     /// master slice and its quantization's temporaries, 2·4·(largest out·in).
     public static func engineWeights(_ c: LlamaConfig, _ profile: PrecisionProfile) -> Int {
         var bytes = product(4, parameters(c))
+        // LoRA factors: the plain recipe (unscaled, float32 accumulation): values, one
+        // scale, and the values untransposed for the backend.
+        for shape in adapterShapes(c) {
+            bytes = sum(bytes, product(4, sum(product(2, shape.rows, shape.cols), 1), shape.count))
+        }
         for shape in linearShapes(c) {
             let p = profile.forSite(shape.kind)
             let granularity = p.weights.granularity
@@ -221,16 +237,20 @@ extension MemoryEstimate {
 
     /// One decoding step of `rows` rows (`Transformer.decodeStep`): the hidden state after
     /// every layer, which the step keeps ((L+1)·C); within a layer norm1, o, sum, norm2,
-    /// down, the final norm (6·C), q and attn (2·Q), k and v (2·KV), gate, up, act and act's
-    /// quantized copy (4·F, K times in a sparse MLP, with its routing); logits and
-    /// log-softmax (2·V): 4·rows·((L+1)·C + 6·C + 2·Q + 2·KV + 4·F + 2·V).
-    /// Then one row at a time, the temperature distribution, probabilities and token order
-    /// in double or Int (3·8·V).
+    /// down, the final norm (6·C), q and attn (2·Q), k and v (2·KV), Qwen3's q and k before
+    /// their norms (Q + KV), gate, up, act (3·F, K times in a sparse MLP, with its routing)
+    /// and the quantized copy of a product's input (max(F, Q)); logits and log-softmax
+    /// (2·V): 4·rows·((L+1)·C + 6·C + 2·Q + 2·KV + 3·F + max(F, Q) + 2·V).
+    /// Then the sampling: each row's distribution as float32 until the batch takes it
+    /// (4·rows·V), and on each thread the temperature distribution, probabilities and token
+    /// order in double or Int (3·8·V).
     public static func decodeStep(_ c: LlamaConfig, rows: Int) -> Int {
-        let h = c.hiddenSize
+        let h = c.hiddenSize, f = product(mlpRowsPerToken(c), c.intermediateSize)
         let perRow = sum(product(c.numHiddenLayers + 1, h), product(6, h), product(2, qWidth(c)), product(2, kvWidth(c)),
-                         product(4, mlpRowsPerToken(c), c.intermediateSize), routingPerToken(c), product(2, c.vocabSize))
-        return sum(product(4, rows, perRow), product(3, 8, c.vocabSize))
+                         c.qkNorm ? sum(qWidth(c), kvWidth(c)) : 0, product(3, f), max(f, qWidth(c)),
+                         routingPerToken(c), product(2, c.vocabSize))
+        let threads = min(max(rows, 1), ParallelWork.threads)
+        return sum(product(4, rows, perRow), product(4, rows, c.vocabSize), product(threads, 3, 8, c.vocabSize))
     }
 
     /// What a rollout keeps per sampled token (`RolloutBatch`): μ over the whole vocabulary
@@ -241,19 +261,24 @@ extension MemoryEstimate {
 
     /// What the teacher-forced forward saves for the backward (`LayerCache`, `ForwardResult`)
     /// over R packed rows: per layer the input, norm1, mid, norm2 (4·C), q, attn (2·Q), k, v
-    /// (2·KV), gate, up, act (3·F) and two rstd; the hidden state after each layer ((L+1)·C);
-    /// the final norm's input and output (2·C) and rstd; and a layer's temporaries (o, sum,
-    /// down, and the quantized copy of a product's input: 3·C + F); the tokens and positions
-    /// as Int32. 4·R·((L+1)·C + L·(4·C + 2·Q + 2·KV + 3·F + 2) + 5·C + F + 1) + 8·R, with K·F for F
-    /// and the routing per layer in a sparse MLP. Attention probabilities and logits are their
-    /// own terms.
+    /// (2·KV), gate, up, act (3·F) and two rstd, Qwen3's q and k before their norms and their
+    /// rstds (Q + KV + H + Hkv), each adapter's x·Aᵀ (r per adapted layer); the hidden state
+    /// after each layer ((L+1)·C); the final norm's input and output (2·C) and rstd; and a
+    /// layer's temporaries (o, sum, down, and the quantized copy of a product's input:
+    /// 3·C + max(F, Q)); the tokens and positions as Int32.
+    /// 4·R·((L+1)·C + L·(4·C + 2·Q + 2·KV + 3·F + 2 + …) + 5·C + max(F, Q) + 1) + 8·R, with K·F
+    /// for F and the routing per layer in a sparse MLP. Attention probabilities and logits are
+    /// their own terms.
     /// A forward that keeps nothing for a backward (`keepForBackward` false) holds one layer's
     /// cache at a time: L becomes 1 in the per-layer term.
     public static func forwardActivations(_ c: LlamaConfig, rows: Int, keepForBackward: Bool = true) -> Int {
         let h = c.hiddenSize, f = product(mlpRowsPerToken(c), c.intermediateSize)
-        let layer = sum(product(4, h), product(2, qWidth(c)), product(2, kvWidth(c)), product(3, f), 2, routingPerToken(c))
+        let headNorms = c.qkNorm ? sum(qWidth(c), kvWidth(c), c.numAttentionHeads, c.numKeyValueHeads) : 0
+        let adapters = c.lora.map { product($0.rank, $0.targets.count) } ?? 0
+        let layer = sum(product(4, h), product(2, qWidth(c)), product(2, kvWidth(c)), product(3, f), 2, routingPerToken(c),
+                        headNorms, adapters)
         let layersHeld = keepForBackward ? c.numHiddenLayers : min(1, c.numHiddenLayers)
-        let perRow = sum(product(c.numHiddenLayers + 1, h), product(layersHeld, layer), product(5, h), f, 1)
+        let perRow = sum(product(c.numHiddenLayers + 1, h), product(layersHeld, layer), product(5, h), max(f, qWidth(c)), 1)
         return sum(product(4, rows, perRow), product(8, rows))
     }
 
@@ -272,12 +297,13 @@ extension MemoryEstimate {
     /// `Trainer.backward`): ∂logits, and at temperature ≠ 1 the tempered log-probabilities and
     /// their replacement in the forward's copy (3·V); dnorm, dx and a layer's dn2 (sum and
     /// part), tmp, dn1 (sum and part) (7·C, and one more for the input gradient being built);
-    /// dattn, dq (2·Q); dact, dgate, dup (3·F); dk, dv (2·KV); a product's quantized dy, dyᵀ
-    /// and x (3·max(C, Q, F, V)); and WGrad's dense product before it is added,
-    /// 4·(largest out·in).
+    /// dattn, dq (2·Q); dact, dgate, dup (3·F); dk, dv (2·KV), and Qwen3's gradients before
+    /// the q and k norms (Q + KV); a product's quantized dy, dyᵀ and x (3·max(C, Q, F, V));
+    /// and WGrad's dense product before it is added, 4·(largest out·in).
     public static func backward(_ c: LlamaConfig, rows: Int) -> Int {
         let h = c.hiddenSize, f = product(mlpRowsPerToken(c), c.intermediateSize), v = c.vocabSize
         let perRow = sum(product(3, v), product(8, h), product(2, qWidth(c)), product(3, f), product(2, kvWidth(c)),
+                         c.qkNorm ? sum(qWidth(c), kvWidth(c)) : 0,
                          product(3, max(h, qWidth(c), f, v)),
                          routingPerToken(c))
         return sum(product(4, rows, perRow), product(4, largestLinear(c)))

@@ -96,8 +96,10 @@ extension LabState {
         }.joined()
     }
 
-    /// A token's text with its control characters written out: \n, \r, \t, and \u{HH}
-    /// for the others (C0, DEL, C1), so that one token shows on one line.
+    /// A token's text with what would not show as itself written out: \n, \r, \t, a
+    /// backslash as \\ (so that a token "\n" and a newline differ), and \u{HH} for the
+    /// other controls (C0, DEL, C1), the line and paragraph separators and the bidirectional
+    /// controls (which would reorder the line), so that one token shows on one line as it is.
     public static func visible(_ piece: String) -> String {
         var out = ""
         for scalar in piece.unicodeScalars {
@@ -105,8 +107,11 @@ extension LabState {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\\": out += "\\\\"
             default:
-                if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                let v = scalar.value
+                if v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 || v == 0x200E || v == 0x200F
+                    || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
                     out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
                 } else {
                     out.unicodeScalars.append(scalar)

@@ -95,7 +95,7 @@ extension LabelledBars {
             return lines.map { TextCells.render($0, color: style.color) + "\n" }.joined()
         }
         let number = String(labels.count).count
-        let labelWidth = min(24, labels.map { TextCells.plain($0, glyphs: glyphs).count }.max() ?? 1)
+        let labelWidth = min(24, labels.map { LabelledBars.columns(TextCells.plain($0, glyphs: glyphs)) }.max() ?? 1)
         let valueWidth = 10
         let left = number + 1 + labelWidth + 1
         let barWidth = max(8, width - left - 1 - valueWidth)
@@ -105,9 +105,8 @@ extension LabelledBars {
                 var line: [Cell] = []
                 let head = s == 0 ? String(row + 1).leftPadded(to: number) + " " : String(repeating: " ", count: number + 1)
                 line += TextCells.plain(head, glyphs: glyphs)
-                var text = s == 0 ? TextCells.fitted(label, width: labelWidth, glyphs: glyphs) : []
-                text += Array(repeating: Cell.blank, count: labelWidth - text.count)
-                line += text + [Cell.blank]
+                let text = s == 0 ? LabelledBars.fitted(label, columns: labelWidth, glyphs: glyphs) : []
+                line += text + Array(repeating: Cell.blank, count: labelWidth - LabelledBars.columns(text)) + [Cell.blank]
                 let v = row < set.values.count ? set.values[row] : .nan
                 var eighths = 0
                 if drawable(v) { eighths = Int((max(0, min(1, axisLayout.unit(v))) * Double(barWidth * 8)).rounded()) }
@@ -145,6 +144,38 @@ extension LabelledBars {
         return lines.map { TextCells.render($0, color: style.color) + "\n" }.joined()
     }
 
+    /// The terminal columns `cells` take: 2 for an East Asian wide character or an emoji,
+    /// 0 for a combining mark on its own, 1 for the others.
+    static func columns(_ cells: [Cell]) -> Int {
+        cells.reduce(0) { total, cell in
+            guard let scalar = cell.character.unicodeScalars.first else { return total }
+            let v = scalar.value
+            switch scalar.properties.generalCategory {
+            case .nonspacingMark, .enclosingMark: return total
+            default: break
+            }
+            let wide = scalar.properties.isEmojiPresentation || (0x1100...0x115F).contains(v) || (0x2E80...0x303E).contains(v)
+                || (0x3041...0x33FF).contains(v) || (0x3400...0x4DBF).contains(v) || (0x4E00...0x9FFF).contains(v)
+                || (0xA000...0xA4CF).contains(v) || (0xAC00...0xD7A3).contains(v) || (0xF900...0xFAFF).contains(v)
+                || (0xFE30...0xFE4F).contains(v) || (0xFF00...0xFF60).contains(v) || (0xFFE0...0xFFE6).contains(v)
+                || (0x20000...0x3FFFD).contains(v)
+            return total + (wide ? 2 : 1)
+        }
+    }
+
+    /// `text` cut to at most `columns` terminal columns, with an ellipsis when cut.
+    static func fitted(_ text: String, columns limit: Int, glyphs: Glyphs) -> [Cell] {
+        let cells = TextCells.plain(text, glyphs: glyphs)
+        guard columns(cells) > limit else { return cells }
+        let ellipsis = TextCells.plain(glyphs.ellipsis)
+        var out: [Cell] = []
+        for cell in cells {
+            if columns(out + [cell]) + ellipsis.count > limit { break }
+            out.append(cell)
+        }
+        return out + (ellipsis.count <= limit ? ellipsis : [])
+    }
+
     /// A bar `eighths`/8 cells long: eighth blocks in Unicode; in ASCII whole cells of the
     /// series' character (`#`, `=`, `*`, …), a half cell rounded.
     private func barCells(eighths: Int, glyphs: Glyphs, series: Int, color: Int?) -> [Cell] {
@@ -167,7 +198,8 @@ extension LabelledBars {
         let n = Markup.number, e = Markup.escape
         let row = 16.0, barGap = 2.0
         let barHeight = (row - barGap) / Double(max(1, bars.count))
-        let labelWidth = min(200, 12 + 7.5 * Double(labels.map(\.count).max() ?? 1))
+        let shownLabels = labels.map { $0.count > LabelledBars.svgLabelLength ? String($0.prefix(LabelledBars.svgLabelLength - 1)) + "…" : $0 }
+        let labelWidth = 12 + 7.5 * Double(shownLabels.map { LabelledBars.columns(TextCells.plain($0)) }.max() ?? 1)
         let numberWidth = 8 + 7 * Double(String(labels.count).count)
         let left = numberWidth + labelWidth, plotWidth = 380.0, valueWidth = 80.0
         let width = left + plotWidth + valueWidth
@@ -195,10 +227,11 @@ extension LabelledBars {
         out += "<g class=\"grid\" stroke=\"#e8e8e8\" stroke-width=\"1\">\n"
         for u in axisLayout.tickPositions { out += "<line x1=\"\(n(px(u)))\" y1=\"\(n(top))\" x2=\"\(n(px(u)))\" y2=\"\(n(bottom))\"/>\n" }
         out += "</g>\n<g class=\"rows\">\n"
-        for (r, label) in labels.enumerated() {
+        for r in labels.indices {
             let y = top + Double(r) * row
             out += "<text class=\"index\" x=\"\(n(numberWidth - 6))\" y=\"\(n(y + row / 2))\" dy=\"0.32em\" text-anchor=\"end\" fill=\"#888888\">\(r + 1)</text>"
-            out += "<text class=\"label\" x=\"\(n(left - 6))\" y=\"\(n(y + row / 2))\" dy=\"0.32em\" text-anchor=\"end\" font-family=\"Menlo, Consolas, monospace\" xml:space=\"preserve\">\(e(label))</text>\n"
+            let shown = shownLabels[r]
+            out += "<text class=\"label\" x=\"\(n(left - 6))\" y=\"\(n(y + row / 2))\" dy=\"0.32em\" text-anchor=\"end\" font-family=\"Menlo, Consolas, monospace\" xml:space=\"preserve\">\(e(shown))</text>\n"
             for (s, set) in bars.enumerated() {
                 let v = r < set.values.count ? set.values[r] : .nan
                 let by = y + barGap / 2 + Double(s) * barHeight
@@ -225,6 +258,11 @@ extension LabelledBars {
         out += "</svg>\n"
         return out
     }
+}
+
+extension LabelledBars {
+    /// The longest label the SVG writes whole (in characters; a longer one is cut with "…").
+    static let svgLabelLength = 24
 }
 
 private extension String {

@@ -102,11 +102,13 @@ private func textSession() -> Session {
         let rows = plotted.lines.dropFirst().prefix(response.count)
         #expect(rows.count == response.count)
         for (i, row) in rows.enumerated() {
-            // Control characters written out (\r as \\r), as one line needs.
+            // Control characters written out (\r as \\r), as one line needs; a backslash doubled.
             var piece = ""
             for scalar in tokenizer.decode([response[i]]).unicodeScalars {
-                let escapes: [Unicode.Scalar: String] = ["\n": "\\n", "\r": "\\r", "\t": "\\t"]
-                if let e = escapes[scalar] { piece += e } else if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                let escapes: [Unicode.Scalar: String] = ["\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"]
+                let v = scalar.value
+                if let e = escapes[scalar] { piece += e } else if v < 0x20 || (0x7F...0x9F).contains(v) || [0x2028, 0x2029, 0x200E, 0x200F].contains(v)
+                    || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
                     piece += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
                 } else { piece.unicodeScalars.append(scalar) }
             }
@@ -122,6 +124,14 @@ private func textSession() -> Session {
         #expect(failure("plot tokens 4", in: s).contains("SAMPLE must be 1…3"))
         let shown = runOne("rollout \"Hello world\" --samples 2 --tokens", in: s).lines
         #expect(shown.filter { $0.hasPrefix("<|begin_of_text|>Hello world → [") && $0.contains("|") }.count == 2, "\(shown)")
+    }
+
+    /// A token's text as shown: controls, separators and bidirectional overrides written
+    /// out, a backslash doubled (a token "\\n" is not a newline), everything else as it is.
+    @Test func tokensShowOnOneLineAsTheyAre() {
+        #expect(LabState.visible("a\\n\nb\tc\r") == "a\\\\n\\nb\\tc\\r")
+        #expect(LabState.visible("x\u{202E}y\u{2028}z\u{7}") == "x\\u{202E}y\\u{2028}z\\u{7}")
+        #expect(LabState.visible(" Café 日本 👍🏽 e\u{301}") == " Café 日本 👍🏽 e\u{301}")
     }
 
     /// `compare --prompts-file`: each line a text prompt, sampled `--samples` times under

@@ -44,6 +44,22 @@ import Testing
         #expect(root?.groups("rows").first?.elements("rect").count == 2)
     }
 
+    /// Wide characters take two terminal columns: the bars still start in one column.
+    @Test func barsStartInOneColumnWhateverTheLabelsWidth() {
+        let bars = LabelledBars(title: "wide", labels: ["[日本]", "[ab]", "[👍]", "[e\u{301}]"], axis: Axis("v"),
+                                bars: [.init("x", values: [1, 2, 3, 4])])
+        let rows = bars.terminal(TerminalStyle(width: 70)).split(separator: "\n")[1...4]
+        // Columns counted here: CJK and the emoji 2, the combining accent 0, the rest 1.
+        func columns(_ s: Substring) -> Int {
+            s.unicodeScalars.reduce(0) { n, u in
+                if (0x4E00...0x9FFF).contains(u.value) || u.value == 0x1F44D { return n + 2 }
+                return u.properties.generalCategory == .nonspacingMark ? n : n + 1
+            }
+        }
+        let starts = rows.map { row in columns(row[..<row.firstIndex { "▏▎▍▌▋▊▉█".contains($0) }!]) }
+        #expect(Set(starts).count == 1, "\(starts)")
+    }
+
     @Test func asciiHasNoOtherCharacters() {
         let text = linear.terminal(TerminalStyle(width: 60, unicode: false))
         let nonASCII = text.unicodeScalars.filter { !$0.isASCII }
