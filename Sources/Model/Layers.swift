@@ -164,17 +164,25 @@ public func swigluBackward(_ dout: UnsafePointer<Float>, _ gate: UnsafePointer<F
 // MARK: Log-softmax over the vocabulary
 
 /// log p = z − max − log Σ e^(z − max), per row, in float32 (the sum in a fixed order).
+/// `out` may be `logits` itself (the exponentials go to a scratch row). Rows are independent,
+/// so large batches are cut between threads by rows with the same results.
 public func logSoftmaxForward(_ logits: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows n: Int, vocab v: Int) {
-    for i in 0..<n {
-        let z = logits + i * v, o = out + i * v
-        var m = -Float.infinity
-        for j in 0..<v { m = max(m, z[j]) }
-        for j in 0..<v { o[j] = z[j] - m }
-        expInPlace(o, v)
-        var s: Float = 0
-        for j in 0..<v { s += o[j] }
-        let lse = logF(s)
-        for j in 0..<v { o[j] = z[j] - m - lse }
+    let buffers = UncheckedSendable((logits, out))
+    forEachRange(n, minimumCost: 1 << 18, cost: { _ in v }) { range in
+        let (logits, out) = buffers.value
+        let e = UnsafeMutablePointer<Float>.allocate(capacity: max(v, 1))
+        defer { e.deallocate() }
+        for i in range {
+            let z = logits + i * v, o = out + i * v
+            var m = -Float.infinity
+            for j in 0..<v { m = max(m, z[j]) }
+            for j in 0..<v { e[j] = z[j] - m }
+            expInPlace(e, v)
+            var s: Float = 0
+            for j in 0..<v { s += e[j] }
+            let lse = logF(s)
+            for j in 0..<v { o[j] = z[j] - m - lse }
+        }
     }
 }
 

@@ -253,24 +253,46 @@ public struct Transformer {
         let finalNorm = rmsnorm(finalInput, weights, weights.finalNorm, rows: n, rstd: &finalRstd, plan: plan)
         var logits = linear(kernel, LinearSite(.lmHead, layer: -1), finalNorm, rows: n, out: v)
         roundInPlace(plan.logits, &logits)
-        var logProbs = [Float](repeating: 0, count: n * v)
-        logSoftmaxForward(logits, &logProbs, rows: n, vocab: v)
-        return (finalInput, finalNorm, finalRstd, logProbs, logitScale(logits, rows: n, vocab: v))
+        let scale = logitScale(logits, rows: n, vocab: v)
+        // The log-probabilities replace the logits in their buffer (rows × vocabulary: for a
+        // large vocabulary the largest buffer of the step, not allocated twice).
+        logits.withUnsafeMutableBufferPointer { z in
+            logSoftmaxForward(z.baseAddress!, z.baseAddress!, rows: n, vocab: v)
+        }
+        return (finalInput, finalNorm, finalRstd, logits, scale)
     }
 
-    /// The largest |logit| and the mean over rows of the rows' standard deviations (Double sums).
+    /// The largest |logit| and the mean over rows of the rows' standard deviations (Double
+    /// sums). Each row's figures are its own, so rows are cut between threads, and the
+    /// deviations are added in row order after.
     func logitScale(_ logits: [Float], rows n: Int, vocab v: Int) -> (maxAbs: Float, meanStd: Double) {
+        var rowMax = [Float](repeating: 0, count: n), rowStd = [Double](repeating: 0, count: n)
+        logits.withUnsafeBufferPointer { z in
+            rowMax.withUnsafeMutableBufferPointer { mx in
+                rowStd.withUnsafeMutableBufferPointer { sd in
+                    let buffers = UncheckedSendable((z, mx, sd))
+                    forEachRange(n, minimumCost: 1 << 18, cost: { _ in v }) { range in
+                        let (z, mx, sd) = buffers.value
+                        for r in range {
+                            var maxAbs: Float = 0, sum = 0.0, squares = 0.0
+                            for j in 0..<v {
+                                let x = z[r * v + j]
+                                maxAbs = max(maxAbs, abs(x))
+                                sum += Double(x)
+                                squares += Double(x) * Double(x)
+                            }
+                            let mean = sum / Double(v)
+                            mx[r] = maxAbs
+                            sd[r] = (max(0, squares / Double(v) - mean * mean)).squareRoot()
+                        }
+                    }
+                }
+            }
+        }
         var maxAbs: Float = 0, stds = 0.0
         for r in 0..<n {
-            var sum = 0.0, squares = 0.0
-            for j in 0..<v {
-                let z = logits[r * v + j]
-                maxAbs = max(maxAbs, abs(z))
-                sum += Double(z)
-                squares += Double(z) * Double(z)
-            }
-            let mean = sum / Double(v)
-            stds += (max(0, squares / Double(v) - mean * mean)).squareRoot()
+            maxAbs = max(maxAbs, rowMax[r])
+            stds += rowStd[r]
         }
         return (maxAbs, n > 0 ? stds / Double(n) : 0)
     }
