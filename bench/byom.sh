@@ -71,8 +71,8 @@ measure() {
 
 for r in $(seq 1 "$repeat"); do
     # Each figure captured first, so that a failed run stops the script with its own error.
-    peer=$("$venv/bin/python" "$here/pytorch_byom.py" peer "$dir") || exit 1
-    echo "{\"run\": \"peer\", \"repeat\": $r, \"result\": $peer}"
+    peer=$(/usr/bin/time -f '%e' -o "$work/peer-time" "$venv/bin/python" "$here/pytorch_byom.py" peer "$dir") || exit 1
+    echo "{\"run\": \"peer\", \"repeat\": $r, \"process_wall_s\": $(cat "$work/peer-time"), \"result\": $peer}"
     load=$(measure "$plab" run "$work/load.plab") || exit 1
     echo "{\"run\": \"lab load\", \"repeat\": $r, $load}"
     whole=$(measure "$plab" run "$work/rollout.plab") || exit 1
@@ -80,9 +80,10 @@ for r in $(seq 1 "$repeat"); do
     grep -E '^(8 sequences|mismatch|  )' "$work/out" | head -3 >&2 || true
 done | tee "$work/runs.jsonl"
 
-# The medians of the runs above (the peer's whole measurement is its load, rollout and
-# recomputation, timed inside Python after its imports; the lab's, its `plab run` of the load
-# and the rollout, process start included: the load and whole ratios lean against the lab).
+# The medians of the runs above. The peer's whole measurement is its load, rollout and
+# recomputation timed inside Python after its imports; the lab's is its `plab run` of the load
+# and the rollout, process start included, so that ratio leans against the lab. The last row
+# times both as processes, from start to exit (the peer's Python start and imports included).
 "$venv/bin/python" - "$work/runs.jsonl" <<'PY'
 import json, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]
@@ -95,6 +96,8 @@ rows = [
     ("rollout + recompute (s)", median([w["wall_s"] - l["wall_s"] for w, l in zip(whole, load)]),
      median([p["rollout_s"] + p["recompute_s"] for p in peer])),
     ("whole measurement (s)", median([r["wall_s"] for r in whole]), median([p["load_s"] + p["rollout_s"] + p["recompute_s"] for p in peer])),
+    ("whole process, start to exit (s)", median([r["wall_s"] for r in whole]),
+     median([r["process_wall_s"] for r in runs if r["run"] == "peer"])),
     ("peak memory (MB)", median([r["peak_rss_mb"] for r in whole]), median([p["peak_rss_mb"] for p in peer])),
 ]
 print(f"medians of {len(whole)} runs | lab | PyTorch | lab / PyTorch")
