@@ -231,3 +231,29 @@ func checkAgainstReference(_ f: NumberFormat, _ mode: RoundingMode, saturate: Bo
         }
     }
 }
+
+/// `leavesUnchanged`: whether rounding a buffer would change any of its values, read without
+/// writing; what the engines ask before copying the master's non-matrix weights.
+@Suite struct LeavesUnchangedTests {
+    @Test func valuesAlreadyInTheFormatAreLeftAndOthersAreNot() {
+        // 10,000 BF16 values (every 7th a float32 value BF16 cannot hold once perturbed).
+        var rng = RandomStream(seed: 3, name: "leaves")
+        let exact = (0..<10_000).map { _ in Rounder(format: .bf16).round(Float(rng.nextUnit() * 8 - 4)) }
+        let bf16 = Rounder(format: .bf16)
+        exact.withUnsafeBufferPointer { #expect(bf16.leavesUnchanged($0.baseAddress!, count: $0.count)) }
+        for i in [0, 4095, 4096, 9_999] {
+            var changed = exact
+            changed[i] = Float(bitPattern: changed[i].bitPattern | 1)
+            changed.withUnsafeBufferPointer { #expect(!bf16.leavesUnchanged($0.baseAddress!, count: $0.count), "at \(i)") }
+            // What the answer means: rounding the buffer changes it exactly when it says so.
+            var rounded = changed
+            bf16.round(&rounded)
+            #expect(rounded.map(\.bitPattern) != changed.map(\.bitPattern))
+        }
+        // FP32 leaves everything; FP16 does not leave BF16 values beyond its range or precision.
+        exact.withUnsafeBufferPointer { #expect(Rounder(format: .fp32).leavesUnchanged($0.baseAddress!, count: $0.count)) }
+        [Float(70_000), 1].withUnsafeBufferPointer { #expect(!Rounder(format: .fp16).leavesUnchanged($0.baseAddress!, count: 2)) }
+        // An empty buffer is left as it is.
+        [Float]().withUnsafeBufferPointer { #expect(bf16.leavesUnchanged($0.baseAddress ?? UnsafePointer(bitPattern: 8)!, count: 0)) }
+    }
+}
