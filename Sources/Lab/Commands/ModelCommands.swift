@@ -134,7 +134,7 @@ extension Command {
         let sparse = config.isMixtureOfExperts ? ", \(config.numLocalExperts) experts (top \(config.numExpertsPerTok)) per layer" : ""
         let block = config.family == .llama && config.explicitHeadDim == nil && !config.attentionBias ? ""
             : ", \(config.family.rawValue)" + (config.explicitHeadDim.map { ", head_dim \($0)" } ?? "") + (config.attentionBias ? ", attention biases" : "")
-        context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layers, width \(config.hiddenSize)\(block)\(sparse) (seed \(seed))")
+        context.print("new model: \(config.parameterCount) parameters, \(config.numHiddenLayers) layer\(config.numHiddenLayers == 1 ? "" : "s"), width \(config.hiddenSize)\(block)\(sparse) (seed \(seed))")
     }
 
     static let modelInit = Command(

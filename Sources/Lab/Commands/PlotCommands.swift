@@ -221,18 +221,18 @@ extension Command {
         Each row is one response token, in the order of the text: its text as the model's
         tokenizer decodes it alone (in brackets, so that spaces show), and a bar of
         |log μ − log π|, where the engines part. SAMPLE is the response (1 = the first the
-        rollout printed; default: the one with the largest |Δ log p| at any token). --top K
-        keeps the K tokens of largest |Δ log p|, largest first. Without a tokenizer the tokens
+        rollout printed; default: the one with the largest |Δ log p| at any token). --top N
+        keeps the N tokens of largest |Δ log p|, largest first. Without a tokenizer the tokens
         are the vocabulary's strings. The bars are on a log scale; a token where the engines
         agree exactly has none.
         """,
-        arguments: [.positional("SAMPLE", .integer(1...1_000_000), "which response (default: the one with the largest |Δ log p|)", optional: true),
-                    .option("top", .integer(1...100_000), "only the K tokens of largest |Δ log p|, largest first"), svgOption],
+        arguments: [.positional("SAMPLE", .integer(1...Int.max), "which response, 1 = the first (default: the one with the largest |Δ log p|)", optional: true),
+                    .option("top", .integer(1...100_000), "only the N tokens of largest |Δ log p|, largest first"), svgOption],
         examples: ["plot tokens", "plot tokens 3", "plot tokens --top 20 --svg tokens.svg"]
     ) { context in
         let lab = context.session.lab
         guard let batch = lab.lastRollout, let pairs = lab.lastPairs, !pairs.isEmpty, batch.count == pairs.count else {
-            throw LabError("no rollout yet; run 'rollout' first")
+            throw LabError("plot tokens: no rollout of the live model yet; run 'rollout' first")
         }
         let deltas = pairs.map { p in zip(p.rollout, p.train).map { abs(Double($0) - Double($1)) } }
         let chosen: Int
@@ -264,6 +264,9 @@ extension Command {
                      "\(positions.count) response tokens" + (top == nil ? "" : "; @N is the token's place in the response (1 = first)")]
         let total = deltas[chosen].filter(\.isFinite).reduce(0, +)
         notes.append("sum of |Δ log p| \(figure(total)), largest \(figure(deltas[chosen].filter(\.isFinite).max()))")
+        if values.allSatisfy({ $0 == 0 }) {
+            notes.append("the engines agree exactly on every token shown (|Δ log p| = 0): no bars, whatever the axis")
+        }
         try context.show(LabelledBars(title: "Response \(chosen + 1) of the last rollout, \(what)",
                                       labels: labels, axis: Axis("|log μ − log π|", unit: "nats", scale: .log10),
                                       bars: [.init(lab.presetName ?? "current", values: values)], notes: notes))
