@@ -6,12 +6,28 @@
 // to apply (nil = keep float32), and the caller (an engine's profile) chooses it.
 // Backward passes treat each rounding as the identity (the straight-through estimator), as
 // mixed-precision training does.
+// Row-wise and elementwise passes over large buffers are cut between threads: every row (or
+// element) is computed, and rounded, on its own, so the bits do not depend on the cut. Sums
+// over rows (RMSNorm's weight gradient) stay on one thread, in row order.
 
 import Numerics
 
 @inline(__always)
 func roundInPlace(_ r: Rounder?, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
     if let r { r.round(x, into: x, count: n) }
+}
+
+/// From this many values a row-wise or elementwise pass is cut between threads. Every row
+/// (every element) is computed on its own, so the result is the same.
+let parallelElements = 1 << 18
+
+/// Calls `body` on ranges of 0..<count, cut between threads in blocks of 1,024 when the
+/// count is large.
+func forEachBlock(_ count: Int, _ body: (Range<Int>) -> Void) {
+    let block = 1024
+    forEachRange((count + block - 1) / block, minimumCost: parallelElements, cost: { _ in block }) { blocks in
+        body((blocks.lowerBound * block)..<min(count, blocks.upperBound * block))
+    }
 }
 
 // MARK: RMSNorm
@@ -24,20 +40,22 @@ public func rmsnormForward(_ x: UnsafePointer<Float>,          // (N, C)
                            _ out: UnsafeMutablePointer<Float>, // (N, C)
                            _ rstd: UnsafeMutablePointer<Float>,// (N)
                            rows n: Int, width c: Int, eps: Float, round: Rounder?, fused: Bool) {
-    for i in 0..<n {
-        let xi = x + i * c, oi = out + i * c
-        var ss: Float = 0
-        for j in 0..<c { ss = ss.addingProduct(xi[j], xi[j]) }
-        let r = 1 / (ss / Float(c) + eps).squareRoot()
-        rstd[i] = r
-        if fused {
-            for j in 0..<c { oi[j] = w[j] * (xi[j] * r) }
-            roundInPlace(round, oi, c)
-        } else {
-            for j in 0..<c { oi[j] = xi[j] * r }
-            roundInPlace(round, oi, c)
-            for j in 0..<c { oi[j] = w[j] * oi[j] }
-            roundInPlace(round, oi, c)
+    forEachRange(n, minimumCost: parallelElements, cost: { _ in c }) { rows in
+        for i in rows {
+            let xi = x + i * c, oi = out + i * c
+            var ss: Float = 0
+            for j in 0..<c { ss = ss.addingProduct(xi[j], xi[j]) }
+            let r = 1 / (ss / Float(c) + eps).squareRoot()
+            rstd[i] = r
+            if fused {
+                for j in 0..<c { oi[j] = w[j] * (xi[j] * r) }
+                roundInPlace(round, oi, c)
+            } else {
+                for j in 0..<c { oi[j] = xi[j] * r }
+                roundInPlace(round, oi, c)
+                for j in 0..<c { oi[j] = w[j] * oi[j] }
+                roundInPlace(round, oi, c)
+            }
         }
     }
 }
@@ -97,19 +115,24 @@ public func ropeForward(_ x: UnsafeMutablePointer<Float>,  // (N, heads, D), in 
                         positions: UnsafePointer<Int32>,    // (N)
                         rows n: Int, heads: Int, headDim d: Int, table: RotaryTable, round: Rounder?) {
     let half = d / 2
-    for r in 0..<n {
-        let p = Int(positions[r])
-        let cs = table.cos.withUnsafeBufferPointer { $0.baseAddress! + p * half }
-        let sn = table.sin.withUnsafeBufferPointer { $0.baseAddress! + p * half }
-        for h in 0..<heads {
-            let v = x + (r * heads + h) * d
-            for i in 0..<half {
-                let a = v[i], b = v[i + half]
-                v[i] = a * cs[i] - b * sn[i]
-                v[i + half] = b * cs[i] + a * sn[i]
+    table.cos.withUnsafeBufferPointer { cosines in
+        table.sin.withUnsafeBufferPointer { sines in
+            forEachRange(n, minimumCost: parallelElements, cost: { _ in heads * d }) { rows in
+                for r in rows {
+                    let p = Int(positions[r])
+                    let cs = cosines.baseAddress! + p * half, sn = sines.baseAddress! + p * half
+                    for h in 0..<heads {
+                        let v = x + (r * heads + h) * d
+                        for i in 0..<half {
+                            let a = v[i], b = v[i + half]
+                            v[i] = a * cs[i] - b * sn[i]
+                            v[i + half] = b * cs[i] + a * sn[i]
+                        }
+                    }
+                    roundInPlace(round, x + r * heads * d, heads * d)
+                }
             }
         }
-        roundInPlace(round, x + r * heads * d, heads * d)
     }
 }
 
@@ -118,15 +141,21 @@ public func ropeForward(_ x: UnsafeMutablePointer<Float>,  // (N, heads, D), in 
 public func ropeBackward(_ g: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>,
                          rows n: Int, heads: Int, headDim d: Int, table: RotaryTable) {
     let half = d / 2
-    for r in 0..<n {
-        let p = Int(positions[r])
-        for h in 0..<heads {
-            let v = g + (r * heads + h) * d
-            for i in 0..<half {
-                let c = table.cos[p * half + i], s = table.sin[p * half + i]
-                let a = v[i], b = v[i + half]
-                v[i] = a * c + b * s
-                v[i + half] = b * c - a * s
+    table.cos.withUnsafeBufferPointer { cosines in
+        table.sin.withUnsafeBufferPointer { sines in
+            forEachRange(n, minimumCost: parallelElements, cost: { _ in heads * d }) { rows in
+                for r in rows {
+                    let p = Int(positions[r])
+                    for h in 0..<heads {
+                        let v = g + (r * heads + h) * d
+                        for i in 0..<half {
+                            let c = cosines[p * half + i], s = sines[p * half + i]
+                            let a = v[i], b = v[i + half]
+                            v[i] = a * c + b * s
+                            v[i + half] = b * c - a * s
+                        }
+                    }
+                }
             }
         }
     }
@@ -138,11 +167,15 @@ public func ropeBackward(_ g: UnsafeMutablePointer<Float>, positions: UnsafePoin
 /// Unfused: round(round(silu(gate)) ⊙ up) — two kernels; fused: round(silu(gate) ⊙ up).
 public func swigluForward(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
                           _ out: UnsafeMutablePointer<Float>, count: Int, round: Rounder?, fused: Bool) {
-    for i in 0..<count { out[i] = -gate[i] }
-    expInPlace(out, count)
-    for i in 0..<count { out[i] = gate[i] / (1 + out[i]) }
+    forEachBlock(count) { range in
+        for i in range { out[i] = -gate[i] }
+        expInPlace(out + range.lowerBound, range.count)
+        for i in range { out[i] = gate[i] / (1 + out[i]) }
+    }
     if !fused { roundInPlace(round, out, count) }
-    for i in 0..<count { out[i] *= up[i] }
+    forEachBlock(count) { range in
+        for i in range { out[i] *= up[i] }
+    }
     roundInPlace(round, out, count)
 }
 
@@ -150,14 +183,16 @@ public func swigluForward(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Floa
 /// dgate = dout ⊙ up ⊙ silu'(gate), dup = dout ⊙ silu(gate).
 public func swigluBackward(_ dout: UnsafePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
                            _ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { dgate[i] = -gate[i] }
-    expInPlace(dgate, count)
-    for i in 0..<count {
-        let g = gate[i]
-        let s = 1 / (1 + dgate[i])
-        let silu = g * s
-        dup[i] = dout[i] * silu
-        dgate[i] = dout[i] * up[i] * (s * (1 + g * (1 - s)))
+    forEachBlock(count) { range in
+        for i in range { dgate[i] = -gate[i] }
+        expInPlace(dgate + range.lowerBound, range.count)
+        for i in range {
+            let g = gate[i]
+            let s = 1 / (1 + dgate[i])
+            let silu = g * s
+            dup[i] = dout[i] * silu
+            dgate[i] = dout[i] * up[i] * (s * (1 + g * (1 - s)))
+        }
     }
 }
 
