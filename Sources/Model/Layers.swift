@@ -8,7 +8,8 @@
 // mixed-precision training does.
 // Row-wise and elementwise passes over large buffers are cut between threads: every row (or
 // element) is computed, and rounded, on its own, so the bits do not depend on the cut. Sums
-// over rows (RMSNorm's weight gradient) stay on one thread, in row order.
+// over rows (RMSNorm's weight gradient) are cut by columns instead, each column's sum in row
+// order.
 
 import Numerics
 
@@ -67,17 +68,24 @@ public func rmsnormBackward(_ dout: UnsafePointer<Float>, _ x: UnsafePointer<Flo
                             _ dx: UnsafeMutablePointer<Float>,   // (N, C), overwritten
                             _ dw: UnsafeMutablePointer<Float>,   // (C), accumulated
                             rows n: Int, width c: Int) {
-    for i in 0..<n {
-        let xi = x + i * c, gi = dout + i * c, dxi = dx + i * c
-        let r = rstd[i]
-        var dot: Float = 0
-        for j in 0..<c {
-            let nh = xi[j] * r
-            dw[j] += gi[j] * nh
-            dot += w[j] * gi[j] * nh
+    // dx: each row on its own, rows cut between threads.
+    forEachRange(n, minimumCost: parallelElements, cost: { _ in c }) { rows in
+        for i in rows {
+            let xi = x + i * c, gi = dout + i * c, dxi = dx + i * c
+            let r = rstd[i]
+            var dot: Float = 0
+            for j in 0..<c { dot += w[j] * gi[j] * (xi[j] * r) }
+            let mean = dot / Float(c)
+            for j in 0..<c { dxi[j] = r * (w[j] * gi[j] - xi[j] * r * mean) }
         }
-        let mean = dot / Float(c)
-        for j in 0..<c { dxi[j] = r * (w[j] * gi[j] - xi[j] * r * mean) }
+    }
+    // dw: each column's sum over the rows in row order, columns cut between threads.
+    forEachRange(c, minimumCost: parallelElements, cost: { _ in n }) { columns in
+        for i in 0..<n {
+            let xi = x + i * c, gi = dout + i * c
+            let r = rstd[i]
+            for j in columns { dw[j] += gi[j] * (xi[j] * r) }
+        }
     }
 }
 
