@@ -63,7 +63,10 @@ import Testing
         for (words, expected) in [("family=qwen2 experts=4", "is Mixtral's; the qwen2 family has a dense one"),
                                   ("family=mistral attention_bias=on", "belongs to the llama and qwen3 families, not mistral"),
                                   ("family=qwen3 head_dim=15", "head_dim 15 must be even"),
-                                  ("family=gemma", "family must be one of llama, mistral, qwen2, qwen3")] {
+                                  ("family=gemma", "family must be one of llama, mistral, qwen2, qwen3"),
+                                  // The shape's rules name the keys typed, not config.json's.
+                                  ("heads=3", "model new: heads (3) must divide hidden (64)"),
+                                  ("heads=4 kv_heads=3", "kv_heads (3) must divide heads (4)")] {
             let message = failure("model new \(words)", in: s)
             #expect(message.contains(expected), "\(words): \(message)")
         }

@@ -115,7 +115,17 @@ extension Command {
         let session = context.session, lab = session.lab
         let seed = context.arguments.integer("seed").map(UInt64.init) ?? session.seed
         let std = Float(context.arguments.real("std") ?? Double(LabState.initStd))
-        try config.validate()
+        do throws(NumericsError) { try config.validate() } catch {
+            // The shape's rules speak config.json's names; here the user typed the shell's keys.
+            var message = error.description
+            for (name, key) in [("num_attention_heads", "heads"), ("num_key_value_heads", "kv_heads"), ("hidden_size", "hidden"),
+                                ("intermediate_size", "intermediate"), ("num_hidden_layers", "layers"),
+                                ("max_position_embeddings", "max_pos"), ("num_local_experts", "experts"),
+                                ("num_experts_per_tok", "top_k"), ("rope_theta", "theta")] {
+                message = message.replacingOccurrences(of: name, with: key)
+            }
+            throw LabError("model new: \(message)")
+        }
         try session.checkMemory(.model(config, engines: lab.policy.engines), advice: "lower hidden, layers or intermediate")
         var weights = ModelWeights(config: config)
         weights.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
