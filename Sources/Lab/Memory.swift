@@ -135,7 +135,7 @@ extension Session {
             guard let bytes = AvailableMemory.parseSize(text) else {
                 throw LabError("PLAB_MEMORY_LIMIT='\(text)' is not a size; accepted: bytes, or a number with K, M, G or T (powers of 1024), e.g. 8G")
             }
-            return AvailableMemory(bytes: bytes, source: "PLAB_MEMORY_LIMIT")
+            return AvailableMemory(bytes: bytes, source: "PLAB_MEMORY_LIMIT=\(text)")
         }
         return AvailableMemory.system()
     }

@@ -102,6 +102,10 @@ extension Registry {
                 }
                 if inlineValue == nil { i += 1 }
                 let quoted = inlineValue == nil && words[i - 1].quoted
+                // Given twice is a mistake (which one was meant?), not "the last wins".
+                if let earlier = parsed.values[name]?.first {
+                    throw LabError("\(path): --\(name) is given twice ('\(earlier)', then '\(text)'); give it once")
+                }
                 parsed.values[name] = [try parseValue(text, quoted: quoted, spec, path: path, label: "--" + name)]
                 continue
             }
@@ -111,6 +115,9 @@ extension Registry {
                 guard let entry = keys.first(where: { $0.key == key }) else {
                     let names = keys.map(\.key)
                     throw LabError("\(path): unknown key \(LabError.quoted(key, closestAmong: names)) (keys: \(names.joined(separator: ", ")))")
+                }
+                if parsed.assignments.contains(where: { $0.0 == key }) {
+                    throw LabError("\(path): \(key) is given twice; give each key once")
                 }
                 do { parsed.assignments.append((key, try entry.kind.parse(text))) } catch {
                     throw LabError("\(path): \(error.describe(as: key))")

@@ -89,7 +89,7 @@ extension LabelledBars {
         let width = max(30, style.width)
         let glyphs = Glyphs(unicode: style.unicode)
         var lines: [[Cell]] = []
-        lines.append(TextCells.centered(title, width: width, glyphs: glyphs))
+        lines += TextCells.centeredLines(title, width: width, glyphs: glyphs)
         if labels.isEmpty {
             lines.append(TextCells.fitted("no rows to plot", width: width, glyphs: glyphs))
             return lines.map { TextCells.render($0, color: style.color) + "\n" }.joined()

@@ -24,7 +24,7 @@ extension Figure {
         let width = max(1, style.width)
         let glyphs = Glyphs(unicode: style.unicode)
         var lines: [[Cell]] = []
-        if let title, !title.isEmpty { lines.append(TextCells.centered(title, width: width, glyphs: glyphs)) }
+        if let title, !title.isEmpty { lines += TextCells.centeredLines(title, width: width, glyphs: glyphs) }
         if panels.isEmpty {
             lines.append(TextCells.fitted("no charts to plot", width: width, glyphs: glyphs))
         }
@@ -214,6 +214,12 @@ enum TextCells {
     static func centered(_ text: String, width: Int, glyphs: Glyphs) -> [Cell] {
         let cells = fitted(text, width: width, glyphs: glyphs)
         return Array(repeating: .blank, count: (width - cells.count) / 2) + cells
+    }
+
+    /// `text` wrapped at spaces, each line centred in `width`: a figure's title, which is the
+    /// one line a reader must see whole.
+    static func centeredLines(_ text: String, width: Int, glyphs: Glyphs) -> [[Cell]] {
+        wrapped(text, width: width, glyphs: glyphs).map { Array(repeating: .blank, count: max(0, width - $0.count) / 2) + $0 }
     }
 
     /// `text` wrapped at spaces into lines of at most `width` (a longer word is split).

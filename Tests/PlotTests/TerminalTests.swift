@@ -117,6 +117,23 @@ import Testing
         }
     }
 
+    @Test func aFiguresTitleIsWrappedWholeNotCut() {
+        let title = "Response 6 of the last rollout, token by token"
+        let chart = Chart(title: "", x: Axis("x"), y: Axis("y"), series: [Series("a", y: [1, 2, 3])])
+        for width in [20, 30, 40, 80] {
+            let lines = Figure(title: title, panels: [chart]).terminal(TerminalStyle(width: width, height: 4))
+                .split(separator: "\n").map(String.init)
+            // The lines above the y axis's title ("y") are the figure's title.
+            let titleLines = lines.map { $0.trimmingCharacters(in: .whitespaces) }.prefix { $0 != "y" }
+            #expect(titleLines.joined(separator: " ") == title, "width \(width): \(lines)")
+            #expect(titleLines.allSatisfy { $0.count <= width })
+            #expect((titleLines.count == 1) == (title.count <= width))
+        }
+        let bars = LabelledBars(title: title, labels: ["a"], axis: Axis("v"), bars: [.init("s", values: [1])])
+        let barLines = bars.terminal(TerminalStyle(width: 30)).split(separator: "\n").prefix(2).map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(barLines.joined(separator: " ") == title)
+    }
+
     @Test func controlCharactersInTextBecomeSpaces() {
         let chart = Chart(title: "a\u{1B}[31mb\nc", x: Axis("x\ty"), y: Axis("y"),
                           series: [Series("s\r", x: [1, 2], y: [1, 2]), Series("t", x: [1, 2], y: [2, 1])], notes: ["n\u{7}"])

@@ -140,13 +140,6 @@ enum ProfileField: String, CaseIterable {
     }
 }
 
-/// A field given twice in one command is a mistake (which one was meant?), not "the last wins".
-func rejectRepeatedKeys(_ keys: [String]) throws {
-    var seen: Set<String> = []
-    for key in keys where !seen.insert(key).inserted {
-        throw LabError("\(key) is given twice; give each field once")
-    }
-}
 
 /// Field names as the parser's assignment keys.
 let profileFieldKeys: [(key: String, kind: ValueKind)] = ProfileField.allCases.map { ($0.rawValue, .text) }
@@ -394,7 +387,6 @@ private func editEngines(_ which: String, _ context: CommandContext,
                          show: (EnginePair) -> String) throws {
     let lab = context.session.lab
     var pair = lab.policy.engines
-    try rejectRepeatedKeys(context.arguments.assignments.map(\.0))
     for (key, value) in context.arguments.assignments {
         if which != "train" { try apply(&pair.rollout, key, value.description) }
         if which != "rollout" { try apply(&pair.training, key, value.description) }
