@@ -33,13 +33,14 @@ var package = Package(
             providers: [.apt(["libedit-dev"]), .brew(["libedit"])]
         ),
         .target(name: "CBF16"),
+        .target(name: "CPool"),
         .target(name: "Files"),
         .target(name: "JSON"),
         .target(name: "Plot"),
         .target(name: "Tokenizer", dependencies: ["JSON"]),
         .target(
             name: "Numerics",
-            dependencies: ["CBLAS", "CBF16"],
+            dependencies: ["CBLAS", "CBF16", "CPool"],
             swiftSettings: nativeCPU
         ),
         .target(

@@ -35,6 +35,11 @@ public final class ScalingState {
 
     public init() {}
 
+    /// An operand used unrounded: only its non-finite inputs count.
+    func recordNonFinite(_ role: OperandRole, _ count: Int) {
+        if count > 0 { nonFinite[role, default: 0] += count }
+    }
+
     func record(_ role: OperandRole, _ m: QuantizedMatrix, format: NumberFormat? = nil, input: UnsafePointer<Float>? = nil) {
         if m.saturated > 0 { overflows[role, default: 0] += m.saturated }
         if m.nonFinite > 0 { nonFinite[role, default: 0] += m.nonFinite }
@@ -224,10 +229,20 @@ public final class EngineKernel: LinearKernel {
         let inDim = w.matrix.cols, outDim = w.matrix.rows
         let p = profile.forSite(site)
         let output = profile.outputFormat(of: site)
+        let gemm = QuantizedGEMM(recipe: GemmRecipe(a: p.fprop.input, b: p.weights, accumulation: p.fprop.accumulation, output: output),
+                                 backend: backend)
+        if gemm.multiplyInPlace(x, w, m: rows, n: outDim, k: inDim, splitK: p.sources.splitK, into: y) {
+            recordUnrounded(.fpropInput, x, count: rows * inDim)
+            return
+        }
         let qx = quantize(x, rows: rows, cols: inDim, p.fprop.input, p.scaleRule, transposed: false, site: site, role: .fpropInput)
-        QuantizedGEMM(recipe: GemmRecipe(a: p.fprop.input, b: p.weights, accumulation: p.fprop.accumulation, output: output),
-                      backend: backend)
-            .multiplyPrepared(qx, w, m: rows, n: outDim, k: inDim, splitK: p.sources.splitK, into: y)
+        gemm.multiplyPrepared(qx, w, m: rows, n: outDim, k: inDim, splitK: p.sources.splitK, into: y)
+    }
+
+    /// The counts of an operand used as it is (its rule leaves float32 unchanged): only
+    /// non-finite inputs can be counted; nothing overflows or flushes.
+    private func recordUnrounded(_ role: OperandRole, _ x: UnsafePointer<Float>, count: Int) {
+        state.recordNonFinite(role, countNonFinite(x, count))
     }
 
     /// dx = dy · W (DGrad: dy quantized per the DGrad rule along the output features, the
@@ -243,28 +258,37 @@ public final class EngineKernel: LinearKernel {
         if let dx {
             var dgradWeights = p.weights
             dgradWeights.granularity = p.weights.granularity.transposed
-            let qdy = quantize(dy, rows: rows, cols: outDim, p.dgrad.input, p.scaleRule, transposed: false, site: site, role: .dgradGradient)
-            QuantizedGEMM(recipe: GemmRecipe(a: p.dgrad.input, b: dgradWeights, accumulation: p.dgrad.accumulation,
-                                             output: p.gradient), backend: backend)
-                .multiplyPrepared(qdy, w, m: rows, n: inDim, k: outDim, into: dx)
-            quantizedDy = qdy
+            let gemm = QuantizedGEMM(recipe: GemmRecipe(a: p.dgrad.input, b: dgradWeights, accumulation: p.dgrad.accumulation,
+                                                        output: p.gradient), backend: backend)
+            if gemm.multiplyInPlace(dy, w, m: rows, n: inDim, k: outDim, into: dx) {
+                recordUnrounded(.dgradGradient, dy, count: rows * outDim)
+            } else {
+                let qdy = quantize(dy, rows: rows, cols: outDim, p.dgrad.input, p.scaleRule, transposed: false, site: site, role: .dgradGradient)
+                gemm.multiplyPrepared(qdy, w, m: rows, n: inDim, k: outDim, into: dx)
+                quantizedDy = qdy
+            }
         }
         // dW (out, in) = dyᵀ (out, rows) · x (rows, in): K is the token axis.
         guard let dW else { return }
-        let qdyT: PreparedOperand
-        if let quantizedDy, p.wgrad.input == p.dgrad.input, p.wgrad.input.granularity == .unscaled {
-            // Unscaled, dy quantizes element by element to the same values for both products:
-            // DGrad's copy serves WGrad too (counted for WGrad's role all the same).
-            state.record(.wgradGradient, quantizedDy.matrix, format: p.wgrad.input.format, input: dy)
-            qdyT = PreparedOperand(matrix: quantizedDy.matrix, transposed: true)
-        } else {
-            qdyT = quantize(dy, rows: rows, cols: outDim, p.wgrad.input, p.scaleRule, transposed: true, site: site, role: .wgradGradient)
-        }
-        let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
         let recipe = GemmRecipe(a: p.wgrad.input, b: p.wgradActivation, accumulation: p.wgrad.accumulation, output: .fp32)
+        let gemm = QuantizedGEMM(recipe: recipe, backend: backend)
+        let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
         let product = UnsafeMutablePointer<Float>.allocate(capacity: outDim * inDim)
         defer { product.deallocate() }
-        QuantizedGEMM(recipe: recipe, backend: backend).multiplyPrepared(qdyT, qx, m: outDim, n: inDim, k: rows, into: product)
+        if gemm.multiplyInPlace(dy, transA: true, qx, m: outDim, n: inDim, k: rows, into: product) {
+            recordUnrounded(.wgradGradient, dy, count: rows * outDim)
+        } else {
+            let qdyT: PreparedOperand
+            if let quantizedDy, p.wgrad.input == p.dgrad.input, p.wgrad.input.granularity == .unscaled {
+                // Unscaled, dy quantizes element by element to the same values for both
+                // products: DGrad's copy serves WGrad too (counted for WGrad's role all the same).
+                state.record(.wgradGradient, quantizedDy.matrix, format: p.wgrad.input.format, input: dy)
+                qdyT = PreparedOperand(matrix: quantizedDy.matrix, transposed: true)
+            } else {
+                qdyT = quantize(dy, rows: rows, cols: outDim, p.wgrad.input, p.scaleRule, transposed: true, site: site, role: .wgradGradient)
+            }
+            gemm.multiplyPrepared(qdyT, qx, m: outDim, n: inDim, k: rows, into: product)
+        }
         for i in 0..<(outDim * inDim) { dW[i] += product[i] }
     }
 

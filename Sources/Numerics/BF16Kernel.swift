@@ -1,7 +1,6 @@
 // Native BF16 matrix products (AVX512_BF16), for the BF16 recipe on the `openblas` backend.
 
 import CBF16
-import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -104,14 +103,12 @@ public enum BF16Kernel {
                          b: PackedB, bStart: Int = 0, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                          roundToBF16: Bool = false, threads: Int, parallelThreshold: Int) {
         precondition(available && b.n == n && b.accepts(start: bStart, count: k))
-        // Threads take rectangles of C cut at the portable kernel's tiles: they must be this
-        // kernel's panels, or two threads would share one.
-        precondition(PortableBackend.Grid.tile == (mr, nr))
+        // Threads take rectangles of C cut at this kernel's panels.
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
         let rowPanels = (m + mr - 1) / mr
         let packedA = UnsafeMutablePointer<UInt32>.allocate(capacity: rowPanels * mr * ((k + 1) / 2))
         defer { packedA.deallocate() }
-        let grid = PortableBackend.Grid(m: m, n: n, k: k, threads: threads, parallelThreshold: parallelThreshold)
+        let grid = ProductGrid(m: m, n: n, k: k, threads: threads, parallelThreshold: parallelThreshold, tile: (mr, nr))
         // Each thread writes only its own panels of packed A and its own rectangle of C, and
         // both calls return after every thread has finished: sharing the pointers is sound.
         let pointers = UncheckedSendable((a: a, c: c, packedA: packedA))
@@ -128,7 +125,7 @@ public enum BF16Kernel {
                                   Int32(rows.lowerBound / mr), Int32((rows.upperBound + mr - 1) / mr),
                                   Int32(cols.lowerBound / nr), Int32((cols.upperBound + nr - 1) / nr))
             }
-            if grid.pieces == 1 { region(0) } else { DispatchQueue.concurrentPerform(iterations: grid.pieces, execute: region) }
+            if grid.pieces == 1 { region(0) } else { parallelPerform(grid.pieces, region) }
         }
     }
 

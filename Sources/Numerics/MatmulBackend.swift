@@ -37,10 +37,18 @@ public struct OpenBLASBackend: MatmulBackend {
     /// BF16 recipe products on the BF16 instructions (only where the processor has them).
     public let nativeBF16: Bool
 
+    /// The smallest product (m·n·k) cut between threads.
+    public let parallelThreshold: Int
+
     /// `nativeBF16: false` keeps the BF16 recipe on float32 products (the emulation).
-    public init(nativeBF16: Bool = true) {
+    /// `parallelThreshold`: the smallest product (m·n·k) cut between threads.
+    public init(nativeBF16: Bool = true, parallelThreshold: Int = OpenBLASBackend.defaultParallelThreshold) {
         self.nativeBF16 = nativeBF16 && BF16Kernel.available
+        self.parallelThreshold = max(1, parallelThreshold)
     }
+
+    /// Below this many multiply-adds a product runs on the calling thread alone.
+    public static let defaultParallelThreshold = 1 << 18
 
     /// This machine's OpenBLAS and BF16 products: `Cooperlake; OpenBLAS 0.3.21 DYNAMIC_ARCH …;
     /// BF16 products: native (AVX512_BF16)` (the kernel set OpenBLAS chose for this CPU, its
@@ -59,10 +67,44 @@ public struct OpenBLASBackend: MatmulBackend {
                      b: UnsafePointer<Float>, ldb: Int,
                      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb),
-                    accumulate ? 1 : 0, c, Int32(ldc))
+        let grid = ProductGrid(m: m, n: n, k: k, threads: OpenBLASBackend.threads, parallelThreshold: parallelThreshold,
+                               tile: OpenBLASBackend.tile, rowsOnTie: m >= n)
+        let operands = UncheckedSendable((a: a, b: b, c: c))
+        // One region of C: the rows of op(A) and the columns of op(B) it needs.
+        let region = { @Sendable (rows: Range<Int>, cols: Range<Int>) in
+            let (a, b, c) = operands.value
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(rows.count), Int32(cols.count), Int32(k), 1,
+                        a + (transA ? rows.lowerBound : rows.lowerBound * lda), Int32(lda),
+                        b + (transB ? cols.lowerBound * ldb : cols.lowerBound), Int32(ldb),
+                        accumulate ? 1 : 0, c + rows.lowerBound * ldc + cols.lowerBound, Int32(ldc))
+        }
+        if grid.pieces == 1 {
+            region(0..<m, 0..<n)
+        } else {
+            // Each region's elements are summed whole by one call, which writes only them.
+            parallelPerform(grid.pieces) { piece in
+                let (rows, cols) = grid.region(piece)
+                region(rows, cols)
+            }
+        }
     }
+
+    /// The threads a product may use: OpenBLAS's own count as the environment set it
+    /// (`OPENBLAS_NUM_THREADS`, else the processors), read once. OpenBLAS itself is then kept
+    /// on one thread and the lab cuts the larger products between its own threads: OpenBLAS's
+    /// pool spins in `sched_yield` between products (a third of the samples of a training
+    /// step on the default model), the lab's threads sleep.
+    static let threads: Int = {
+        let count = max(1, Int(openblas_get_num_threads()))
+        openblas_set_num_threads(1)
+        return count
+    }()
+
+    /// The tile at whose edges C is cut between threads: the rows and columns OpenBLAS's
+    /// kernels compute at a time on AVX-512 (16 × 4 in its column-major view, which is C
+    /// transposed), rounded up so that every cut falls on one.
+    static let tile = (rows: 16, cols: 16)
 }
 
 /// Handles the products with nothing to sum, the same way on every backend: nothing to do

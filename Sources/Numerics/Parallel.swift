@@ -1,6 +1,6 @@
 // Work cut between threads where it pays, with results that do not depend on the cut.
 
-import Dispatch
+import CPool
 
 /// Runs `body` over contiguous ranges of `0..<count` that together cover it, one range per
 /// thread, each with about the same total `cost`; on the calling thread alone when there is
@@ -25,17 +25,88 @@ public func forEachRange(_ count: Int, threads: Int = ParallelWork.threads, mini
     }
     bounds.append(count)
     let cuts = bounds
+    parallelPerform(pieces) { p in
+        if cuts[p] < cuts[p + 1] { body(cuts[p]..<cuts[p + 1]) }
+    }
+}
+
+/// Runs `body(i)` for every i in 0..<iterations, on the calling thread and the lab's worker
+/// threads (CPool: a worker polls briefly for the next job, then sleeps), and returns when all
+/// have returned. `body` must write only what iteration i owns. A call made while another
+/// runs (nested, or from a second thread) runs its iterations on its own thread, in order:
+/// the results are the same either way.
+public func parallelPerform(_ iterations: Int, _ body: (Int) -> Void) {
+    guard iterations > 1 else {
+        if iterations == 1 { body(0) }
+        return
+    }
+    _ = ParallelWork.pool
     withoutActuallyEscaping(body) { body in
-        let shared = UncheckedSendable(body)
-        DispatchQueue.concurrentPerform(iterations: pieces) { p in
-            if cuts[p] < cuts[p + 1] { shared.value(cuts[p]..<cuts[p + 1]) }
+        var job = body
+        withUnsafeMutablePointer(to: &job) { pointer in
+            plab_pool_run(iterations, { context, index in
+                context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(index)
+            }, pointer)
         }
+    }
+}
+
+/// C cut into `rowPieces` × `colPieces` rectangles of whole tiles, as even as possible, one
+/// per thread. Which thread computes an element changes nothing in its value: each element's
+/// sum is computed whole by one thread.
+struct ProductGrid: Sendable {
+    let m: Int, n: Int
+    /// The tile at whose edges C is cut: rows, columns.
+    let tile: (rows: Int, cols: Int)
+    private(set) var rowPieces = 1, colPieces = 1
+    var pieces: Int { rowPieces * colPieces }
+
+    /// `rowsOnTie`: between cuts with equally many tiles in the largest piece, prefer more row
+    /// pieces (a row piece reuses its packed B panel over more rows); false prefers column
+    /// pieces (each thread then reads only its share of B, which pays when B is the larger
+    /// operand, as the weights of a decode step).
+    init(m: Int, n: Int, k: Int, threads: Int, parallelThreshold: Int, tile: (rows: Int, cols: Int), rowsOnTie: Bool = true) {
+        self.m = m
+        self.n = n
+        self.tile = tile
+        guard threads > 1, m * n * k >= parallelThreshold else { return }
+        let tilesM = (m + tile.rows - 1) / tile.rows, tilesN = (n + tile.cols - 1) / tile.cols
+        // The fewest tiles in the largest piece; on a tie, fewer pieces, then more row (or
+        // column) pieces.
+        var best = (tiles: tilesM * tilesN, pieces: 1)
+        for pm in 1...min(threads, tilesM) {
+            for pn in 1...min(threads / pm, tilesN) {
+                let tiles = ((tilesM + pm - 1) / pm) * ((tilesN + pn - 1) / pn)
+                if tiles < best.tiles || (tiles == best.tiles && (pm * pn < best.pieces || (pm * pn == best.pieces && rowsOnTie))) {
+                    best = (tiles, pm * pn)
+                    (rowPieces, colPieces) = (pm, pn)
+                }
+            }
+        }
+    }
+
+    /// The rows and columns of piece `index`: never empty, since a side is cut into at most
+    /// as many pieces as it has tiles.
+    func region(_ index: Int) -> (rows: Range<Int>, cols: Range<Int>) {
+        func cut(_ i: Int, _ pieces: Int, _ size: Int, _ total: Int) -> Range<Int> {
+            let tiles = (total + size - 1) / size
+            return min(total, tiles * i / pieces * size)..<min(total, tiles * (i + 1) / pieces * size)
+        }
+        return (cut(index / colPieces, rowPieces, tile.rows, m), cut(index % colPieces, colPieces, tile.cols, n))
     }
 }
 
 /// The threads the lab's own kernels use, read once: `PLAB_THREADS`, else the processors.
 public enum ParallelWork {
     public static let threads = PortableBackend.activeProcessorCount
+
+    /// The worker threads, started at the first parallel job: as many as the most threads
+    /// any product or pass may use, less the caller.
+    static let pool: Void = plab_pool_start(Int32(max(threads, OpenBLASBackend.threads)))
+
+    /// Jobs shared with a worker and worker sleeps since the start (tests, benchmarks).
+    public static var sharedJobs: Int { plab_pool_shared_jobs() }
+    public static var sleeps: Int { plab_pool_sleeps() }
 }
 
 /// A value handed to other threads by a caller that guarantees they use it safely (each

@@ -1,6 +1,5 @@
 // The lab's own matrix product: the same bits on every machine.
 
-import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -74,55 +73,15 @@ public struct PortableBackend: MatmulBackend {
         let problem = Problem(transA: transA, transB: transB, k: k,
                               a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
                               accumulate: accumulate)
-        let grid = Grid(m: m, n: n, k: k, threads: threads, parallelThreshold: parallelThreshold)
+        let grid = ProductGrid(m: m, n: n, k: k, threads: threads, parallelThreshold: parallelThreshold,
+                               tile: (PortableKernel.mr, PortableKernel.nr))
         if grid.pieces == 1 {
             problem.compute(rows: 0..<m, cols: 0..<n)
         } else {
-            DispatchQueue.concurrentPerform(iterations: grid.pieces) { piece in
+            parallelPerform(grid.pieces) { piece in
                 let (rows, cols) = grid.region(piece)
                 problem.compute(rows: rows, cols: cols)
             }
-        }
-    }
-
-    /// C cut into `rowPieces` × `colPieces` rectangles of whole tiles, as even as possible, one
-    /// per thread. Which thread computes an element changes nothing in its value.
-    struct Grid: Sendable {
-        /// The tile at whose edges C is cut: rows, columns.
-        static let tile = (rows: PortableKernel.mr, cols: PortableKernel.nr)
-        let m: Int, n: Int
-        private(set) var rowPieces = 1, colPieces = 1
-        var pieces: Int { rowPieces * colPieces }
-
-        init(m: Int, n: Int, k: Int, threads: Int, parallelThreshold: Int) {
-            self.m = m
-            self.n = n
-            guard threads > 1, m * n * k >= parallelThreshold else { return }
-            let mr = PortableKernel.mr, nr = PortableKernel.nr
-            let tilesM = (m + mr - 1) / mr, tilesN = (n + nr - 1) / nr
-            // The fewest tiles in the largest piece; on a tie, fewer pieces, then more row
-            // pieces (a row piece reuses its packed B panel over more rows).
-            var best = (tiles: tilesM * tilesN, pieces: 1)
-            for pm in 1...min(threads, tilesM) {
-                for pn in 1...min(threads / pm, tilesN) {
-                    let tiles = ((tilesM + pm - 1) / pm) * ((tilesN + pn - 1) / pn)
-                    if tiles < best.tiles || (tiles == best.tiles && pm * pn <= best.pieces) {
-                        best = (tiles, pm * pn)
-                        (rowPieces, colPieces) = (pm, pn)
-                    }
-                }
-            }
-        }
-
-        /// The rows and columns of piece `index`: never empty, since a side is cut into at most
-        /// as many pieces as it has tiles.
-        func region(_ index: Int) -> (rows: Range<Int>, cols: Range<Int>) {
-            func cut(_ i: Int, _ pieces: Int, _ size: Int, _ total: Int) -> Range<Int> {
-                let tiles = (total + size - 1) / size
-                return min(total, tiles * i / pieces * size)..<min(total, tiles * (i + 1) / pieces * size)
-            }
-            return (cut(index / colPieces, rowPieces, PortableKernel.mr, m),
-                    cut(index % colPieces, colPieces, PortableKernel.nr, n))
         }
     }
 

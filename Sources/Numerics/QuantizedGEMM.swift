@@ -332,42 +332,65 @@ public struct QuantizedGEMM: Sendable {
         let (stretch, mmaStep, bits, scaled) = accumulationPlan(qa, qb, kEnd: kEnd)
         let step = mmaStep ?? stretch
         if !scaled && bits >= 24 && stretch >= kEnd {
-            // One product over all of K (B read untransposed when it is also stored so).
             let aStart = qa.transposed ? kStart * qa.matrix.cols : kStart
-            let bTransposed = qb.transposed && qb.untransposed == nil
-            let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
-            let bStart = bTransposed ? kStart : kStart * ldb
-            let native = BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
-            let roundsInEpilogue = native && roundOutput && recipe.output == .bf16
-            qa.matrix.values.withUnsafeBufferPointer { av in
-                (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
-                    if native {
-                        // BF16 operands on the BF16 instructions: B as packed at the sync when
-                        // the product's stretch of K is whole pairs of it, else packed now.
-                        let threads = ParallelWork.threads
-                        var packed = qb.packedBF16, start = kStart
-                        if packed == nil || packed!.n != n || !packed!.accepts(start: kStart, count: kEnd - kStart) {
-                            packed = BF16Kernel.PackedB(bv.baseAddress! + bStart, ldb: ldb, transB: bTransposed, k: kEnd - kStart, n: n,
-                                                        threads: threads)
-                            start = 0
-                        }
-                        BF16Kernel.multiply(transA: qa.transposed, m: m, n: n, k: kEnd - kStart, a: av.baseAddress! + aStart,
-                                            lda: qa.matrix.cols, b: packed!, bStart: start, c: c, ldc: n, accumulate: false,
-                                            roundToBF16: roundsInEpilogue,
-                                            threads: threads, parallelThreshold: PortableBackend.defaultParallelThreshold)
-                        return
-                    }
-                    backend.gemm(transA: qa.transposed, transB: bTransposed, m: m, n: n, k: kEnd - kStart,
-                                 a: av.baseAddress! + aStart, lda: qa.matrix.cols,
-                                 b: bv.baseAddress! + bStart, ldb: ldb, c: c, ldc: n, accumulate: false)
-                }
+            return qa.matrix.values.withUnsafeBufferPointer { av in
+                plainProduct(av.baseAddress! + aStart, transA: qa.transposed, lda: qa.matrix.cols, qb, m: m, n: n,
+                             k0: kStart, k1: kEnd, roundOutput: roundOutput, into: c)
             }
-            return roundsInEpilogue
         }
         let threads = (backend as? PortableBackend)?.threads ?? ScaledKernel.processorCount
         ScaledKernel.multiply(qa, qb, m: m, n: n, kStart: kStart, kEnd: kEnd, stretch: stretch, step: step,
                               bits: bits, scaled: scaled, threads: threads, into: c)
         return false
+    }
+
+    /// One backend product over K indices k0..<k1 of unscaled operands with float32
+    /// accumulation (B read untransposed when it is also stored so); `a` points at A's
+    /// element (0, k0). True when it rounded to the output format itself (the native BF16
+    /// product rounds a BF16 output in its epilogue, when `roundOutput` lets it).
+    private func plainProduct(_ a: UnsafePointer<Float>, transA: Bool, lda: Int, _ qb: PreparedOperand, m: Int, n: Int,
+                              k0 kStart: Int, k1 kEnd: Int, roundOutput: Bool, into c: UnsafeMutablePointer<Float>) -> Bool {
+        let bTransposed = qb.transposed && qb.untransposed == nil
+        let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
+        let bStart = bTransposed ? kStart : kStart * ldb
+        let native = BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
+        let roundsInEpilogue = native && roundOutput && recipe.output == .bf16
+        (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
+            if native {
+                // BF16 operands on the BF16 instructions: B as packed at the sync when the
+                // product's stretch of K is whole pairs of it, else packed now.
+                let threads = ParallelWork.threads
+                var packed = qb.packedBF16, start = kStart
+                if packed == nil || packed!.n != n || !packed!.accepts(start: kStart, count: kEnd - kStart) {
+                    packed = BF16Kernel.PackedB(bv.baseAddress! + bStart, ldb: ldb, transB: bTransposed, k: kEnd - kStart, n: n,
+                                                threads: threads)
+                    start = 0
+                }
+                BF16Kernel.multiply(transA: transA, m: m, n: n, k: kEnd - kStart, a: a, lda: lda, b: packed!, bStart: start,
+                                    c: c, ldc: n, accumulate: false, roundToBF16: roundsInEpilogue,
+                                    threads: threads, parallelThreshold: PortableBackend.defaultParallelThreshold)
+                return
+            }
+            backend.gemm(transA: transA, transB: bTransposed, m: m, n: n, k: kEnd - kStart, a: a, lda: lda,
+                         b: bv.baseAddress! + bStart, ldb: ldb, c: c, ldc: n, accumulate: false)
+        }
+        return roundsInEpilogue
+    }
+
+    /// `multiplyPrepared` for a left operand whose rule leaves float32 as it is
+    /// (`recipe.a.isIdentity`, an FP32 engine's activations and gradients), read where it
+    /// lies (row-major m × k, or k × m used transposed) instead of from a copy: the same bits. False, with nothing done,
+    /// when the product is not one float32-accumulated product of unscaled operands over all
+    /// of K (a scaled B, limited accumulation, split-K); the caller then prepares A.
+    public func multiplyInPlace(_ a: UnsafePointer<Float>, transA: Bool = false, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
+                                splitK: Int = 1, into c: UnsafeMutablePointer<Float>) -> Bool {
+        guard recipe.a.isIdentity, recipe.accumulation == .fp32, splitK <= 1, qb.allScalesOne else { return false }
+        if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return true }
+        let rounded = plainProduct(a, transA: transA, lda: transA ? m : k, qb, m: m, n: n, k0: 0, k1: k, roundOutput: true, into: c)
+        if recipe.output != .fp32 && !rounded {
+            Rounder(format: recipe.output).round(c, into: c, count: m * n)
+        }
+        return true
     }
 
     /// How a product over K up to `kEnd` accumulates: the stretch between scale-tile

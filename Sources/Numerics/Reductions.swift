@@ -32,6 +32,11 @@ func amaxAndNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> (amax: Float, nonF
     return (Float(bitPattern: top > 0x7F80_0000 ? 0x7FC0_0000 : top), nonFinite)
 }
 
+/// How many of `x[0..<n]` are NaN or infinite.
+public func countNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
+    countLargeAndNonFinite(x, n, .infinity).nonFinite
+}
+
 /// How many of `x[0..<n]` are finite with magnitude at least `threshold` (a positive
 /// float), and how many are not finite.
 @inlinable

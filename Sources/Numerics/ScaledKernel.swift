@@ -1,7 +1,6 @@
 // The fused block-scaled matrix product: scaled operands and limited accumulation in one
 // pass, the same bits on every backend and machine.
 
-import Dispatch
 
 /// C (m, n) = the product over K indices kStart..<kEnd of two prepared operands, with their
 /// scales applied per K stretch and the accumulation of the recipe, unrounded.
@@ -99,7 +98,7 @@ struct ScaledKernel {
         if pieces == 1 {
             packing.pack(piece: 0, of: 1)
         } else {
-            DispatchQueue.concurrentPerform(iterations: pieces) { packing.pack(piece: $0, of: pieces) }
+            parallelPerform(pieces) { packing.pack(piece: $0, of: pieces) }
         }
         if scaled {
             for t in 0..<stretches {
@@ -119,7 +118,7 @@ struct ScaledKernel {
         if grid.pieces == 1 {
             work.compute(panels: 0..<panels, strips: 0..<strips)
         } else {
-            DispatchQueue.concurrentPerform(iterations: grid.pieces) { piece in
+            parallelPerform(grid.pieces) { piece in
                 let (p, s) = grid.region(piece)
                 work.compute(panels: p, strips: s)
             }

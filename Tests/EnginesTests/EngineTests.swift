@@ -111,3 +111,29 @@ func measure(_ policy: Policy, count: Int = 24, maxNew: Int = 24, seed: UInt64 =
         #expect(throws: NumericsError.self) { try Preset.parse("bf8") }
     }
 }
+
+/// An FP32 engine reads its activations and gradients in place (no rounded copy); its counts
+/// of non-finite inputs per role are still those a rounded copy counts (a BF16 engine's).
+@Suite struct InPlaceOperandCountTests {
+    @Test func nonFiniteInputsAreCountedPerRoleWithOrWithoutACopy() throws {
+        let master = labModel()
+        let site = LinearSite(.q, layer: 0)
+        let c = master.config.hiddenSize, rows = 5
+        var x = (0..<(rows * c)).map { Float(($0 % 13) - 6) / 8 }
+        x[3] = .nan
+        x[c + 1] = .infinity
+        var dy = (0..<(rows * c)).map { Float(($0 % 7) - 3) / 4 }
+        dy[2 * c] = -.infinity
+        var counts: [[OperandRole: Int]] = []
+        for format in [NumberFormat.fp32, .bf16] {
+            let kernel = try EngineKernel(master: master, profile: .uniform(format, sources: .none), backend: PortableBackend())
+            var y = [Float](repeating: 0, count: rows * c), dx = y
+            var dW = [Float](repeating: 0, count: c * c)
+            kernel.forward(site, x: x, rows: rows, y: &y)
+            kernel.backward(site, dy: dy, x: x, rows: rows, dx: &dx, dW: &dW)
+            counts.append(kernel.state.nonFinite)
+        }
+        #expect(counts[0] == [.fpropInput: 2, .dgradGradient: 1, .wgradGradient: 1, .wgradActivation: 2])
+        #expect(counts[0] == counts[1])
+    }
+}

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 import Numerics
 import Testing
 
@@ -16,6 +21,67 @@ import Testing
             }
             #expect((0..<count).allSatisfy { seen[$0] == 1 }, "\(count) items on \(threads) threads")
         }
+    }
+
+    /// The worker pool runs every iteration exactly once, whatever the count; calls made from
+    /// inside an iteration (nested) and from several threads at once all complete, each
+    /// iteration once.
+    @Test func poolRunsEveryIterationOnceNestedAndFromSeveralThreads() async {
+        for count in [0, 1, 2, 3, 7, 64, 1000] {
+            let seen = UnsafeMutablePointer<Int>.allocate(capacity: max(1, count))
+            defer { seen.deallocate() }
+            seen.update(repeating: 0, count: max(1, count))
+            let shared = UncheckedSendable(seen)
+            parallelPerform(count) { shared.value[$0] += 1 }
+            #expect((0..<count).allSatisfy { seen[$0] == 1 }, "\(count) iterations")
+        }
+        // Nested: each outer iteration runs an inner job of 5 over its own row.
+        let rows = 6, inner = 5
+        let grid = UnsafeMutablePointer<Int>.allocate(capacity: rows * inner)
+        defer { grid.deallocate() }
+        grid.update(repeating: 0, count: rows * inner)
+        let sharedGrid = UncheckedSendable(grid)
+        parallelPerform(rows) { r in parallelPerform(inner) { sharedGrid.value[r * inner + $0] += 1 } }
+        #expect((0..<(rows * inner)).allSatisfy { grid[$0] == 1 })
+        // Several callers at once: each job's sums are its own.
+        let sums = await withTaskGroup(of: (Int, Int).self) { group in
+            for caller in 0..<4 {
+                group.addTask {
+                    let cells = UnsafeMutablePointer<Int>.allocate(capacity: 500)
+                    defer { cells.deallocate() }
+                    let shared = UncheckedSendable(cells)
+                    var total = 0
+                    for _ in 0..<50 {
+                        parallelPerform(500) { shared.value[$0] = $0 * (caller + 1) }
+                        total += (0..<500).reduce(0) { $0 + cells[$1] }
+                    }
+                    return (caller, total)
+                }
+            }
+            var out: [Int: Int] = [:]
+            for await (caller, total) in group { out[caller] = total }
+            return out
+        }
+        for caller in 0..<4 { #expect(sums[caller] == 50 * 124_750 * (caller + 1)) }
+    }
+
+    /// With two or more threads, a job's iterations run on more than one thread (a worker
+    /// takes part): some of 100 tries of two long iterations must show two threads.
+    @Test func poolRunsIterationsOnAWorker() {
+        guard ParallelWork.threads > 1 else { return }
+        let ids = UnsafeMutablePointer<pthread_t>.allocate(capacity: 2)
+        defer { ids.deallocate() }
+        let shared = UncheckedSendable(ids)
+        var sawTwo = false
+        for _ in 0..<100 where !sawTwo {
+            parallelPerform(2) { i in
+                var x = 0.0
+                for j in 0..<200_000 { x += Double(j % 7) }
+                if x > 0 { shared.value[i] = pthread_self() }
+            }
+            sawTwo = pthread_equal(ids[0], ids[1]) == 0
+        }
+        #expect(sawTwo)
     }
 
     /// A buffer large enough to be rounded on several threads gives, value by value, what the

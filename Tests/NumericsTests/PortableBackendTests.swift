@@ -215,6 +215,24 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
         }
     }
 
+    /// OpenBLAS runs on one thread and the lab cuts C between its own threads: each element
+    /// is still summed whole by one call, so cut or not, the products have the same bits.
+    @Test func openBLASCutBetweenThreadsGivesTheWholeProductsBits() {
+        let sizes = [(1, 1, 1), (17, 33, 9), (64, 384, 384), (130, 70, 513), (2560 / 8, 176, 64), (40, 1024, 96)]
+        for (i, (m, n, k)) in sizes.enumerated() {
+            for trans in 0..<4 {
+                for accumulate in [false, true] {
+                    let t = GemmCase(m: m, n: n, k: k, transA: trans & 1 != 0, transB: trans & 2 != 0,
+                                     padA: 2, padB: 3, padC: 1, accumulate: accumulate)
+                    let ops = GemmOperands(t, seed: 700 + UInt64(i))
+                    let whole = runGemm(OpenBLASBackend(parallelThreshold: .max), t, ops)
+                    let cut = runGemm(OpenBLASBackend(parallelThreshold: 1), t, ops)
+                    #expect(cut.map(\.bitPattern) == whole.map(\.bitPattern), "\(t)")
+                }
+            }
+        }
+    }
+
     @Test func agreesWithOpenBLAS() {
         // Both backends compute each output, C's old value included when accumulating, as a sum
         // of k + 1 terms in some order, so each is within γ_{k+1}·S of the exact value, where

@@ -204,3 +204,52 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
         #expect(split != whole) // a different order gives different last bits somewhere
     }
 }
+
+/// A left operand whose rule leaves float32 as it is (an FP32 engine's activations) read in
+/// place gives the bits of the same product through a quantized copy of it; products that
+/// need the copy (scaled B, limited accumulation, split-K, a rounding A) are refused.
+@Suite struct InPlaceOperandTests {
+    @Test(arguments: ["openblas", "portable"])
+    func inPlaceAGivesTheCopysBits(backend: String) throws {
+        let backend = try matmulBackend(named: backend)
+        var bf16Weights = GemmRecipe.uniform(.bf16)
+        bf16Weights.a = .none
+        for recipe in [GemmRecipe.fp32, bf16Weights] {
+            let gemm = QuantizedGEMM(recipe: recipe, backend: backend)
+            for (m, n, k) in QuantizedGEMMTests.shapes {
+                for transA in [false, true] {
+                    let a = randomMatrix(m * k, seed: 5, name: "a"), b = randomMatrix(n * k, seed: 5, name: "b")
+                    let qa = PreparedOperand(matrix: try recipe.a.quantize(a, rows: transA ? k : m, cols: transA ? m : k),
+                                             transposed: transA)
+                    let qb = PreparedOperand(matrix: try recipe.b.quantize(b, rows: n, cols: k), transposed: true)
+                    var copied = [Float](repeating: .nan, count: m * n), inPlace = copied
+                    gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, into: &copied)
+                    let done = a.withUnsafeBufferPointer { gemm.multiplyInPlace($0.baseAddress!, transA: transA, qb, m: m, n: n, k: k, into: &inPlace) }
+                    #expect(done)
+                    #expect(inPlace.map(\.bitPattern) == copied.map(\.bitPattern), "\(recipe) \(m)x\(n)x\(k) transA \(transA)")
+                }
+            }
+        }
+    }
+
+    @Test func productsThatNeedTheCopyAreRefused() throws {
+        let (m, n, k) = (8, 16, 256)
+        let a = randomMatrix(m * k, seed: 6, name: "a"), b = randomMatrix(n * k, seed: 6, name: "b")
+        var c = [Float](repeating: 0, count: m * n)
+        let scaledB = Quantization(format: .e4m3, granularity: .blocks(16, 128))
+        let cases: [(GemmRecipe, Quantization, Int)] = [
+            (GemmRecipe(a: .none, b: scaledB), scaledB, 1),                                   // B has scales
+            (GemmRecipe(a: .none, b: .none, accumulation: .hopperFP8), .none, 1),             // limited accumulation
+            (GemmRecipe.fp32, .none, 2),                                                      // split-K
+            (GemmRecipe(a: Quantization(format: .bf16), b: .none), .none, 1),                 // A rounds
+        ]
+        for (recipe, bRule, splitK) in cases {
+            let qb = PreparedOperand(matrix: try bRule.quantize(b, rows: n, cols: k), transposed: true)
+            let done = a.withUnsafeBufferPointer {
+                QuantizedGEMM(recipe: recipe, backend: PortableBackend()).multiplyInPlace($0.baseAddress!, qb, m: m, n: n, k: k,
+                                                                                          splitK: splitK, into: &c)
+            }
+            #expect(!done, "\(recipe) split-K \(splitK)")
+        }
+    }
+}
