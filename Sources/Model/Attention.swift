@@ -23,6 +23,9 @@ public enum SoftmaxLayout: Hashable, Sendable {
 /// the second product, as FlashAttention does); then with M = max m_c,
 /// out = round(Σ_c e^(m_c − M) o_c / Σ_c e^(m_c − M) l_c). A whole row is one chunk.
 /// If `probs` is given (L per head, H·L), the normalised probabilities p_j are saved there.
+/// `keyColumns`, if given, holds the same keys by columns, key/value head by head (element i
+/// of key j of head g at [(g·D + i)·keyColumnStride + j], the stride a multiple of 16 and at
+/// least L): the scores are then sixteen keys at a time, with the same bits.
 public func attendRow(q: UnsafePointer<Float>,            // (H, D)
                       keys: UnsafePointer<Float>,         // (L, Hkv·D) rows
                       values: UnsafePointer<Float>,       // (L, Hkv·D)
@@ -30,7 +33,8 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
                       layout: SoftmaxLayout, probabilityRounding: Rounder?, outputRounding: Rounder?,
                       out: UnsafeMutablePointer<Float>,   // (H, D)
                       probs: UnsafeMutablePointer<Float>?,// (H, L) or nil
-                      scratch: UnsafeMutablePointer<Float>) { // ≥ 2·L + D floats
+                      scratch: UnsafeMutablePointer<Float>, // ≥ 2·L + D floats
+                      keyColumns: UnsafePointer<Float>? = nil, keyColumnStride: Int = 0) {
     let kvDim = kvHeads * d
     let group = heads / kvHeads
     let scale = 1 / Float(d).squareRoot()
@@ -43,7 +47,11 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
     for h in 0..<heads {
         let qh = q + h * d
         let kvOffset = (h / group) * d
-        rowDots(qh, keys + kvOffset, stride: kvDim, count: l, length: d, into: s)
+        if let keyColumns {
+            columnDots(qh, keyColumns + (h / group) * d * keyColumnStride, stride: keyColumnStride, count: l, length: d, into: s)
+        } else {
+            rowDots(qh, keys + kvOffset, stride: kvDim, count: l, length: d, into: s)
+        }
         for j in 0..<l { s[j] *= scale }
         let oh = out + h * d
         for i in 0..<d { oh[i] = 0 }
@@ -67,6 +75,8 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
             expInPlace(e + c0, c1 - c0)
             var lc: Float = 0
             for j in c0..<c1 { lc += e[j] }
+            // A whole row's e_j are the backward's e^(s_j − M) already: kept before rounding.
+            if let probs, chunk >= l { (probs + h * l).update(from: e, count: l) }
             roundInPlace(probabilityRounding, e + c0, c1 - c0)
             for i in 0..<d { o[i] = 0 }
             for j in c0..<c1 { addScaled(e[j], values + j * kvDim + kvOffset, to: o, length: d) }
@@ -79,8 +89,10 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
         if let probs {
             // p_j = e^(s_j − M) / total, in float32 (unrounded), for the backward pass.
             let ph = probs + h * l
-            for j in 0..<l { ph[j] = s[j] - globalMax }
-            expInPlace(ph, l)
+            if chunk < l {
+                for j in 0..<l { ph[j] = s[j] - globalMax }
+                expInPlace(ph, l)
+            }
             for j in 0..<l { ph[j] /= total }
         }
     }
@@ -156,6 +168,27 @@ func rowDots(_ x: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, stride: In
         for i in 0..<d { a = a.addingProduct(x[i], r[i]) }
         out[j] = a
         j += 1
+    }
+}
+
+/// `rowDots` over keys stored by columns (element i of key j at columns[i·stride + j]):
+/// sixteen keys' chains in one vector, each lane one chain of fused multiply-adds from +0 in
+/// increasing i, so exactly `rowDots`'s bits.
+@inline(__always)
+func columnDots(_ x: UnsafePointer<Float>, _ columns: UnsafePointer<Float>, stride: Int, count: Int, length d: Int,
+                into out: UnsafeMutablePointer<Float>) {
+    typealias V = SIMD16<Float>
+    var j = 0
+    while j < count {
+        // The last block reads past `count` into the stride's room; those lanes are dropped.
+        var a = V(repeating: 0)
+        for i in 0..<d { a = a.addingProduct(V(repeating: x[i]), UnsafeRawPointer(columns + i * stride + j).loadUnaligned(as: V.self)) }
+        if j + 16 <= count {
+            UnsafeMutableRawPointer(out + j).storeBytes(of: a, as: V.self)
+        } else {
+            for lane in 0..<(count - j) { out[j + lane] = a[lane] }
+        }
+        j += 16
     }
 }
 

@@ -442,14 +442,22 @@ public struct Transformer {
                                          cost: { attentionCost(batch, $0) }) { sequences in
                                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
                                 defer { scratch.deallocate() }
+                                // The sequence's keys by columns, for sixteen scores at a time.
+                                let stride = (longest + 15) / 16 * 16
+                                let columns = UnsafeMutablePointer<Float>.allocate(capacity: kvDim * stride)
+                                defer { columns.deallocate() }
+                                columns.initialize(repeating: 0, count: kvDim * stride)
                                 for s in sequences {
-                                    let start = batch.starts[s]
+                                    let start = batch.starts[s], n = batch.starts[s + 1] - start
+                                    let keys = k.baseAddress! + start * kvDim
+                                    for j in 0..<n { for c in 0..<kvDim { columns[c * stride + j] = keys[j * kvDim + c] } }
                                     for r in start..<batch.starts[s + 1] {
-                                        attendRow(q: q.baseAddress! + r * qDim, keys: k.baseAddress! + start * kvDim,
+                                        attendRow(q: q.baseAddress! + r * qDim, keys: keys,
                                                   values: v.baseAddress! + start * kvDim, count: r - start + 1, heads: h, kvHeads: hkv,
                                                   headDim: d, layout: plan.softmax, probabilityRounding: plan.probabilities,
                                                   outputRounding: plan.activation, out: out.baseAddress! + r * qDim,
-                                                  probs: kept.map { $0 + probOffsets[r] }, scratch: scratch)
+                                                  probs: kept.map { $0 + probOffsets[r] }, scratch: scratch,
+                                                  keyColumns: columns, keyColumnStride: stride)
                                     }
                                 }
                             }
