@@ -235,8 +235,8 @@ public struct QuantizedGEMM: Sendable {
     /// rounding — the same arithmetic in another order.
     public func multiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                                  splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
-        // The lab's own kernels may run split-K's pieces at once; OpenBLAS is called from
-        // one thread at a time.
+        // The lab's own kernels may run split-K's pieces at once (each too small to be cut
+        // between threads itself); OpenBLAS's products are cut by its backend instead.
         let ownKernels = backend is PortableBackend || BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
         combine(qa, qb, m: m, n: n, k: k, splitK: splitK, piecesAtOnce: ownKernels, into: c) { k0, k1, out, roundOutput in
             accumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, roundOutput: roundOutput, into: out)
