@@ -105,9 +105,11 @@ void plab_pool_run(long count, plab_pool_body body, void *context) {
         return;
     }
     pthread_mutex_lock(&lock);
+    unsigned waits = 0;
     while (atomic_load(&active) > 0) {
         pthread_mutex_unlock(&lock);
         relax();
+        if ((++waits & 4095) == 0) sched_yield();  // a late worker may have been preempted
         pthread_mutex_lock(&lock);
     }
     job_body = body;

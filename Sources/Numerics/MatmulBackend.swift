@@ -37,14 +37,24 @@ public struct OpenBLASBackend: MatmulBackend {
     /// BF16 recipe products on the BF16 instructions (only where the processor has them).
     public let nativeBF16: Bool
 
-    /// The smallest product (m·n·k) cut between threads.
+    /// The smallest product (m·n·k) cut into rectangles.
     public let parallelThreshold: Int
+    /// How many rectangles a product is cut into: the machine's processors, whatever the
+    /// thread settings. OpenBLAS chooses its kernel (and so its summation order) by the shape
+    /// of each call, so the cut changes bits; the threads that compute the rectangles do not.
+    public let pieces: Int
+    /// The threads that compute the rectangles (1: one after the other, on the caller).
+    public let threads: Int
 
     /// `nativeBF16: false` keeps the BF16 recipe on float32 products (the emulation).
-    /// `parallelThreshold`: the smallest product (m·n·k) cut between threads.
-    public init(nativeBF16: Bool = true, parallelThreshold: Int = OpenBLASBackend.defaultParallelThreshold) {
+    /// `parallelThreshold`: the smallest product (m·n·k) cut into rectangles; `pieces`: into
+    /// how many; `threads`: computed by how many threads (default `OPENBLAS_NUM_THREADS`).
+    public init(nativeBF16: Bool = true, parallelThreshold: Int = OpenBLASBackend.defaultParallelThreshold,
+                pieces: Int = PortableBackend.cores, threads: Int = OpenBLASBackend.environmentThreads) {
         self.nativeBF16 = nativeBF16 && BF16Kernel.available
         self.parallelThreshold = max(1, parallelThreshold)
+        self.pieces = max(1, pieces)
+        self.threads = max(1, threads)
     }
 
     /// Below this many multiply-adds a product runs on the calling thread alone.
@@ -67,7 +77,7 @@ public struct OpenBLASBackend: MatmulBackend {
                      b: UnsafePointer<Float>, ldb: Int,
                      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
-        let grid = ProductGrid(m: m, n: n, k: k, threads: OpenBLASBackend.threads, parallelThreshold: parallelThreshold,
+        let grid = ProductGrid(m: m, n: n, k: k, threads: pieces, parallelThreshold: parallelThreshold,
                                tile: OpenBLASBackend.tile, rowsOnTie: m >= n)
         let operands = UncheckedSendable((a: a, b: b, c: c))
         // One region of C: the rows of op(A) and the columns of op(B) it needs.
@@ -81,8 +91,13 @@ public struct OpenBLASBackend: MatmulBackend {
         }
         if grid.pieces == 1 {
             region(0..<m, 0..<n)
+        } else if threads == 1 {
+            for piece in 0..<grid.pieces {
+                let (rows, cols) = grid.region(piece)
+                region(rows, cols)
+            }
         } else {
-            // Each region's elements are summed whole by one call, which writes only them.
+            // Each region is one call, which writes only its elements.
             parallelPerform(grid.pieces) { piece in
                 let (rows, cols) = grid.region(piece)
                 region(rows, cols)
@@ -90,12 +105,12 @@ public struct OpenBLASBackend: MatmulBackend {
         }
     }
 
-    /// The threads a product may use: OpenBLAS's own count as the environment set it
+    /// The threads the products may use: OpenBLAS's own count as the environment set it
     /// (`OPENBLAS_NUM_THREADS`, else the processors), read once. OpenBLAS itself is then kept
-    /// on one thread and the lab cuts the larger products between its own threads: OpenBLAS's
-    /// pool spins in `sched_yield` between products (a third of the samples of a training
-    /// step on the default model), the lab's threads sleep.
-    static let threads: Int = {
+    /// on one thread and the lab computes the rectangles on its own threads: OpenBLAS's pool
+    /// spins in `sched_yield` between products (a third of the samples of a training step
+    /// on the default model), the lab's threads sleep.
+    public static let environmentThreads: Int = {
         let count = max(1, Int(openblas_get_num_threads()))
         openblas_set_num_threads(1)
         return count

@@ -128,9 +128,9 @@ public struct Quantization: Hashable, Sendable, CustomStringConvertible {
     /// No rounding at all: float32 as is.
     public static let none = Quantization(format: .fp32)
 
-    /// Whether this rule leaves every float32 unchanged.
+    /// Whether this rule leaves every float32 unchanged (saturating would turn ±∞ into ±max).
     public var isIdentity: Bool {
-        format == .fp32 && granularity == .unscaled && rounding != .stochastic
+        format == .fp32 && granularity == .unscaled && rounding != .stochastic && !saturate
     }
 
     public var description: String {

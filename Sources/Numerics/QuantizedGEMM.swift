@@ -379,7 +379,8 @@ public struct QuantizedGEMM: Sendable {
 
     /// `multiplyPrepared` for a left operand whose rule leaves float32 as it is
     /// (`recipe.a.isIdentity`, an FP32 engine's activations and gradients), read where it
-    /// lies (row-major m × k, or k × m used transposed) instead of from a copy: the same bits. False, with nothing done,
+    /// lies (row-major m × k, or k × m used transposed) instead of from a copy: the same bits
+    /// (save a NaN's payload: the copy makes every NaN the canonical quiet one). False, with nothing done,
     /// when the product is not one float32-accumulated product of unscaled operands over all
     /// of K (a scaled B, limited accumulation, split-K); the caller then prepares A.
     public func multiplyInPlace(_ a: UnsafePointer<Float>, transA: Bool = false, _ qb: PreparedOperand, m: Int, n: Int, k: Int,

@@ -242,6 +242,7 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
             (GemmRecipe(a: .none, b: .none, accumulation: .hopperFP8), .none, 1),             // limited accumulation
             (GemmRecipe.fp32, .none, 2),                                                      // split-K
             (GemmRecipe(a: Quantization(format: .bf16), b: .none), .none, 1),                 // A rounds
+            (GemmRecipe(a: Quantization(format: .fp32, saturate: true), b: .none), .none, 1), // ±∞ → ±max
         ]
         for (recipe, bRule, splitK) in cases {
             let qb = PreparedOperand(matrix: try bRule.quantize(b, rows: n, cols: k), transposed: true)
