@@ -11,10 +11,18 @@ public struct AvailableMemory: Sendable, Equatable {
     /// Where the figure comes from, for messages: "MemAvailable", "cgroup limit", ….
     public var source: String
 
-    public init(bytes: Int, source: String) {
+    /// The text the source gave, when a person wrote it (`PLAB_MEMORY_LIMIT`'s "20M").
+    public var given: String?
+
+    public init(bytes: Int, source: String, given: String? = nil) {
         self.bytes = bytes
         self.source = source
+        self.given = given
     }
+
+    /// The source for messages: `PLAB_MEMORY_LIMIT=20M, in powers of 1024` when a person gave
+    /// the figure (messages print sizes in powers of 1000, so 20M reads as 21.0 MB).
+    public var described: String { given.map { "\(source)=\($0), in powers of 1024" } ?? source }
 
     /// The system's figure.
     ///
@@ -135,7 +143,7 @@ extension Session {
             guard let bytes = AvailableMemory.parseSize(text) else {
                 throw LabError("PLAB_MEMORY_LIMIT='\(text)' is not a size; accepted: bytes, or a number with K, M, G or T (powers of 1024), e.g. 8G")
             }
-            return AvailableMemory(bytes: bytes, source: "PLAB_MEMORY_LIMIT=\(text)")
+            return AvailableMemory(bytes: bytes, source: "PLAB_MEMORY_LIMIT", given: text)
         }
         return AvailableMemory.system()
     }
@@ -150,6 +158,6 @@ extension Session {
         let terms = estimate.largestFirst
         var parts = terms.prefix(3).map { "\($0.name) \(memoryFigure($0.bytes))" }
         if terms.count > 3 { parts.append("…") }
-        throw LabError("needs about \(memoryFigure(need)) (\(parts.joined(separator: ", "))) but \(memoryFigure(available.bytes)) is available (\(available.source)); \(advice)")
+        throw LabError("needs about \(memoryFigure(need)) (\(parts.joined(separator: ", "))) but \(memoryFigure(available.bytes)) is available (\(available.described)); \(advice)")
     }
 }

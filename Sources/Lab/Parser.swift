@@ -94,7 +94,7 @@ extension Registry {
                 }
                 if case .flag = spec.style {
                     if inlineValue != nil { throw LabError("\(path): --\(name) takes no value") }
-                    parsed.flags.insert(name)
+                    if !parsed.flags.insert(name).inserted { throw LabError("\(path): --\(name) is given twice; give it once") }
                     continue
                 }
                 guard let text = inlineValue ?? (i < words.count ? words[i].text : nil) else {

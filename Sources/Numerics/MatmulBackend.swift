@@ -61,15 +61,16 @@ public struct OpenBLASBackend: MatmulBackend {
     public static let defaultParallelThreshold = 1 << 18
 
     /// This machine's OpenBLAS and BF16 products: `Cooperlake; OpenBLAS 0.3.21 DYNAMIC_ARCH …;
-    /// BF16 products: native (AVX512_BF16)` (the kernel set OpenBLAS chose for this CPU, its
-    /// build, and how the BF16 recipe is computed), written into transcript headers.
+    /// BF16 products: native (AVX512_BF16); float32 products cut in 2` (the kernel set OpenBLAS
+    /// chose for this CPU, its build, how the BF16 recipe is computed, and into how many
+    /// rectangles a product is cut: the processors), written into transcript headers.
     public static var description: String {
         let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
         let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
         let trimmed = config.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
         let bf16 = BF16Kernel.available ? "native (AVX512_BF16)"
             : BF16Kernel.hardware ? "float32 emulation (PLAB_BF16=emulated)" : "float32 emulation (no BF16 instructions)"
-        return "\(core); \(String(trimmed)); BF16 products: \(bf16)"
+        return "\(core); \(String(trimmed)); BF16 products: \(bf16); float32 products cut in \(PortableBackend.cores)"
     }
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -111,7 +112,7 @@ public struct OpenBLASBackend: MatmulBackend {
     /// spins in `sched_yield` between products (a third of the samples of a training step
     /// on the default model), the lab's threads sleep.
     public static let environmentThreads: Int = {
-        let count = max(1, Int(openblas_get_num_threads()))
+        let count = min(max(1, Int(openblas_get_num_threads())), PortableBackend.mostThreads)
         openblas_set_num_threads(1)
         return count
     }()

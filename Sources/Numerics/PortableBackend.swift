@@ -47,13 +47,30 @@ public struct PortableBackend: MatmulBackend {
         self.parallelThreshold = max(1, parallelThreshold)
     }
 
-    /// The threads the lab's own kernels use: `PLAB_THREADS` when set to a positive integer
-    /// (a sweep running several processes at once gives each a share of the cores), else
-    /// the active processor count.
-    static var activeProcessorCount: Int {
-        if let text = getenv("PLAB_THREADS").map({ String(cString: $0) }), let n = Int(text), n > 0 { return n }
-        return cores
+    /// The threads the lab's own kernels use, read once: `PLAB_THREADS` when set to a positive
+    /// integer (a sweep running several processes at once gives each a share of the cores),
+    /// at most `mostThreads`; else the active processor count. A value that is not a positive
+    /// integer is named on standard error and the processors are used.
+    static let activeProcessorCount: Int = {
+        guard let text = getenv("PLAB_THREADS").map({ String(cString: $0) }), !text.isEmpty else { return cores }
+        guard let n = Int(text), n > 0 else {
+            warn("plab: PLAB_THREADS='\(text)' is not a positive integer; using \(cores) (the processors)\n")
+            return cores
+        }
+        if n > mostThreads {
+            warn("plab: PLAB_THREADS=\(n) is more than \(mostThreads) (4 × the \(cores) processors); using \(mostThreads)\n")
+            return mostThreads
+        }
+        return n
+    }()
+
+    /// A line on standard error (file descriptor 2: no shared C stream).
+    private static func warn(_ line: String) {
+        _ = line.withCString { write(2, $0, strlen($0)) }
     }
+
+    /// The most threads a thread setting may ask for: more than 4 per processor only waits.
+    public static var mostThreads: Int { 4 * cores }
 
     /// The processors online, whatever `PLAB_THREADS` says.
     public static var cores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }

@@ -32,7 +32,7 @@ extension Figure {
         let gap = 2
         let sideWidth = panels.count > 1 ? (width - gap * (panels.count - 1)) / panels.count : width
         if panels.count > 1 && sideWidth >= Figure.minimumPanelWidth {
-            let rendered = panels.map { TerminalPanel(chart: $0, width: sideWidth, style: style, reserve: reserve).lines() }
+            let rendered = panels.map { TerminalPanel(chart: $0, width: sideWidth, style: style, reserve: reserve, alone: false).lines() }
             let height = rendered.map(\.count).max() ?? 0
             for row in 0..<height {
                 var line: [Cell] = []
@@ -46,7 +46,7 @@ extension Figure {
         } else {
             for (i, chart) in panels.enumerated() {
                 if i > 0 { lines.append([]) }
-                lines += TerminalPanel(chart: chart, width: width, style: style, reserve: reserve).lines()
+                lines += TerminalPanel(chart: chart, width: width, style: style, reserve: reserve, alone: true).lines()
             }
         }
         return lines.map { TextCells.render($0, color: style.color) + "\n" }.joined()
@@ -60,13 +60,21 @@ struct TerminalPanel {
     let style: TerminalStyle
     /// Keep a title line and a y axis title line even when empty, to align panels side by side.
     let reserve: (title: Bool, yTitle: Bool)
+    /// Not beside another panel: titles and messages wrap instead of being cut (beside
+    /// another, each takes one line so that the panels' rows stay aligned).
+    let alone: Bool
 
     var glyphs: Glyphs { Glyphs(unicode: style.unicode) }
+
+    /// One line of text, wrapped when the panel is alone, else cut.
+    private func text(_ t: String) -> [[Cell]] {
+        alone ? TextCells.wrapped(t, width: width, glyphs: glyphs) : [TextCells.fitted(t, width: width, glyphs: glyphs)]
+    }
 
     /// The panel's lines, each at most `width` cells.
     func lines() -> [[Cell]] {
         let cleaned = Cleaned(chart)
-        if cleaned.isEmpty { return [TextCells.fitted(Cleaned.emptyMessage(chart, cleaned), width: width, glyphs: glyphs)] }
+        if cleaned.isEmpty { return text(Cleaned.emptyMessage(chart, cleaned)) }
         let rows = max(3, style.height)
         let y = AxisLayout(chart.y, name: "y", extent: cleaned.yExtent, maxTicks: min(6, max(2, (rows + 1) / 2)))
         let gutter = (y.labels.map(\.count).max() ?? 0) + 1
@@ -87,8 +95,11 @@ struct TerminalPanel {
         let area = canvas.cells(mode: mode, glyphs: glyphs, styles: chart.series.map(\.style))
 
         var out: [[Cell]] = []
-        if !chart.title.isEmpty || reserve.title { out.append(TextCells.centered(chart.title, width: width, glyphs: glyphs)) }
-        if !chart.y.title.isEmpty || reserve.yTitle { out.append(TextCells.fitted(chart.y.title, width: width, glyphs: glyphs)) }
+        if !chart.title.isEmpty || reserve.title {
+            out += alone ? TextCells.centeredLines(chart.title, width: width, glyphs: glyphs)
+                         : [TextCells.centered(chart.title, width: width, glyphs: glyphs)]
+        }
+        if !chart.y.title.isEmpty || reserve.yTitle { out += text(chart.y.title) }
         // Rows of the plotting area, with the y ticks.
         var tickLabels: [Int: String] = [:]
         for (position, label) in zip(y.tickPositions, y.labels) {
@@ -272,7 +283,7 @@ enum TextCells {
     static func ascii(_ text: String) -> String {
         let table: [Character: String] = [
             "−": "-", "–": "-", "—": "-", "≤": "<=", "≥": ">=", "≠": "!=", "≈": "~", "±": "+/-", "×": "x",
-            "·": ".", "…": "...", "→": "->", "←": "<-", "∞": "inf", "“": "\"", "”": "\"", "‘": "'", "’": "'",
+            "·": ".", "‖": "||", "…": "...", "→": "->", "←": "<-", "∞": "inf", "“": "\"", "”": "\"", "‘": "'", "’": "'",
             "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "Δ": "Delta", "ε": "eps", "θ": "theta",
             "λ": "lambda", "μ": "mu", "π": "pi", "ρ": "rho", "σ": "sigma", "τ": "tau", "Σ": "Sum", "√": "sqrt",
         ]

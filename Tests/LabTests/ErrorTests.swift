@@ -28,6 +28,17 @@ import Lab
         expectFailure("zzz", contains: ["unknown command 'zzz'", "try 'help'"])
     }
 
+    /// An option, flag or key given twice is a mistake (which one was meant?), not "the last
+    /// wins"; the command does not run.
+    @Test func anOptionFlagOrKeyGivenTwiceIsRefused() {
+        expectFailure("cast bf16 1 --saturate --saturate", contains: ["cast: --saturate is given twice; give it once"])
+        expectFailure("cast bf16 1 --rounding zero --rounding=nearest", contains: ["cast: --rounding is given twice ('zero', then 'nearest'); give it once"])
+        let s = Session()
+        #expect(failure("rollout 4 --samples 2 --samples 3", in: s).contains("rollout: --samples is given twice ('2', then '3'); give it once"))
+        #expect(failure("model new hidden=32 hidden=64", in: s).contains("model new: hidden is given twice; give each key once"))
+        #expect(failure("precision rollout weights=bf16 weights=fp16", in: s).contains("weights is given twice"))
+    }
+
     @Test func unknownSubcommandOptionAndEnumValueSuggestTheClosest() {
         expectFailure("record stpo", contains: ["record: unknown sub-command 'stpo'", "did you mean 'stop'?"])
         expectFailure("history cleer", contains: ["did you mean 'clear'?"])

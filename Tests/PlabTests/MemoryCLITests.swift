@@ -13,7 +13,7 @@ import Testing
         let errors = r.stderr.split(separator: "\n")
         #expect(errors.count == 1, "\(r.stderr)")
         #expect(r.stderr.hasPrefix("plab: error: <stdin>:1: model new: needs about "), "\(r.stderr)")
-        #expect(r.stderr.contains("but 17.2 GB is available (PLAB_MEMORY_LIMIT=16G); lower hidden, layers or intermediate"), "\(r.stderr)")
+        #expect(r.stderr.contains("but 17.2 GB is available (PLAB_MEMORY_LIMIT=16G, in powers of 1024); lower hidden, layers or intermediate"), "\(r.stderr)")
         #expect(r.lines.count == 1)
         #expect(r.lines.first?.contains("\"parameters\":191296") == true, "\(r.stdout)")
     }

@@ -134,6 +134,23 @@ import Testing
         #expect(barLines.joined(separator: " ") == title)
     }
 
+    /// A chart alone wraps its title and its empty-data message; beside another chart each
+    /// keeps one line (cut), so that the two panels' rows stay aligned.
+    @Test func aChartAloneWrapsItsTitleAndMessages() {
+        let title = "Drift of the hidden state, stage by stage, rollout against training"
+        let chart = Chart(title: title, x: Axis("x"), y: Axis("y"), series: [Series("a", y: [1, 2, 3])])
+        let lines = Figure(title: nil, panels: [chart]).terminal(TerminalStyle(width: 30, height: 4))
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(lines.prefix { $0 != "y" }.joined(separator: " ") == title, "\(lines)")
+        let empty = Chart(title: "tail_mean_abs_dlogp", x: Axis("x"), y: Axis("y"), series: [Series("a", y: [.nan, .nan])])
+        let message = Figure(title: nil, panels: [empty]).terminal(TerminalStyle(width: 20, height: 4))
+        #expect(!message.contains("…"), "\(message)")
+        #expect(message.split(separator: "\n").allSatisfy { $0.count <= 20 })
+        let side = Figure(title: nil, panels: [chart, chart]).terminal(TerminalStyle(width: 100, height: 4))
+            .split(separator: "\n")
+        #expect(side.first.map { $0.contains("…") || $0.contains("...") } == true, "beside another, the title is cut to one line: \(side)")
+    }
+
     @Test func controlCharactersInTextBecomeSpaces() {
         let chart = Chart(title: "a\u{1B}[31mb\nc", x: Axis("x\ty"), y: Axis("y"),
                           series: [Series("s\r", x: [1, 2], y: [1, 2]), Series("t", x: [1, 2], y: [2, 1])], notes: ["n\u{7}"])

@@ -56,6 +56,6 @@ extension Command {
             return table.render()
         }
         // The available figure differs from run to run: a volatile line in transcripts.
-        context.volatile(available.map { "available: \(memoryFigure($0.bytes)) (\($0.source))" } ?? "available: unknown")
+        context.volatile(available.map { "available: \(memoryFigure($0.bytes)) (\($0.described))" } ?? "available: unknown")
     }
 }

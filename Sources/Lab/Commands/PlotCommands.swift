@@ -259,9 +259,10 @@ extension Command {
         let values = rows.map { deltas[chosen][$0] }
         let prompt = lab.showText(batch.prompts[chosen])
         let shownPrompt = prompt.count > 60 ? String(prompt.prefix(59)) + "…" : prompt
-        let what = top.map { _ in "the \(rows.count) tokens of largest |Δ log p|" } ?? "token by token"
+        let what = top.map { _ in rows.count == 1 ? "the token of largest |Δ log p|" : "the \(rows.count) tokens of largest |Δ log p|" }
+            ?? "token by token"
         var notes = ["prompt: " + LabState.visible(shownPrompt),
-                     "\(positions.count) response tokens" + (top == nil ? "" : "; @N is the token's place in the response (1 = first)")]
+                     "\(positions.count) response token\(positions.count == 1 ? "" : "s")" + (top == nil ? "" : "; @N is the token's place in the response (1 = first)")]
         let total = deltas[chosen].filter(\.isFinite).reduce(0, +)
         notes.append("sum of |Δ log p| \(figure(total)), largest \(figure(deltas[chosen].filter(\.isFinite).max()))")
         if values.allSatisfy({ $0 == 0 }) {
