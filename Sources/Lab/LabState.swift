@@ -28,6 +28,8 @@ public final class LabState {
     /// The last rollout and its recomputation by the training engine.
     public var lastRollout: RolloutBatch?
     public var lastPairs: [TokenLogProbs]?
+    /// `step` when the last rollout was made (the model may have trained since).
+    public var lastRolloutStep = 0
     /// A sparse model's router disagreement in the last rollout.
     public var lastRouting: RoutingStats?
     /// The last `compare`: each preset's name and the log-probabilities of its rollout.

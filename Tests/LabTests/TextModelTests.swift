@@ -126,6 +126,19 @@ private func textSession() -> Session {
         #expect(shown.filter { $0.hasPrefix("<|begin_of_text|>Hello world → [") && $0.contains("|") }.count == 2, "\(shown)")
     }
 
+    /// `plot tokens` shows the last `rollout`; after a step it says the model has trained
+    /// since (a step keeps its figures, not its samples).
+    @Test func plotTokensSaysWhenTheModelTrainedSinceItsRollout() {
+        let s = Session()
+        #expect(failure("plot tokens", in: s).contains("no rollout of the live model yet; run 'rollout' first"))
+        _ = run("set prompts 4", "set samples 2", "rollout 4", in: s)
+        let fresh = runOne("plot tokens", in: s).lines.joined(separator: " ")
+        #expect(fresh.contains("Response") && !fresh.contains("since:"), "\(fresh)")
+        _ = runOne("step 1", in: s)
+        let later = runOne("plot tokens", in: s).lines.joined(separator: " ")
+        #expect(later.contains("this rollout was made at step 0; the model has taken 1 step since"), "\(later)")
+    }
+
     /// A token's text as shown: controls, separators and bidirectional overrides written
     /// out, a backslash doubled (a token "\\n" is not a newline), everything else as it is.
     @Test func tokensShowOnOneLineAsTheyAre() {

@@ -165,6 +165,7 @@ extension Command {
         try meter.advance(to: 1)
         meter.finish()
         lab.lastRollout = batch
+        lab.lastRolloutStep = lab.step
         lab.lastTextPrompts = text ? prompts : nil
         lab.lastPairs = pairs
         lab.lastRouting = routing

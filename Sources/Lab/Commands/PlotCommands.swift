@@ -232,7 +232,7 @@ extension Command {
     ) { context in
         let lab = context.session.lab
         guard let batch = lab.lastRollout, let pairs = lab.lastPairs, !pairs.isEmpty, batch.count == pairs.count else {
-            throw LabError("plot tokens: no rollout of the live model yet; run 'rollout' first")
+            throw LabError("plot tokens: no rollout of the live model yet; run 'rollout' first (a step keeps its figures, not its samples)")
         }
         let deltas = pairs.map { p in zip(p.rollout, p.train).map { abs(Double($0) - Double($1)) } }
         let chosen: Int
@@ -267,6 +267,10 @@ extension Command {
         notes.append("sum of |Δ log p| \(figure(total)), largest \(figure(deltas[chosen].filter(\.isFinite).max()))")
         if values.allSatisfy({ $0 == 0 }) {
             notes.append("the engines agree exactly on every token shown (|Δ log p| = 0): no bars, whatever the axis")
+        }
+        if lab.step != lab.lastRolloutStep {
+            let since = lab.step - lab.lastRolloutStep
+            notes.append("this rollout was made at step \(lab.lastRolloutStep); the model has taken \(since) step\(since == 1 ? "" : "s") since: 'rollout' samples it again")
         }
         try context.show(LabelledBars(title: "Response \(chosen + 1) of the last rollout, \(what)",
                                       labels: labels, axis: Axis("|log μ − log π|", unit: "nats", scale: .log10),
