@@ -2,6 +2,19 @@ import Testing
 
 /// `plab cast` as scripts use it (README "Exit status" and "--json").
 @Suite struct CastCLITests {
+    /// An option given twice on the command line is refused before anything runs, as in the
+    /// shell; a list option (`--sizes`) may repeat.
+    @Test func anOptionGivenTwiceIsRefused() throws {
+        let r = try runPlab(["cast", "--to", "bf16", "--to=fp16"], input: "1.00390625\n")
+        #expect(r.status == 64)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr == "plab: --to is given twice; give it once\n", "\(r.stderr)")
+        let seeds = try runPlab(["run", "/nonexistent.plab", "--seed", "1", "--seed", "2"], input: "")
+        #expect(seeds.status == 64 && seeds.stderr.contains("--seed is given twice"))
+        let afterDashes = try runPlab(["cast", "--to", "bf16", "--", "--to"], input: "")
+        #expect(!afterDashes.stderr.contains("given twice"), "nothing after -- is an option: \(afterDashes.stderr)")
+    }
+
     @Test func roundsEachLine() throws {
         let r = try runPlab(["cast", "--to", "bf16"], input: "1.00390625\n1.01171875\n0x3f800001\n-0\n1e40\nnan\n")
         #expect(r.status == 0, "\(r.stderr)")
