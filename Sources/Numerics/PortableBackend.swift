@@ -49,25 +49,23 @@ public struct PortableBackend: MatmulBackend {
 
     /// The threads the lab's own kernels use, read once: `PLAB_THREADS` when set to a positive
     /// integer (a sweep running several processes at once gives each a share of the cores),
-    /// at most `mostThreads`; else the active processor count. A value that is not a positive
-    /// integer is named on standard error and the processors are used.
-    static let activeProcessorCount: Int = {
-        guard let text = getenv("PLAB_THREADS").map({ String(cString: $0) }), !text.isEmpty else { return cores }
+    /// at most `mostThreads`; else the active processor count.
+    static var activeProcessorCount: Int { threadSetting.count }
+
+    /// What was wrong with `PLAB_THREADS`, if anything, and what was used instead: for the
+    /// executable to print (nothing below the lab's shell prints).
+    public static var threadSettingProblem: String? { threadSetting.problem }
+
+    private static let threadSetting: (count: Int, problem: String?) = {
+        guard let text = getenv("PLAB_THREADS").map({ String(cString: $0) }), !text.isEmpty else { return (cores, nil) }
         guard let n = Int(text), n > 0 else {
-            warn("plab: PLAB_THREADS='\(text)' is not a positive integer; using \(cores) (the processors)\n")
-            return cores
+            return (cores, "PLAB_THREADS='\(text)' is not a positive integer; using \(cores) (the processors)")
         }
         if n > mostThreads {
-            warn("plab: PLAB_THREADS=\(n) is more than \(mostThreads) (4 × the \(cores) processors); using \(mostThreads)\n")
-            return mostThreads
+            return (mostThreads, "PLAB_THREADS=\(n) is more than \(mostThreads) (4 × the \(cores) processors); using \(mostThreads)")
         }
-        return n
+        return (n, nil)
     }()
-
-    /// A line on standard error (file descriptor 2: no shared C stream).
-    private static func warn(_ line: String) {
-        _ = line.withCString { write(2, $0, strlen($0)) }
-    }
 
     /// The most threads a thread setting may ask for: more than 4 per processor only waits.
     public static var mostThreads: Int { 4 * cores }

@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import Numerics
 
 /// The first long option given twice on the command line, if any: a mistake (which one was
 /// meant?), refused as the shell refuses it, not "the last wins". `--sizes` takes a list and
@@ -19,6 +20,9 @@ func repeatedOption(_ arguments: [String]) -> String? {
 if let name = repeatedOption(Array(CommandLine.arguments.dropFirst())) {
     FileHandle.standardError.write(Data("plab: --\(name) is given twice; give it once\n".utf8))
     exit(64)
+}
+if let problem = PortableBackend.threadSettingProblem {
+    FileHandle.standardError.write(Data("plab: \(problem)\n".utf8))
 }
 configureAllocator()
 Plab.main()

@@ -2,6 +2,18 @@ import Testing
 
 /// `plab cast` as scripts use it (README "Exit status" and "--json").
 @Suite struct CastCLITests {
+    /// A `PLAB_THREADS` that is not a positive integer, or far more than the processors, is
+    /// named on standard error; the command still runs, with the threads said.
+    @Test func aBadThreadSettingIsNamed() throws {
+        let bad = try runPlab(["cast", "--to", "bf16"], input: "1\n", environment: ["PLAB_THREADS": "abc"])
+        #expect(bad.status == 0 && bad.stdout == "1.0\n")
+        #expect(bad.stderr.contains("plab: PLAB_THREADS='abc' is not a positive integer; using"), "\(bad.stderr)")
+        let many = try runPlab(["cast", "--to", "bf16"], input: "1\n", environment: ["PLAB_THREADS": "40000"])
+        #expect(many.stderr.contains("plab: PLAB_THREADS=40000 is more than"), "\(many.stderr)")
+        let fine = try runPlab(["cast", "--to", "bf16"], input: "1\n", environment: ["PLAB_THREADS": "1"])
+        #expect(fine.stderr.isEmpty)
+    }
+
     /// An option given twice on the command line is refused before anything runs, as in the
     /// shell; a list option (`--sizes`) may repeat.
     @Test func anOptionGivenTwiceIsRefused() throws {
