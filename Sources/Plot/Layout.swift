@@ -167,7 +167,7 @@ struct AxisLayout {
             given = nil
         }
         let fitted = log ? NiceTicks.log(lo, hi, maxCount: maxTicks, extend: given == nil)
-                         : NiceTicks.linear(lo, hi, maxCount: maxTicks, extend: given == nil)
+                         : NiceTicks.linear(lo, hi, maxCount: maxTicks, extend: given == nil, integral: axis.integral)
         self.lo = fitted.range.lowerBound
         self.hi = fitted.range.upperBound
         ticks = fitted.ticks

@@ -59,13 +59,18 @@ public struct Axis: Sendable, Equatable {
     public var scale: AxisScale
     /// The range to show; `nil` fits the data and widens it to nice ticks.
     public var range: ClosedRange<Double>?
+    /// The quantity counts (steps, tokens, positions): ticks at whole numbers only.
+    public var integral: Bool
 
-    /// An axis with a label, and optionally a unit, a scale and a fixed range.
-    public init(_ label: String, unit: String? = nil, scale: AxisScale = .linear, range: ClosedRange<Double>? = nil) {
+    /// An axis with a label, and optionally a unit, a scale, a fixed range, and whether its
+    /// quantity counts (ticks at whole numbers only).
+    public init(_ label: String, unit: String? = nil, scale: AxisScale = .linear, range: ClosedRange<Double>? = nil,
+                integral: Bool = false) {
         self.label = label
         self.unit = unit
         self.scale = scale
         self.range = range
+        self.integral = integral
     }
 
     /// The axis title as printed: "label (unit, log scale)", each part only when present.

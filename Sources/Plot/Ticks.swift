@@ -39,14 +39,16 @@ enum NiceTicks {
     ///    `minCount`…`maxCount` ticks inside (0…1.03 → 0…1.07, ticks 0, 0.2, …, 1: the padding
     ///    stops at 0);
     /// 3. else widened to enclosing ticks, as many as `maxCount` allows.
+    /// `integral`: only whole-number steps (an axis of counts: no tick at step 1.2).
     static func linear(_ lo: Double, _ hi: Double, maxCount: Int = 6, minCount: Int = 4,
-                       extend: Bool) -> (ticks: [Tick], range: ClosedRange<Double>) {
+                       extend: Bool, integral: Bool = false) -> (ticks: [Tick], range: ClosedRange<Double>) {
         precondition(lo.isFinite && hi.isFinite && lo < hi)
         let maxCount = max(2, maxCount)
         let wanted = min(minCount, maxCount)...maxCount
         // Steps from a decade below the one giving maxCount intervals to three decades above.
         let k0 = Int(((hi - lo) / Double(maxCount)).log10Floor) - 1
-        let steps = (k0...(k0 + 4)).flatMap { k in [1, 2, 5].map { Tick(significand: $0, exponent: k) } }
+        let kFirst = integral ? max(0, k0) : k0
+        let steps = (kFirst...(kFirst + 4)).flatMap { k in [1, 2, 5].map { Tick(significand: $0, exponent: k) } }
         if extend {
             var best: (ticks: [Tick], range: ClosedRange<Double>, coverage: Double)?
             for step in steps {

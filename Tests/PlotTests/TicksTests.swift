@@ -21,6 +21,20 @@ import Testing
         #expect(linear.ticks(for: 0...8e-4).labels == ["0", "2e-4", "4e-4", "6e-4", "8e-4"])
     }
 
+    /// An axis of counts (steps) ticks at whole numbers only: 1…3 steps are 1, 2, 3, not
+    /// 1, 1.2, 1.4, …; wider ranges tick as any axis does.
+    @Test func anAxisOfCountsTicksAtWholeNumbers() {
+        let steps = Axis("step", integral: true)
+        for hi in 2...12 {
+            let t = steps.ticks(for: 1...Double(hi))
+            #expect(t.values.allSatisfy { $0 == $0.rounded() }, "1…\(hi): \(t.values)")
+            #expect(t.values.count >= 2, "1…\(hi): \(t.values)")
+        }
+        #expect(steps.ticks(for: 1...3).values.contains(2))
+        #expect(linear.ticks(for: 1...3).values.contains { $0 != $0.rounded() }, "a plain axis may tick between")
+        #expect(steps.ticks(for: 0...200).values == linear.ticks(for: 0...200).values)
+    }
+
     @Test func poorlyCoveredRangesArePaddedInstead() {
         // 0…1.03: by 0.2 the ticks would be 0…1.2 (7, too many); by 0.5, 0…1.5 covers only 69 %.
         // Padded by 4 % (0.0412) at the top, not below 0: 0…1.0712, ticks 0…1 by 0.2.

@@ -93,7 +93,7 @@ extension Command {
             let values = series.flatMap(\.y).filter(\.isFinite)
             let spread = (values.min() ?? 0) > 0 && (values.max() ?? 0) / (values.min() ?? 1) > 100
             let scale: AxisScale = context.arguments.flag("log") || spread ? .log10 : .linear
-            panels.append(Chart(title: column, x: Axis("step of the run"), y: Axis(column, unit: unitOf(column), scale: scale),
+            panels.append(Chart(title: column, x: Axis("step of the run", integral: true), y: Axis(column, unit: unitOf(column), scale: scale),
                                 series: series))
         }
         try context.show(Figure(title: columns.count > 1 ? columns.joined(separator: ", ") + " by step" : nil, panels: panels))

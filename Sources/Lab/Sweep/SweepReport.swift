@@ -377,7 +377,7 @@ extension SweepReport {
         let positive = (values.min() ?? 0) > 0
         let log = positive && (metric == .k3 || (values.max() ?? 0) / (values.min() ?? 1) > 100)
         return Figure(Chart(title: "\(metric.name) by step, by \(key) (mean over its points)",
-                            x: Axis("step"), y: Axis(label, unit: unitOf(metric.name), scale: log ? .log10 : .linear),
+                            x: Axis("step", integral: true), y: Axis(label, unit: unitOf(metric.name), scale: log ? .log10 : .linear),
                             series: series))
     }
 }
