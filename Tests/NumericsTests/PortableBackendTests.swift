@@ -85,6 +85,19 @@ private func referenceGemm(_ t: GemmCase, _ ops: GemmOperands) -> [Float] {
 
 /// Runs `backend` on the case, as one product or as several pieces of consecutive rows
 /// (`rowCuts`) and columns (`colCuts`) computed one after the other.
+/// Every size with each transposition and both accumulations, the operands padded (their
+/// leading dimensions wider than their rows): with the size's index, for seeding.
+private func paddedCases(_ sizes: [(Int, Int, Int)]) -> [(Int, GemmCase)] {
+    sizes.enumerated().flatMap { i, size in
+        (0..<4).flatMap { trans in
+            [false, true].map { accumulate in
+                (i, GemmCase(m: size.0, n: size.1, k: size.2, transA: trans & 1 != 0, transB: trans & 2 != 0,
+                             padA: 2, padB: 3, padC: 1, accumulate: accumulate))
+            }
+        }
+    }
+}
+
 private func runGemm(_ backend: any MatmulBackend, _ t: GemmCase, _ ops: GemmOperands,
              rowCuts: [Int] = [], colCuts: [Int] = []) -> [Float] {
     var c = ops.c
@@ -222,18 +235,12 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
     @Test func openBLASRectanglesGiveTheSameBitsOnAnyThreads() {
         let sizes = [(1, 1, 1), (17, 33, 9), (64, 384, 384), (130, 70, 513), (2560 / 8, 176, 64), (40, 1024, 96),
                      (16, 96, 1024), (17, 64, 1024), (8, 128, 1536), (24, 40, 1024), (3, 400, 1024), (64, 64, 2048)]
-        for (i, (m, n, k)) in sizes.enumerated() {
-            for trans in 0..<4 {
-                for accumulate in [false, true] {
-                    let t = GemmCase(m: m, n: n, k: k, transA: trans & 1 != 0, transB: trans & 2 != 0,
-                                     padA: 2, padB: 3, padC: 1, accumulate: accumulate)
-                    let ops = GemmOperands(t, seed: 700 + UInt64(i))
-                    for pieces in [2, 3] {
-                        let alone = runGemm(OpenBLASBackend(parallelThreshold: 1, pieces: pieces, threads: 1), t, ops)
-                        let shared = runGemm(OpenBLASBackend(parallelThreshold: 1, pieces: pieces, threads: 2), t, ops)
-                        #expect(shared.map(\.bitPattern) == alone.map(\.bitPattern), "\(t) in \(pieces)")
-                    }
-                }
+        for (i, t) in paddedCases(sizes) {
+            let ops = GemmOperands(t, seed: 700 + UInt64(i))
+            for pieces in [2, 3] {
+                let alone = runGemm(OpenBLASBackend(parallelThreshold: 1, pieces: pieces, threads: 1), t, ops)
+                let shared = runGemm(OpenBLASBackend(parallelThreshold: 1, pieces: pieces, threads: 2), t, ops)
+                #expect(shared.map(\.bitPattern) == alone.map(\.bitPattern), "\(t) in \(pieces)")
             }
         }
     }
@@ -246,31 +253,26 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
         // (k + 1)·2^-23·S; we allow (k + 2)·2^-23·S (covering the 1/(1 − j·u) factor), plus a
         // tiny (k + 2)·2^-149 for subnormal results.
         let sizes = [(1, 1, 1), (17, 33, 9), (64, 256, 256), (130, 70, 513), (256, 256, 256)]
-        for (i, (m, n, k)) in sizes.enumerated() {
-            for trans in 0..<4 {
-                for accumulate in [false, true] {
-                    let t = GemmCase(m: m, n: n, k: k, transA: trans & 1 != 0, transB: trans & 2 != 0,
-                                     padA: 2, padB: 3, padC: 1, accumulate: accumulate)
-                    let ops = GemmOperands(t, seed: 300 + UInt64(i))
-                    let portable = runGemm(PortableBackend(), t, ops)
-                    let openblas = runGemm(OpenBLASBackend(), t, ops)
-                    var worst = 0.0
-                    for r in 0..<m {
-                        for j in 0..<n {
-                            var s = accumulate ? Double(abs(ops.c[r * t.ldc + j])) : 0
-                            for p in 0..<k {
-                                let x = t.transA ? ops.a[p * t.lda + r] : ops.a[r * t.lda + p]
-                                let y = t.transB ? ops.b[j * t.ldb + p] : ops.b[p * t.ldb + j]
-                                s += Double(abs(x)) * Double(abs(y))
-                            }
-                            let bound = Double(k + 2) * 0x1p-23 * s + Double(k + 2) * 0x1p-149
-                            let delta = abs(Double(portable[r * t.ldc + j]) - Double(openblas[r * t.ldc + j]))
-                            worst = max(worst, delta / bound)
-                        }
+        for (i, t) in paddedCases(sizes) {
+            let (m, n, k, accumulate) = (t.m, t.n, t.k, t.accumulate)
+            let ops = GemmOperands(t, seed: 300 + UInt64(i))
+            let portable = runGemm(PortableBackend(), t, ops)
+            let openblas = runGemm(OpenBLASBackend(), t, ops)
+            var worst = 0.0
+            for r in 0..<m {
+                for j in 0..<n {
+                    var s = accumulate ? Double(abs(ops.c[r * t.ldc + j])) : 0
+                    for p in 0..<k {
+                        let x = t.transA ? ops.a[p * t.lda + r] : ops.a[r * t.lda + p]
+                        let y = t.transB ? ops.b[j * t.ldb + p] : ops.b[p * t.ldb + j]
+                        s += Double(abs(x)) * Double(abs(y))
                     }
-                    #expect(worst <= 1, "\(t): |portable − openblas| reaches \(worst) × the bound")
+                    let bound = Double(k + 2) * 0x1p-23 * s + Double(k + 2) * 0x1p-149
+                    let delta = abs(Double(portable[r * t.ldc + j]) - Double(openblas[r * t.ldc + j]))
+                    worst = max(worst, delta / bound)
                 }
             }
+            #expect(worst <= 1, "\(t): |portable − openblas| reaches \(worst) × the bound")
         }
     }
 }
