@@ -87,7 +87,9 @@ public final class EngineKernel: LinearKernel {
     private var prepared: [LinearSite: PreparedOperand] = [:]
     /// The same weights as DGrad uses them, K running along the output features: quantized
     /// with the granularity transposed (1×G becomes G×1, R×C becomes C×R) when that differs,
-    /// as MXFP8 keeps a row-wise and a column-wise copy; otherwise the FProp copy itself.
+    /// as MXFP8 keeps a row-wise and a column-wise copy; otherwise the FProp copy's values.
+    /// Missing for a site until its first backward when the FProp copy is held as BF16 pairs
+    /// alone (`dgradWeights`).
     private var preparedDgrad: [LinearSite: PreparedOperand] = [:]
     /// Overflow counts and delayed-scaling histories.
     public let state: ScalingState
@@ -176,9 +178,9 @@ public final class EngineKernel: LinearKernel {
             if p.weights.granularity != .unscaled || p.fprop.accumulation != .fp32 {
                 q = q.packedAsRightOperand()
             } else if EngineKernel.nativeBF16(backend, p.fprop.input, p.weights) {
-                // BF16 products on the BF16 instructions: the weights as BF16 pairs, half the
-                // bytes every decode step reads.
-                q = q.packedForNativeBF16()
+                // BF16 products on the BF16 instructions: the weights as BF16 pairs alone, half
+                // the bytes every decode step reads and half those of the float32 values.
+                q = q.packedForNativeBF16(keepingValues: false)
             } else {
                 q = q.untransposedForBackend()
             }
@@ -189,7 +191,7 @@ public final class EngineKernel: LinearKernel {
                 let qd = try quantized(dgradRule, transposed: false)
                 state.record(.weights, qd.matrix)
                 preparedDgrad[site] = qd
-            } else {
+            } else if !q.valuesInPairsOnly {
                 // Packed for the native BF16 product (if it runs there) at the first backward:
                 // a model that is only measured never needs it.
                 preparedDgrad[site] = PreparedOperand(matrix: q.matrix, transposed: false)
@@ -200,25 +202,33 @@ public final class EngineKernel: LinearKernel {
 
     /// DGrad's weights for `site`, packed for the native BF16 product the first time a
     /// backward needs them there.
+    /// With FProp's weights held as BF16 pairs alone, DGrad's are made from them then (the same
+    /// values), and kept as pairs alone too when DGrad runs natively.
     private func dgradWeights(_ site: LinearSite) -> PreparedOperand {
-        guard let w = preparedDgrad[site] else { preconditionFailure("no weights for \(site)") }
+        let stored = preparedDgrad[site]
+        if let stored, stored.isPackedForNativeBF16 { return stored }
+        guard let w = stored ?? prepared[site].map({ PreparedOperand(matrix: $0.withValues().matrix, transposed: false) }) else {
+            preconditionFailure("no weights for \(site)")
+        }
         let p = profile.forSite(site)
         var rule = p.weights
         rule.granularity = rule.granularity.transposed
-        guard !w.isPackedForNativeBF16, rule == p.weights, p.dgrad.accumulation == .fp32,
-              EngineKernel.nativeBF16(backend, p.dgrad.input, rule) else { return w }
-        let packed = w.packedForNativeBF16()
+        guard rule == p.weights, p.dgrad.accumulation == .fp32, EngineKernel.nativeBF16(backend, p.dgrad.input, rule) else {
+            if stored == nil { preparedDgrad[site] = w }
+            return w
+        }
+        let packed = w.packedForNativeBF16(keepingValues: stored != nil)
         preparedDgrad[site] = packed
         return packed
     }
 
     /// Whether a product of operands quantized so runs on the backend's native BF16 kernel.
-    private static func nativeBF16(_ backend: any MatmulBackend, _ a: Quantization, _ b: Quantization) -> Bool {
+    static func nativeBF16(_ backend: any MatmulBackend, _ a: Quantization, _ b: Quantization) -> Bool {
         a.granularity == .unscaled && b.granularity == .unscaled && BF16Kernel.computes(a.format, b.format, on: backend)
     }
 
     /// The quantized weights of one linear layer as FProp uses them: values (out, in) and scales.
-    public func quantizedWeights(_ site: LinearSite) -> QuantizedMatrix? { prepared[site]?.matrix }
+    public func quantizedWeights(_ site: LinearSite) -> QuantizedMatrix? { prepared[site]?.withValues().matrix }
 
 
     /// y (rows, out) = x (rows, in) · Wᵀ: x quantized per FProp, the product accumulated per

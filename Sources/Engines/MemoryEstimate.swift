@@ -177,7 +177,11 @@ extension MemoryEstimate {
     /// otherwise the values stored untransposed for the backend, 4·out·in; DGrad's second copy, quantized along the other axis, when the tiling is not symmetric
     /// (1×G, R×C with R ≠ C); and while a sync builds it, a merged adapter's copy of the
     /// master slice and its quantization's temporaries, 2·4·(largest out·in).
-    public static func engineWeights(_ c: LlamaConfig, _ profile: PrecisionProfile) -> Int {
+    ///
+    /// On a backend whose native BF16 product serves FProp (`EngineKernel.nativeBF16`), a
+    /// weight is held as its BF16 pairs alone instead of its values and their second layout:
+    /// 4·⌈out/NR⌉·NR·⌈in/2⌉ bytes, twice (DGrad's packing, made by the first backward).
+    public static func engineWeights(_ c: LlamaConfig, _ profile: PrecisionProfile, backend: any MatmulBackend) -> Int {
         var bytes = product(4, parameters(c))
         // LoRA factors: the plain recipe (unscaled, float32 accumulation): values, one
         // scale, and the values untransposed for the backend.
@@ -188,7 +192,14 @@ extension MemoryEstimate {
             let p = profile.forSite(shape.kind)
             let granularity = p.weights.granularity
             var one = sum(product(shape.rows, shape.cols), scaleCount(granularity, rows: shape.rows, cols: shape.cols))
-            if granularity != .unscaled || p.fprop.accumulation != .fp32 {
+            let packed = granularity != .unscaled || p.fprop.accumulation != .fp32
+            if !packed && EngineKernel.nativeBF16(backend, p.fprop.input, p.weights) {
+                let panels = (shape.rows + BF16Kernel.PackedB.panelWidth - 1) / BF16Kernel.PackedB.panelWidth
+                let pairs = product(2, panels, BF16Kernel.PackedB.panelWidth, (shape.cols + 1) / 2)
+                bytes = sum(bytes, product(4, sum(pairs, scaleCount(granularity, rows: shape.rows, cols: shape.cols)), shape.count))
+                continue
+            }
+            if packed {
                 one = sum(one, product(packWidth, (shape.rows + packWidth - 1) / packWidth, shape.cols))
             } else {
                 one = sum(one, product(shape.rows, shape.cols))
@@ -216,7 +227,7 @@ extension MemoryEstimate {
     }
 
     /// Both engines' copies of the weights.
-    public static func engineWeights(_ c: LlamaConfig, _ pair: EnginePair) -> Int {
+    public static func engineWeights(_ c: LlamaConfig, _ pair: EnginePair, backend: any MatmulBackend) -> Int {
         // The training engine shares the rollout's weights when it prepares every one alike
         // (`EngineKernel.preparesAlike`).
         // Every layer has the same sites: one layer's stand for all (a configuration may name
@@ -226,7 +237,8 @@ extension MemoryEstimate {
         let lora = c.lora != nil
         let alike = pair.rollout.otherWeights == pair.training.otherWeights
             && LinearSite.all(oneLayer).allSatisfy { EngineKernel.preparesAlike(pair.rollout, pair.training, site: $0, lora: lora) }
-        return alike ? engineWeights(c, pair.rollout) : sum(engineWeights(c, pair.rollout), engineWeights(c, pair.training))
+        return alike ? engineWeights(c, pair.rollout, backend: backend)
+            : sum(engineWeights(c, pair.rollout, backend: backend), engineWeights(c, pair.training, backend: backend))
     }
 
     /// The KV cache (`KVCache`): keys and values of every layer for every slot and position,
@@ -316,14 +328,15 @@ extension MemoryEstimate {
     /// A new model (`model new`, and what `model load` builds from a checkpoint): the master
     /// weights and the engines' copies. The optimizers' moments are allocated by the first
     /// update, which the training commands count (`update`).
-    public static func model(_ c: LlamaConfig, engines: EnginePair) -> MemoryEstimate {
-        MemoryEstimate([("weights", masterWeights(c)), ("engine copies", engineWeights(c, engines))])
+    public static func model(_ c: LlamaConfig, engines: EnginePair, backend: any MatmulBackend) -> MemoryEstimate {
+        MemoryEstimate([("weights", masterWeights(c)), ("engine copies", engineWeights(c, engines, backend: backend))])
     }
 
     /// `model load`: a new model (each tensor is read straight into its place) and the
     /// checkpoint's optimizer state (as many bytes as lab_state.safetensors holds).
-    public static func load(_ c: LlamaConfig, engines: EnginePair, optimizerStateBytes: Int) -> MemoryEstimate {
-        model(c, engines: engines) + MemoryEstimate([("optimizer state", optimizerStateBytes)])
+    public static func load(_ c: LlamaConfig, engines: EnginePair, backend: any MatmulBackend,
+                            optimizerStateBytes: Int) -> MemoryEstimate {
+        model(c, engines: engines, backend: backend) + MemoryEstimate([("optimizer state", optimizerStateBytes)])
     }
 
     /// Sampling S sequences of up to T = prompt + new positions, `chunk` at a time
@@ -374,16 +387,16 @@ extension MemoryEstimate {
     /// updated copy of the master weights (4·P), the optimizer's new m and v before they
     /// replace the old (2·4·P), and both engines rebuilt from the new weights while the old
     /// ones still run.
-    static func update(_ c: LlamaConfig, engines: EnginePair) -> MemoryEstimate {
+    static func update(_ c: LlamaConfig, engines: EnginePair, backend: any MatmulBackend) -> MemoryEstimate {
         MemoryEstimate([("gradients", masterWeights(c)), ("weights copy", masterWeights(c)),
-                        ("Adam moments", product(2, 4, parameters(c))), ("engine copies", engineWeights(c, engines))])
+                        ("Adam moments", product(2, 4, parameters(c))), ("engine copies", engineWeights(c, engines, backend: backend))])
     }
 
     /// One RL step of S = prompts × samples sequences: the rollout's phases as in `rollout`,
     /// then — while π_old's forward is still held — with several minibatches the forward of
     /// one minibatch (⌈S/M⌉ sequences), the backward over a minibatch, and the update.
-    public static func step(_ c: LlamaConfig, engines: EnginePair, sequences: Int, promptLength: Int, maxNew: Int,
-                            minibatches: Int) -> MemoryEstimate {
+    public static func step(_ c: LlamaConfig, engines: EnginePair, backend: any MatmulBackend, sequences: Int,
+                            promptLength: Int, maxNew: Int, minibatches: Int) -> MemoryEstimate {
         let t = sum(promptLength, maxNew)
         let m = max(minibatches, 1)
         let perMinibatch = (sequences + m - 1) / m
@@ -394,16 +407,17 @@ extension MemoryEstimate {
             training = training + teacherForced(c, sequences: perMinibatch, positions: t, responseTokens: product(perMinibatch, maxNew))
         }
         training = training + MemoryEstimate([("backward", backward(c, rows: product(perMinibatch, t)))])
-            + update(c, engines: engines)
+            + update(c, engines: engines, backend: backend)
         return MemoryEstimate([("μ over the vocabulary", vocabularyRows(c, tokens: product(sequences, maxNew)))])
             + larger(decoding(c, slots: sequences, positions: t, promptLength: promptLength), training)
     }
 
     /// One pretraining step on S demonstrations of up to T tokens: forward, backward, update.
-    public static func pretrain(_ c: LlamaConfig, engines: EnginePair, sequences: Int, positions: Int) -> MemoryEstimate {
+    public static func pretrain(_ c: LlamaConfig, engines: EnginePair, backend: any MatmulBackend, sequences: Int,
+                                positions: Int) -> MemoryEstimate {
         teacherForced(c, sequences: sequences, positions: positions)
             + MemoryEstimate([("backward", backward(c, rows: product(sequences, positions)))])
-            + update(c, engines: engines)
+            + update(c, engines: engines, backend: backend)
     }
 
     /// Both engines over one given sequence of T tokens (`score`, `trace`): the rollout

@@ -84,6 +84,30 @@ public enum BF16Kernel {
 
         /// Bytes held.
         public var bytes: Int { words.count * 4 }
+
+        /// The width NR of the panels a packing cuts op(B)'s n columns into: a packing of
+        /// op(B) (k × n) holds ⌈n/NR⌉·NR·⌈k/2⌉ 4-byte words (for a memory estimate, before
+        /// anything is packed).
+        public static var panelWidth: Int { nr }
+
+        /// The float32 values packed: op(B) (k × n) stored (k, n), or (n, k) when `transB`, as
+        /// `init` read them. Exact: a BF16 value is the high half of its float32.
+        public func unpacked(transB: Bool) -> [Float] {
+            let pairs = (k + 1) / 2, nr = BF16Kernel.nr, k = k, n = n
+            return words.withUnsafeBufferPointer { w in
+                [Float](unsafeUninitializedCapacity: k * n) { out, initialized in
+                    for kk in 0..<k {
+                        let shift = UInt32(16 * (kk % 2)), pairRow = (kk / 2) * nr
+                        for j in 0..<n {
+                            let word = w[(j / nr) * pairs * nr + pairRow + j % nr]
+                            let value = Float(bitPattern: ((word >> shift) & 0xffff) << 16)
+                            out[transB ? j * k + kk : kk * n + j] = value
+                        }
+                    }
+                    initialized = k * n
+                }
+            }
+        }
     }
 
     static let mr = Int(PLAB_BF16_MR), nr = Int(PLAB_BF16_NR)

@@ -101,7 +101,9 @@ public struct GemmReport: Sendable, Equatable {
 
 /// One operand prepared for the product: quantized values as stored, and its scales.
 public struct PreparedOperand: Sendable {
-    public let matrix: QuantizedMatrix
+    /// The quantized values and scales. The values are empty when the operand is held as its
+    /// BF16 pairs alone (`valuesInPairsOnly`); `withValues()` gives them back.
+    public private(set) var matrix: QuantizedMatrix
     public let transposed: Bool
     /// The values laid out in advance for the fused kernel as the right operand (B), if
     /// `packedAsRightOperand()` made them.
@@ -116,8 +118,8 @@ public struct PreparedOperand: Sendable {
     /// limited-accumulation products) as the right operand B: every product that reuses it as
     /// B — a model's weights, between syncs — skips that step. The results are the same bits.
     public func packedAsRightOperand() -> PreparedOperand {
-        var copy = self
-        copy.packedPanels = ScaledKernel.packAsB(self)
+        var copy = withValues()
+        copy.packedPanels = ScaledKernel.packAsB(copy)
         return copy
     }
 
@@ -132,9 +134,9 @@ public struct PreparedOperand: Sendable {
     /// if it is not transposed.
     public func untransposedForBackend() -> PreparedOperand {
         guard transposed else { return self }
-        var copy = self
+        var copy = withValues()
         let rows = matrix.rows, cols = matrix.cols
-        copy.untransposed = matrix.values.withUnsafeBufferPointer { v in
+        copy.untransposed = copy.matrix.values.withUnsafeBufferPointer { v in
             [Float](unsafeUninitializedCapacity: rows * cols) { out, initialized in
                 for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = v[r * cols + c] } }
                 initialized = rows * cols
@@ -152,13 +154,31 @@ public struct PreparedOperand: Sendable {
 
     /// The same operand, with its values also packed for the native BF16 product as B (see
     /// `packedBF16`). Only for an operand whose values are all BF16 values.
-    public func packedForNativeBF16() -> PreparedOperand {
-        var copy = self
-        copy.packedBF16 = matrix.values.withUnsafeBufferPointer { v in
+    ///
+    /// `keepingValues: false` lets the float32 values go once packed: the operand is then
+    /// held in half the bytes of its float32 values (a model's weights under a native BF16
+    /// engine, whose products read the pairs alone). Every reader of the values gets them
+    /// back through `withValues()`, exactly: a BF16 value is its float32's high half.
+    public func packedForNativeBF16(keepingValues: Bool = true) -> PreparedOperand {
+        var copy = withValues()
+        copy.packedBF16 = copy.matrix.values.withUnsafeBufferPointer { v in
             BF16Kernel.PackedB(v.baseAddress!, ldb: matrix.cols, transB: transposed,
                                k: transposed ? matrix.cols : matrix.rows, n: transposed ? matrix.rows : matrix.cols,
                                threads: ParallelWork.threads)
         }
+        if !keepingValues { copy.matrix.values = [] }
+        return copy
+    }
+
+    /// Whether the operand is held as its BF16 pairs alone, its float32 values let go.
+    public var valuesInPairsOnly: Bool { packedBF16 != nil && matrix.values.count != matrix.rows * matrix.cols }
+
+    /// The operand with its float32 values: itself, or (held as pairs alone) a copy with the
+    /// values unpacked from the pairs, the same bits.
+    public func withValues() -> PreparedOperand {
+        guard valuesInPairsOnly, let packed = packedBF16 else { return self }
+        var copy = self
+        copy.matrix.values = packed.unpacked(transB: transposed)
         return copy
     }
 
@@ -331,6 +351,7 @@ public struct QuantizedGEMM: Sendable {
                     roundOutput: Bool = false, into c: UnsafeMutablePointer<Float>) -> Bool {
         let (stretch, mmaStep, bits, scaled) = accumulationPlan(qa, qb, kEnd: kEnd)
         let step = mmaStep ?? stretch
+        let qa = qa.withValues()
         if !scaled && bits >= 24 && stretch >= kEnd {
             let aStart = qa.transposed ? kStart * qa.matrix.cols : kStart
             return qa.matrix.values.withUnsafeBufferPointer { av in
@@ -339,7 +360,7 @@ public struct QuantizedGEMM: Sendable {
             }
         }
         let threads = (backend as? PortableBackend)?.threads ?? ScaledKernel.processorCount
-        ScaledKernel.multiply(qa, qb, m: m, n: n, kStart: kStart, kEnd: kEnd, stretch: stretch, step: step,
+        ScaledKernel.multiply(qa, qb.withValues(), m: m, n: n, kStart: kStart, kEnd: kEnd, stretch: stretch, step: step,
                               bits: bits, scaled: scaled, threads: threads, into: c)
         return false
     }
@@ -350,10 +371,13 @@ public struct QuantizedGEMM: Sendable {
     /// product rounds a BF16 output in its epilogue, when `roundOutput` lets it).
     private func plainProduct(_ a: UnsafePointer<Float>, transA: Bool, lda: Int, _ qb: PreparedOperand, m: Int, n: Int,
                               k0 kStart: Int, k1 kEnd: Int, roundOutput: Bool, into c: UnsafeMutablePointer<Float>) -> Bool {
+        let native = BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
+        // B's float32 values are read unless its pairs serve this product as packed.
+        let pairsServe = native && qb.packedBF16.map { $0.n == n && $0.accepts(start: kStart, count: kEnd - kStart) } == true
+        let qb = pairsServe ? qb : qb.withValues()
         let bTransposed = qb.transposed && qb.untransposed == nil
         let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
         let bStart = bTransposed ? kStart : kStart * ldb
-        let native = BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
         let roundsInEpilogue = native && roundOutput && recipe.output == .bf16
         (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
             if native {
@@ -361,7 +385,7 @@ public struct QuantizedGEMM: Sendable {
                 // product's stretch of K is whole pairs of it, else packed now.
                 let threads = ParallelWork.threads
                 var packed = qb.packedBF16, start = kStart
-                if packed == nil || packed!.n != n || !packed!.accepts(start: kStart, count: kEnd - kStart) {
+                if !pairsServe {
                     packed = BF16Kernel.PackedB(bv.baseAddress! + bStart, ldb: ldb, transB: bTransposed, k: kEnd - kStart, n: n,
                                                 threads: threads)
                     start = 0
@@ -412,6 +436,7 @@ public struct QuantizedGEMM: Sendable {
     /// `referenceMultiplyPrepared`).
     func referenceAccumulate(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k0 kStart: Int, k1 kEnd: Int,
                     into c: UnsafeMutablePointer<Float>) {
+        let qa = qa.withValues(), qb = qb.withValues()
         let k = kEnd - kStart
         // The K stretches: boundaries of either operand's scale tiles, plus the MMA steps and
         // promotion intervals of limited accumulation.

@@ -63,7 +63,26 @@ import Testing
         let shapes = linearShapes(c)
         let largest = shapes.map { $0.rows * $0.cols }.max()!
         let expected = 4 * ModelWeights(config: c).data.count + shapes.reduce(0) { $0 + 4 * (2 * $1.rows * $1.cols + 1) } + 2 * 4 * largest
-        #expect(MemoryEstimate.engineWeights(c, profile) == expected)
+        #expect(MemoryEstimate.engineWeights(c, profile, backend: PortableBackend()) == expected)
+        #expect(MemoryEstimate.engineWeights(c, profile, backend: OpenBLASBackend(nativeBF16: false)) == expected)
+    }
+
+    /// On native BF16 products a BF16 engine holds each linear weight as BF16 pairs alone, for
+    /// FProp and (from the first backward) for DGrad: twice the bytes of a real packing of it.
+    @Test(.enabled(if: BF16Kernel.available, "this processor has no AVX512_BF16 instructions"), arguments: configs)
+    func aNativeBF16EngineHoldsItsLinearWeightsAsPairs(_ c: LlamaConfig) {
+        let profile = Preset.bf16.engines(for: c).rollout
+        let shapes = linearShapes(c)
+        let largest = shapes.map { $0.rows * $0.cols }.max()!
+        let pairs = shapes.reduce(0) { total, shape in
+            let values = [Float](repeating: 1, count: shape.rows * shape.cols)
+            let packed = values.withUnsafeBufferPointer {
+                BF16Kernel.PackedB($0.baseAddress!, ldb: shape.cols, transB: true, k: shape.cols, n: shape.rows)
+            }
+            return total + 2 * packed.bytes + 4
+        }
+        let expected = 4 * ModelWeights(config: c).data.count + pairs + 2 * 4 * largest
+        #expect(MemoryEstimate.engineWeights(c, profile, backend: OpenBLASBackend()) == expected)
     }
 
     @Test(arguments: configs)
@@ -83,7 +102,7 @@ import Testing
             largest = max(largest, out * inDim)
         }
         let expected = 4 * ModelWeights(config: c).data.count + linear + 2 * 4 * largest
-        #expect(MemoryEstimate.engineWeights(c, profile) == expected)
+        #expect(MemoryEstimate.engineWeights(c, profile, backend: OpenBLASBackend()) == expected)
     }
 
     @Test(arguments: configs)
@@ -142,7 +161,7 @@ import Testing
         let c = LlamaConfig(hiddenSize: 1 << 20, intermediateSize: 1 << 20, numAttentionHeads: 1, numHiddenLayers: 1 << 20,
                             vocabSize: 1 << 20)
         #expect(MemoryEstimate.kvCache(c, slots: 1 << 20, positions: 1 << 20) == Int.max)
-        let step = MemoryEstimate.step(c, engines: Preset.bf16.engines(for: c), sequences: 1 << 12, promptLength: 1 << 20,
+        let step = MemoryEstimate.step(c, engines: Preset.bf16.engines(for: c), backend: OpenBLASBackend(), sequences: 1 << 12, promptLength: 1 << 20,
                                        maxNew: 1 << 20, minibatches: 3)
         #expect(step.total == Int.max)
     }

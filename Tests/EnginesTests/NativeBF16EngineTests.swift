@@ -1,3 +1,4 @@
+import Foundation
 import Engines
 import Mismatch
 import Model
@@ -34,5 +35,32 @@ struct NativeBF16EngineTests {
         print("k3 native \(native.k3), emulated \(emulated.k3), fp16 \(fp16.k3)")
         #expect(native.k3 > emulated.k3 / 2 && native.k3 < emulated.k3 * 2)
         #expect(native.k3 >= 4 * fp16.k3)
+    }
+
+    /// Under BF16 engines on native products the weights are held as BF16 pairs alone: what
+    /// reads them gets the rounded master back (`quantizedWeights`), and DGrad, made from the
+    /// pairs at the first backward, computes dy·W with the bits of a product prepared from the
+    /// master itself; a second backward reuses what the first made.
+    @Test func weightsHeldAsPairsAloneServeEveryReader() throws {
+        let master = labModel()
+        let policy = try Policy(master: master, engines: Preset.bf16.engines(hiddenSize: master.config.hiddenSize),
+                                backend: OpenBLASBackend())
+        let kernel = policy.training.kernel
+        for site in [LinearSite(.q, layer: 0), LinearSite(.down, layer: 1), LinearSite(.lmHead, layer: -1)] {
+            let s = site.slot(in: master)
+            let slice = Array(master.data[s.offset..<(s.offset + s.count)])
+            let held = try #require(kernel.quantizedWeights(site))
+            #expect(held.values.map(\.bitPattern) == slice.map { Rounder(format: .bf16).round($0).bitPattern })
+            let p = kernel.profile.forSite(site)
+            let direct = QuantizedGEMM(recipe: GemmRecipe(a: p.dgrad.input, b: p.weights, output: p.gradient), backend: OpenBLASBackend())
+            for rows in [7, 40] {
+                let dy = (0..<(rows * s.rows)).map { Float(sin(Double($0) * 0.3)) }
+                let x = (0..<(rows * s.cols)).map { Float(cos(Double($0) * 0.2)) }
+                var dx = [Float](repeating: 0, count: rows * s.cols), dW = [Float](repeating: 0, count: s.count)
+                kernel.backward(site, dy: dy, x: x, rows: rows, dx: &dx, dW: &dW)
+                let expected = try direct.multiply(dy, slice, m: rows, n: s.cols, k: s.rows).c
+                #expect(dx.map(\.bitPattern) == expected.map(\.bitPattern), "\(site), \(rows) rows")
+            }
+        }
     }
 }

@@ -81,7 +81,7 @@ extension Command {
         do throws(NumericsError) { try config.validate() } catch { throw LabError("lora add: \(error.description)") }
         let seed = context.arguments.integer("seed").map(UInt64.init) ?? session.seed
         // Before the adapters are allocated: a rank too large for the memory is refused here.
-        try session.checkMemory(.model(config, engines: lab.policy.engines), advice: "use a smaller rank or fewer target modules")
+        try session.checkMemory(.model(config, engines: lab.policy.engines, backend: session.backend), advice: "use a smaller rank or fewer target modules")
         var weights = ModelWeights(config: config)
         weights.data.replaceSubrange(0..<lab.policy.master.data.count, with: lab.policy.master.data)
         weights.initializeAdapters(stream: RandomStream(seed: seed, name: "lora"))
@@ -126,7 +126,7 @@ extension Command {
     /// that rebuild the model (nil: it can no longer be rebuilt by commands).
     private static func replaceModel(_ context: CommandContext, weights: ModelWeights, origin: String, command: String?) throws {
         let session = context.session, lab = session.lab
-        try session.checkMemory(.model(weights.config, engines: lab.policy.engines), advice: "use a smaller rank or fewer target modules")
+        try session.checkMemory(.model(weights.config, engines: lab.policy.engines, backend: session.backend), advice: "use a smaller rank or fewer target modules")
         let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
         let trainer = try Trainer(policy: policy, task: lab.task.spec, seed: session.seed)
         try trainer.setTask(lab.task, keepingSanitySet: false)

@@ -33,7 +33,7 @@ extension Command {
         let n = session.settings.integer("prompts")
         let rolloutPrompts = taskPrompts(n, lab: lab, round: lab.rolloutCount)
         let rows: [(key: String, label: String, estimate: MemoryEstimate)] = [
-            ("model", "model (held)", .model(config, engines: lab.policy.engines)),
+            ("model", "model (held)", .model(config, engines: lab.policy.engines, backend: lab.policy.backend)),
             ("rollout", "rollout \(n)", rolloutEstimate(rolloutPrompts, session: session)),
             ("step", "step", trainer.stepEstimate),
             ("pretrain", "pretrain", trainer.pretrainEstimate),

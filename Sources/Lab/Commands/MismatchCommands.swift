@@ -298,7 +298,7 @@ extension Command {
             name == "current" ? lab.policy.engines : try Preset.parse(name).engines(for: lab.policy.config)
         }
         try session.checkMemory(.larger(pairs.map { pair in
-            MemoryEstimate([("engine copies", MemoryEstimate.engineWeights(lab.policy.config, pair))])
+            MemoryEstimate([("engine copies", MemoryEstimate.engineWeights(lab.policy.config, pair, backend: lab.policy.backend))])
                 + rolloutEstimate(prompts, session: session)
         }), advice: "lower --prompts (or the prompts setting) or max_new")
         var results: [(name: String, stats: MismatchStats, positions: [PositionMismatchStats], overflows: (Int, Int), underflows: (Int, Int), routing: RoutingStats?)] = []

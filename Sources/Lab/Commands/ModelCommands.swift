@@ -126,7 +126,7 @@ extension Command {
             }
             throw LabError("model new: \(message)")
         }
-        try session.checkMemory(.model(config, engines: lab.policy.engines), advice: "lower hidden, layers or intermediate")
+        try session.checkMemory(.model(config, engines: lab.policy.engines, backend: session.backend), advice: "lower hidden, layers or intermediate")
         var weights = ModelWeights(config: config)
         weights.initialize(std: std, stream: RandomStream(seed: seed, name: "init"))
         let policy = try Policy(master: weights, engines: lab.policy.engines, backend: session.backend)
@@ -182,7 +182,7 @@ extension Command {
         // From config.json, before any tensor is read.
         let checkpoint = try loadCheckpoint(from: URL(fileURLWithPath: directory)) { config, stateBytes throws(NumericsError) in
             do throws(LabError) {
-                try session.checkMemory(.load(config, engines: engines(for: config), optimizerStateBytes: stateBytes),
+                try session.checkMemory(.load(config, engines: engines(for: config), backend: session.backend, optimizerStateBytes: stateBytes),
                                         advice: "free memory or load a smaller model")
             } catch { throw .invalidArgument(error.message) }
         }

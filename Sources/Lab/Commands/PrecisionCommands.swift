@@ -401,7 +401,7 @@ private func editEngines(_ which: String, _ context: CommandContext,
 /// engines, which go only once the new ones stand) would not fit in memory.
 func checkEngineMemory(_ pair: EnginePair, session: Session) throws {
     let config = session.lab.policy.config
-    try session.checkMemory(MemoryEstimate([("engine copies", MemoryEstimate.engineWeights(config, pair))]),
+    try session.checkMemory(MemoryEstimate([("engine copies", MemoryEstimate.engineWeights(config, pair, backend: session.lab.policy.backend))]),
                             advice: "free memory or use a smaller model")
 }
 

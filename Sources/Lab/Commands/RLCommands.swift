@@ -123,13 +123,13 @@ extension Trainer {
     /// task's longest prompt and max_len new tokens.
     var stepEstimate: MemoryEstimate {
         let s = settings, spec = task.spec
-        return .step(policy.config, engines: policy.engines, sequences: s.promptsPerStep * s.samplesPerPrompt,
+        return .step(policy.config, engines: policy.engines, backend: policy.backend, sequences: s.promptsPerStep * s.samplesPerPrompt,
                      promptLength: spec.longestPrompt, maxNew: s.maxResponse(for: spec), minibatches: s.minibatches)
     }
 
     /// The memory of one pretraining step: a batch of the task's longest demonstrations.
     var pretrainEstimate: MemoryEstimate {
-        .pretrain(policy.config, engines: policy.engines, sequences: pretrainSettings.batchSize,
+        .pretrain(policy.config, engines: policy.engines, backend: policy.backend, sequences: pretrainSettings.batchSize,
                   positions: task.spec.longestPrompt + task.spec.longestAnswer)
     }
 }
