@@ -78,8 +78,7 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
             // A whole row's e_j are the backward's e^(s_j − M) already: kept before rounding.
             if let probs, chunk >= l { (probs + h * l).update(from: e, count: l) }
             roundInPlace(probabilityRounding, e + c0, c1 - c0)
-            for i in 0..<d { o[i] = 0 }
-            for j in c0..<c1 { addScaled(e[j], values + j * kvDim + kvOffset, to: o, length: d) }
+            weightedRows(e + c0, values + c0 * kvDim + kvOffset, stride: kvDim, count: c1 - c0, length: d, into: o)
             let weight = chunk >= l ? 1 : expF(m - globalMax)
             for i in 0..<d { oh[i] = oh[i].addingProduct(weight, o[i]) }
             total = total.addingProduct(weight, lc)
@@ -125,14 +124,10 @@ public func attendRowBackward(dout: UnsafePointer<Float>,          // (H, D)
             addScaled(ph[j], g, to: dvj, length: d)
             weighted = weighted.addingProduct(ph[j], dp[j])
         }
-        for i in 0..<d { dqh[i] = 0 }
-        for j in 0..<l {
-            let ds = ph[j] * (dp[j] - weighted) * scale
-            let kj = keys + j * kvDim + kvOffset
-            let dkj = dkeys + j * kvDim + kvOffset
-            addScaled(ds, kj, to: dqh, length: d)
-            addScaled(ds, qh, to: dkj, length: d)
-        }
+        // ds_j over dp_j's room; dq = Σ_j ds_j k_j as one chain per element in increasing j.
+        for j in 0..<l { dp[j] = ph[j] * (dp[j] - weighted) * scale }
+        weightedRows(dp, keys + kvOffset, stride: kvDim, count: l, length: d, into: dqh)
+        for j in 0..<l { addScaled(dp[j], qh, to: dkeys + j * kvDim + kvOffset, length: d) }
     }
 }
 
@@ -189,6 +184,31 @@ func columnDots(_ x: UnsafePointer<Float>, _ columns: UnsafePointer<Float>, stri
             for lane in 0..<(count - j) { out[j + lane] = a[lane] }
         }
         j += 16
+    }
+}
+
+/// out[i] = Σ_j w[j]·rows[j·stride + i] for i in 0..<d, each one chain of fused multiply-adds
+/// from +0 in increasing j: the bits of `addScaled` of every row in turn into a zeroed `out`,
+/// with the running sums kept in registers instead of stored and loaded again at every row
+/// (that store-to-load chain was half of the training forward's attention time).
+@inline(__always)
+func weightedRows(_ w: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, stride: Int, count: Int, length d: Int,
+                  into out: UnsafeMutablePointer<Float>) {
+    typealias V = SIMD16<Float>
+    var i = 0
+    while i + 16 <= d {
+        var sum = V(repeating: 0)
+        for j in 0..<count {
+            sum = sum.addingProduct(V(repeating: w[j]), UnsafeRawPointer(rows + j * stride + i).loadUnaligned(as: V.self))
+        }
+        UnsafeMutableRawPointer(out + i).storeBytes(of: sum, as: V.self)
+        i += 16
+    }
+    while i < d {
+        var sum: Float = 0
+        for j in 0..<count { sum = sum.addingProduct(w[j], rows[j * stride + i]) }
+        out[i] = sum
+        i += 1
     }
 }
 

@@ -50,4 +50,60 @@ import Testing
             }
         }
     }
+    /// The row's output (whole-row softmax, no rounding) and its backward against the formulas
+    /// written plainly, one scalar fused multiply-add at a time in the documented order:
+    /// s_j = (q·k_j)/√D, e_j = e^(s_j − max s), out = (Σ_j e_j v_j)/Σ_j e_j; and for the backward
+    /// dp_j = dout·v_j, w = Σ_j p_j dp_j, ds_j = p_j (dp_j − w)/√D, dq = Σ_j ds_j k_j,
+    /// dk_j += ds_j q, dv_j += p_j dout, every sum a chain from +0 in increasing index.
+    @Test func aRowAndItsBackwardAreThePlainFormulasBitForBit() {
+        let heads = 4, kvHeads = 2
+        var rng = RandomStream(seed: 12, name: "attention-plain")
+        for d in [5, 16, 24, 32] {
+            let l = 37, kvDim = kvHeads * d, group = heads / kvHeads, scale = 1 / Float(d).squareRoot()
+            func random(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) } }
+            let q = random(heads * d), keys = random(l * kvDim), values = random(l * kvDim), dout = random(heads * d)
+            func chain(_ n: Int, _ term: (Int) -> (Float, Float)) -> Float {
+                var sum: Float = 0
+                for j in 0..<n { let (a, b) = term(j); sum = sum.addingProduct(a, b) }
+                return sum
+            }
+            var out = [Float](repeating: .nan, count: heads * d), probs = [Float](repeating: .nan, count: heads * l)
+            var scratch = [Float](repeating: .nan, count: 2 * l + d + 16)
+            attendRow(q: q, keys: keys, values: values, count: l, heads: heads, kvHeads: kvHeads, headDim: d, layout: .wholeRow,
+                      probabilityRounding: nil, outputRounding: nil, out: &out, probs: &probs, scratch: &scratch)
+            var dq = [Float](repeating: .nan, count: heads * d)
+            var dk = [Float](repeating: 0, count: l * kvDim), dv = dk
+            attendRowBackward(dout: dout, q: q, keys: keys, values: values, probs: probs, count: l, heads: heads, kvHeads: kvHeads,
+                              headDim: d, dq: &dq, dkeys: &dk, dvalues: &dv, scratch: &scratch)
+            var expectedDk = [Float](repeating: 0, count: l * kvDim), expectedDv = expectedDk
+            for h in 0..<heads {
+                let kv = (h / group) * d
+                let s = (0..<l).map { j in chain(d) { (q[h * d + $0], keys[j * kvDim + kv + $0]) } * scale }
+                let m = s.max()!
+                var e = s.map { $0 - m }
+                expInPlace(&e, l)
+                let total = e.reduce(Float(0), +)
+                for i in 0..<d {
+                    let expected = chain(l) { (e[$0], values[$0 * kvDim + kv + i]) } / total
+                    #expect(out[h * d + i].bitPattern == expected.bitPattern, "out d \(d) head \(h) \(i)")
+                }
+                let p = Array(probs[(h * l)..<(h * l + l)])
+                let dp = (0..<l).map { j in chain(d) { (dout[h * d + $0], values[j * kvDim + kv + $0]) } }
+                let w = chain(l) { (p[$0], dp[$0]) }
+                let ds = (0..<l).map { p[$0] * (dp[$0] - w) * scale }
+                for i in 0..<d {
+                    let expected = chain(l) { (ds[$0], keys[$0 * kvDim + kv + i]) }
+                    #expect(dq[h * d + i].bitPattern == expected.bitPattern, "dq d \(d) head \(h) \(i)")
+                }
+                for j in 0..<l {
+                    for i in 0..<d {
+                        expectedDk[j * kvDim + kv + i] = expectedDk[j * kvDim + kv + i].addingProduct(ds[j], q[h * d + i])
+                        expectedDv[j * kvDim + kv + i] = expectedDv[j * kvDim + kv + i].addingProduct(p[j], dout[h * d + i])
+                    }
+                }
+            }
+            #expect(dk.map(\.bitPattern) == expectedDk.map(\.bitPattern), "dk d \(d)")
+            #expect(dv.map(\.bitPattern) == expectedDv.map(\.bitPattern), "dv d \(d)")
+        }
+    }
 }
