@@ -181,7 +181,7 @@ func columnDots(_ x: UnsafePointer<Float>, _ columns: UnsafePointer<Float>, stri
         if j + 16 <= count {
             UnsafeMutableRawPointer(out + j).storeBytes(of: a, as: V.self)
         } else {
-            for lane in 0..<(count - j) { out[j + lane] = a[lane] }
+            withUnsafeBytes(of: a) { UnsafeMutableRawPointer(out + j).copyMemory(from: $0.baseAddress!, byteCount: (count - j) * 4) }
         }
         j += 16
     }

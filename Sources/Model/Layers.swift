@@ -31,6 +31,32 @@ func forEachBlock(_ count: Int, _ body: (Range<Int>) -> Void) {
     }
 }
 
+/// For each row i in `rows`: a chain over j in 0..<width, from `start`, of `step(i, j, sum)`
+/// (a row's sum of squares, a dot product), handed to `each(i, sum)` in row order. Eight
+/// rows' chains run side by side, each in its own order, so the processor overlaps their
+/// latencies: every row's sum is the bits it has alone.
+@inline(__always)
+func rowChains(_ rows: Range<Int>, width: Int, start: Float, _ step: (Int, Int, Float) -> Float,
+               _ each: (Int, Float) -> Void) {
+    var i = rows.lowerBound
+    while i + 8 <= rows.upperBound {
+        var s0 = start, s1 = start, s2 = start, s3 = start, s4 = start, s5 = start, s6 = start, s7 = start
+        for j in 0..<width {
+            s0 = step(i, j, s0); s1 = step(i + 1, j, s1); s2 = step(i + 2, j, s2); s3 = step(i + 3, j, s3)
+            s4 = step(i + 4, j, s4); s5 = step(i + 5, j, s5); s6 = step(i + 6, j, s6); s7 = step(i + 7, j, s7)
+        }
+        each(i, s0); each(i + 1, s1); each(i + 2, s2); each(i + 3, s3)
+        each(i + 4, s4); each(i + 5, s5); each(i + 6, s6); each(i + 7, s7)
+        i += 8
+    }
+    while i < rows.upperBound {
+        var sum = start
+        for j in 0..<width { sum = step(i, j, sum) }
+        each(i, sum)
+        i += 1
+    }
+}
+
 // MARK: RMSNorm
 
 /// RMSNorm of each row: `out = round(w ⊙ round(x / rms(x)))` with rms(x) = √(mean(x²) + eps).
@@ -42,10 +68,8 @@ public func rmsnormForward(_ x: UnsafePointer<Float>,          // (N, C)
                            _ rstd: UnsafeMutablePointer<Float>,// (N)
                            rows n: Int, width c: Int, eps: Float, round: Rounder?, fused: Bool) {
     forEachRange(n, minimumCost: parallelElements, cost: { _ in c }) { rows in
-        for i in rows {
+        rowChains(rows, width: c, start: 0, { i, j, sum in sum.addingProduct(x[i * c + j], x[i * c + j]) }) { i, ss in
             let xi = x + i * c, oi = out + i * c
-            var ss: Float = 0
-            for j in 0..<c { ss = ss.addingProduct(xi[j], xi[j]) }
             let r = 1 / (ss / Float(c) + eps).squareRoot()
             rstd[i] = r
             if fused {
@@ -70,11 +94,9 @@ public func rmsnormBackward(_ dout: UnsafePointer<Float>, _ x: UnsafePointer<Flo
                             rows n: Int, width c: Int) {
     // dx: each row on its own, rows cut between threads.
     forEachRange(n, minimumCost: parallelElements, cost: { _ in c }) { rows in
-        for i in rows {
+        rowChains(rows, width: c, start: 0, { i, j, dot in dot + w[j] * dout[i * c + j] * (x[i * c + j] * rstd[i]) }) { i, dot in
             let xi = x + i * c, gi = dout + i * c, dxi = dx + i * c
             let r = rstd[i]
-            var dot: Float = 0
-            for j in 0..<c { dot += w[j] * gi[j] * (xi[j] * r) }
             let mean = dot / Float(c)
             for j in 0..<c { dxi[j] = r * (w[j] * gi[j] - xi[j] * r * mean) }
         }

@@ -165,10 +165,12 @@ public func expInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         i += 16
     }
     if i < n {
+        // The last n − i values through one vector, copied in and out whole (lane by lane
+        // costs more than the exponentials of a short row).
         var tail = SIMD16<Float>(repeating: 0)
-        for j in 0..<(n - i) { tail[j] = x[i + j] }
+        withUnsafeMutableBytes(of: &tail) { $0.baseAddress!.copyMemory(from: x + i, byteCount: (n - i) * 4) }
         let e = expLanes(tail)
-        for j in 0..<(n - i) { x[i + j] = e[j] }
+        withUnsafeBytes(of: e) { UnsafeMutableRawPointer(x + i).copyMemory(from: $0.baseAddress!, byteCount: (n - i) * 4) }
     }
 }
 
