@@ -31,6 +31,16 @@ func forEachBlock(_ count: Int, _ body: (Range<Int>) -> Void) {
     }
 }
 
+/// `count` floats, every one written by `body` (a product's output, a norm's rows): no
+/// zeros written first only to be written over.
+@inline(__always)
+func written(_ count: Int, by body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        if count > 0 { body(buffer.baseAddress!) }
+        initialized = count
+    }
+}
+
 /// For each row i in `rows`: a chain over j in 0..<width, from `start`, of `step(i, j, sum)`
 /// (a row's sum of squares, a dot product), handed to `each(i, sum)` in row order. Eight
 /// rows' chains run side by side, each in its own order, so the processor overlaps their

@@ -99,12 +99,16 @@ extension Transformer {
     func rmsnorm(_ x: [Float], _ weights: ModelWeights, _ slot: TensorSlot, rows n: Int, width: Int? = nil,
                  rstd: inout [Float], plan: ForwardPlan) -> [Float] {
         let c = width ?? config.hiddenSize
-        var out = [Float](repeating: 0, count: n * c)
-        rstd = [Float](repeating: 0, count: n)
-        weights.data.withUnsafeBufferPointer { w in
-            rmsnormForward(x, w.baseAddress! + slot.offset, &out, &rstd, rows: n, width: c, eps: config.rmsNormEps,
-                           round: plan.activation, fused: plan.fusedResidualNorm)
+        var rowStd: [Float] = []
+        let out = written(n * c) { out in
+            rowStd = written(n) { r in
+                weights.data.withUnsafeBufferPointer { w in
+                    rmsnormForward(x, w.baseAddress! + slot.offset, out, r, rows: n, width: c, eps: config.rmsNormEps,
+                                   round: plan.activation, fused: plan.fusedResidualNorm)
+                }
+            }
         }
+        rstd = rowStd
         return out
     }
 
@@ -134,11 +138,9 @@ extension Transformer {
 
     /// y (rows, out) = x · Wᵀ through the engine's kernel.
     func linear(_ kernel: some LinearKernel, _ site: LinearSite, _ x: [Float], rows: Int, out: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: rows * out)
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in kernel.forward(site, x: xp.baseAddress!, rows: rows, y: yp.baseAddress!) }
+        written(rows * out) { y in
+            x.withUnsafeBufferPointer { xp in kernel.forward(site, x: xp.baseAddress!, rows: rows, y: y) }
         }
-        return y
     }
 
     /// A linear layer, its bias added when it has one, with its LoRA adapter computed beside

@@ -215,8 +215,7 @@ public struct Transformer {
         cache.attn = [Float](repeating: 0, count: n * qDim)
         attend(cache.q, cache.k, cache.v, &cache.attn, &cache.probs)
         let o = project(.o, cache.attn, out: c)
-        var sum = [Float](repeating: 0, count: n * c)
-        for i in 0..<(n * c) { sum[i] = x[i] + o[i] }
+        var sum = written(n * c) { sum in for i in 0..<(n * c) { sum[i] = x[i] + o[i] } }
         x = sum
         roundInPlace(plan.activation, &x)
         cache.mid = plan.fusedResidualNorm ? sum : x
@@ -230,8 +229,9 @@ public struct Transformer {
         } else {
             cache.gate = project(.gate, cache.norm2, out: f)
             cache.up = project(.up, cache.norm2, out: f)
-            cache.act = [Float](repeating: 0, count: n * f)
-            swigluForward(cache.gate, cache.up, &cache.act, count: n * f, round: plan.activation, fused: plan.fusedSiluMul)
+            cache.act = written(n * f) { act in
+                swigluForward(cache.gate, cache.up, act, count: n * f, round: plan.activation, fused: plan.fusedSiluMul)
+            }
             down = project(.down, cache.act, out: c)
         }
         for i in 0..<(n * c) { sum[i] = x[i] + down[i] }
