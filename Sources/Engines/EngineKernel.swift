@@ -106,20 +106,39 @@ public final class EngineKernel: LinearKernel {
         return pa.weights == pb.weights && packed(pa) == packed(pb) && (!lora || a.sources.loraMerged == b.sources.loraMerged)
     }
 
+    /// Whether engines of profiles `a` and `b` prepare every weight of a model of `config`
+    /// alike (its other weights too), so that one lends the other all of them.
+    public static func preparesAllAlike(_ a: PrecisionProfile, _ b: PrecisionProfile, config: LlamaConfig) -> Bool {
+        // Every layer has the same sites: one layer's stand for all (a configuration may name
+        // millions of layers before any file says otherwise).
+        var oneLayer = config
+        oneLayer.numHiddenLayers = min(config.numHiddenLayers, 1)
+        let lora = config.lora != nil
+        return a.otherWeights == b.otherWeights
+            && LinearSite.all(oneLayer).allSatisfy { preparesAlike(a, b, site: $0, lora: lora) }
+    }
+
+    /// Whether a backward has made DGrad's own packing of some weight (`dgradWeights`): an
+    /// engine that trains. The next sync then makes them at once (`preparingDgrad`).
+    public var madeDgradPairs: Bool { preparedDgrad.values.contains { $0.isPackedForNativeBF16 } }
+
     /// Quantizes the master weights per the profile (a weight sync). `state` carries the
     /// previous engine's counts and histories across a sync under the same profile.
     /// `donor`, another engine synced from the same master weights (the other engine of the
     /// pair), lends the weights it prepared alike instead of their being quantized again: the
     /// same bits, held once (a model of half a billion parameters is not held four times).
+    /// `preparingDgrad`: weights held as BF16 pairs alone get DGrad's packing now, from their
+    /// values, instead of from the pairs at the first backward (a sync between training
+    /// steps, where a backward follows; the same bits either way).
     public init(master: ModelWeights, profile: PrecisionProfile, backend: any MatmulBackend,
-                state: ScalingState = ScalingState(), sharingWith donor: EngineKernel? = nil) throws(NumericsError) {
+                state: ScalingState = ScalingState(), sharingWith donor: EngineKernel? = nil,
+                preparingDgrad: Bool = false) throws(NumericsError) {
         self.profile = profile
         self.backend = backend
         self.state = state
         let sites = LinearSite.all(master.config)
-        let lora = master.config.lora != nil
-        if let donor, donor.weights.config == master.config, donor.profile.otherWeights == profile.otherWeights,
-           sites.allSatisfy({ EngineKernel.preparesAlike(donor.profile, profile, site: $0, lora: lora) }) {
+        if let donor, donor.weights.config == master.config,
+           EngineKernel.preparesAllAlike(donor.profile, profile, config: master.config) {
             // Everything alike: the donor's weights, shared.
             prepared = donor.prepared
             preparedDgrad = donor.preparedDgrad
@@ -170,7 +189,8 @@ public final class EngineKernel: LinearKernel {
                                         transposed: transposed, quantization: rule)
                 }
             }
-            var q = try quantized(p.weights, transposed: true)
+            let values = try quantized(p.weights, transposed: true)
+            var q = values
             // Every forward product reuses the weights as its right operand: lay them out once
             // for the fused kernel when the products run on it (scaled or limited accumulation).
             // Otherwise they go to the backend as B = Wᵀ: stored so once, they are not
@@ -195,6 +215,8 @@ public final class EngineKernel: LinearKernel {
                 // Packed for the native BF16 product (if it runs there) at the first backward:
                 // a model that is only measured never needs it.
                 preparedDgrad[site] = PreparedOperand(matrix: q.matrix, transposed: false)
+            } else if preparingDgrad && EngineKernel.nativeDgrad(profile, site, backend) {
+                preparedDgrad[site] = PreparedOperand(matrix: values.matrix, transposed: false).packedForNativeBF16(keepingValues: false)
             }
         }
         weights = w
@@ -210,16 +232,22 @@ public final class EngineKernel: LinearKernel {
         guard let w = stored ?? prepared[site].map({ PreparedOperand(matrix: $0.withValues().matrix, transposed: false) }) else {
             preconditionFailure("no weights for \(site)")
         }
-        let p = profile.forSite(site)
-        var rule = p.weights
-        rule.granularity = rule.granularity.transposed
-        guard rule == p.weights, p.dgrad.accumulation == .fp32, EngineKernel.nativeBF16(backend, p.dgrad.input, rule) else {
+        guard EngineKernel.nativeDgrad(profile, site, backend) else {
             if stored == nil { preparedDgrad[site] = w }
             return w
         }
         let packed = w.packedForNativeBF16(keepingValues: stored != nil)
         preparedDgrad[site] = packed
         return packed
+    }
+
+    /// Whether DGrad's product for `site` runs on the native BF16 kernel with the FProp
+    /// copy's values (the weights' tiling symmetric, float32 accumulation).
+    private static func nativeDgrad(_ profile: PrecisionProfile, _ site: LinearSite, _ backend: any MatmulBackend) -> Bool {
+        let p = profile.forSite(site)
+        var rule = p.weights
+        rule.granularity = rule.granularity.transposed
+        return rule == p.weights && p.dgrad.accumulation == .fp32 && EngineKernel.nativeBF16(backend, p.dgrad.input, rule)
     }
 
     /// Whether a product of operands quantized so runs on the backend's native BF16 kernel.

@@ -228,15 +228,8 @@ extension MemoryEstimate {
 
     /// Both engines' copies of the weights.
     public static func engineWeights(_ c: LlamaConfig, _ pair: EnginePair, backend: any MatmulBackend) -> Int {
-        // The training engine shares the rollout's weights when it prepares every one alike
-        // (`EngineKernel.preparesAlike`).
-        // Every layer has the same sites: one layer's stand for all (a configuration may name
-        // millions of layers before any file says otherwise).
-        var oneLayer = c
-        oneLayer.numHiddenLayers = min(c.numHiddenLayers, 1)
-        let lora = c.lora != nil
-        let alike = pair.rollout.otherWeights == pair.training.otherWeights
-            && LinearSite.all(oneLayer).allSatisfy { EngineKernel.preparesAlike(pair.rollout, pair.training, site: $0, lora: lora) }
+        // The training engine shares the rollout's weights when it prepares every one alike.
+        let alike = EngineKernel.preparesAllAlike(pair.rollout, pair.training, config: c)
         return alike ? engineWeights(c, pair.rollout, backend: backend)
             : sum(engineWeights(c, pair.rollout, backend: backend), engineWeights(c, pair.training, backend: backend))
     }

@@ -123,10 +123,15 @@ public final class Policy {
         guard weights.config == config else {
             throw .invalidArgument("new weights have another configuration than the live model")
         }
-        // A sync, not a new recipe: the delayed-scaling histories and counts go on.
-        let r = try EngineKernel(master: weights, profile: engines.rollout, backend: backend, state: rollout.kernel.state)
+        // A sync, not a new recipe: the delayed-scaling histories and counts go on. An engine
+        // that trained gets DGrad's weights at once (the rollout engine too when it lends the
+        // training engine every weight).
+        let trains = training.kernel.madeDgradPairs
+        let lends = EngineKernel.preparesAllAlike(engines.rollout, engines.training, config: config)
+        let r = try EngineKernel(master: weights, profile: engines.rollout, backend: backend, state: rollout.kernel.state,
+                                 preparingDgrad: trains && lends)
         let t = try EngineKernel(master: weights, profile: engines.training, backend: backend, state: training.kernel.state,
-                                 sharingWith: r)
+                                 sharingWith: r, preparingDgrad: trains)
         master = weights
         rollout = RolloutEngine(kernel: r, transformer: transformer)
         training = TrainingEngine(kernel: t, transformer: transformer)

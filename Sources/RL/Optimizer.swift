@@ -73,15 +73,22 @@ public struct AdamW: Sendable {
             storedV.withUnsafeMutableBufferPointer { vp in
                 weights.withUnsafeMutableBufferPointer { wp in
                     grad.withUnsafeBufferPointer { gp in
-                        for i in range ?? 0..<gp.count {
-                            let g = Double(gp[i])
-                            let mi = b1 * Double(mp[i]) + (1 - b1) * g
-                            let vi = b2 * Double(vp[i]) + (1 - b2) * g * g
-                            mp[i] = Float(mi)
-                            vp[i] = Float(vi)
-                            let mhat = Double(mp[i]) / c1, vhat = Double(vp[i]) / c2
-                            let w = Double(wp[i])
-                            wp[i] = Float(w - lr * (mhat / (vhat.squareRoot() + eps)) - decay * w)
+                        // Each element on its own: blocks of them cut between threads give the
+                        // same bits.
+                        let all = range ?? 0..<gp.count
+                        let block = 1 << 14
+                        forEachRange((all.count + block - 1) / block, minimumCost: 1 << 18, cost: { _ in block }) { blocks in
+                            let first = all.lowerBound + blocks.lowerBound * block
+                            for i in first..<min(all.upperBound, all.lowerBound + blocks.upperBound * block) {
+                                let g = Double(gp[i])
+                                let mi = b1 * Double(mp[i]) + (1 - b1) * g
+                                let vi = b2 * Double(vp[i]) + (1 - b2) * g * g
+                                mp[i] = Float(mi)
+                                vp[i] = Float(vi)
+                                let mhat = Double(mp[i]) / c1, vhat = Double(vp[i]) / c2
+                                let w = Double(wp[i])
+                                wp[i] = Float(w - lr * (mhat / (vhat.squareRoot() + eps)) - decay * w)
+                            }
                         }
                     }
                 }

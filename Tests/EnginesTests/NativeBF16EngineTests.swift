@@ -39,13 +39,15 @@ struct NativeBF16EngineTests {
 
     /// Under BF16 engines on native products the weights are held as BF16 pairs alone: what
     /// reads them gets the rounded master back (`quantizedWeights`), and DGrad, made from the
-    /// pairs at the first backward, computes dy·W with the bits of a product prepared from the
-    /// master itself; a second backward reuses what the first made.
-    @Test func weightsHeldAsPairsAloneServeEveryReader() throws {
+    /// pairs at the first backward (or from the values at the sync, `preparingDgrad`),
+    /// computes dy·W with the bits of a product prepared from the master itself; a second
+    /// backward reuses what the first made.
+    @Test(arguments: [false, true])
+    func weightsHeldAsPairsAloneServeEveryReader(preparingDgrad: Bool) throws {
         let master = labModel()
-        let policy = try Policy(master: master, engines: Preset.bf16.engines(hiddenSize: master.config.hiddenSize),
-                                backend: OpenBLASBackend())
-        let kernel = policy.training.kernel
+        let kernel = try EngineKernel(master: master, profile: Preset.bf16.engines(hiddenSize: master.config.hiddenSize).training,
+                                      backend: OpenBLASBackend(), preparingDgrad: preparingDgrad)
+        #expect(kernel.madeDgradPairs == preparingDgrad)
         for site in [LinearSite(.q, layer: 0), LinearSite(.down, layer: 1), LinearSite(.lmHead, layer: -1)] {
             let s = site.slot(in: master)
             let slice = Array(master.data[s.offset..<(s.offset + s.count)])
@@ -62,5 +64,32 @@ struct NativeBF16EngineTests {
                 #expect(dx.map(\.bitPattern) == expected.map(\.bitPattern), "\(site), \(rows) rows")
             }
         }
+        #expect(kernel.madeDgradPairs)
+    }
+
+    /// A sync after training steps makes DGrad's weights at once, and training goes on with
+    /// the bits it has when they are made at the first backward: two pretraining runs, the
+    /// second with the policy's engines rebuilt (no backward yet) before every step.
+    @Test func aSyncAfterTrainingPreparesDgradWithTheSameBits() throws {
+        let master = labModel()
+        let engines = Preset.bf16.engines(hiddenSize: master.config.hiddenSize)
+        let policy = try Policy(master: master, engines: engines, backend: OpenBLASBackend())
+        let batch = PackedBatch(sequences: prompts(6).map { $0 + [5, 6, 7] })
+        func step() throws -> [Float] {
+            let forward = policy.training.forward(batch, keepForBackward: true)
+            let targets = batch.tokens.map { _ in Int32(4) }
+            var grads = ModelWeights(config: master.config)
+            policy.training.backward(batch, targets: targets, dLogProb: [Float](repeating: -1, count: targets.count),
+                                     forward: forward, grads: &grads)
+            return grads.data
+        }
+        let first = try step()
+        #expect(policy.training.kernel.madeDgradPairs)
+        try policy.setMaster(master)  // a sync after a backward: DGrad made at once
+        #expect(policy.training.kernel.madeDgradPairs)
+        #expect(try step().map(\.bitPattern) == first.map(\.bitPattern))
+        try policy.setEngines(engines)  // new engines: DGrad made at the first backward again
+        #expect(!policy.training.kernel.madeDgradPairs)
+        #expect(try step().map(\.bitPattern) == first.map(\.bitPattern))
     }
 }
