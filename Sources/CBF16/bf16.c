@@ -28,6 +28,29 @@ static inline uint32_t high_half(float x) {
 // Two BF16 values (as float32) into one pair word: even element low, odd element high.
 static inline uint32_t pair_word(float even, float odd) { return high_half(even) | (high_half(odd) << 16); }
 
+// x's bits rounded to BF16 (nearest even, on the bit pattern, so subnormals round as values
+// do), as the lab's Rounder rounds: a finite value past BF16's largest becomes ±inf (counted
+// in counts[0]), infinities stay, a NaN becomes the quiet NaN of its sign; counts[1] counts
+// the NaN and infinite inputs.
+static inline uint32_t rounded_bits(uint32_t u, long *counts) {
+    const uint32_t a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) {
+        counts[1]++;
+        return a > 0x7f800000u ? (u & 0x80000000u) | 0x7fc00000u : u;
+    }
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    if ((r & 0x7fffffffu) == 0x7f800000u) counts[0]++;
+    return r;
+}
+
+static inline float rounded(float x, long *counts) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u = rounded_bits(u, counts);
+    memcpy(&x, &u, 4);
+    return x;
+}
+
 BF16_TARGET
 void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out) {
     const int pairs = (k + 1) / 2;
@@ -60,8 +83,43 @@ void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int co
     }
 }
 
+// rounded_bits on sixteen lanes.
+static inline __attribute__((always_inline)) BF16_TARGET __m512i rounded_512(__m512i u, long *counts) {
+    const __m512i infinity = _mm512_set1_epi32(0x7f800000), magnitude = _mm512_set1_epi32(0x7fffffff);
+    const __m512i a = _mm512_and_si512(u, magnitude);
+    const __mmask16 special = _mm512_cmpge_epu32_mask(a, infinity), nan = _mm512_cmpgt_epu32_mask(a, infinity);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb),
+                                 _mm512_set1_epi32((int)0xffff0000u));
+    const __mmask16 overflow = (__mmask16)(~special & _mm512_cmpeq_epi32_mask(_mm512_and_si512(r, magnitude), infinity));
+    r = _mm512_mask_mov_epi32(r, special, u);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)),
+                                                      _mm512_set1_epi32(0x7fc00000)));
+    counts[0] += __builtin_popcount(overflow);
+    counts[1] += __builtin_popcount(special);
+    return r;
+}
+
+// rounded_bits on eight lanes.
+static inline __attribute__((always_inline)) BF16_TARGET __m256i rounded_256(__m256i u, long *counts) {
+    const __m256i infinity = _mm256_set1_epi32(0x7f800000), magnitude = _mm256_set1_epi32(0x7fffffff);
+    const __m256i a = _mm256_and_si256(u, magnitude);
+    const __mmask8 special = _mm256_cmpge_epu32_mask(a, infinity), nan = _mm256_cmpgt_epu32_mask(a, infinity);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb),
+                                 _mm256_set1_epi32((int)0xffff0000u));
+    const __mmask8 overflow = (__mmask8)(~special & _mm256_cmpeq_epi32_mask(_mm256_and_si256(r, magnitude), infinity));
+    r = _mm256_mask_mov_epi32(r, special, u);
+    r = _mm256_mask_mov_epi32(r, nan, _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u)),
+                                                      _mm256_set1_epi32(0x7fc00000)));
+    counts[0] += __builtin_popcount(overflow);
+    counts[1] += __builtin_popcount(special);
+    return r;
+}
+
 BF16_TARGET
-void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out) {
+void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out,
+                      int round, long *counts) {
     const int pairs = (k + 1) / 2;
     for (int r = row0 / MR; r * MR < row1; r++) {
         uint32_t *panel = out + (long)r * pairs * MR;
@@ -73,6 +131,7 @@ void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int ro
                 int p = 0;
                 for (; 2 * p + 32 <= k; p += 16) {
                     __m512i lo = _mm512_loadu_si512(src + 2 * p), hi = _mm512_loadu_si512(src + 2 * p + 16);
+                    if (round) { lo = rounded_512(lo, counts); hi = rounded_512(hi, counts); }
                     // Each 32-bit lane pair (even, odd) → one word (even's high half, odd's high half).
                     __m512i words = _mm512_permutex2var_epi16(lo, _mm512_set_epi16(
                         63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
@@ -82,8 +141,12 @@ void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int ro
                     for (int t = 0; t < 16; t++) panel[(long)(p + t) * MR + i] = words16[t];
                 }
                 for (; p < pairs; p++) {
-                    const float odd = 2 * p + 1 < k ? src[2 * p + 1] : 0.0f;
-                    panel[(long)p * MR + i] = pair_word(src[2 * p], odd);
+                    float even = src[2 * p], odd = 2 * p + 1 < k ? src[2 * p + 1] : 0.0f;
+                    if (round) {
+                        even = rounded(even, counts);
+                        if (2 * p + 1 < k) odd = rounded(odd, counts);
+                    }
+                    panel[(long)p * MR + i] = pair_word(even, odd);
                 }
             }
             continue;
@@ -96,6 +159,10 @@ void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int ro
                 __m256i even = _mm256_loadu_si256((const __m256i *)(a + (long)k0 * lda + i0));
                 __m256i odd = k0 + 1 < k ? _mm256_loadu_si256((const __m256i *)(a + (long)(k0 + 1) * lda + i0))
                                          : _mm256_setzero_si256();
+                if (round) {
+                    even = rounded_256(even, counts);
+                    if (k0 + 1 < k) odd = rounded_256(odd, counts);
+                }
                 __m256i word = _mm256_or_si256(_mm256_srli_epi32(even, 16), _mm256_and_si256(odd, highMask));
                 _mm256_storeu_si256((__m256i *)(panel + (long)p * MR), word);
             }
@@ -107,8 +174,12 @@ void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int ro
             for (int i = 0; i < MR; i++) {
                 if (i >= height) { dst[i] = 0; continue; }
                 const long row = i0 + i;
-                const float even = transA ? a[(long)k0 * lda + row] : a[row * lda + k0];
-                const float odd = hasOdd ? (transA ? a[(long)(k0 + 1) * lda + row] : a[row * lda + k0 + 1]) : 0.0f;
+                float even = transA ? a[(long)k0 * lda + row] : a[row * lda + k0];
+                float odd = hasOdd ? (transA ? a[(long)(k0 + 1) * lda + row] : a[row * lda + k0 + 1]) : 0.0f;
+                if (round) {
+                    even = rounded(even, counts);
+                    if (hasOdd) odd = rounded(odd, counts);
+                }
                 dst[i] = pair_word(even, odd);
             }
         }
@@ -215,8 +286,9 @@ void plab_bf16_round(const float *x, float *y, long count) { (void)x; (void)y; (
 void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out) {
     (void)b; (void)ldb; (void)transB; (void)k; (void)n; (void)col0; (void)col1; (void)out;
 }
-void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out) {
-    (void)a; (void)lda; (void)transA; (void)m; (void)k; (void)row0; (void)row1; (void)out;
+void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out,
+                      int round, long *counts) {
+    (void)a; (void)lda; (void)transA; (void)m; (void)k; (void)row0; (void)row1; (void)out; (void)round; (void)counts;
 }
 void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPairs, int bPair0, int m, int n, int k,
                        float *c, long ldc, int accumulate, int roundOutput,

@@ -40,6 +40,13 @@ public final class ScalingState {
         if count > 0 { nonFinite[role, default: 0] += count }
     }
 
+    /// The counts of an operand rounded as the product packed it (`multiplyRoundingA`): what
+    /// `record` takes from a quantized matrix.
+    func recordRounded(_ role: OperandRole, _ counts: (overflowed: Int, nonFinite: Int)) {
+        if counts.overflowed > 0 { overflows[role, default: 0] += counts.overflowed }
+        recordNonFinite(role, counts.nonFinite)
+    }
+
     func record(_ role: OperandRole, _ m: QuantizedMatrix, format: NumberFormat? = nil, input: UnsafePointer<Float>? = nil) {
         if m.saturated > 0 { overflows[role, default: 0] += m.saturated }
         if m.nonFinite > 0 { nonFinite[role, default: 0] += m.nonFinite }
@@ -273,6 +280,10 @@ public final class EngineKernel: LinearKernel {
             recordUnrounded(.fpropInput, x, count: rows * inDim)
             return
         }
+        if let counts = gemm.multiplyRoundingA(x, w, m: rows, n: outDim, k: inDim, splitK: p.sources.splitK, into: y) {
+            state.recordRounded(.fpropInput, counts)
+            return
+        }
         let qx = quantize(x, rows: rows, cols: inDim, p.fprop.input, p.scaleRule, transposed: false, site: site, role: .fpropInput)
         gemm.multiplyPrepared(qx, w, m: rows, n: outDim, k: inDim, splitK: p.sources.splitK, into: y)
     }
@@ -300,6 +311,8 @@ public final class EngineKernel: LinearKernel {
                                                         output: p.gradient), backend: backend)
             if gemm.multiplyInPlace(dy, w, m: rows, n: inDim, k: outDim, into: dx) {
                 recordUnrounded(.dgradGradient, dy, count: rows * outDim)
+            } else if let counts = gemm.multiplyRoundingA(dy, w, m: rows, n: inDim, k: outDim, into: dx) {
+                state.recordRounded(.dgradGradient, counts)
             } else {
                 let qdy = quantize(dy, rows: rows, cols: outDim, p.dgrad.input, p.scaleRule, transposed: false, site: site, role: .dgradGradient)
                 gemm.multiplyPrepared(qdy, w, m: rows, n: inDim, k: outDim, into: dx)
@@ -315,6 +328,9 @@ public final class EngineKernel: LinearKernel {
         defer { product.deallocate() }
         if gemm.multiplyInPlace(dy, transA: true, qx, m: outDim, n: inDim, k: rows, into: product) {
             recordUnrounded(.wgradGradient, dy, count: rows * outDim)
+        } else if quantizedDy == nil, let counts = gemm.multiplyRoundingA(dy, transA: true, qx, m: outDim, n: inDim, k: rows,
+                                                                          into: product) {
+            state.recordRounded(.wgradGradient, counts)
         } else {
             let qdyT: PreparedOperand
             if let quantizedDy, p.wgrad.input == p.dgrad.input, p.wgrad.input.granularity == .unscaled {

@@ -123,22 +123,41 @@ public enum BF16Kernel {
     ///
     /// `bStart`: the product's K starts at this row of op(B) as packed (K cut into stretches,
     /// as split-K cuts it): even, and the stretch ends at B's last row or an even length.
+    ///
+    /// `roundA`: A holds any float32 values, rounded to BF16 as they are packed (nearest even,
+    /// as `Rounder` rounds: subnormals kept, overflow to ±inf, NaN made quiet); the result
+    /// counts the finite values that became infinite and the NaN and infinite ones, as
+    /// quantizing A first would (`Quantization.quantize`). Without it, every value of A must
+    /// already be a BF16 value, and the counts are zero.
+    @discardableResult
     public static func multiply(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                          b: PackedB, bStart: Int = 0, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
-                         roundToBF16: Bool = false, threads: Int, parallelThreshold: Int) {
+                         roundToBF16: Bool = false, roundA: Bool = false, threads: Int,
+                         parallelThreshold: Int) -> (overflowed: Int, nonFinite: Int) {
         precondition(available && b.n == n && b.accepts(start: bStart, count: k))
         // Threads take rectangles of C cut at this kernel's panels.
-        if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
+        if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return (0, 0) }
         let rowPanels = (m + mr - 1) / mr
         let packedA = UnsafeMutablePointer<UInt32>.allocate(capacity: rowPanels * mr * ((k + 1) / 2))
         defer { packedA.deallocate() }
+        // Each packing call counts into the slot of its first row panel.
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 2 * rowPanels)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0, count: 2 * rowPanels)
         let grid = ProductGrid(m: m, n: n, k: k, threads: threads, parallelThreshold: parallelThreshold, tile: (mr, nr))
-        // Each thread writes only its own panels of packed A and its own rectangle of C, and
-        // both calls return after every thread has finished: sharing the pointers is sound.
-        let pointers = UncheckedSendable((a: a, c: c, packedA: packedA))
+        // Each thread writes only its own panels of packed A, its own counts and its own
+        // rectangle of C, and both calls return after every thread has finished: sharing the
+        // pointers is sound.
+        let pointers = UncheckedSendable((a: a, c: c, packedA: packedA, counts: counts))
         forEachRange(rowPanels, threads: m * k >= 1 << 16 ? grid.pieces : 1, minimumCost: 0, cost: { _ in 1 }) { range in
             plab_bf16_pack_a(pointers.value.a, lda, transA ? 1 : 0, Int32(m), Int32(k),
-                             Int32(range.lowerBound * mr), Int32(min(m, range.upperBound * mr)), pointers.value.packedA)
+                             Int32(range.lowerBound * mr), Int32(min(m, range.upperBound * mr)), pointers.value.packedA,
+                             roundA ? 1 : 0, pointers.value.counts + 2 * range.lowerBound)
+        }
+        var overflowed = 0, nonFinite = 0
+        for panel in 0..<rowPanels {
+            overflowed += counts[2 * panel]
+            nonFinite += counts[2 * panel + 1]
         }
         b.words.withUnsafeBufferPointer { bw in
             let packedB = UncheckedSendable(bw.baseAddress!)
@@ -151,6 +170,7 @@ public enum BF16Kernel {
             }
             if grid.pieces == 1 { region(0) } else { parallelPerform(grid.pieces, region) }
         }
+        return (overflowed, nonFinite)
     }
 
     /// y = x rounded to BF16 (nearest even) the way the fused epilogue rounds; subnormal x is

@@ -356,7 +356,7 @@ public struct QuantizedGEMM: Sendable {
             let aStart = qa.transposed ? kStart * qa.matrix.cols : kStart
             return qa.matrix.values.withUnsafeBufferPointer { av in
                 plainProduct(av.baseAddress! + aStart, transA: qa.transposed, lda: qa.matrix.cols, qb, m: m, n: n,
-                             k0: kStart, k1: kEnd, roundOutput: roundOutput, into: c)
+                             k0: kStart, k1: kEnd, roundOutput: roundOutput, into: c).roundedOutput
             }
         }
         let threads = (backend as? PortableBackend)?.threads ?? ScaledKernel.processorCount
@@ -369,8 +369,12 @@ public struct QuantizedGEMM: Sendable {
     /// accumulation (B read untransposed when it is also stored so); `a` points at A's
     /// element (0, k0). True when it rounded to the output format itself (the native BF16
     /// product rounds a BF16 output in its epilogue, when `roundOutput` lets it).
+    ///
+    /// `roundA` (native BF16 products only): A is rounded to BF16 as the kernel packs it; the
+    /// counts are what quantizing it would have counted.
     private func plainProduct(_ a: UnsafePointer<Float>, transA: Bool, lda: Int, _ qb: PreparedOperand, m: Int, n: Int,
-                              k0 kStart: Int, k1 kEnd: Int, roundOutput: Bool, into c: UnsafeMutablePointer<Float>) -> Bool {
+                              k0 kStart: Int, k1 kEnd: Int, roundOutput: Bool, roundA: Bool = false,
+                              into c: UnsafeMutablePointer<Float>) -> (roundedOutput: Bool, overflowed: Int, nonFinite: Int) {
         let native = BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
         // B's float32 values are read unless its pairs serve this product as packed.
         let pairsServe = native && qb.packedBF16.map { $0.n == n && $0.accepts(start: kStart, count: kEnd - kStart) } == true
@@ -379,6 +383,8 @@ public struct QuantizedGEMM: Sendable {
         let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
         let bStart = bTransposed ? kStart : kStart * ldb
         let roundsInEpilogue = native && roundOutput && recipe.output == .bf16
+        precondition(!roundA || native, "A is rounded as it is packed only by the native BF16 product")
+        var counts = (overflowed: 0, nonFinite: 0)
         (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
             if native {
                 // BF16 operands on the BF16 instructions: B as packed at the sync when the
@@ -390,15 +396,16 @@ public struct QuantizedGEMM: Sendable {
                                                 threads: threads)
                     start = 0
                 }
-                BF16Kernel.multiply(transA: transA, m: m, n: n, k: kEnd - kStart, a: a, lda: lda, b: packed!, bStart: start,
-                                    c: c, ldc: n, accumulate: false, roundToBF16: roundsInEpilogue,
-                                    threads: threads, parallelThreshold: PortableBackend.defaultParallelThreshold)
+                counts = BF16Kernel.multiply(transA: transA, m: m, n: n, k: kEnd - kStart, a: a, lda: lda, b: packed!,
+                                             bStart: start, c: c, ldc: n, accumulate: false, roundToBF16: roundsInEpilogue,
+                                             roundA: roundA, threads: threads,
+                                             parallelThreshold: PortableBackend.defaultParallelThreshold)
                 return
             }
             backend.gemm(transA: transA, transB: bTransposed, m: m, n: n, k: kEnd - kStart, a: a, lda: lda,
                          b: bv.baseAddress! + bStart, ldb: ldb, c: c, ldc: n, accumulate: false)
         }
-        return roundsInEpilogue
+        return (roundsInEpilogue, counts.overflowed, counts.nonFinite)
     }
 
     /// `multiplyPrepared` for a left operand whose rule leaves float32 as it is
@@ -412,10 +419,30 @@ public struct QuantizedGEMM: Sendable {
         guard recipe.a.isIdentity, recipe.accumulation == .fp32, splitK <= 1, qb.allScalesOne else { return false }
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return true }
         let rounded = plainProduct(a, transA: transA, lda: transA ? m : k, qb, m: m, n: n, k0: 0, k1: k, roundOutput: true, into: c)
-        if recipe.output != .fp32 && !rounded {
+        if recipe.output != .fp32 && !rounded.roundedOutput {
             Rounder(format: recipe.output).round(c, into: c, count: m * n)
         }
         return true
+    }
+
+    /// `multiplyPrepared` for a left operand given unrounded whose rule is plain BF16 (nearest
+    /// even, unscaled, not saturating) when the product runs on the native BF16 kernel: A is
+    /// read where it lies and rounded as the kernel packs it, never stored rounded. The same
+    /// bits as quantizing A first (tested). Returns the counts quantizing A would have made
+    /// (finite values that overflowed, NaN and infinite values), or nil, with nothing done,
+    /// when the product is not such a one (another rule, no native kernel, a scaled B,
+    /// limited accumulation, split-K); the caller then prepares A.
+    public func multiplyRoundingA(_ a: UnsafePointer<Float>, transA: Bool = false, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
+                                  splitK: Int = 1, into c: UnsafeMutablePointer<Float>) -> (overflowed: Int, nonFinite: Int)? {
+        guard recipe.a == Quantization(format: .bf16), BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend),
+              recipe.accumulation == .fp32, splitK <= 1, qb.allScalesOne else { return nil }
+        if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return (0, 0) }
+        let result = plainProduct(a, transA: transA, lda: transA ? m : k, qb, m: m, n: n, k0: 0, k1: k, roundOutput: true,
+                                  roundA: true, into: c)
+        if recipe.output != .fp32 && !result.roundedOutput {
+            Rounder(format: recipe.output).round(c, into: c, count: m * n)
+        }
+        return (result.overflowed, result.nonFinite)
     }
 
     /// How a product over K up to `kEnd` accumulates: the stretch between scale-tile

@@ -52,8 +52,8 @@ struct NativeBF16Tests {
         let packed = b.withUnsafeBufferPointer { BF16Kernel.PackedB($0.baseAddress!, ldb: ldb, transB: transB, k: k, n: n, threads: threads) }
         a.withUnsafeBufferPointer { av in
             c.withUnsafeMutableBufferPointer { cv in
-                BF16Kernel.multiply(transA: transA, m: m, n: n, k: k, a: av.baseAddress!, lda: lda, b: packed,
-                                    c: cv.baseAddress!, ldc: n, accumulate: start != nil, threads: threads, parallelThreshold: threshold)
+                _ = BF16Kernel.multiply(transA: transA, m: m, n: n, k: k, a: av.baseAddress!, lda: lda, b: packed,
+                                        c: cv.baseAddress!, ldc: n, accumulate: start != nil, threads: threads, parallelThreshold: threshold)
             }
         }
         return c
@@ -175,5 +175,56 @@ struct NativeBF16Tests {
         #expect(!BF16Kernel.carries(.fp16) && !BF16Kernel.carries(.fp32) && BF16Kernel.carries(.bf16)
                 && BF16Kernel.carries(NumberFormat(name: "e8m3", exponentBits: 8, mantissaBits: 3)))
         #expect(!PortableBackend().nativeBF16)
+    }
+    /// A given unrounded and rounded as the kernel packs it (`multiplyRoundingA`) against A
+    /// quantized to BF16 first: the same product bits and the same counts, for both layouts of
+    /// A, shapes that are not whole panels, and values of every kind — ties to even both ways,
+    /// values that overflow to ±inf, subnormals, ±0, ±inf and NaNs with payloads.
+    @Test(arguments: [false, true])
+    func roundingAsItPacksIsQuantizingFirst(transA: Bool) throws {
+        let m = 19, n = 40, k = 37
+        var rng = RandomStream(seed: 31, name: "rounding-pack")
+        let specials: [Float] = [
+            Float(bitPattern: 0x3f80_8000), Float(bitPattern: 0x3f81_8000),   // ties: to even down, and up
+            Float(bitPattern: 0xbf80_8000), Float(bitPattern: 0x3f80_7fff),
+            Float(bitPattern: 0x7f7f_8000), Float(bitPattern: 0xff7f_ffff),   // overflow to ±inf
+            Float(bitPattern: 0x7f7f_7fff),                                    // the largest that stays finite
+            Float(bitPattern: 0x0000_8000), Float(bitPattern: 0x8001_7fff), Float(bitPattern: 0x007f_ffff),  // subnormals
+            0, -0.0, .infinity, -.infinity,
+            Float(bitPattern: 0x7fa0_0001), Float(bitPattern: 0xffc1_2345), Float(bitPattern: 0x7f80_0001)]  // NaNs
+        var a = (0..<(m * k)).map { _ in Float(rng.nextUnit() * 8 - 4) * Float(sign: .plus, exponent: Int(rng.next() % 40) - 20, significand: 1) }
+        // The specials in a few rows of op(A) only, so that most outputs stay finite.
+        for (index, value) in specials.enumerated() {
+            let row = [2, 9, 17][index % 3], column = (index * 5) % k
+            a[transA ? column * m + row : row * k + column] = value
+        }
+        let b = (0..<(k * n)).map { _ in Rounder(format: .bf16).round(Float(rng.nextUnit() * 2 - 1)) }
+        let qb = try PreparedOperand(b, rows: n, cols: k, transposed: true, quantization: Quantization(format: .bf16))
+            .packedForNativeBF16(keepingValues: false)
+        for output in [NumberFormat.bf16, .fp32] {
+            let gemm = QuantizedGEMM(recipe: GemmRecipe(a: Quantization(format: .bf16), b: Quantization(format: .bf16), output: output),
+                                     backend: OpenBLASBackend())
+            let qa = try PreparedOperand(a, rows: transA ? k : m, cols: transA ? m : k, transposed: transA,
+                                         quantization: Quantization(format: .bf16))
+            var expected = [Float](repeating: 0, count: m * n), fused = expected
+            gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, into: &expected)
+            let counts = try #require(a.withUnsafeBufferPointer {
+                gemm.multiplyRoundingA($0.baseAddress!, transA: transA, qb, m: m, n: n, k: k, into: &fused)
+            })
+            #expect(fused.map(\.bitPattern) == expected.map(\.bitPattern), "output \(output.name)")
+            #expect(counts.overflowed == qa.matrix.saturated && counts.nonFinite == qa.matrix.nonFinite)
+            #expect(counts.overflowed == 2 && counts.nonFinite == 5)
+        }
+        // Not such a product: another rule, split-K, or no native kernel: nothing done.
+        var untouched = [Float](repeating: 7, count: m * n)
+        a.withUnsafeBufferPointer { ap in
+            let fp16 = QuantizedGEMM(recipe: .uniform(.fp16), backend: OpenBLASBackend())
+            #expect(fp16.multiplyRoundingA(ap.baseAddress!, transA: transA, qb, m: m, n: n, k: k, into: &untouched) == nil)
+            let bf16 = QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend())
+            #expect(bf16.multiplyRoundingA(ap.baseAddress!, transA: transA, qb, m: m, n: n, k: k, splitK: 2, into: &untouched) == nil)
+            let emulated = QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend(nativeBF16: false))
+            #expect(emulated.multiplyRoundingA(ap.baseAddress!, transA: transA, qb, m: m, n: n, k: k, into: &untouched) == nil)
+        }
+        #expect(untouched.allSatisfy { $0 == 7 })
     }
 }

@@ -24,8 +24,12 @@ int plab_bf16_available(void);
 void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out);
 
 /// Packs op(A) (m × k) rows [row0, row1) into panels of PLAB_BF16_MR rows, the same way:
-/// panel r, pair p, row i at out[(r * pairs + p) * MR + i].
-void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out);
+/// panel r, pair p, row i at out[(r * pairs + p) * MR + i]. With round, A may hold any float32
+/// values: each is rounded to BF16 first (nearest even on the bit pattern, subnormals
+/// included; past the largest BF16, ±inf; a NaN, the quiet NaN of its sign), and
+/// counts[0] += finite values that became infinite, counts[1] += NaN and infinite values.
+void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out,
+                      int round, long *counts);
 
 /// C[rows][cols] (+)= op(A)·op(B) from packed operands, over row panels [panel0, panel1) of A
 /// and column panels [colPanel0, colPanel1) of B. B's panels hold bPairs pairs each, and the
