@@ -79,15 +79,31 @@ public struct AdamW: Sendable {
                         let block = 1 << 14
                         forEachRange((all.count + block - 1) / block, minimumCost: 1 << 18, cost: { _ in block }) { blocks in
                             let first = all.lowerBound + blocks.lowerBound * block
-                            for i in first..<min(all.upperBound, all.lowerBound + blocks.upperBound * block) {
-                                let g = Double(gp[i])
-                                let mi = b1 * Double(mp[i]) + (1 - b1) * g
-                                let vi = b2 * Double(vp[i]) + (1 - b2) * g * g
-                                mp[i] = Float(mi)
-                                vp[i] = Float(vi)
-                                let mhat = Double(mp[i]) / c1, vhat = Double(vp[i]) / c2
-                                let w = Double(wp[i])
-                                wp[i] = Float(w - lr * (mhat / (vhat.squareRoot() + eps)) - decay * w)
+                            let end = min(all.upperBound, all.lowerBound + blocks.upperBound * block)
+                            // Eight elements at a time, each lane the element's own operations in
+                            // double (so the bits of one at a time); the last few padded with zeros.
+                            var i = first
+                            while i < end {
+                                let count = min(8, end - i)
+                                func load(_ p: UnsafePointer<Float>) -> SIMD8<Double> {
+                                    if count == 8 { return SIMD8<Double>(UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)) }
+                                    var lanes = SIMD8<Float>()
+                                    for lane in 0..<count { lanes[lane] = p[i + lane] }
+                                    return SIMD8<Double>(lanes)
+                                }
+                                func store(_ x: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+                                    if count == 8 { return UnsafeMutableRawPointer(p + i).storeBytes(of: x, as: SIMD8<Float>.self) }
+                                    for lane in 0..<count { p[i + lane] = x[lane] }
+                                }
+                                let g = load(gp.baseAddress!)
+                                let m = SIMD8<Float>(b1 * load(mp.baseAddress!) + (1 - b1) * g)
+                                let v = SIMD8<Float>(b2 * load(vp.baseAddress!) + (1 - b2) * g * g)
+                                store(m, mp.baseAddress!)
+                                store(v, vp.baseAddress!)
+                                let mhat = SIMD8<Double>(m) / c1, vhat = SIMD8<Double>(v) / c2
+                                let w = load(wp.baseAddress!)
+                                store(SIMD8<Float>(w - lr * (mhat / (vhat.squareRoot() + eps)) - decay * w), wp.baseAddress!)
+                                i += count
                             }
                         }
                     }
