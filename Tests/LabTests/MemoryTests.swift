@@ -23,6 +23,23 @@ import Testing
         return Double(message[range.upperBound...].prefix { $0 != " " })
     }
 
+    /// `set backend` moves a live model's engines at once: refused with the figures, and
+    /// nothing changed, when their new copies would not fit; otherwise the engines run on the
+    /// new backend when the command returns.
+    @Test func aBackendSwitchThatWouldNotFitIsRefusedAndNothingChanges() {
+        let s = session(available: 1 << 10)
+        #expect(s.lab.policy.backend.name == "portable")
+        let message = failure("set backend openblas", in: s)
+        #expect(message.contains("needs about") && message.contains("engine copies"), "\(message)")
+        #expect(s.settings.text("backend") == "portable")
+        #expect(s.lab.policy.backend.name == "portable")
+        #expect(failure("set backend blas", in: s).contains("openblas"))
+        s.availableMemoryOverride = 16 * Self.gib
+        run("set backend openblas", in: s)
+        #expect(s.settings.text("backend") == "openblas")
+        #expect(s.lab.policy.backend.name == "openblas")
+    }
+
     /// The command that aborted the process with "failed to allocate 68723228704 bytes".
     @Test func theModelThatAbortedIsRefusedAndTheLiveModelStays() throws {
         let s = session(available: 16 * Self.gib)

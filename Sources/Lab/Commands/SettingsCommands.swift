@@ -1,6 +1,8 @@
 // Commands over the settings store: set, show, seed.
 
+import Engines
 import JSON
+import Numerics
 
 extension Command {
     /// `set NAME VALUE`.
@@ -17,8 +19,21 @@ extension Command {
         examples: ["set backend portable", "set seed 7"],
         restoresState: true
     ) { context in
-        let name = context.arguments.text("NAME")!
-        let value = try context.session.settings.set(name, to: context.arguments.text("VALUE")!)
+        let name = context.arguments.text("NAME")!, text = context.arguments.text("VALUE")!, session = context.session
+        // A live model's engines move to a new backend now, their weights prepared again the
+        // way its products read them: refused with the figures when they would not fit, and
+        // then nothing changes.
+        if name == "backend", let lab = session.labStorage {
+            var probe = session.settings
+            let chosen = try probe.set(name, to: text).description
+            if lab.policy.backend.name != chosen {
+                let backend = try matmulBackend(named: chosen)
+                let engines = MemoryEstimate.engineWeights(lab.policy.config, lab.policy.engines, backend: backend)
+                try session.checkMemory(MemoryEstimate([("engine copies", engines)]), advice: "free memory or use a smaller model")
+                try lab.policy.setBackend(backend)
+            }
+        }
+        let value = try session.settings.set(name, to: text)
         context.print("\(name) = \(value)")
     }
 
