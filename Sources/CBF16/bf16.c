@@ -51,38 +51,6 @@ static inline float rounded(float x, long *counts) {
     return x;
 }
 
-BF16_TARGET
-void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out) {
-    const int pairs = (k + 1) / 2;
-    const __m512i highMask = _mm512_set1_epi32((int)0xffff0000u);
-    for (int q = col0 / NR; q * NR < col1; q++) {
-        uint32_t *panel = out + (long)q * pairs * NR;
-        const int j0 = q * NR, width = (n - j0) < NR ? n - j0 : NR;
-        for (int p = 0; p < pairs; p++) {
-            const int k0 = 2 * p, hasOdd = k0 + 1 < k;
-            uint32_t *row = panel + (long)p * NR;
-            if (!transB && width == NR && hasOdd) {
-                // Two rows of B, 16 columns at a time: the even row's high halves low, the
-                // odd row's high halves high.
-                for (int v = 0; v < NR; v += 16) {
-                    __m512i even = _mm512_loadu_si512(b + (long)k0 * ldb + j0 + v);
-                    __m512i odd = _mm512_loadu_si512(b + (long)(k0 + 1) * ldb + j0 + v);
-                    __m512i word = _mm512_or_si512(_mm512_srli_epi32(even, 16), _mm512_and_si512(odd, highMask));
-                    _mm512_storeu_si512(row + v, word);
-                }
-                continue;
-            }
-            for (int j = 0; j < NR; j++) {
-                if (j >= width) { row[j] = 0; continue; }
-                const long col = j0 + j;
-                const float even = transB ? b[col * ldb + k0] : b[(long)k0 * ldb + col];
-                const float odd = hasOdd ? (transB ? b[col * ldb + k0 + 1] : b[(long)(k0 + 1) * ldb + col]) : 0.0f;
-                row[j] = pair_word(even, odd);
-            }
-        }
-    }
-}
-
 // rounded_bits on sixteen lanes.
 static inline __attribute__((always_inline)) BF16_TARGET __m512i rounded_512(__m512i u, long *counts) {
     const __m512i infinity = _mm512_set1_epi32(0x7f800000), magnitude = _mm512_set1_epi32(0x7fffffff);
@@ -115,6 +83,78 @@ static inline __attribute__((always_inline)) BF16_TARGET __m256i rounded_256(__m
     counts[0] += __builtin_popcount(overflow);
     counts[1] += __builtin_popcount(special);
     return r;
+}
+
+BF16_TARGET
+void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out,
+                      int round, long *counts) {
+    const int pairs = (k + 1) / 2;
+    const __m512i highMask = _mm512_set1_epi32((int)0xffff0000u);
+    if (transB) {
+        // B stored n × k: a column's pairs are adjacent floats of one row of B, 16 pairs per
+        // two vectors, their words spread down the panel.
+        const __m512i pick = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
+                                              31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+        for (int q = col0 / NR; q * NR < col1; q++) {
+            uint32_t *panel = out + (long)q * pairs * NR;
+            const int j0 = q * NR, width = (n - j0) < NR ? n - j0 : NR;
+            for (int j = 0; j < NR; j++) {
+                if (j >= width) {
+                    for (int p = 0; p < pairs; p++) panel[(long)p * NR + j] = 0;
+                    continue;
+                }
+                const float *src = b + (long)(j0 + j) * ldb;
+                int p = 0;
+                for (; 2 * p + 32 <= k; p += 16) {
+                    __m512i lo = _mm512_loadu_si512(src + 2 * p), hi = _mm512_loadu_si512(src + 2 * p + 16);
+                    if (round) { lo = rounded_512(lo, counts); hi = rounded_512(hi, counts); }
+                    uint32_t words[16];
+                    _mm512_storeu_si512(words, _mm512_permutex2var_epi16(lo, pick, hi));
+                    for (int t = 0; t < 16; t++) panel[(long)(p + t) * NR + j] = words[t];
+                }
+                for (; p < pairs; p++) {
+                    float even = src[2 * p], odd = 2 * p + 1 < k ? src[2 * p + 1] : 0.0f;
+                    if (round) {
+                        even = rounded(even, counts);
+                        if (2 * p + 1 < k) odd = rounded(odd, counts);
+                    }
+                    panel[(long)p * NR + j] = pair_word(even, odd);
+                }
+            }
+        }
+        return;
+    }
+    for (int q = col0 / NR; q * NR < col1; q++) {
+        uint32_t *panel = out + (long)q * pairs * NR;
+        const int j0 = q * NR, width = (n - j0) < NR ? n - j0 : NR;
+        for (int p = 0; p < pairs; p++) {
+            const int k0 = 2 * p, hasOdd = k0 + 1 < k;
+            uint32_t *row = panel + (long)p * NR;
+            if (!transB && width == NR && hasOdd) {
+                // Two rows of B, 16 columns at a time: the even row's high halves low, the
+                // odd row's high halves high.
+                for (int v = 0; v < NR; v += 16) {
+                    __m512i even = _mm512_loadu_si512(b + (long)k0 * ldb + j0 + v);
+                    __m512i odd = _mm512_loadu_si512(b + (long)(k0 + 1) * ldb + j0 + v);
+                    if (round) { even = rounded_512(even, counts); odd = rounded_512(odd, counts); }
+                    __m512i word = _mm512_or_si512(_mm512_srli_epi32(even, 16), _mm512_and_si512(odd, highMask));
+                    _mm512_storeu_si512(row + v, word);
+                }
+                continue;
+            }
+            for (int j = 0; j < NR; j++) {
+                if (j >= width) { row[j] = 0; continue; }
+                const long col = j0 + j;
+                float even = transB ? b[col * ldb + k0] : b[(long)k0 * ldb + col];
+                float odd = hasOdd ? (transB ? b[col * ldb + k0 + 1] : b[(long)(k0 + 1) * ldb + col]) : 0.0f;
+                if (round) {
+                    even = rounded(even, counts);
+                    if (hasOdd) odd = rounded(odd, counts);
+                }
+                row[j] = pair_word(even, odd);
+            }
+        }
+    }
 }
 
 BF16_TARGET
@@ -283,8 +323,9 @@ void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPa
 
 int plab_bf16_available(void) { return 0; }
 void plab_bf16_round(const float *x, float *y, long count) { (void)x; (void)y; (void)count; }
-void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out) {
-    (void)b; (void)ldb; (void)transB; (void)k; (void)n; (void)col0; (void)col1; (void)out;
+void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out,
+                      int round, long *counts) {
+    (void)b; (void)ldb; (void)transB; (void)k; (void)n; (void)col0; (void)col1; (void)out; (void)round; (void)counts;
 }
 void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out,
                       int round, long *counts) {

@@ -196,20 +196,29 @@ public final class EngineKernel: LinearKernel {
                                         transposed: transposed, quantization: rule)
                 }
             }
-            let values = try quantized(p.weights, transposed: true)
-            var q = values
+            // BF16 products on the BF16 instructions: the weights as BF16 pairs alone, half the
+            // bytes every decode step reads and half those of the float32 values; plain BF16
+            // rounding packs them straight from the values, never storing them rounded.
+            func pairs(transposed: Bool) throws(NumericsError) -> PreparedOperand {
+                guard mergedValues == nil, p.weights == Quantization(format: .bf16) else {
+                    return try quantized(p.weights, transposed: transposed).packedForNativeBF16(keepingValues: false)
+                }
+                return master.data.withUnsafeBufferPointer { d in
+                    PreparedOperand.bf16Pairs(UnsafeBufferPointer(rebasing: d[s.offset..<(s.offset + s.count)]), rows: s.rows,
+                                              cols: s.cols, transposed: transposed)
+                }
+            }
+            let q: PreparedOperand
             // Every forward product reuses the weights as its right operand: lay them out once
             // for the fused kernel when the products run on it (scaled or limited accumulation).
             // Otherwise they go to the backend as B = Wᵀ: stored so once, they are not
             // transposed again at every product (each decode step's products are small).
             if p.weights.granularity != .unscaled || p.fprop.accumulation != .fp32 {
-                q = q.packedAsRightOperand()
+                q = try quantized(p.weights, transposed: true).packedAsRightOperand()
             } else if EngineKernel.nativeBF16(backend, p.fprop.input, p.weights) {
-                // BF16 products on the BF16 instructions: the weights as BF16 pairs alone, half
-                // the bytes every decode step reads and half those of the float32 values.
-                q = q.packedForNativeBF16(keepingValues: false)
+                q = try pairs(transposed: true)
             } else {
-                q = q.untransposedForBackend()
+                q = try quantized(p.weights, transposed: true).untransposedForBackend()
             }
             prepared[site] = q
             saturated += q.matrix.saturated
@@ -223,7 +232,7 @@ public final class EngineKernel: LinearKernel {
                 // a model that is only measured never needs it.
                 preparedDgrad[site] = PreparedOperand(matrix: q.matrix, transposed: false)
             } else if preparingDgrad && EngineKernel.nativeDgrad(profile, site, backend) {
-                preparedDgrad[site] = PreparedOperand(matrix: values.matrix, transposed: false).packedForNativeBF16(keepingValues: false)
+                preparedDgrad[site] = try pairs(transposed: false)
             }
         }
         weights = w

@@ -57,23 +57,40 @@ public enum BF16Kernel {
         let words: [UInt32]
         public let k: Int, n: Int
 
+        /// With `round`, what rounding B's values to BF16 counted: finite values that became
+        /// infinite, and NaN and infinite values (as `Quantization.quantize` counts them).
+        public let roundingCounts: (overflowed: Int, nonFinite: Int)
+
         /// Packs op(B) (k × n): B stored (k, n) with leading dimension ldb, or (n, k) when
-        /// `transB`. Every value must be a BF16 value.
-        public init(_ b: UnsafePointer<Float>, ldb: Int, transB: Bool, k: Int, n: Int, threads: Int = 1) {
+        /// `transB`. Every value must be a BF16 value, unless `round`: then B holds any float32
+        /// values, each rounded to BF16 as it is packed (nearest even, as `Rounder` rounds:
+        /// subnormals kept, overflow to ±inf, NaN made quiet), never stored rounded.
+        public init(_ b: UnsafePointer<Float>, ldb: Int, transB: Bool, k: Int, n: Int, threads: Int = 1, round: Bool = false) {
             precondition(BF16Kernel.hardware, "native BF16 packing on a processor without AVX512_BF16")
             self.k = k
             self.n = n
             let panels = (n + nr - 1) / nr
             let count = panels * nr * ((k + 1) / 2)
-            let source = UncheckedSendable(b)
+            // Each packing call counts into the slot of its first panel.
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: 2 * max(panels, 1))
+            defer { counts.deallocate() }
+            counts.initialize(repeating: 0, count: 2 * max(panels, 1))
+            let shared = UncheckedSendable((source: b, counts: counts))
             words = [UInt32](unsafeUninitializedCapacity: count) { out, initialized in
                 let packed = UncheckedSendable(out.baseAddress!)
                 forEachRange(panels, threads: k * n >= 1 << 16 ? threads : 1, minimumCost: 0, cost: { _ in 1 }) { range in
-                    plab_bf16_pack_b(source.value, ldb, transB ? 1 : 0, Int32(k), Int32(n),
-                                     Int32(range.lowerBound * nr), Int32(min(n, range.upperBound * nr)), packed.value)
+                    plab_bf16_pack_b(shared.value.source, ldb, transB ? 1 : 0, Int32(k), Int32(n),
+                                     Int32(range.lowerBound * nr), Int32(min(n, range.upperBound * nr)), packed.value,
+                                     round ? 1 : 0, shared.value.counts + 2 * range.lowerBound)
                 }
                 initialized = count
             }
+            var overflowed = 0, nonFinite = 0
+            for panel in 0..<panels {
+                overflowed += counts[2 * panel]
+                nonFinite += counts[2 * panel + 1]
+            }
+            roundingCounts = (overflowed, nonFinite)
         }
 
         /// Whether op(B)'s rows start..<start+count can be multiplied from this packing: pairs

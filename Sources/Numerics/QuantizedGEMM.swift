@@ -170,6 +170,27 @@ public struct PreparedOperand: Sendable {
         return copy
     }
 
+    /// `values` (stored (rows, cols), used transposed when `transposed`) rounded to BF16 and
+    /// packed as pairs for the native product as B, never stored rounded as float32: the
+    /// operand `PreparedOperand(values, …, quantization: Quantization(format: .bf16))
+    /// .packedForNativeBF16(keepingValues: false)` is, with the same bits and counts, without
+    /// its float32 values ever being written.
+    public static func bf16Pairs(_ values: UnsafeBufferPointer<Float>, rows: Int, cols: Int,
+                                 transposed: Bool) -> PreparedOperand {
+        precondition(rows > 0 && cols > 0 && values.count == rows * cols,
+                     "bf16Pairs: \(values.count) values for a \(rows)x\(cols) matrix")
+        let (tileRows, tileCols) = ScaleGranularity.unscaled.tile(rows: rows, cols: cols)
+        let packed = BF16Kernel.PackedB(values.baseAddress!, ldb: cols, transB: transposed, k: transposed ? cols : rows,
+                                        n: transposed ? rows : cols, threads: ParallelWork.threads, round: true)
+        var matrix = QuantizedMatrix(rows: rows, cols: cols, values: [], scales: [1], tileRows: tileRows, tileCols: tileCols,
+                                     saturated: 0, nonFinite: 0)
+        matrix.saturated = packed.roundingCounts.overflowed
+        matrix.nonFinite = packed.roundingCounts.nonFinite
+        var operand = PreparedOperand(matrix: matrix, transposed: transposed)
+        operand.packedBF16 = packed
+        return operand
+    }
+
     /// Whether the operand is held as its BF16 pairs alone, its float32 values let go.
     public var valuesInPairsOnly: Bool { packedBF16 != nil && matrix.values.count != matrix.rows * matrix.cols }
 

@@ -65,4 +65,27 @@ struct PairsOnlyTests {
         #expect(a.withUnsafeBufferPointer { inPlace.multiplyInPlace($0.baseAddress!, kept, m: m, n: n, k: k, into: &fromValues) })
         #expect(fromPairs.map(\.bitPattern) == fromValues.map(\.bitPattern))
     }
+    /// Rounded as they are packed (`bf16Pairs`): the operand quantizing first and then
+    /// packing gives, value for value (unpacked) and count for count, both layouts, with ties,
+    /// overflow, subnormals, ±0, ±inf and NaN payloads among ordinary values.
+    @Test(arguments: [false, true])
+    func pairsRoundedAsTheyArePackedAreTheQuantizedOnes(transposed: Bool) throws {
+        let rows = 45, cols = 37
+        var rng = RandomStream(seed: 51, name: "bf16-pairs")
+        var values = (0..<(rows * cols)).map { _ in
+            Float(rng.nextUnit() * 8 - 4) * Float(sign: .plus, exponent: Int(rng.next() % 60) - 30, significand: 1)
+        }
+        let specials: [UInt32] = [0x3f80_8000, 0x3f81_8000, 0xbf80_8000, 0x7f7f_8000, 0xff7f_ffff, 0x7f7f_7fff, 0x0000_8000,
+                                  0x8001_7fff, 0x007f_ffff, 0, 0x8000_0000, 0x7f80_0000, 0xff80_0000, 0x7fa0_0001, 0xffc1_2345]
+        for (i, bits) in specials.enumerated() { values[i * 97 % values.count] = Float(bitPattern: bits) }
+        let expected = try PreparedOperand(values, rows: rows, cols: cols, transposed: transposed,
+                                           quantization: Quantization(format: .bf16)).packedForNativeBF16(keepingValues: false)
+        let fused = values.withUnsafeBufferPointer { PreparedOperand.bf16Pairs($0, rows: rows, cols: cols, transposed: transposed) }
+        #expect(fused.valuesInPairsOnly)
+        #expect(fused.withValues().matrix.values.map(\.bitPattern) == expected.withValues().matrix.values.map(\.bitPattern))
+        #expect(fused.matrix.saturated == expected.matrix.saturated && fused.matrix.nonFinite == expected.matrix.nonFinite)
+        #expect(fused.matrix.saturated == 2 && fused.matrix.nonFinite == 4)
+        #expect(fused.matrix.scales == expected.matrix.scales && fused.matrix.tileRows == expected.matrix.tileRows
+                && fused.matrix.tileCols == expected.matrix.tileCols)
+    }
 }

@@ -20,8 +20,10 @@ int plab_bf16_available(void);
 /// panels of PLAB_BF16_NR columns: panel q, pair p, column j at
 /// out[(q * pairs + p) * NR + j] = bf16(op(B)[2p][j]) | bf16(op(B)[2p+1][j]) << 16, with
 /// pairs = ceil(k / 2) and zeros past k and n. bf16(x) is the high half of x's bits: every
-/// value must already be a BF16 value. Columns [col0, col1) only (whole panels).
-void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out);
+/// value must already be a BF16 value, unless round (then each is rounded first and counted
+/// as plab_bf16_pack_a does). Columns [col0, col1) only (whole panels).
+void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out,
+                      int round, long *counts);
 
 /// Packs op(A) (m × k) rows [row0, row1) into panels of PLAB_BF16_MR rows, the same way:
 /// panel r, pair p, row i at out[(r * pairs + p) * MR + i]. With round, A may hold any float32
