@@ -85,40 +85,47 @@ static inline __attribute__((always_inline)) BF16_TARGET __m256i rounded_256(__m
     return r;
 }
 
+// The ⌈k/2⌉ pairs of one row of k adjacent floats (rounded first when round), pair p's word at
+// dst[p * stride]: sixteen pairs per two vectors, the rest one by one.
+static inline __attribute__((always_inline)) BF16_TARGET
+void pack_row_pairs(const float *src, int k, int round, long *counts, uint32_t *dst, long stride) {
+    // Each 32-bit lane pair (even, odd) → one word (even's high half, odd's high half).
+    const __m512i pick = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
+                                          31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const int pairs = (k + 1) / 2;
+    int p = 0;
+    for (; 2 * p + 32 <= k; p += 16) {
+        __m512i lo = _mm512_loadu_si512(src + 2 * p), hi = _mm512_loadu_si512(src + 2 * p + 16);
+        if (round) { lo = rounded_512(lo, counts); hi = rounded_512(hi, counts); }
+        uint32_t words[16];
+        _mm512_storeu_si512(words, _mm512_permutex2var_epi16(lo, pick, hi));
+        for (int t = 0; t < 16; t++) dst[(long)(p + t) * stride] = words[t];
+    }
+    for (; p < pairs; p++) {
+        float even = src[2 * p], odd = 2 * p + 1 < k ? src[2 * p + 1] : 0.0f;
+        if (round) {
+            even = rounded(even, counts);
+            if (2 * p + 1 < k) odd = rounded(odd, counts);
+        }
+        dst[(long)p * stride] = pair_word(even, odd);
+    }
+}
+
 BF16_TARGET
 void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out,
                       int round, long *counts) {
     const int pairs = (k + 1) / 2;
     const __m512i highMask = _mm512_set1_epi32((int)0xffff0000u);
     if (transB) {
-        // B stored n × k: a column's pairs are adjacent floats of one row of B, 16 pairs per
-        // two vectors, their words spread down the panel.
-        const __m512i pick = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
-                                              31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+        // B stored n × k: a column's pairs are adjacent floats of one row of B.
         for (int q = col0 / NR; q * NR < col1; q++) {
             uint32_t *panel = out + (long)q * pairs * NR;
             const int j0 = q * NR, width = (n - j0) < NR ? n - j0 : NR;
             for (int j = 0; j < NR; j++) {
-                if (j >= width) {
+                if (j < width) {
+                    pack_row_pairs(b + (long)(j0 + j) * ldb, k, round, counts, panel + j, NR);
+                } else {
                     for (int p = 0; p < pairs; p++) panel[(long)p * NR + j] = 0;
-                    continue;
-                }
-                const float *src = b + (long)(j0 + j) * ldb;
-                int p = 0;
-                for (; 2 * p + 32 <= k; p += 16) {
-                    __m512i lo = _mm512_loadu_si512(src + 2 * p), hi = _mm512_loadu_si512(src + 2 * p + 16);
-                    if (round) { lo = rounded_512(lo, counts); hi = rounded_512(hi, counts); }
-                    uint32_t words[16];
-                    _mm512_storeu_si512(words, _mm512_permutex2var_epi16(lo, pick, hi));
-                    for (int t = 0; t < 16; t++) panel[(long)(p + t) * NR + j] = words[t];
-                }
-                for (; p < pairs; p++) {
-                    float even = src[2 * p], odd = 2 * p + 1 < k ? src[2 * p + 1] : 0.0f;
-                    if (round) {
-                        even = rounded(even, counts);
-                        if (2 * p + 1 < k) odd = rounded(odd, counts);
-                    }
-                    panel[(long)p * NR + j] = pair_word(even, odd);
                 }
             }
         }
@@ -165,30 +172,8 @@ void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int ro
         uint32_t *panel = out + (long)r * pairs * MR;
         const int i0 = r * MR, height = (m - i0) < MR ? m - i0 : MR;
         if (!transA && height == MR) {
-            // Row by row: each row's pairs are adjacent floats; 16 pairs per two vectors.
-            for (int i = 0; i < MR; i++) {
-                const float *src = a + (long)(i0 + i) * lda;
-                int p = 0;
-                for (; 2 * p + 32 <= k; p += 16) {
-                    __m512i lo = _mm512_loadu_si512(src + 2 * p), hi = _mm512_loadu_si512(src + 2 * p + 16);
-                    if (round) { lo = rounded_512(lo, counts); hi = rounded_512(hi, counts); }
-                    // Each 32-bit lane pair (even, odd) → one word (even's high half, odd's high half).
-                    __m512i words = _mm512_permutex2var_epi16(lo, _mm512_set_epi16(
-                        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
-                        31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1), hi);
-                    uint32_t words16[16];
-                    _mm512_storeu_si512(words16, words);
-                    for (int t = 0; t < 16; t++) panel[(long)(p + t) * MR + i] = words16[t];
-                }
-                for (; p < pairs; p++) {
-                    float even = src[2 * p], odd = 2 * p + 1 < k ? src[2 * p + 1] : 0.0f;
-                    if (round) {
-                        even = rounded(even, counts);
-                        if (2 * p + 1 < k) odd = rounded(odd, counts);
-                    }
-                    panel[(long)p * MR + i] = pair_word(even, odd);
-                }
-            }
+            // Row by row: each row's pairs are adjacent floats.
+            for (int i = 0; i < MR; i++) pack_row_pairs(a + (long)(i0 + i) * lda, k, round, counts, panel + i, MR);
             continue;
         }
         if (transA && height == MR) {
