@@ -332,9 +332,17 @@ public final class EngineKernel: LinearKernel {
         guard let dW else { return }
         let recipe = GemmRecipe(a: p.wgrad.input, b: p.wgradActivation, accumulation: p.wgrad.accumulation, output: .fp32)
         let gemm = QuantizedGEMM(recipe: recipe, backend: backend)
-        let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
         let product = UnsafeMutablePointer<Float>.allocate(capacity: outDim * inDim)
         defer { product.deallocate() }
+        // Both operands rounded as the native product packs them, when their rules allow.
+        if quantizedDy == nil, let counts = gemm.multiplyRoundingBoth(dy, transA: true, x, m: outDim, n: inDim, k: rows,
+                                                                      into: product) {
+            state.recordRounded(.wgradGradient, counts.a)
+            state.recordRounded(.wgradActivation, counts.b)
+            for i in 0..<(outDim * inDim) { dW[i] += product[i] }
+            return
+        }
+        let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
         if gemm.multiplyInPlace(dy, transA: true, qx, m: outDim, n: inDim, k: rows, into: product) {
             recordUnrounded(.wgradGradient, dy, count: rows * outDim)
         } else if quantizedDy == nil, let counts = gemm.multiplyRoundingA(dy, transA: true, qx, m: outDim, n: inDim, k: rows,

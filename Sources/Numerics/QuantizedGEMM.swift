@@ -466,6 +466,29 @@ public struct QuantizedGEMM: Sendable {
         return (result.overflowed, result.nonFinite)
     }
 
+    /// `multiplyRoundingA` with B given unrounded too, stored (k, n) row-major and read where
+    /// it lies: both operands rounded to BF16 as they are packed (a weight gradient dyᵀ·x),
+    /// neither ever stored rounded. The counts are A's and B's; nil, with nothing done, unless
+    /// both rules are plain BF16 and the product runs on the native BF16 kernel with float32
+    /// accumulation.
+    public func multiplyRoundingBoth(_ a: UnsafePointer<Float>, transA: Bool = false, _ b: UnsafePointer<Float>,
+                                     m: Int, n: Int, k: Int, into c: UnsafeMutablePointer<Float>)
+        -> (a: (overflowed: Int, nonFinite: Int), b: (overflowed: Int, nonFinite: Int))? {
+        guard recipe.a == Quantization(format: .bf16), recipe.b == Quantization(format: .bf16), recipe.accumulation == .fp32,
+              BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend) else { return nil }
+        if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return ((0, 0), (0, 0)) }
+        let threads = ParallelWork.threads
+        let packed = BF16Kernel.PackedB(b, ldb: n, transB: false, k: k, n: n, threads: threads, round: true)
+        let roundsInEpilogue = recipe.output == .bf16
+        let countsA = BF16Kernel.multiply(transA: transA, m: m, n: n, k: k, a: a, lda: transA ? m : k, b: packed, c: c, ldc: n,
+                                          accumulate: false, roundToBF16: roundsInEpilogue, roundA: true, threads: threads,
+                                          parallelThreshold: PortableBackend.defaultParallelThreshold)
+        if recipe.output != .fp32 && !roundsInEpilogue {
+            Rounder(format: recipe.output).round(c, into: c, count: m * n)
+        }
+        return (countsA, packed.roundingCounts)
+    }
+
     /// How a product over K up to `kEnd` accumulates: the stretch between scale-tile
     /// boundaries, the MMA step of limited accumulation (nil for float32 accumulation), the
     /// significand bits kept (24 for float32) and whether any scale is not 1.

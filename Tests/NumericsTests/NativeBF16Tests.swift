@@ -227,4 +227,35 @@ struct NativeBF16Tests {
         }
         #expect(untouched.allSatisfy { $0 == 7 })
     }
+    /// Both operands given unrounded (`multiplyRoundingBoth`, a weight gradient dyᵀ·x): the
+    /// bits and counts of quantizing both first, with special values in each.
+    @Test func roundingBothAsTheyArePackedIsQuantizingFirst() throws {
+        let m = 21, n = 45, k = 39
+        var rng = RandomStream(seed: 33, name: "rounding-both")
+        func values(_ count: Int) -> [Float] {
+            (0..<count).map { _ in Float(rng.nextUnit() * 8 - 4) * Float(sign: .plus, exponent: Int(rng.next() % 30) - 15, significand: 1) }
+        }
+        var a = values(k * m), b = values(k * n)  // A stored k × m (used transposed), B stored k × n
+        let specials: [UInt32] = [0x3f80_8000, 0x3f81_8000, 0x7f7f_8000, 0xff7f_ffff, 0x0000_8000, 0x8000_0000, 0x7f80_0000,
+                                  0xffc1_2345]
+        for (index, bits) in specials.enumerated() {
+            a[(index * 31) % a.count] = Float(bitPattern: bits)
+            b[(index * 53 + 7) % b.count] = Float(bitPattern: bits)
+        }
+        let bf16 = Quantization(format: .bf16)
+        let gemm = QuantizedGEMM(recipe: GemmRecipe(a: bf16, b: bf16, output: .fp32), backend: OpenBLASBackend())
+        let qa = try PreparedOperand(a, rows: k, cols: m, transposed: true, quantization: bf16)
+        let qb = try PreparedOperand(b, rows: k, cols: n, transposed: false, quantization: bf16)
+        var expected = [Float](repeating: 0, count: m * n), fused = expected
+        gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, into: &expected)
+        let counts = try #require(a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                gemm.multiplyRoundingBoth(ap.baseAddress!, transA: true, bp.baseAddress!, m: m, n: n, k: k, into: &fused)
+            }
+        })
+        #expect(fused.map(\.bitPattern) == expected.map(\.bitPattern))
+        #expect(counts.a.overflowed == qa.matrix.saturated && counts.a.nonFinite == qa.matrix.nonFinite)
+        #expect(counts.b.overflowed == qb.matrix.saturated && counts.b.nonFinite == qb.matrix.nonFinite)
+        #expect(counts.a.overflowed == 2 && counts.a.nonFinite == 2 && counts.b.overflowed == 2 && counts.b.nonFinite == 2)
+    }
 }
