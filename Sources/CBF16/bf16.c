@@ -68,21 +68,10 @@ static inline __attribute__((always_inline)) BF16_TARGET __m512i rounded_512(__m
     return r;
 }
 
-// rounded_bits on eight lanes.
+// rounded_bits on eight lanes: the sixteen-lane rounding with the upper lanes zero (a zero is
+// neither counted nor changed).
 static inline __attribute__((always_inline)) BF16_TARGET __m256i rounded_256(__m256i u, long *counts) {
-    const __m256i infinity = _mm256_set1_epi32(0x7f800000), magnitude = _mm256_set1_epi32(0x7fffffff);
-    const __m256i a = _mm256_and_si256(u, magnitude);
-    const __mmask8 special = _mm256_cmpge_epu32_mask(a, infinity), nan = _mm256_cmpgt_epu32_mask(a, infinity);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb),
-                                 _mm256_set1_epi32((int)0xffff0000u));
-    const __mmask8 overflow = (__mmask8)(~special & _mm256_cmpeq_epi32_mask(_mm256_and_si256(r, magnitude), infinity));
-    r = _mm256_mask_mov_epi32(r, special, u);
-    r = _mm256_mask_mov_epi32(r, nan, _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u)),
-                                                      _mm256_set1_epi32(0x7fc00000)));
-    counts[0] += __builtin_popcount(overflow);
-    counts[1] += __builtin_popcount(special);
-    return r;
+    return _mm512_castsi512_si256(rounded_512(_mm512_zextsi256_si512(u), counts));
 }
 
 // The ⌈k/2⌉ pairs of one row of k adjacent floats (rounded first when round), pair p's word at
