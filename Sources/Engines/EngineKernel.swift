@@ -334,32 +334,35 @@ public final class EngineKernel: LinearKernel {
         let gemm = QuantizedGEMM(recipe: recipe, backend: backend)
         let product = UnsafeMutablePointer<Float>.allocate(capacity: outDim * inDim)
         defer { product.deallocate() }
-        // Both operands rounded as the native product packs them, when their rules allow.
-        if quantizedDy == nil, let counts = gemm.multiplyRoundingBoth(dy, transA: true, x, m: outDim, n: inDim, k: rows,
-                                                                      into: product) {
-            state.recordRounded(.wgradGradient, counts.a)
-            state.recordRounded(.wgradActivation, counts.b)
-            for i in 0..<(outDim * inDim) { dW[i] += product[i] }
-            return
-        }
-        let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
-        if gemm.multiplyInPlace(dy, transA: true, qx, m: outDim, n: inDim, k: rows, into: product) {
-            recordUnrounded(.wgradGradient, dy, count: rows * outDim)
-        } else if quantizedDy == nil, let counts = gemm.multiplyRoundingA(dy, transA: true, qx, m: outDim, n: inDim, k: rows,
+        // The product into `product`, by the first of these ways the operands' rules allow.
+        func weightGradient() {
+            // Both operands rounded as the native product packs them, when their rules allow.
+            if quantizedDy == nil, let counts = gemm.multiplyRoundingBoth(dy, transA: true, x, m: outDim, n: inDim, k: rows,
                                                                           into: product) {
-            state.recordRounded(.wgradGradient, counts)
-        } else {
-            let qdyT: PreparedOperand
-            if let quantizedDy, p.wgrad.input == p.dgrad.input, p.wgrad.input.granularity == .unscaled {
-                // Unscaled, dy quantizes element by element to the same values for both
-                // products: DGrad's copy serves WGrad too (counted for WGrad's role all the same).
-                state.record(.wgradGradient, quantizedDy.matrix, format: p.wgrad.input.format, input: dy)
-                qdyT = PreparedOperand(matrix: quantizedDy.matrix, transposed: true)
-            } else {
-                qdyT = quantize(dy, rows: rows, cols: outDim, p.wgrad.input, p.scaleRule, transposed: true, site: site, role: .wgradGradient)
+                state.recordRounded(.wgradGradient, counts.a)
+                state.recordRounded(.wgradActivation, counts.b)
+                return
             }
-            gemm.multiplyPrepared(qdyT, qx, m: outDim, n: inDim, k: rows, into: product)
+            let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
+            if gemm.multiplyInPlace(dy, transA: true, qx, m: outDim, n: inDim, k: rows, into: product) {
+                recordUnrounded(.wgradGradient, dy, count: rows * outDim)
+            } else if quantizedDy == nil, let counts = gemm.multiplyRoundingA(dy, transA: true, qx, m: outDim, n: inDim, k: rows,
+                                                                              into: product) {
+                state.recordRounded(.wgradGradient, counts)
+            } else {
+                let qdyT: PreparedOperand
+                if let quantizedDy, p.wgrad.input == p.dgrad.input, p.wgrad.input.granularity == .unscaled {
+                    // Unscaled, dy quantizes element by element to the same values for both
+                    // products: DGrad's copy serves WGrad too (counted for WGrad's role all the same).
+                    state.record(.wgradGradient, quantizedDy.matrix, format: p.wgrad.input.format, input: dy)
+                    qdyT = PreparedOperand(matrix: quantizedDy.matrix, transposed: true)
+                } else {
+                    qdyT = quantize(dy, rows: rows, cols: outDim, p.wgrad.input, p.scaleRule, transposed: true, site: site, role: .wgradGradient)
+                }
+                gemm.multiplyPrepared(qdyT, qx, m: outDim, n: inDim, k: rows, into: product)
+            }
         }
+        weightGradient()
         for i in 0..<(outDim * inDim) { dW[i] += product[i] }
     }
 
