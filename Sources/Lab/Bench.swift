@@ -253,10 +253,12 @@ func benchModel(_ config: LlamaConfig, sequences: Int) -> (ModelWeights, [[Int32
 
 /// Rollout throughput (tokens per second, prompts × new tokens sampled with a KV cache) and
 /// one training step (teacher-forced forward and backward over those sequences) for each
-/// preset and model size, on the given backend. FP8 rows also give their time relative to
-/// the BF16 preset's (rollout time, step time), when BF16 was measured before them.
+/// preset and model size, on the given backend, each the best call within `budget` seconds.
+/// FP8 rows also give their time relative to the BF16 preset's (rollout time, step time),
+/// when BF16 was measured before them.
 public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Rollout, .fp8Unified], sequences: Int = 64, newTokens: Int = 32,
-                         backend: any MatmulBackend = OpenBLASBackend(), configs: [(String, LlamaConfig)] = benchConfigs) throws -> [BenchResult] {
+                         backend: any MatmulBackend = OpenBLASBackend(), configs: [(String, LlamaConfig)] = benchConfigs,
+                         budget: Double = 1) throws -> [BenchResult] {
     var results: [BenchResult] = []
     for (label, config) in configs {
         let (master, prompts) = benchModel(config, sequences: sequences)
@@ -266,7 +268,7 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Rollout, .fp8Uni
             // A fixed response length: no end token, so every sequence decodes newTokens.
             let sampling = SamplingSettings(maxNewTokens: newTokens)
             var batch: RolloutBatch? = nil
-            let tRollout = bestTime(budget: 1) {
+            let tRollout = bestTime(budget: budget) {
                 batch = policy.rollout.generate(prompts: prompts, sampling: sampling, endToken: -1,
                                                 stream: RandomStream(seed: 3, name: "bench-sampling"))
             }
@@ -279,10 +281,10 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Rollout, .fp8Uni
             let packed = PackedBatch(sequences: batch!.sequences)
             let targets = packed.tokens.dropFirst() + [0]
             let g = [Float](repeating: 1 / Float(packed.rows), count: packed.rows)
-            let tForward = bestTime(budget: 1) { _ = policy.training.forward(packed) }
+            let tForward = bestTime(budget: budget) { _ = policy.training.forward(packed) }
             results.append(BenchResult(name: "train forward \(label) \(preset.rawValue)", value: tForward * 1e3, unit: "ms",
                                        note: "teacher-forced forward over \(packed.rows) tokens", seconds: tForward))
-            let tStep = bestTime(budget: 1) {
+            let tStep = bestTime(budget: budget) {
                 let fw = policy.training.forward(packed)
                 var grads = ModelWeights(config: config)
                 policy.training.backward(packed, targets: Array(targets), dLogProb: g, forward: fw, grads: &grads)

@@ -101,7 +101,9 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
 /// Backward of `attendRow` (roundings as identity), with out = Σ_j p_j v_j, p = softmax(s),
 /// s_j = q·k_j/√D: dv_j += p_j·dout; dp_j = dout·v_j; ds_j = p_j (dp_j − Σ_k p_k dp_k);
 /// dq = Σ_j ds_j k_j/√D; dk_j += ds_j q/√D. Key and value gradients accumulate (several
-/// query rows and heads read the same key).
+/// query rows and heads read the same key). `valueColumns`, if given, holds the values by
+/// columns as `attendRow`'s `keyColumns` holds the keys: dp is then sixteen keys at a time,
+/// with the same bits.
 public func attendRowBackward(dout: UnsafePointer<Float>,          // (H, D)
                               q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>,          // (H, L)
@@ -109,7 +111,8 @@ public func attendRowBackward(dout: UnsafePointer<Float>,          // (H, D)
                               dq: UnsafeMutablePointer<Float>,      // (H, D), overwritten
                               dkeys: UnsafeMutablePointer<Float>,   // (L, Hkv·D), accumulated
                               dvalues: UnsafeMutablePointer<Float>, // (L, Hkv·D), accumulated
-                              scratch: UnsafeMutablePointer<Float>) { // ≥ L floats
+                              scratch: UnsafeMutablePointer<Float>, // ≥ L floats
+                              valueColumns: UnsafePointer<Float>? = nil, valueColumnStride: Int = 0) {
     let kvDim = kvHeads * d
     let group = heads / kvHeads
     let scale = 1 / Float(d).squareRoot()
@@ -117,7 +120,11 @@ public func attendRowBackward(dout: UnsafePointer<Float>,          // (H, D)
     for h in 0..<heads {
         let kvOffset = (h / group) * d
         let ph = probs + h * l, g = dout + h * d, qh = q + h * d, dqh = dq + h * d
-        rowDots(g, values + kvOffset, stride: kvDim, count: l, length: d, into: dp)
+        if let valueColumns {
+            columnDots(g, valueColumns + (h / group) * d * valueColumnStride, stride: valueColumnStride, count: l, length: d, into: dp)
+        } else {
+            rowDots(g, values + kvOffset, stride: kvDim, count: l, length: d, into: dp)
+        }
         var weighted: Float = 0
         for j in 0..<l {
             let dvj = dvalues + j * kvDim + kvOffset
@@ -166,43 +173,78 @@ func rowDots(_ x: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, stride: In
     }
 }
 
+/// Up to four sixteen-lane chains side by side: lane l of chain v is Σ_t s[t]·base[t·step + 16v + l]
+/// over t in 0..<count, one chain of fused multiply-adds from +0 in increasing t (`width`, 1, 2
+/// or 4, chains; the others stay zero). Independent chains let the processor overlap their
+/// latencies instead of waiting on one.
+@inline(__always)
+func sideBySideChains(_ width: Int, count: Int, scalars s: UnsafePointer<Float>, _ base: UnsafePointer<Float>, step: Int)
+    -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
+    typealias V = SIMD16<Float>
+    @inline(__always) func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    var a0 = V(repeating: 0), a1 = V(repeating: 0), a2 = V(repeating: 0), a3 = V(repeating: 0)
+    for t in 0..<count {
+        let st = V(repeating: s[t]), p = base + t * step
+        a0 = a0.addingProduct(st, load(p))
+        if width > 1 { a1 = a1.addingProduct(st, load(p + 16)) }
+        if width > 2 {
+            a2 = a2.addingProduct(st, load(p + 32))
+            a3 = a3.addingProduct(st, load(p + 48))
+        }
+    }
+    return (a0, a1, a2, a3)
+}
+
 /// `rowDots` over keys stored by columns (element i of key j at columns[i·stride + j]):
 /// sixteen keys' chains in one vector, each lane one chain of fused multiply-adds from +0 in
-/// increasing i, so exactly `rowDots`'s bits.
+/// increasing i, so exactly `rowDots`'s bits; up to four blocks of sixteen keys side by side.
+/// Reads stay within the blocks that hold keys (⌈count/16⌉ of them, inside the stride).
 @inline(__always)
 func columnDots(_ x: UnsafePointer<Float>, _ columns: UnsafePointer<Float>, stride: Int, count: Int, length d: Int,
                 into out: UnsafeMutablePointer<Float>) {
     typealias V = SIMD16<Float>
-    var j = 0
-    while j < count {
-        // The last block reads past `count` into the stride's room; those lanes are dropped.
-        var a = V(repeating: 0)
-        for i in 0..<d { a = a.addingProduct(V(repeating: x[i]), UnsafeRawPointer(columns + i * stride + j).loadUnaligned(as: V.self)) }
+    // The last block's lanes past `count` are dropped.
+    @inline(__always) func store(_ a: V, at j: Int) {
         if j + 16 <= count {
             UnsafeMutableRawPointer(out + j).storeBytes(of: a, as: V.self)
-        } else {
+        } else if j < count {
             withUnsafeBytes(of: a) { UnsafeMutableRawPointer(out + j).copyMemory(from: $0.baseAddress!, byteCount: (count - j) * 4) }
         }
-        j += 16
+    }
+    var j = 0
+    while j < count {
+        let blocks = (count - j + 15) / 16, width = blocks >= 4 ? 4 : blocks >= 2 ? 2 : 1
+        // A literal width at each call, so each inlined copy has no tests in its loop.
+        let (a0, a1, a2, a3) = width == 4 ? sideBySideChains(4, count: d, scalars: x, columns + j, step: stride)
+            : width == 2 ? sideBySideChains(2, count: d, scalars: x, columns + j, step: stride)
+            : sideBySideChains(1, count: d, scalars: x, columns + j, step: stride)
+        store(a0, at: j)
+        if width > 1 { store(a1, at: j + 16) }
+        if width > 2 { store(a2, at: j + 32); store(a3, at: j + 48) }
+        j += 16 * width
     }
 }
 
 /// out[i] = Σ_j w[j]·rows[j·stride + i] for i in 0..<d, each one chain of fused multiply-adds
 /// from +0 in increasing j: the bits of `addScaled` of every row in turn into a zeroed `out`,
 /// with the running sums kept in registers instead of stored and loaded again at every row
-/// (that store-to-load chain was half of the training forward's attention time).
+/// (that store-to-load chain was half of the training forward's attention time), and up to
+/// four vectors' chains side by side.
 @inline(__always)
 func weightedRows(_ w: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, stride: Int, count: Int, length d: Int,
                   into out: UnsafeMutablePointer<Float>) {
     typealias V = SIMD16<Float>
+    @inline(__always) func store(_ a: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: a, as: V.self) }
     var i = 0
     while i + 16 <= d {
-        var sum = V(repeating: 0)
-        for j in 0..<count {
-            sum = sum.addingProduct(V(repeating: w[j]), UnsafeRawPointer(rows + j * stride + i).loadUnaligned(as: V.self))
-        }
-        UnsafeMutableRawPointer(out + i).storeBytes(of: sum, as: V.self)
-        i += 16
+        let vectors = (d - i) / 16, width = vectors >= 4 ? 4 : vectors >= 2 ? 2 : 1
+        let (s0, s1, s2, s3) = width == 4 ? sideBySideChains(4, count: count, scalars: w, rows + i, step: stride)
+            : width == 2 ? sideBySideChains(2, count: count, scalars: w, rows + i, step: stride)
+            : sideBySideChains(1, count: count, scalars: w, rows + i, step: stride)
+        store(s0, out + i)
+        if width > 1 { store(s1, out + i + 16) }
+        if width > 2 { store(s2, out + i + 32); store(s3, out + i + 48) }
+        i += 16 * width
     }
     while i < d {
         var sum: Float = 0
@@ -229,4 +271,19 @@ func addScaled(_ w: Float, _ x: UnsafePointer<Float>, to y: UnsafeMutablePointer
         y[i] = y[i].addingProduct(w, x[i])
         i += 1
     }
+}
+
+/// Room for up to `longest` rows of `width` elements stored by columns (`byColumns`), each
+/// column's stride a multiple of 16 (`columnDots` reads whole blocks of sixteen); zeroed, so
+/// the lanes past a sequence's last key read finite values.
+func columnsRoom(longest: Int, width: Int) -> (UnsafeMutablePointer<Float>, stride: Int) {
+    let stride = (longest + 15) / 16 * 16
+    let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(1, width * stride))
+    columns.initialize(repeating: 0, count: width * stride)
+    return (columns, stride)
+}
+
+/// columns[c·stride + j] = rows[j·width + c] for j < n.
+func byColumns(_ rows: UnsafePointer<Float>, rows n: Int, width: Int, into columns: UnsafeMutablePointer<Float>, stride: Int) {
+    for j in 0..<n { for c in 0..<width { columns[c * stride + j] = rows[j * width + c] } }
 }

@@ -443,14 +443,12 @@ public struct Transformer {
                                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
                                 defer { scratch.deallocate() }
                                 // The sequence's keys by columns, for sixteen scores at a time.
-                                let stride = (longest + 15) / 16 * 16
-                                let columns = UnsafeMutablePointer<Float>.allocate(capacity: kvDim * stride)
+                                let (columns, stride) = columnsRoom(longest: longest, width: kvDim)
                                 defer { columns.deallocate() }
-                                columns.initialize(repeating: 0, count: kvDim * stride)
                                 for s in sequences {
                                     let start = batch.starts[s], n = batch.starts[s + 1] - start
                                     let keys = k.baseAddress! + start * kvDim
-                                    for j in 0..<n { for c in 0..<kvDim { columns[c * stride + j] = keys[j * kvDim + c] } }
+                                    byColumns(keys, rows: n, width: kvDim, into: columns, stride: stride)
                                     for r in start..<batch.starts[s + 1] {
                                         attendRow(q: q.baseAddress! + r * qDim, keys: keys,
                                                   values: v.baseAddress! + start * kvDim, count: r - start + 1, heads: h, kvHeads: hkv,
@@ -546,15 +544,19 @@ public struct Transformer {
                                                      cost: { attentionCost(batch, $0) }) { sequences in
                                             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: longest + 16)
                                             defer { scratch.deallocate() }
+                                            let (columns, stride) = columnsRoom(longest: longest, width: kvDim)
+                                            defer { columns.deallocate() }
                                             for s in sequences {
-                                                let start = batch.starts[s]
+                                                let start = batch.starts[s], n = batch.starts[s + 1] - start
+                                                byColumns(v.baseAddress! + start * kvDim, rows: n, width: kvDim, into: columns, stride: stride)
                                                 for r in start..<batch.starts[s + 1] {
                                                     attendRowBackward(dout: g.baseAddress! + r * qDim, q: q.baseAddress! + r * qDim,
                                                                       keys: k.baseAddress! + start * kvDim, values: v.baseAddress! + start * kvDim,
                                                                       probs: probs.baseAddress! + probOffsets[r], count: r - start + 1,
                                                                       heads: h, kvHeads: hkv, headDim: d, dq: dqp.baseAddress! + r * qDim,
                                                                       dkeys: dkp.baseAddress! + start * kvDim,
-                                                                      dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch)
+                                                                      dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch,
+                                                                      valueColumns: columns, valueColumnStride: stride)
                                                 }
                                             }
                                         }

@@ -52,6 +52,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Models of the engine and rl benchmarks, comma-separated: default, 10M, moe (the default shape with 8 experts of width 88, top 2), lora (the default model with rank-8 adapters on every linear layer, only they train). Default: default,10M for engines, default for rl.")
     var models: String?
 
+    @Option(help: "Seconds each engine and recipe timing may take (0.1…600; the best call counts, after a warm-up call and at least 3 calls). More seconds, less noise from a busy machine.")
+    var budget: Double = 1
+
     @Flag(help: "One JSON object per result and line (name, value, unit, seconds, note) instead of tables.")
     var json = false
 
@@ -60,6 +63,7 @@ struct Bench: ParsableCommand {
             throw failure("unknown benchmark '\(what)'; accepted: rounding gemm shapes engines recipes rl all")
         }
         guard sizes.allSatisfy({ $0 >= 1 && $0 <= 8192 }) else { throw failure("sizes must be in 1…8192") }
+        guard budget >= 0.1 && budget <= 600 else { throw failure("--budget \(budget): seconds per timing must be in 0.1…600") }
         let engineBackend: any MatmulBackend
         do { engineBackend = try matmulBackend(named: backend) } catch { throw failure(error.description) }
         var enginePresets: [Preset] = []
@@ -90,11 +94,11 @@ struct Bench: ParsableCommand {
         if what == "engines" || what == "all" {
             do {
                 if engineModels.contains(where: { $0.0 == "10M" }) { writeOut(render(try benchEngineGEMMs(backend: engineBackend))) }
-                writeOut(render(try benchEngines(presets: enginePresets, backend: engineBackend, configs: engineModels)))
+                writeOut(render(try benchEngines(presets: enginePresets, backend: engineBackend, configs: engineModels, budget: budget)))
             } catch { throw failure("\(error)") }
         }
         if what == "recipes" || what == "all" {
-            do { writeOut(render(try benchRecipes(backend: engineBackend))) } catch { throw failure("\(error)") }
+            do { writeOut(render(try benchRecipes(backend: engineBackend, budget: budget))) } catch { throw failure("\(error)") }
         }
         if what == "rl" || what == "all" {
             let rlModels = models == nil ? [benchConfigs[0]] : engineModels

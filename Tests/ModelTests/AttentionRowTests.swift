@@ -6,13 +6,16 @@ import Testing
 /// One query row's attention with its keys also given by columns (the training forward's
 /// sixteen scores at a time) gives the bits of the keys read by rows (the decode step's), for
 /// every length of a short sequence, head size and layout, and the probabilities kept for the
-/// backward are those the row's own exponentials give.
+/// backward are those the row's own exponentials give. The backward with its values by
+/// columns gives the bits of values by rows, and both are the plain formulas.
 @Suite struct AttentionRowTests {
     @Test func keysByColumnsGiveTheBitsOfKeysByRows() {
         let heads = 4, kvHeads = 2
         var rng = RandomStream(seed: 11, name: "attention-row")
-        for d in [8, 16, 24] {
-            let longest = 40, stride = 48, kvDim = kvHeads * d
+        // Up to five blocks of sixteen keys (four side by side, then one); head sizes that
+        // take every width of the weighted sum's vectors (64, 32, 16, then one by one).
+        for d in [8, 24, 64, 120] {
+            let longest = 70, stride = 80, kvDim = kvHeads * d
             let q = (0..<(heads * d)).map { _ in Float(rng.nextUnit() * 2 - 1) }
             let keys = (0..<(longest * kvDim)).map { _ in Float(rng.nextUnit() * 4 - 2) }
             let values = (0..<(longest * kvDim)).map { _ in Float(rng.nextUnit() * 2 - 1) }
@@ -58,8 +61,8 @@ import Testing
     @Test func aRowAndItsBackwardAreThePlainFormulasBitForBit() {
         let heads = 4, kvHeads = 2
         var rng = RandomStream(seed: 12, name: "attention-plain")
-        for d in [5, 16, 24, 32] {
-            let l = 37, kvDim = kvHeads * d, group = heads / kvHeads, scale = 1 / Float(d).squareRoot()
+        for (d, l) in [(5, 37), (16, 37), (24, 37), (32, 37), (64, 70), (120, 53)] {
+            let kvDim = kvHeads * d, group = heads / kvHeads, scale = 1 / Float(d).squareRoot()
             func random(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) } }
             let q = random(heads * d), keys = random(l * kvDim), values = random(l * kvDim), dout = random(heads * d)
             func chain(_ n: Int, _ term: (Int) -> (Float, Float)) -> Float {
@@ -75,6 +78,17 @@ import Testing
             var dk = [Float](repeating: 0, count: l * kvDim), dv = dk
             attendRowBackward(dout: dout, q: q, keys: keys, values: values, probs: probs, count: l, heads: heads, kvHeads: kvHeads,
                               headDim: d, dq: &dq, dkeys: &dk, dvalues: &dv, scratch: &scratch)
+            // The same with the values also given by columns (the training backward's way).
+            let stride = (l + 15) / 16 * 16
+            var columns = [Float](repeating: 0, count: kvDim * stride)
+            for j in 0..<l { for c in 0..<kvDim { columns[c * stride + j] = values[j * kvDim + c] } }
+            var dqColumns = [Float](repeating: .nan, count: heads * d)
+            var dkColumns = [Float](repeating: 0, count: l * kvDim), dvColumns = dkColumns
+            attendRowBackward(dout: dout, q: q, keys: keys, values: values, probs: probs, count: l, heads: heads, kvHeads: kvHeads,
+                              headDim: d, dq: &dqColumns, dkeys: &dkColumns, dvalues: &dvColumns, scratch: &scratch,
+                              valueColumns: columns, valueColumnStride: stride)
+            #expect(dqColumns.map(\.bitPattern) == dq.map(\.bitPattern) && dkColumns.map(\.bitPattern) == dk.map(\.bitPattern)
+                    && dvColumns.map(\.bitPattern) == dv.map(\.bitPattern), "values by columns, d \(d)")
             var expectedDk = [Float](repeating: 0, count: l * kvDim), expectedDv = expectedDk
             for h in 0..<heads {
                 let kv = (h / group) * d

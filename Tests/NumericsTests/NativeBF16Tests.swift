@@ -62,7 +62,8 @@ struct NativeBF16Tests {
     /// Every layout, with and without accumulation, on shapes with edge panels (rows not a
     /// multiple of 8, columns not of 32, odd k, k past one cache block), on 1 and 2 threads:
     /// the same bits as the defining chain.
-    @Test(arguments: [(1, 1, 1), (3, 5, 7), (8, 32, 2), (9, 33, 3), (17, 70, 129), (64, 96, 384), (5, 40, 1001), (130, 40, 70)])
+    @Test(arguments: [(1, 1, 1), (3, 5, 7), (8, 32, 2), (9, 33, 3), (17, 70, 129), (64, 96, 384), (5, 40, 1001), (130, 40, 70),
+                      (61, 33, 77)])
     func equalsThePairChainBitForBit(shape: (Int, Int, Int)) {
         let (m, n, k) = shape
         for transA in [false, true] {
@@ -182,7 +183,7 @@ struct NativeBF16Tests {
     /// values that overflow to ±inf, subnormals, ±0, ±inf and NaNs with payloads.
     @Test(arguments: [false, true])
     func roundingAsItPacksIsQuantizingFirst(transA: Bool) throws {
-        let m = 19, n = 40, k = 37
+        let m = 43, n = 40, k = 37  // transposed A: four panels packed together, then the rest
         var rng = RandomStream(seed: 31, name: "rounding-pack")
         let specials: [Float] = [
             Float(bitPattern: 0x3f80_8000), Float(bitPattern: 0x3f81_8000),   // ties: to even down, and up
@@ -230,7 +231,7 @@ struct NativeBF16Tests {
     /// Both operands given unrounded (`multiplyRoundingBoth`, a weight gradient dyᵀ·x): the
     /// bits and counts of quantizing both first, with special values in each.
     @Test func roundingBothAsTheyArePackedIsQuantizingFirst() throws {
-        let m = 21, n = 45, k = 39
+        let m = 37, n = 45, k = 39  // four panels of A packed together, then the rest
         var rng = RandomStream(seed: 33, name: "rounding-both")
         func values(_ count: Int) -> [Float] {
             (0..<count).map { _ in Float(rng.nextUnit() * 8 - 4) * Float(sign: .plus, exponent: Int(rng.next() % 30) - 15, significand: 1) }
