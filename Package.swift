@@ -98,7 +98,7 @@ var package = Package(
         ),
         .testTarget(
             name: "NumericsTests",
-            dependencies: ["Numerics", "CBLAS"],
+            dependencies: ["Numerics", "CBLAS", "CBF16"],
             swiftSettings: nativeCPU
         ),
         .testTarget(

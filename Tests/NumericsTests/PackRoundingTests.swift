@@ -1,0 +1,77 @@
+import CBF16
+import Numerics
+import Testing
+
+/// The native BF16 kernel's packers, rounding as they pack, against `Rounder`'s BF16 rounding
+/// on every 16-bit high half with the low halves that decide a rounding (zero, the smallest,
+/// just below a tie, the tie, just above, the largest): all signs, zeros, subnormals, normals,
+/// values that overflow, infinities and NaNs. Consecutive high halves lie side by side in
+/// memory, so most sixteen-value vectors are all normal (the packers' one-instruction path)
+/// and the rest mix in subnormals, infinities or NaNs (their exact path); both must give
+/// Rounder's bits and the counts `Quantization` keeps.
+@Suite(.enabled(if: BF16Kernel.available, "this processor has no AVX512_BF16 instructions"))
+struct PackRoundingTests {
+    static let lows: [UInt32] = [0x0000, 0x0001, 0x7fff, 0x8000, 0x8001, 0xffff]
+    /// Value index = low half's index · 65536 + high half.
+    static let values: [Float] = lows.flatMap { low in (0..<65536).map { Float(bitPattern: UInt32($0) << 16 | low) } }
+
+    /// Each value's expected BF16 half, and the counts: finite values that became infinite,
+    /// and NaN and infinite values.
+    static let expected: (halves: [UInt16], overflowed: Int, nonFinite: Int) = {
+        let bf16 = Rounder(format: .bf16)
+        var halves: [UInt16] = [], overflowed = 0, nonFinite = 0
+        for x in values {
+            let r = bf16.round(x)
+            halves.append(UInt16(r.bitPattern >> 16))
+            if !x.isFinite { nonFinite += 1 } else if r.isInfinite { overflowed += 1 }
+        }
+        return (halves, overflowed, nonFinite)
+    }()
+
+    /// The BF16 half of op(X)[row][kk] in a packing of `rows` rows per panel (8 for A, with the
+    /// row across the panel's words; 32 for B, with op(B)'s column there).
+    static func half(_ words: [UInt32], panel: Int, pairs: Int, index: Int, kk: Int) -> UInt16 {
+        let (q, j) = index.quotientAndRemainder(dividingBy: panel)
+        let word = words[(q * pairs + kk / 2) * panel + j]
+        return UInt16(truncatingIfNeeded: kk % 2 == 0 ? word : word >> 16)
+    }
+
+    @Test(arguments: [false, true])
+    func packingAEqualsTheRounder(transposed: Bool) {
+        // op(A) is m × k: stored m × k (rows of k), or k × m (four panels side by side).
+        let (m, k) = transposed ? (64, Self.values.count / 64) : (48, Self.values.count / 48)
+        let pairs = (k + 1) / 2
+        var words = [UInt32](repeating: 0xdead_beef, count: m * pairs)
+        var counts = [Int](repeating: 0, count: 2)
+        Self.values.withUnsafeBufferPointer { a in
+            plab_bf16_pack_a(a.baseAddress!, transposed ? m : k, transposed ? 1 : 0, Int32(m), Int32(k), 0, Int32(m), &words, 1, &counts)
+        }
+        var wrong = 0
+        for row in 0..<m {
+            for kk in 0..<k where Self.half(words, panel: 8, pairs: pairs, index: row, kk: kk)
+                != Self.expected.halves[transposed ? kk * m + row : row * k + kk] { wrong += 1 }
+        }
+        #expect(wrong == 0, "\(wrong) halves differ from the Rounder's")
+        #expect(counts == [Self.expected.overflowed, Self.expected.nonFinite])
+        #expect(Self.expected.overflowed > 0 && Self.expected.nonFinite > 0)
+    }
+
+    @Test(arguments: [false, true])
+    func packingBEqualsTheRounder(transposed: Bool) {
+        // op(B) is k × n: stored k × n (rows of n), or n × k (rows of k).
+        let (k, n) = transposed ? (Self.values.count / 48, 48) : (Self.values.count / 64, 64)
+        let pairs = (k + 1) / 2
+        var words = [UInt32](repeating: 0xdead_beef, count: (n + 31) / 32 * 32 * pairs)
+        var counts = [Int](repeating: 0, count: 2)
+        Self.values.withUnsafeBufferPointer { b in
+            plab_bf16_pack_b(b.baseAddress!, transposed ? k : n, transposed ? 1 : 0, Int32(k), Int32(n), 0, Int32(n), &words, 1, &counts)
+        }
+        var wrong = 0
+        for column in 0..<n {
+            for kk in 0..<k where Self.half(words, panel: 32, pairs: pairs, index: column, kk: kk)
+                != Self.expected.halves[transposed ? column * k + kk : kk * n + column] { wrong += 1 }
+        }
+        #expect(wrong == 0, "\(wrong) halves differ from the Rounder's")
+        #expect(counts == [Self.expected.overflowed, Self.expected.nonFinite])
+    }
+}
