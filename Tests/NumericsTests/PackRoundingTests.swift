@@ -36,42 +36,34 @@ struct PackRoundingTests {
         return UInt16(truncatingIfNeeded: kk % 2 == 0 ? word : word >> 16)
     }
 
-    @Test(arguments: [false, true])
-    func packingAEqualsTheRounder(transposed: Bool) {
-        // op(A) is m × k: stored m × k (rows of k), or k × m (four panels side by side).
-        let (m, k) = transposed ? (64, Self.values.count / 64) : (48, Self.values.count / 48)
-        let pairs = (k + 1) / 2
-        var words = [UInt32](repeating: 0xdead_beef, count: m * pairs)
+    /// op(A) (m × k) stored m × k (rows of k) or k × m (four panels side by side); op(B) (k × n)
+    /// stored k × n (rows of n) or n × k (rows of k).
+    @Test(arguments: [(true, false), (true, true), (false, false), (false, true)])
+    func packingEqualsTheRounder(operand: (isA: Bool, transposed: Bool)) {
+        let (isA, transposed) = operand
+        // rows: op(X)'s rows for A, its columns for B, laid across a panel's words.
+        let rows = isA ? (transposed ? 64 : 48) : (transposed ? 48 : 64), k = Self.values.count / rows
+        let panel = isA ? 8 : 32, pairs = (k + 1) / 2
+        // Stored with rows of k when A is not transposed or B is; else rows of `rows`.
+        let rowsOfK = isA != transposed
+        var words = [UInt32](repeating: 0xdead_beef, count: (rows + panel - 1) / panel * panel * pairs)
         var counts = [Int](repeating: 0, count: 2)
-        Self.values.withUnsafeBufferPointer { a in
-            plab_bf16_pack_a(a.baseAddress!, transposed ? m : k, transposed ? 1 : 0, Int32(m), Int32(k), 0, Int32(m), &words, 1, &counts)
+        Self.values.withUnsafeBufferPointer { x in
+            if isA {
+                plab_bf16_pack_a(x.baseAddress!, rowsOfK ? k : rows, transposed ? 1 : 0, Int32(rows), Int32(k), 0, Int32(rows),
+                                 &words, 1, &counts)
+            } else {
+                plab_bf16_pack_b(x.baseAddress!, rowsOfK ? k : rows, transposed ? 1 : 0, Int32(k), Int32(rows), 0, Int32(rows),
+                                 &words, 1, &counts)
+            }
         }
         var wrong = 0
-        for row in 0..<m {
-            for kk in 0..<k where Self.half(words, panel: 8, pairs: pairs, index: row, kk: kk)
-                != Self.expected.halves[transposed ? kk * m + row : row * k + kk] { wrong += 1 }
+        for index in 0..<rows {
+            for kk in 0..<k where Self.half(words, panel: panel, pairs: pairs, index: index, kk: kk)
+                != Self.expected.halves[rowsOfK ? index * k + kk : kk * rows + index] { wrong += 1 }
         }
         #expect(wrong == 0, "\(wrong) halves differ from the Rounder's")
         #expect(counts == [Self.expected.overflowed, Self.expected.nonFinite])
         #expect(Self.expected.overflowed > 0 && Self.expected.nonFinite > 0)
-    }
-
-    @Test(arguments: [false, true])
-    func packingBEqualsTheRounder(transposed: Bool) {
-        // op(B) is k × n: stored k × n (rows of n), or n × k (rows of k).
-        let (k, n) = transposed ? (Self.values.count / 48, 48) : (Self.values.count / 64, 64)
-        let pairs = (k + 1) / 2
-        var words = [UInt32](repeating: 0xdead_beef, count: (n + 31) / 32 * 32 * pairs)
-        var counts = [Int](repeating: 0, count: 2)
-        Self.values.withUnsafeBufferPointer { b in
-            plab_bf16_pack_b(b.baseAddress!, transposed ? k : n, transposed ? 1 : 0, Int32(k), Int32(n), 0, Int32(n), &words, 1, &counts)
-        }
-        var wrong = 0
-        for column in 0..<n {
-            for kk in 0..<k where Self.half(words, panel: 32, pairs: pairs, index: column, kk: kk)
-                != Self.expected.halves[transposed ? column * k + kk : kk * n + column] { wrong += 1 }
-        }
-        #expect(wrong == 0, "\(wrong) halves differ from the Rounder's")
-        #expect(counts == [Self.expected.overflowed, Self.expected.nonFinite])
     }
 }
