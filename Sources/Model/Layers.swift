@@ -274,3 +274,60 @@ public func logSoftmaxBackward(_ logp: UnsafePointer<Float>, targets: UnsafePoin
         d[Int(targets[i])] += g
     }
 }
+
+/// y[i] += x[i] for every i, then y rounded (when a rounder is given): one pass over each
+/// chunk, cut between threads; the bits of the plain loop followed by the rounding.
+func addInPlace(_ y: inout [Float], _ x: [Float], rounding: Rounder?) {
+    precondition(y.count == x.count)
+    let n = y.count
+    y.withUnsafeMutableBufferPointer { yb in
+        x.withUnsafeBufferPointer { xb in
+            let pointers = UncheckedSendable((yb.baseAddress!, xb.baseAddress!))
+            forEachChunk(n) { range in
+                let (y, x) = pointers.value
+                for i in range { y[i] += x[i] }
+                // Stochastic draws by element index, as rounding the whole array would take them.
+                rounding?.round(y + range.lowerBound, into: y + range.lowerBound, count: range.count, offset: UInt64(range.lowerBound))
+            }
+        }
+    }
+}
+
+/// The residual stream's x + y, and that sum rounded (the same array when there is no
+/// rounding): one pass over each chunk, cut between threads. A fused residual-and-norm reads
+/// the unrounded sum; the stream goes on rounded.
+func residualSum(_ x: [Float], _ y: [Float], rounding: Rounder?) -> (sum: [Float], rounded: [Float]) {
+    precondition(x.count == y.count)
+    let n = x.count
+    var rounded: [Float] = []
+    let sum = written(n) { s in
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeBufferPointer { yb in
+                guard let rounding else {
+                    let pointers = UncheckedSendable((s, xb.baseAddress!, yb.baseAddress!))
+                    forEachChunk(n) { range in
+                        let (s, x, y) = pointers.value
+                        for i in range { s[i] = x[i] + y[i] }
+                    }
+                    return
+                }
+                rounded = written(n) { r in
+                    let pointers = UncheckedSendable((s, r, xb.baseAddress!, yb.baseAddress!))
+                    forEachChunk(n) { range in
+                        let (s, r, x, y) = pointers.value
+                        for i in range { s[i] = x[i] + y[i] }
+                        rounding.round(s + range.lowerBound, into: r + range.lowerBound, count: range.count,
+                                       offset: UInt64(range.lowerBound))
+                    }
+                }
+            }
+        }
+    }
+    return (sum, rounding == nil ? sum : rounded)
+}
+
+/// `count` floats for a producer that writes every one of them (a product's output, an
+/// element-wise result): no zeros written first.
+func toBeWritten(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+}

@@ -219,12 +219,18 @@ extension Transformer {
                          weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights,
                          adapterInputs: [LinearKind: [Float]] = [:], gradientRounding: Rounder? = nil) -> [Float] {
         let c = config.hiddenSize
-        var sum = [Float](repeating: 0, count: n * c), part = sum
+        // Each product writes its whole output: the first into the sum, the others into `part`.
+        var sum = toBeWritten(n * c), part = layers.count > 1 ? toBeWritten(n * c) : []
         for (i, (kind, dy)) in layers.enumerated() {
             let site = LinearSite(kind, layer: l, expert: expert)
-            adaptedLinearBackward(kernel, site, dy: dy, x: x, t: adapterInputs[kind], rows: n, dx: &part, weights: weights,
-                                  grads: &grads, gradientRounding: gradientRounding)
-            if i == 0 { swap(&sum, &part) } else { for j in 0..<(n * c) { sum[j] += part[j] } }
+            if i == 0 {
+                adaptedLinearBackward(kernel, site, dy: dy, x: x, t: adapterInputs[kind], rows: n, dx: &sum, weights: weights,
+                                      grads: &grads, gradientRounding: gradientRounding)
+            } else {
+                adaptedLinearBackward(kernel, site, dy: dy, x: x, t: adapterInputs[kind], rows: n, dx: &part, weights: weights,
+                                      grads: &grads, gradientRounding: gradientRounding)
+                addInPlace(&sum, part, rounding: nil)
+            }
         }
         return sum
     }

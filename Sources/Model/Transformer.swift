@@ -215,10 +215,9 @@ public struct Transformer {
         cache.attn = [Float](repeating: 0, count: n * qDim)
         attend(cache.q, cache.k, cache.v, &cache.attn, &cache.probs)
         let o = project(.o, cache.attn, out: c)
-        var sum = written(n * c) { sum in for i in 0..<(n * c) { sum[i] = x[i] + o[i] } }
-        x = sum
-        roundInPlace(plan.activation, &x)
-        cache.mid = plan.fusedResidualNorm ? sum : x
+        let afterAttention = residualSum(x, o, rounding: plan.activation)
+        x = afterAttention.rounded
+        cache.mid = plan.fusedResidualNorm ? afterAttention.sum : x
         cache.norm2 = rmsnorm(cache.mid, weights, slots.postNorm, rows: n, rstd: &cache.rstd2, plan: plan)
         let down: [Float]
         if config.isMixtureOfExperts {
@@ -234,10 +233,9 @@ public struct Transformer {
             }
             down = project(.down, cache.act, out: c)
         }
-        for i in 0..<(n * c) { sum[i] = x[i] + down[i] }
-        x = sum
-        roundInPlace(plan.activation, &x)
-        pending = plan.fusedResidualNorm ? sum : nil
+        let afterMLP = residualSum(x, down, rounding: plan.activation)
+        x = afterMLP.rounded
+        pending = plan.fusedResidualNorm ? afterMLP.sum : nil
         cache.adapterInputs = adapterInputs
         return cache
     }
@@ -315,28 +313,28 @@ public struct Transformer {
                                     grads: &grads, gradientRounding: gradientRounding, auxGradient: auxGradient)
         } else {
             // MLP: x_out = mid + down(act); act = silu(gate)·up; gate, up = linear(norm2).
-            var dact = [Float](repeating: 0, count: n * f)
+            var dact = toBeWritten(n * f)
             adaptedLinearBackward(kernel, LinearSite(.down, layer: l), dy: dx, x: cache.act, t: cache.adapterInputs[.down], rows: n,
                                   dx: &dact, weights: weights, grads: &grads, gradientRounding: gradientRounding)
             roundInPlace(gradientRounding, &dact)
-            var dgate = [Float](repeating: 0, count: n * f), dup = dgate
+            var dgate = toBeWritten(n * f), dup = toBeWritten(n * f)
             swigluBackward(dact, cache.gate, cache.up, &dgate, &dup, count: n * f)
             roundInPlace(gradientRounding, &dgate)
             roundInPlace(gradientRounding, &dup)
             dn2 = linearsBackward([(.gate, dgate), (.up, dup)], layer: l, x: cache.norm2, rows: n, weights: weights,
                                   kernel: kernel, grads: &grads, adapterInputs: cache.adapterInputs, gradientRounding: gradientRounding)
         }
-        var tmp = [Float](repeating: 0, count: n * c)
+        var tmp = toBeWritten(n * c)
         roundInPlace(gradientRounding, &dn2)
         normBackward(dn2, cache.mid, slots.postNorm, cache.rstd2, rows: n, weights: weights, grads: &grads, into: &tmp)
-        for i in 0..<(n * c) { dx[i] += tmp[i] }
-        roundInPlace(gradientRounding, &dx)
+        addInPlace(&dx, tmp, rounding: gradientRounding)
         // Attention: mid = input + o(attn).
-        var dattn = [Float](repeating: 0, count: n * qDim)
+        var dattn = toBeWritten(n * qDim)
         adaptedLinearBackward(kernel, LinearSite(.o, layer: l), dy: dx, x: cache.attn, t: cache.adapterInputs[.o], rows: n,
                               dx: &dattn, weights: weights, grads: &grads, gradientRounding: gradientRounding)
         roundInPlace(gradientRounding, &dattn)
-        var dq = [Float](repeating: 0, count: n * qDim)
+        // dq is written row by row; the keys' and values' gradients add up over rows.
+        var dq = toBeWritten(n * qDim)
         var dk = [Float](repeating: 0, count: n * kvDim), dv = dk
         attentionBackward(batch, cache, dattn: dattn, probOffsets: probOffsets, dq: &dq, dk: &dk, dv: &dv)
         batch.positions.withUnsafeBufferPointer { pos in
@@ -348,7 +346,7 @@ public struct Transformer {
         roundInPlace(gradientRounding, &dv)
         // Per-head norms: forward was `q = RMSNorm_head(q_proj)` (k alike), before RoPE.
         if let norms = cache.qkNorm, let qNorm = slots.qNorm, let kNorm = slots.kNorm {
-            var dqIn = [Float](repeating: 0, count: n * qDim), dkIn = [Float](repeating: 0, count: n * kvDim)
+            var dqIn = toBeWritten(n * qDim), dkIn = toBeWritten(n * kvDim)
             headNormBackward(dq, norms.q, qNorm, norms.rstdQ, rows: n * h, weights: weights, grads: &grads, into: &dqIn)
             headNormBackward(dk, norms.k, kNorm, norms.rstdK, rows: n * hkv, weights: weights, grads: &grads, into: &dkIn)
             dq = dqIn
@@ -360,8 +358,7 @@ public struct Transformer {
                                   kernel: kernel, grads: &grads, adapterInputs: cache.adapterInputs, gradientRounding: gradientRounding)
         roundInPlace(gradientRounding, &dn1)
         normBackward(dn1, cache.input, slots.inputNorm, cache.rstd1, rows: n, weights: weights, grads: &grads, into: &tmp)
-        for i in 0..<(n * c) { dx[i] += tmp[i] }
-        roundInPlace(gradientRounding, &dx)
+        addInPlace(&dx, tmp, rounding: gradientRounding)
     }
 
     // MARK: Teacher-forced forward

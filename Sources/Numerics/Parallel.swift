@@ -115,3 +115,14 @@ public struct UncheckedSendable<Value>: @unchecked Sendable {
     public let value: Value
     public init(_ value: Value) { self.value = value }
 }
+
+/// Runs `body` over chunks of at most `chunk` elements of 0..<count, the chunks cut between
+/// threads (on the calling thread alone below `minimum` elements): for element-wise work, each
+/// element computed on its own, so the results are the same whatever the threads. A chunk is
+/// small enough to stay in the first-level cache between two passes over it.
+public func forEachChunk(_ count: Int, chunk: Int = 4096, minimum: Int = 1 << 16, _ body: (Range<Int>) -> Void) {
+    let chunks = (count + chunk - 1) / chunk
+    forEachRange(chunks, minimumCost: (minimum + chunk - 1) / chunk, cost: { _ in 1 }) { range in
+        for c in range { body(c * chunk..<min(count, (c + 1) * chunk)) }
+    }
+}
