@@ -330,6 +330,20 @@ void plab_bf16_round(const float *x, float *y, long count) {
     }
 }
 
+BF16_TARGET
+void plab_bf16_round_exact(const float *x, float *y, long count) {
+    long ignored[2] = {0, 0};
+    long i = 0;
+    for (; i + 16 <= count; i += 16) {
+        const __m512i u = _mm512_loadu_si512(x + i);
+        const __m512i r = irregular_512(u) == 0
+            ? _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh((__m512)u)), 16)
+            : rounded_512(u, ignored);
+        _mm512_storeu_si512(y + i, r);
+    }
+    for (; i < count; i++) y[i] = rounded(x[i], ignored);
+}
+
 // One tile: `rows` (1…MR) rows × NR columns (the first `cols` real) over `pairs` pairs; the
 // sums rounded to BF16 as they are stored when `rounding`.
 static inline __attribute__((always_inline)) BF16_TARGET
@@ -409,6 +423,7 @@ void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPa
 
 int plab_bf16_available(void) { return 0; }
 void plab_bf16_round(const float *x, float *y, long count) { (void)x; (void)y; (void)count; }
+void plab_bf16_round_exact(const float *x, float *y, long count) { (void)x; (void)y; (void)count; }
 void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int col0, int col1, uint32_t *out,
                       int round, long *counts) {
     (void)b; (void)ldb; (void)transB; (void)k; (void)n; (void)col0; (void)col1; (void)out; (void)round; (void)counts;

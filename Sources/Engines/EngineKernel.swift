@@ -363,7 +363,11 @@ public final class EngineKernel: LinearKernel {
             }
         }
         weightGradient()
-        for i in 0..<(outDim * inDim) { dW[i] += product[i] }
+        let pointers = UncheckedSendable((dW, UnsafePointer(product)))
+        forEachChunk(outDim * inDim) { range in
+            let (dW, product) = pointers.value
+            for i in range { dW[i] += product[i] }
+        }
     }
 
     /// Quantizes one operand per its rule and the profile's scale rule, counting overflows.

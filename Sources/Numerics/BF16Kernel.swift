@@ -190,6 +190,13 @@ public enum BF16Kernel {
         return (overflowed, nonFinite)
     }
 
+    /// y = x rounded to BF16 as `Rounder(format: .bf16)` rounds (subnormals kept, overflow to
+    /// ±inf, NaN made quiet): sixteen values at a time by the processor's conversion where all
+    /// are finite and zero or normal. Requires `hardware`.
+    static func roundExactly(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+        plab_bf16_round_exact(x, y, count)
+    }
+
     /// y = x rounded to BF16 (nearest even) the way the fused epilogue rounds; subnormal x is
     /// read as zero (the product never produces one). Requires `available`.
     public static func round(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {

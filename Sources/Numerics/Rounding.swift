@@ -61,6 +61,10 @@ public struct Rounder: Sendable, Hashable {
     @usableFromInline let overflowBits: UInt32   // what a finite overflow becomes
     @usableFromInline let infinityBits: UInt32   // what an infinite input becomes
 
+    /// BF16 to nearest even with infinities, on a processor with AVX512_BF16: buffers are
+    /// rounded by `BF16Kernel.roundExactly`, the same bits (`PackRoundingTests`).
+    @usableFromInline let nativeBF16: Bool
+
     @usableFromInline static let quietNaN: UInt32 = 0x7FC0_0000
     @usableFromInline static let infinity: UInt32 = 0x7F80_0000
 
@@ -68,6 +72,8 @@ public struct Rounder: Sendable, Hashable {
         self.format = format
         self.mode = mode
         self.saturate = saturate
+        nativeBF16 = mode == .nearestEven && !saturate && BF16Kernel.carries(format) && format.mantissaBits == 7
+            && format.hasInfinity && BF16Kernel.hardware
         let s = UInt32(23 - format.mantissaBits)
         shift = s
         keepMask = ~((UInt32(1) << s) &- 1)
@@ -212,7 +218,7 @@ public struct Rounder: Sendable, Hashable {
                                count: Int, stream: RandomStream, offset: UInt64) {
         switch mode {
         case .nearestEven:
-            roundNearestBlock(source, destination, count)
+            if nativeBF16 { BF16Kernel.roundExactly(source, into: destination, count: count) } else { roundNearestBlock(source, destination, count) }
         case .towardZero:
             roundTowardZeroBlock(source, destination, count)
         case .stochastic:

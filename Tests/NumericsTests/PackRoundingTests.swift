@@ -2,7 +2,8 @@ import CBF16
 import Numerics
 import Testing
 
-/// The native BF16 kernel's packers, rounding as they pack, against `Rounder`'s BF16 rounding
+/// The native BF16 kernel's packers, rounding as they pack, and `Rounder`'s BF16 rounding of
+/// buffers (which uses the same instructions), against `Rounder`'s rounding of one value
 /// on every 16-bit high half with the low halves that decide a rounding (zero, the smallest,
 /// just below a tie, the tie, just above, the largest): all signs, zeros, subnormals, normals,
 /// values that overflow, infinities and NaNs. Consecutive high halves lie side by side in
@@ -65,5 +66,18 @@ struct PackRoundingTests {
         #expect(wrong == 0, "\(wrong) halves differ from the Rounder's")
         #expect(counts == [Self.expected.overflowed, Self.expected.nonFinite])
         #expect(Self.expected.overflowed > 0 && Self.expected.nonFinite > 0)
+    }
+
+    /// `Rounder(format: .bf16)` on buffers (on this processor by the conversion instruction
+    /// where it may) gives its own one-value rounding's bits, from an unaligned start and with
+    /// a tail shorter than sixteen.
+    @Test func theRounderOnBuffersIsItsOneValueRounding() {
+        let bf16 = Rounder(format: .bf16)
+        let start = 3, count = Self.values.count - 8
+        var out = [Float](repeating: 0, count: count)
+        Self.values.withUnsafeBufferPointer { bf16.round($0.baseAddress! + start, into: &out, count: count) }
+        var wrong = 0
+        for i in 0..<count where out[i].bitPattern != UInt32(Self.expected.halves[start + i]) << 16 { wrong += 1 }
+        #expect(wrong == 0, "\(wrong) values differ from the one-value rounding")
     }
 }

@@ -49,6 +49,12 @@ void plab_bf16_compute(const uint32_t *packedA, const uint32_t *packedB, int bPa
 /// (subnormal x read as zero). Requires plab_bf16_available().
 void plab_bf16_round(const float *x, float *y, long count);
 
+/// y = x rounded to BF16 exactly as the lab's Rounder rounds (nearest even on the bit pattern,
+/// subnormals kept, past the largest BF16 ±inf, a NaN the quiet NaN of its sign), widened
+/// back; y may be x. Sixteen values at a time by VCVTNEPS2BF16 where all are finite and zero
+/// or normal. Requires plab_bf16_available().
+void plab_bf16_round_exact(const float *x, float *y, long count);
+
 #ifdef __cplusplus
 }
 #endif
