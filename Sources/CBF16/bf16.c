@@ -242,6 +242,11 @@ void plab_bf16_pack_b(const float *b, long ldb, int transB, int k, int n, int co
     }
 }
 
+// Pairs per block of transposed A's packing: sixteen rows of A, 4 KB apart in the weight
+// gradients of the larger layers, still in L1 when the next group of panels reads on along
+// them (measured: 0.48 ms against 0.7–1.3 ms unblocked for m = 1024, k = 2560).
+enum { PACK_PAIRS = 8 };
+
 BF16_TARGET
 void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int row0, int row1, uint32_t *out,
                       int round, long *counts) {
@@ -252,23 +257,31 @@ void plab_bf16_pack_a(const float *a, long lda, int transA, int m, int k, int ro
         // of sixteen floats (a panel alone reads half a line, and with rows 4 KB apart the
         // line is gone from L1 before the next panel reads its other half). Measured on the
         // weight gradients' shapes: 3.6× faster at m = 1024, 1.8× at m = 384.
-        for (; (first + 4) * MR <= row1 && (first + 4) * MR <= m; first += 4) {
-            uint32_t *panels = out + (long)first * pairs * MR;
-            const float *columns = a + first * MR;
-            for (int p = 0; p < pairs; p++) {
-                const int k0 = 2 * p;
-                for (int line = 0; line < 2; line++) {
-                    const __m512i even = _mm512_loadu_si512(columns + (long)k0 * lda + 16 * line);
-                    // A zero pads an odd k: neither counted nor changed by the rounding.
-                    const __m512i odd = k0 + 1 < k ? _mm512_loadu_si512(columns + (long)(k0 + 1) * lda + 16 * line)
-                                                   : _mm512_setzero_si512();
-                    const __m512i word = interleaved_words(even, odd, round, counts);
-                    uint32_t *low = panels + (long)(2 * line) * pairs * MR + (long)p * MR;
-                    _mm256_storeu_si256((__m256i *)low, _mm512_castsi512_si256(word));
-                    _mm256_storeu_si256((__m256i *)(low + (long)pairs * MR), _mm512_extracti64x4_epi64(word, 1));
+        int groupsEnd = first;
+        while ((groupsEnd + 4) * MR <= row1 && (groupsEnd + 4) * MR <= m) groupsEnd += 4;
+        // A block of pairs for every group in turn: the block's rows of A are read along
+        // their length, group after group, instead of down all of A for each group.
+        for (int p0 = 0; p0 < pairs; p0 += PACK_PAIRS) {
+            const int p1 = pairs - p0 < PACK_PAIRS ? pairs : p0 + PACK_PAIRS;
+            for (int g = first; g < groupsEnd; g += 4) {
+                uint32_t *panels = out + (long)g * pairs * MR;
+                const float *columns = a + g * MR;
+                for (int p = p0; p < p1; p++) {
+                    const int k0 = 2 * p;
+                    for (int line = 0; line < 2; line++) {
+                        const __m512i even = _mm512_loadu_si512(columns + (long)k0 * lda + 16 * line);
+                        // A zero pads an odd k: neither counted nor changed by the rounding.
+                        const __m512i odd = k0 + 1 < k ? _mm512_loadu_si512(columns + (long)(k0 + 1) * lda + 16 * line)
+                                                       : _mm512_setzero_si512();
+                        const __m512i word = interleaved_words(even, odd, round, counts);
+                        uint32_t *low = panels + (long)(2 * line) * pairs * MR + (long)p * MR;
+                        _mm256_storeu_si256((__m256i *)low, _mm512_castsi512_si256(word));
+                        _mm256_storeu_si256((__m256i *)(low + (long)pairs * MR), _mm512_extracti64x4_epi64(word, 1));
+                    }
                 }
             }
         }
+        first = groupsEnd;
     }
     for (int r = first; r * MR < row1; r++) {
         uint32_t *panel = out + (long)r * pairs * MR;
