@@ -437,7 +437,7 @@ public struct Transformer {
                             // Sequences are independent: each thread takes whole sequences.
                             forEachRange(batch.sequenceCount, minimumCost: Transformer.parallelAttentionCost,
                                          cost: { attentionCost(batch, $0) }) { sequences in
-                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * longest + d + 16)
+                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: attentionRowGroup * (2 * longest + d + 1) + 16)
                                 defer { scratch.deallocate() }
                                 // The sequence's keys by columns, for sixteen scores at a time.
                                 let (columns, stride) = columnsRoom(longest: longest, width: kvDim)
@@ -446,6 +446,20 @@ public struct Transformer {
                                     let start = batch.starts[s], n = batch.starts[s + 1] - start
                                     let keys = k.baseAddress! + start * kvDim
                                     byColumns(keys, rows: n, width: kvDim, into: columns, stride: stride)
+                                    if plan.softmax == .wholeRow {
+                                        // Rows in groups, each group's chains side by side: the same bits.
+                                        var r = start
+                                        while r < start + n {
+                                            let rows = min(attentionRowGroup, start + n - r)
+                                            attendRows(q: q.baseAddress! + r * qDim, keys: keys, values: v.baseAddress! + start * kvDim,
+                                                       firstCount: r - start + 1, rows: rows, heads: h, kvHeads: hkv, headDim: d,
+                                                       probabilityRounding: plan.probabilities, outputRounding: plan.activation,
+                                                       out: out.baseAddress! + r * qDim, probs: { [r] i in kept.map { $0 + probOffsets[r + i] } },
+                                                       scratch: scratch, keyColumns: columns, keyColumnStride: stride)
+                                            r += rows
+                                        }
+                                        continue
+                                    }
                                     for r in start..<batch.starts[s + 1] {
                                         attendRow(q: q.baseAddress! + r * qDim, keys: keys,
                                                   values: v.baseAddress! + start * kvDim, count: r - start + 1, heads: h, kvHeads: hkv,

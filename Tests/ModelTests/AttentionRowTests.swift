@@ -120,4 +120,58 @@ import Testing
             #expect(dv.map(\.bitPattern) == expectedDv.map(\.bitPattern), "dv d \(d)")
         }
     }
+
+    /// Up to four rows at a time (`attendRows`, the training forward's way) give each row's
+    /// bits from `attendRow` alone: outputs and kept probabilities, for group sizes 1…4, first
+    /// rows whose keys end inside, at and past a block of sixteen, head sizes of every width,
+    /// with and without roundings.
+    @Test func rowsTogetherGiveEachRowsBits() {
+        let heads = 4, kvHeads = 2
+        var rng = RandomStream(seed: 13, name: "attention-rows")
+        for d in [8, 24, 64, 120] {
+            let longest = 68, stride = 80, kvDim = kvHeads * d
+            let q = (0..<(longest * heads * d)).map { _ in Float(rng.nextUnit() * 2 - 1) }
+            let keys = (0..<(longest * kvDim)).map { _ in Float(rng.nextUnit() * 4 - 2) }
+            let values = (0..<(longest * kvDim)).map { _ in Float(rng.nextUnit() * 2 - 1) }
+            var columns = [Float](repeating: 0, count: kvDim * stride)
+            for j in 0..<longest { for c in 0..<kvDim { columns[c * stride + j] = keys[j * kvDim + c] } }
+            for rounding in [nil, Rounder(format: .bf16)] {
+                for rows in 1...4 {
+                    for first in [1, 2, 15, 16, 17, 33, 61, longest - rows + 1] {
+                        // Row r (0-based in the group) is query row first − 1 + r, with first + r keys.
+                        var alone = [Float](repeating: .nan, count: rows * heads * d)
+                        var aloneProbs = [[Float]](repeating: [], count: rows)
+                        var scratch = [Float](repeating: .nan, count: 2 * longest + d + 16)
+                        for r in 0..<rows {
+                            var probs = [Float](repeating: .nan, count: heads * (first + r))
+                            alone.withUnsafeMutableBufferPointer { out in
+                                attendRow(q: q.withUnsafeBufferPointer { $0.baseAddress! } + (first - 1 + r) * heads * d, keys: keys,
+                                          values: values, count: first + r, heads: heads, kvHeads: kvHeads, headDim: d,
+                                          layout: .wholeRow, probabilityRounding: rounding, outputRounding: rounding,
+                                          out: out.baseAddress! + r * heads * d, probs: &probs, scratch: &scratch)
+                            }
+                            aloneProbs[r] = probs
+                        }
+                        var together = [Float](repeating: .nan, count: rows * heads * d)
+                        var probs = (0..<rows).map { [Float](repeating: .nan, count: heads * (first + $0)) }
+                        var groupScratch = [Float](repeating: .nan, count: 4 * (2 * longest + d + 1) + 16)
+                        let probPointers = (0..<rows).map { r in UnsafeMutablePointer<Float>.allocate(capacity: heads * (first + r)) }
+                        defer { probPointers.forEach { $0.deallocate() } }
+                        q.withUnsafeBufferPointer { qp in
+                            columns.withUnsafeBufferPointer { cp in
+                                attendRows(q: qp.baseAddress! + (first - 1) * heads * d, keys: keys, values: values, firstCount: first,
+                                           rows: rows, heads: heads, kvHeads: kvHeads, headDim: d, probabilityRounding: rounding,
+                                           outputRounding: rounding, out: &together, probs: { probPointers[$0] },
+                                           scratch: &groupScratch, keyColumns: cp.baseAddress!, keyColumnStride: stride)
+                            }
+                        }
+                        for r in 0..<rows { probs[r] = Array(UnsafeBufferPointer(start: probPointers[r], count: heads * (first + r))) }
+                        #expect(together.map(\.bitPattern) == alone.map(\.bitPattern), "d \(d) rows \(rows) first \(first)")
+                        #expect(probs.map { $0.map(\.bitPattern) } == aloneProbs.map { $0.map(\.bitPattern) },
+                                "probabilities, d \(d) rows \(rows) first \(first)")
+                    }
+                }
+            }
+        }
+    }
 }
