@@ -163,3 +163,45 @@ func normalized(_ o: UnsafePointer<Float>, total lc: Float, headDim d: Int, into
     for i in 0..<d { out[i] = Float(0).addingProduct(1, o[i]) / total }
     if let probs { for j in 0..<l { probs[j] /= total } }
 }
+
+/// `attendRowBackward` for `rows` (1…4) consecutive query rows of one sequence, the first
+/// with `firstCount` keys, the values given by columns: the same bits, row by row. dout, q and
+/// dq hold the rows H·D apart; `probs(r)` is row r's kept probabilities (H·count). The keys'
+/// and values' gradients take their additions in attendRowBackward's order (row by row, head
+/// by head), so they too have its bits. `scratch` holds at least rows·H·(firstCount + rows)
+/// floats.
+public func attendRowsBackward(dout: UnsafePointer<Float>, q: UnsafePointer<Float>, keys: UnsafePointer<Float>,
+                               probs: (Int) -> UnsafePointer<Float>, firstCount l0: Int, rows: Int,
+                               heads: Int, kvHeads: Int, headDim d: Int, dq: UnsafeMutablePointer<Float>,
+                               dkeys: UnsafeMutablePointer<Float>, dvalues: UnsafeMutablePointer<Float>,
+                               scratch: UnsafeMutablePointer<Float>, valueColumns: UnsafePointer<Float>, valueColumnStride: Int) {
+    precondition((1...attentionRowGroup).contains(rows))
+    let kvDim = kvHeads * d, qDim = heads * d, group = heads / kvHeads
+    let scale = 1 / Float(d).squareRoot()
+    let longest = l0 + rows - 1
+    let count = { (r: Int) in l0 + r }
+    // dp, then ds over it, of row r and head h at ds[(r·H + h)·longest + j].
+    let ds = scratch
+    for h in 0..<heads {
+        let g = h / group
+        columnDotsOfRows(dout + h * d, xStride: qDim, rows: rows, count: count, valueColumns + g * d * valueColumnStride,
+                         stride: valueColumnStride, length: d, into: ds + h * longest, outStride: heads * longest)
+        for r in 0..<rows {
+            let l = count(r), ph = probs(r) + h * l, dp = ds + (r * heads + h) * longest
+            var weighted: Float = 0
+            for j in 0..<l { weighted = weighted.addingProduct(ph[j], dp[j]) }
+            for j in 0..<l { dp[j] = ph[j] * (dp[j] - weighted) * scale }
+        }
+        weightedRowsOfRows(ds + h * longest, wStride: heads * longest, rows: rows, count: count, keys + g * d, stride: kvDim,
+                           length: d, into: dq + h * d, outStride: qDim)
+    }
+    for r in 0..<rows {
+        let l = count(r)
+        for h in 0..<heads {
+            let kvOffset = (h / group) * d, ph = probs(r) + h * l, dsh = ds + (r * heads + h) * longest
+            let g = dout + r * qDim + h * d, qh = q + r * qDim + h * d
+            for j in 0..<l { addScaled(ph[j], g, to: dvalues + j * kvDim + kvOffset, length: d) }
+            for j in 0..<l { addScaled(dsh[j], qh, to: dkeys + j * kvDim + kvOffset, length: d) }
+        }
+    }
+}

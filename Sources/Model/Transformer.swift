@@ -553,21 +553,25 @@ public struct Transformer {
                                         // whole sequences per thread, each in the same row order.
                                         forEachRange(batch.sequenceCount, minimumCost: Transformer.parallelAttentionCost,
                                                      cost: { attentionCost(batch, $0) }) { sequences in
-                                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: longest + 16)
+                                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: attentionRowGroup * h * longest + 16)
                                             defer { scratch.deallocate() }
                                             let (columns, stride) = columnsRoom(longest: longest, width: kvDim)
                                             defer { columns.deallocate() }
                                             for s in sequences {
                                                 let start = batch.starts[s], n = batch.starts[s + 1] - start
                                                 byColumns(v.baseAddress! + start * kvDim, rows: n, width: kvDim, into: columns, stride: stride)
-                                                for r in start..<batch.starts[s + 1] {
-                                                    attendRowBackward(dout: g.baseAddress! + r * qDim, q: q.baseAddress! + r * qDim,
-                                                                      keys: k.baseAddress! + start * kvDim, values: v.baseAddress! + start * kvDim,
-                                                                      probs: probs.baseAddress! + probOffsets[r], count: r - start + 1,
-                                                                      heads: h, kvHeads: hkv, headDim: d, dq: dqp.baseAddress! + r * qDim,
-                                                                      dkeys: dkp.baseAddress! + start * kvDim,
-                                                                      dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch,
-                                                                      valueColumns: columns, valueColumnStride: stride)
+                                                // Rows in groups, each group's chains side by side: the same bits.
+                                                var r = start
+                                                while r < start + n {
+                                                    let rows = min(attentionRowGroup, start + n - r)
+                                                    attendRowsBackward(dout: g.baseAddress! + r * qDim, q: q.baseAddress! + r * qDim,
+                                                                       keys: k.baseAddress! + start * kvDim,
+                                                                       probs: { [r] i in probs.baseAddress! + probOffsets[r + i] },
+                                                                       firstCount: r - start + 1, rows: rows, heads: h, kvHeads: hkv, headDim: d,
+                                                                       dq: dqp.baseAddress! + r * qDim, dkeys: dkp.baseAddress! + start * kvDim,
+                                                                       dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch,
+                                                                       valueColumns: columns, valueColumnStride: stride)
+                                                    r += rows
                                                 }
                                             }
                                         }

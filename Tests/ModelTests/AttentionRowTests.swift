@@ -174,4 +174,67 @@ import Testing
             }
         }
     }
+
+    /// The backward of up to four rows at a time (`attendRowsBackward`, the training backward's
+    /// way) gives the bits of `attendRowBackward` row after row: dq, and the keys' and values'
+    /// gradients added onto values already there (so the order of the additions shows), with
+    /// two query heads per key/value head.
+    @Test func rowsTogetherBackwardGiveTheRowByRowBits() {
+        let heads = 4, kvHeads = 2
+        var rng = RandomStream(seed: 14, name: "attention-rows-backward")
+        func random(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) } }
+        for d in [8, 24, 64, 120] {
+            let longest = 68, stride = 80, kvDim = kvHeads * d, qDim = heads * d
+            let q = random(longest * qDim), keys = random(longest * kvDim), values = random(longest * kvDim)
+            let dout = random(longest * qDim), start = (random(longest * kvDim), random(longest * kvDim))
+            var columns = [Float](repeating: 0, count: kvDim * stride)
+            for j in 0..<longest { for c in 0..<kvDim { columns[c * stride + j] = values[j * kvDim + c] } }
+            for rows in 1...4 {
+                for first in [1, 2, 15, 16, 17, 33, longest - rows + 1] {
+                    // Probabilities of each row: a softmax's, positive and summing to one per head.
+                    let probs = (0..<rows).map { r -> [Float] in
+                        let l = first + r
+                        return (0..<heads).flatMap { _ -> [Float] in
+                            let e = (0..<l).map { _ in Float(rng.nextUnit()) + 0.1 }
+                            let total = e.reduce(0, +)
+                            return e.map { $0 / total }
+                        }
+                    }
+                    var dq = [Float](repeating: .nan, count: rows * qDim), (dk, dv) = start
+                    var scratch = [Float](repeating: .nan, count: 2 * longest + d + 16)
+                    for r in 0..<rows {
+                        let row = first - 1 + r
+                        dq.withUnsafeMutableBufferPointer { dqp in
+                            attendRowBackward(dout: dout.withUnsafeBufferPointer { $0.baseAddress! } + row * qDim,
+                                              q: q.withUnsafeBufferPointer { $0.baseAddress! } + row * qDim, keys: keys, values: values,
+                                              probs: probs[r], count: first + r, heads: heads, kvHeads: kvHeads, headDim: d,
+                                              dq: dqp.baseAddress! + r * qDim, dkeys: &dk, dvalues: &dv, scratch: &scratch)
+                        }
+                    }
+                    var dqTogether = [Float](repeating: .nan, count: rows * qDim), (dkTogether, dvTogether) = start
+                    var groupScratch = [Float](repeating: .nan, count: 4 * heads * longest + 16)
+                    let probPointers = probs.map { p in
+                        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: p.count)
+                        pointer.initialize(from: p, count: p.count)
+                        return pointer
+                    }
+                    defer { probPointers.forEach { $0.deallocate() } }
+                    dout.withUnsafeBufferPointer { gp in
+                        q.withUnsafeBufferPointer { qp in
+                            columns.withUnsafeBufferPointer { cp in
+                                attendRowsBackward(dout: gp.baseAddress! + (first - 1) * qDim, q: qp.baseAddress! + (first - 1) * qDim,
+                                                   keys: keys, probs: { UnsafePointer(probPointers[$0]) }, firstCount: first, rows: rows,
+                                                   heads: heads, kvHeads: kvHeads, headDim: d, dq: &dqTogether, dkeys: &dkTogether,
+                                                   dvalues: &dvTogether, scratch: &groupScratch, valueColumns: cp.baseAddress!,
+                                                   valueColumnStride: stride)
+                            }
+                        }
+                    }
+                    #expect(dqTogether.map(\.bitPattern) == dq.map(\.bitPattern), "dq d \(d) rows \(rows) first \(first)")
+                    #expect(dkTogether.map(\.bitPattern) == dk.map(\.bitPattern), "dk d \(d) rows \(rows) first \(first)")
+                    #expect(dvTogether.map(\.bitPattern) == dv.map(\.bitPattern), "dv d \(d) rows \(rows) first \(first)")
+                }
+            }
+        }
+    }
 }
