@@ -22,13 +22,10 @@ func roundInPlace(_ r: Rounder?, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
 /// (every element) is computed on its own, so the result is the same.
 let parallelElements = 1 << 18
 
-/// Calls `body` on ranges of 0..<count, cut between threads in blocks of 1,024 when the
-/// count is large.
+/// Calls `body` on chunks of 0..<count small enough to stay in the first-level cache between
+/// the passes `body` makes over them, cut between threads when the count is large.
 func forEachBlock(_ count: Int, _ body: (Range<Int>) -> Void) {
-    let block = 1024
-    forEachRange((count + block - 1) / block, minimumCost: parallelElements, cost: { _ in block }) { blocks in
-        body((blocks.lowerBound * block)..<min(count, blocks.upperBound * block))
-    }
+    forEachChunk(count, minimum: parallelElements, body)
 }
 
 /// `count` floats, every one written by `body` (a product's output, a norm's rows): no
@@ -220,10 +217,20 @@ public func swigluForward(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Floa
 }
 
 /// Backward of `swigluForward`: with σ = sigmoid(g), silu'(g) = σ(1 + g(1 − σ)):
-/// dgate = dout ⊙ up ⊙ silu'(gate), dup = dout ⊙ silu(gate).
-public func swigluBackward(_ dout: UnsafePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
-                           _ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>, count: Int) {
+/// dgate = dout ⊙ up ⊙ silu'(gate), dup = dout ⊙ silu(gate). With `rounding`, dout is rounded
+/// in place first and dgate and dup after, chunk by chunk while in cache: the bits of rounding
+/// each whole array before and after.
+public func swigluBackward(_ dout: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
+                           _ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>, count: Int,
+                           rounding: Rounder? = nil) {
     forEachBlock(count) { range in
+        // Stochastic draws by element index, as rounding the whole arrays would take them.
+        let start = range.lowerBound, offset = UInt64(start)
+        rounding?.round(dout + start, into: dout + start, count: range.count, offset: offset)
+        defer {
+            rounding?.round(dgate + start, into: dgate + start, count: range.count, offset: offset)
+            rounding?.round(dup + start, into: dup + start, count: range.count, offset: offset)
+        }
         for i in range { dgate[i] = -gate[i] }
         expInPlace(dgate + range.lowerBound, range.count)
         for i in range {

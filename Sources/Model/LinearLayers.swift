@@ -214,10 +214,12 @@ extension Transformer {
     }
 
     /// Backward of several linear layers that read the same input x (q, k, v; gate, up):
-    /// their weight gradients, and the sum of their input gradients, added in the order given.
+    /// their weight gradients, and the sum of their input gradients, added in the order given
+    /// and then rounded by `roundingSum` (in the last addition's pass).
     func linearsBackward(_ layers: [(LinearKind, [Float])], layer l: Int, expert: Int = -1, x: [Float], rows n: Int,
                          weights: ModelWeights, kernel: some LinearKernel, grads: inout ModelWeights,
-                         adapterInputs: [LinearKind: [Float]] = [:], gradientRounding: Rounder? = nil) -> [Float] {
+                         adapterInputs: [LinearKind: [Float]] = [:], gradientRounding: Rounder? = nil,
+                         roundingSum: Rounder? = nil) -> [Float] {
         let c = config.hiddenSize
         // Each product writes its whole output: the first into the sum, the others into `part`.
         var sum = toBeWritten(n * c), part = layers.count > 1 ? toBeWritten(n * c) : []
@@ -229,9 +231,10 @@ extension Transformer {
             } else {
                 adaptedLinearBackward(kernel, site, dy: dy, x: x, t: adapterInputs[kind], rows: n, dx: &part, weights: weights,
                                       grads: &grads, gradientRounding: gradientRounding)
-                addInPlace(&sum, part, rounding: nil)
+                addInPlace(&sum, part, rounding: i == layers.count - 1 ? roundingSum : nil)
             }
         }
+        if layers.count == 1 { roundInPlace(roundingSum, &sum) }
         return sum
     }
 

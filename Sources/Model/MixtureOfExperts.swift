@@ -188,11 +188,9 @@ extension Transformer {
                 kernel.backward(LinearSite(.down, layer: l, expert: expert), dy: dout, x: part.act, rows: m, dx: &dact,
                                 dW: g.baseAddress! + mlp.down.offset)
             }
-            roundInPlace(gradientRounding, &dact)
-            var dgate = [Float](repeating: 0, count: m * f), dup = dgate
-            swigluBackward(dact, part.gate, part.up, &dgate, &dup, count: m * f)
-            roundInPlace(gradientRounding, &dgate)
-            roundInPlace(gradientRounding, &dup)
+            var dgate = toBeWritten(m * f), dup = toBeWritten(m * f)
+            // dact rounded, then dgate and dup, inside the element-wise pass.
+            swigluBackward(&dact, part.gate, part.up, &dgate, &dup, count: m * f, rounding: gradientRounding)
             let dxe = linearsBackward([(.gate, dgate), (.up, dup)], layer: l, expert: expert, x: part.x, rows: m,
                                       weights: weights, kernel: kernel, grads: &grads)
             for (i, r) in part.rows.enumerated() {

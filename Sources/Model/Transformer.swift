@@ -311,21 +311,20 @@ public struct Transformer {
         if let sparse = cache.sparse {
             dn2 = sparseMLPBackward(l, dy: dx, x: cache.norm2, cache: sparse, rows: n, weights: weights, kernel: kernel,
                                     grads: &grads, gradientRounding: gradientRounding, auxGradient: auxGradient)
+            roundInPlace(gradientRounding, &dn2)
         } else {
             // MLP: x_out = mid + down(act); act = silu(gate)·up; gate, up = linear(norm2).
             var dact = toBeWritten(n * f)
             adaptedLinearBackward(kernel, LinearSite(.down, layer: l), dy: dx, x: cache.act, t: cache.adapterInputs[.down], rows: n,
                                   dx: &dact, weights: weights, grads: &grads, gradientRounding: gradientRounding)
-            roundInPlace(gradientRounding, &dact)
             var dgate = toBeWritten(n * f), dup = toBeWritten(n * f)
-            swigluBackward(dact, cache.gate, cache.up, &dgate, &dup, count: n * f)
-            roundInPlace(gradientRounding, &dgate)
-            roundInPlace(gradientRounding, &dup)
+            // dact rounded, then dgate and dup, inside the element-wise pass.
+            swigluBackward(&dact, cache.gate, cache.up, &dgate, &dup, count: n * f, rounding: gradientRounding)
             dn2 = linearsBackward([(.gate, dgate), (.up, dup)], layer: l, x: cache.norm2, rows: n, weights: weights,
-                                  kernel: kernel, grads: &grads, adapterInputs: cache.adapterInputs, gradientRounding: gradientRounding)
+                                  kernel: kernel, grads: &grads, adapterInputs: cache.adapterInputs, gradientRounding: gradientRounding,
+                                  roundingSum: gradientRounding)
         }
         var tmp = toBeWritten(n * c)
-        roundInPlace(gradientRounding, &dn2)
         normBackward(dn2, cache.mid, slots.postNorm, cache.rstd2, rows: n, weights: weights, grads: &grads, into: &tmp)
         addInPlace(&dx, tmp, rounding: gradientRounding)
         // Attention: mid = input + o(attn).
@@ -354,9 +353,9 @@ public struct Transformer {
             roundInPlace(gradientRounding, &dq)
             roundInPlace(gradientRounding, &dk)
         }
-        var dn1 = linearsBackward([(.q, dq), (.k, dk), (.v, dv)], layer: l, x: cache.norm1, rows: n, weights: weights,
-                                  kernel: kernel, grads: &grads, adapterInputs: cache.adapterInputs, gradientRounding: gradientRounding)
-        roundInPlace(gradientRounding, &dn1)
+        let dn1 = linearsBackward([(.q, dq), (.k, dk), (.v, dv)], layer: l, x: cache.norm1, rows: n, weights: weights,
+                                  kernel: kernel, grads: &grads, adapterInputs: cache.adapterInputs, gradientRounding: gradientRounding,
+                                  roundingSum: gradientRounding)
         normBackward(dn1, cache.input, slots.inputNorm, cache.rstd1, rows: n, weights: weights, grads: &grads, into: &tmp)
         addInPlace(&dx, tmp, rounding: gradientRounding)
     }
