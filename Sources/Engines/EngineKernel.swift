@@ -278,6 +278,21 @@ public final class EngineKernel: LinearKernel {
     /// y (rows, out) = x (rows, in) · Wᵀ: x quantized per FProp, the product accumulated per
     /// the recipe (split-K if the source is on), the output rounded to the activation format —
     /// or kept float32 for the LM head when `logits_fp32` is on.
+    /// The packings shared by the products of a `sharingInput` call, while it runs.
+    private var memo: BF16Kernel.PackMemo?
+
+    /// Runs `body` with the native BF16 packings of `input` (as A in a forward, as B in a weight
+    /// gradient) made once and shared by its products, then let go. `input` stays alive and
+    /// unchanged meanwhile: the memo keys on its address. Nested calls keep the outer memo.
+    public func sharingInput<R>(_ input: [Float], _ body: () -> R) -> R {
+        guard memo == nil, !input.isEmpty else { return body() }
+        return input.withUnsafeBufferPointer { pointer in
+            memo = BF16Kernel.PackMemo(source: pointer.baseAddress!)
+            defer { memo = nil }
+            return body()
+        }
+    }
+
     public func forward(_ site: LinearSite, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>) {
         guard let w = prepared[site] else { preconditionFailure("no weights for \(site)") }
         let inDim = w.matrix.cols, outDim = w.matrix.rows
@@ -289,7 +304,7 @@ public final class EngineKernel: LinearKernel {
             recordUnrounded(.fpropInput, x, count: rows * inDim)
             return
         }
-        if let counts = gemm.multiplyRoundingA(x, w, m: rows, n: outDim, k: inDim, splitK: p.sources.splitK, into: y) {
+        if let counts = gemm.multiplyRoundingA(x, w, m: rows, n: outDim, k: inDim, splitK: p.sources.splitK, memo: memo, into: y) {
             state.recordRounded(.fpropInput, counts)
             return
         }
@@ -338,7 +353,7 @@ public final class EngineKernel: LinearKernel {
         func weightGradient() {
             // Both operands rounded as the native product packs them, when their rules allow.
             if quantizedDy == nil, let counts = gemm.multiplyRoundingBoth(dy, transA: true, x, m: outDim, n: inDim, k: rows,
-                                                                          into: product) {
+                                                                          memo: memo, into: product) {
                 state.recordRounded(.wgradGradient, counts.a)
                 state.recordRounded(.wgradActivation, counts.b)
                 return

@@ -91,6 +91,13 @@ public protocol LinearKernel {
     /// (when dW is given: a frozen weight has no gradient to compute).
     func backward(_ site: LinearSite, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int,
                   dx: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>?)
+    /// Runs `body`, whose products may read `input` several times (q, k and v read the same
+    /// activations): a kernel may prepare it once for all of them. The results are the same.
+    func sharingInput<R>(_ input: [Float], _ body: () -> R) -> R
+}
+
+extension LinearKernel {
+    public func sharingInput<R>(_ input: [Float], _ body: () -> R) -> R { body() }
 }
 
 extension Transformer {
@@ -223,6 +230,7 @@ extension Transformer {
         let c = config.hiddenSize
         // Each product writes its whole output: the first into the sum, the others into `part`.
         var sum = toBeWritten(n * c), part = layers.count > 1 ? toBeWritten(n * c) : []
+        kernel.sharingInput(x) {
         for (i, (kind, dy)) in layers.enumerated() {
             let site = LinearSite(kind, layer: l, expert: expert)
             if i == 0 {
@@ -233,6 +241,7 @@ extension Transformer {
                                       grads: &grads, gradientRounding: gradientRounding)
                 addInPlace(&sum, part, rounding: i == layers.count - 1 ? roundingSum : nil)
             }
+        }
         }
         if layers.count == 1 { roundInPlace(roundingSum, &sum) }
         return sum

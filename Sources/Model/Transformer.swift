@@ -195,9 +195,11 @@ public struct Transformer {
             return y
         }
         cache.norm1 = rmsnorm(cache.input, weights, slots.inputNorm, rows: n, rstd: &cache.rstd1, plan: plan)
-        cache.q = project(.q, cache.norm1, out: qDim)
-        cache.k = project(.k, cache.norm1, out: kvDim)
-        cache.v = project(.v, cache.norm1, out: kvDim)
+        kernel.sharingInput(cache.norm1) {
+            cache.q = project(.q, cache.norm1, out: qDim)
+            cache.k = project(.k, cache.norm1, out: kvDim)
+            cache.v = project(.v, cache.norm1, out: kvDim)
+        }
         if let qNorm = slots.qNorm, let kNorm = slots.kNorm {
             var norms = QKNormCache(q: cache.q, k: cache.k, rstdQ: [], rstdK: [])
             cache.q = headNorm(norms.q, weights, qNorm, rows: n * h, rstd: &norms.rstdQ, plan: plan)
@@ -226,8 +228,10 @@ public struct Transformer {
             down = sparse.out
             cache.sparse = sparse.cache
         } else {
-            cache.gate = project(.gate, cache.norm2, out: f)
-            cache.up = project(.up, cache.norm2, out: f)
+            kernel.sharingInput(cache.norm2) {
+                cache.gate = project(.gate, cache.norm2, out: f)
+                cache.up = project(.up, cache.norm2, out: f)
+            }
             cache.act = written(n * f) { act in
                 swigluForward(cache.gate, cache.up, act, count: n * f, round: plan.activation, fused: plan.fusedSiluMul)
             }

@@ -150,32 +150,25 @@ public enum BF16Kernel {
     public static func multiply(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                          b: PackedB, bStart: Int = 0, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
                          roundToBF16: Bool = false, roundA: Bool = false, threads: Int,
-                         parallelThreshold: Int) -> (overflowed: Int, nonFinite: Int) {
+                         parallelThreshold: Int, memo: PackMemo? = nil) -> (overflowed: Int, nonFinite: Int) {
         precondition(available && b.n == n && b.accepts(start: bStart, count: k))
-        // Threads take rectangles of C cut at this kernel's panels.
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return (0, 0) }
-        let rowPanels = (m + mr - 1) / mr
-        let packedA = UnsafeMutablePointer<UInt32>.allocate(capacity: rowPanels * mr * ((k + 1) / 2))
-        defer { packedA.deallocate() }
-        // Each packing call counts into the slot of its first row panel.
-        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 2 * rowPanels)
-        defer { counts.deallocate() }
-        counts.initialize(repeating: 0, count: 2 * rowPanels)
+        let make = { PackedA(transA: transA, m: m, k: k, a: a, lda: lda, round: roundA, threads: threads) }
+        let packedA = memo?.packedA(a, transA: transA, m: m, k: k, lda: lda, round: roundA, make) ?? make()
+        multiply(packedA, b: b, bStart: bStart, n: n, c: c, ldc: ldc, accumulate: accumulate, roundToBF16: roundToBF16,
+                 threads: threads, parallelThreshold: parallelThreshold)
+        return packedA.roundingCounts
+    }
+
+    /// C (m×n, ldc) = A·op(B) (+ C when `accumulate`) from A as packed: `multiply`'s product,
+    /// cut between threads the same way.
+    static func multiply(_ packedA: PackedA, b: PackedB, bStart: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                         accumulate: Bool, roundToBF16: Bool, threads: Int, parallelThreshold: Int) {
+        let m = packedA.m, k = packedA.k
+        // Threads take rectangles of C cut at this kernel's panels. Each writes only its own
+        // rectangle of C, and the call returns after every thread has finished.
         let grid = ProductGrid(m: m, n: n, k: k, threads: threads, parallelThreshold: parallelThreshold, tile: (mr, nr))
-        // Each thread writes only its own panels of packed A, its own counts and its own
-        // rectangle of C, and both calls return after every thread has finished: sharing the
-        // pointers is sound.
-        let pointers = UncheckedSendable((a: a, c: c, packedA: packedA, counts: counts))
-        forEachRange(rowPanels, threads: m * k >= 1 << 16 ? grid.pieces : 1, minimumCost: 0, cost: { _ in 1 }) { range in
-            plab_bf16_pack_a(pointers.value.a, lda, transA ? 1 : 0, Int32(m), Int32(k),
-                             Int32(range.lowerBound * mr), Int32(min(m, range.upperBound * mr)), pointers.value.packedA,
-                             roundA ? 1 : 0, pointers.value.counts + 2 * range.lowerBound)
-        }
-        var overflowed = 0, nonFinite = 0
-        for panel in 0..<rowPanels {
-            overflowed += counts[2 * panel]
-            nonFinite += counts[2 * panel + 1]
-        }
+        let pointers = UncheckedSendable((c: c, packedA: UnsafePointer(packedA.words)))
         b.words.withUnsafeBufferPointer { bw in
             let packedB = UncheckedSendable(bw.baseAddress!)
             let region = { @Sendable (piece: Int) in
@@ -187,7 +180,75 @@ public enum BF16Kernel {
             }
             if grid.pieces == 1 { region(0) } else { parallelPerform(grid.pieces, region) }
         }
-        return (overflowed, nonFinite)
+    }
+
+    /// op(A) (m × k) laid out for the kernel: BF16 pairs in panels of 8 rows, and the counts of
+    /// its rounding (with `round`; zeros without).
+    public final class PackedA: @unchecked Sendable {
+        let words: UnsafeMutablePointer<UInt32>
+        let m: Int, k: Int
+        let roundingCounts: (overflowed: Int, nonFinite: Int)
+
+        /// Packs op(A): A stored (m, k) with leading dimension lda, or (k, m) when `transA`.
+        /// Every value must be a BF16 value unless `round` (then each is rounded as `multiply`'s
+        /// `roundA` says).
+        init(transA: Bool, m: Int, k: Int, a: UnsafePointer<Float>, lda: Int, round: Bool, threads: Int) {
+            self.m = m
+            self.k = k
+            let rowPanels = (m + mr - 1) / mr
+            words = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, rowPanels * mr * ((k + 1) / 2)))
+            // Each packing call counts into the slot of its first row panel, and writes only
+            // its own panels: sharing the pointers is sound.
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: 2 * max(1, rowPanels))
+            defer { counts.deallocate() }
+            counts.initialize(repeating: 0, count: 2 * max(1, rowPanels))
+            let pointers = UncheckedSendable((a: a, packedA: words, counts: counts))
+            forEachRange(rowPanels, threads: m * k >= 1 << 16 ? threads : 1, minimumCost: 0, cost: { _ in 1 }) { range in
+                plab_bf16_pack_a(pointers.value.a, lda, transA ? 1 : 0, Int32(m), Int32(k),
+                                 Int32(range.lowerBound * mr), Int32(min(m, range.upperBound * mr)), pointers.value.packedA,
+                                 round ? 1 : 0, pointers.value.counts + 2 * range.lowerBound)
+            }
+            var overflowed = 0, nonFinite = 0
+            for panel in 0..<rowPanels {
+                overflowed += counts[2 * panel]
+                nonFinite += counts[2 * panel + 1]
+            }
+            roundingCounts = (overflowed, nonFinite)
+        }
+
+        deinit { words.deallocate() }
+    }
+
+    /// Operands packed once for every product that reads one input, while those products run:
+    /// q, k and v read the same normed activations (each packs them as A in the forward, and as
+    /// B for its weight gradient). Only operands read from `source` are kept; the caller keeps
+    /// that input alive and unchanged while the memo is in use.
+    public final class PackMemo: @unchecked Sendable {
+        struct Key: Hashable { let transposed: Bool, rows: Int, cols: Int, leading: Int, round: Bool }
+        let source: UnsafePointer<Float>
+        private var packedA: [Key: PackedA] = [:], packedB: [Key: PackedB] = [:]
+
+        public init(source: UnsafePointer<Float>) { self.source = source }
+
+        func packedA(_ a: UnsafePointer<Float>, transA: Bool, m: Int, k: Int, lda: Int, round: Bool,
+                     _ make: () -> PackedA) -> PackedA {
+            Self.shared(a == source, Key(transposed: transA, rows: m, cols: k, leading: lda, round: round), in: &packedA, make)
+        }
+
+        func packedB(_ b: UnsafePointer<Float>, transB: Bool, k: Int, n: Int, ldb: Int, round: Bool,
+                     _ make: () -> PackedB) -> PackedB {
+            Self.shared(b == source, Key(transposed: transB, rows: k, cols: n, leading: ldb, round: round), in: &packedB, make)
+        }
+
+        /// The packing kept under `key` when the operand is the source (made and kept the first
+        /// time), else one made for this product alone.
+        private static func shared<P>(_ isSource: Bool, _ key: Key, in table: inout [Key: P], _ make: () -> P) -> P {
+            guard isSource else { return make() }
+            if let hit = table[key] { return hit }
+            let made = make()
+            table[key] = made
+            return made
+        }
     }
 
     /// y = x rounded to BF16 as `Rounder(format: .bf16)` rounds (subnormals kept, overflow to

@@ -261,7 +261,7 @@ public struct QuantizedGEMM: Sendable {
     /// `roundA` (native BF16 products only): A is rounded to BF16 as the kernel packs it; the
     /// counts are what quantizing it would have counted.
     private func plainProduct(_ a: UnsafePointer<Float>, transA: Bool, lda: Int, _ qb: PreparedOperand, m: Int, n: Int,
-                              k0 kStart: Int, k1 kEnd: Int, roundOutput: Bool, roundA: Bool = false,
+                              k0 kStart: Int, k1 kEnd: Int, roundOutput: Bool, roundA: Bool = false, memo: BF16Kernel.PackMemo? = nil,
                               into c: UnsafeMutablePointer<Float>) -> (roundedOutput: Bool, overflowed: Int, nonFinite: Int) {
         let native = BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
         // B's float32 values are read unless its pairs serve this product as packed.
@@ -287,7 +287,7 @@ public struct QuantizedGEMM: Sendable {
                 counts = BF16Kernel.multiply(transA: transA, m: m, n: n, k: kEnd - kStart, a: a, lda: lda, b: packed!,
                                              bStart: start, c: c, ldc: n, accumulate: false, roundToBF16: roundsInEpilogue,
                                              roundA: roundA, threads: threads,
-                                             parallelThreshold: PortableBackend.defaultParallelThreshold)
+                                             parallelThreshold: PortableBackend.defaultParallelThreshold, memo: memo)
                 return
             }
             backend.gemm(transA: transA, transB: bTransposed, m: m, n: n, k: kEnd - kStart, a: a, lda: lda,
@@ -319,14 +319,16 @@ public struct QuantizedGEMM: Sendable {
     /// bits as quantizing A first (tested). Returns the counts quantizing A would have made
     /// (finite values that overflowed, NaN and infinite values), or nil, with nothing done,
     /// when the product is not such a one (another rule, no native kernel, a scaled B,
-    /// limited accumulation, split-K); the caller then prepares A.
+    /// limited accumulation, split-K); the caller then prepares A. `memo` shares A's packing
+    /// with the other products that read the same input.
     public func multiplyRoundingA(_ a: UnsafePointer<Float>, transA: Bool = false, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
-                                  splitK: Int = 1, into c: UnsafeMutablePointer<Float>) -> (overflowed: Int, nonFinite: Int)? {
+                                  splitK: Int = 1, memo: BF16Kernel.PackMemo? = nil,
+                                  into c: UnsafeMutablePointer<Float>) -> (overflowed: Int, nonFinite: Int)? {
         guard recipe.a == Quantization(format: .bf16), BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend),
               recipe.accumulation == .fp32, splitK <= 1, qb.allScalesOne else { return nil }
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return (0, 0) }
         let result = plainProduct(a, transA: transA, lda: transA ? m : k, qb, m: m, n: n, k0: 0, k1: k, roundOutput: true,
-                                  roundA: true, into: c)
+                                  roundA: true, memo: memo, into: c)
         if recipe.output != .fp32 && !result.roundedOutput {
             Rounder(format: recipe.output).round(c, into: c, count: m * n)
         }
@@ -337,19 +339,21 @@ public struct QuantizedGEMM: Sendable {
     /// it lies: both operands rounded to BF16 as they are packed (a weight gradient dyᵀ·x),
     /// neither ever stored rounded. The counts are A's and B's; nil, with nothing done, unless
     /// both rules are plain BF16 and the product runs on the native BF16 kernel with float32
-    /// accumulation.
+    /// accumulation. `memo` shares either operand's packing with the other products that read
+    /// the same input.
     public func multiplyRoundingBoth(_ a: UnsafePointer<Float>, transA: Bool = false, _ b: UnsafePointer<Float>,
-                                     m: Int, n: Int, k: Int, into c: UnsafeMutablePointer<Float>)
+                                     m: Int, n: Int, k: Int, memo: BF16Kernel.PackMemo? = nil, into c: UnsafeMutablePointer<Float>)
         -> (a: (overflowed: Int, nonFinite: Int), b: (overflowed: Int, nonFinite: Int))? {
         guard recipe.a == Quantization(format: .bf16), recipe.b == Quantization(format: .bf16), recipe.accumulation == .fp32,
               BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend) else { return nil }
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return ((0, 0), (0, 0)) }
         let threads = ParallelWork.threads
-        let packed = BF16Kernel.PackedB(b, ldb: n, transB: false, k: k, n: n, threads: threads, round: true)
+        let make = { BF16Kernel.PackedB(b, ldb: n, transB: false, k: k, n: n, threads: threads, round: true) }
+        let packed = memo?.packedB(b, transB: false, k: k, n: n, ldb: n, round: true, make) ?? make()
         let roundsInEpilogue = recipe.output == .bf16
         let countsA = BF16Kernel.multiply(transA: transA, m: m, n: n, k: k, a: a, lda: transA ? m : k, b: packed, c: c, ldc: n,
                                           accumulate: false, roundToBF16: roundsInEpilogue, roundA: true, threads: threads,
-                                          parallelThreshold: PortableBackend.defaultParallelThreshold)
+                                          parallelThreshold: PortableBackend.defaultParallelThreshold, memo: memo)
         if recipe.output != .fp32 && !roundsInEpilogue {
             Rounder(format: recipe.output).round(c, into: c, count: m * n)
         }

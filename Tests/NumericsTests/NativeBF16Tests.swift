@@ -259,4 +259,50 @@ struct NativeBF16Tests {
         #expect(counts.b.overflowed == qb.matrix.saturated && counts.b.nonFinite == qb.matrix.nonFinite)
         #expect(counts.a.overflowed == 2 && counts.a.nonFinite == 2 && counts.b.overflowed == 2 && counts.b.nonFinite == 2)
     }
+
+    /// Products that share one input's packing (`PackMemo`: q, k and v reading the same
+    /// activations, as A in the forward and as B in the weight gradient) give the bits and
+    /// counts of each product packing it anew; an operand at another address (of the same
+    /// shape) is never served from the memo.
+    @Test func sharedPackingsChangeNoBit() throws {
+        let m = 37, k = 45
+        var rng = RandomStream(seed: 35, name: "shared-packing")
+        func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float(rng.nextUnit() * 6 - 3) } }
+        var x = values(m * k)
+        x[5] = Float(bitPattern: 0x7f7f_8000)  // overflows: counted
+        let other = values(m * k), dys = (0..<3).map { _ in values(m * 21) }
+        let bf16 = Quantization(format: .bf16)
+        let weights = try (0..<3).map { i in
+            try PreparedOperand((0..<(k * (20 + i))).map { _ in Rounder(format: .bf16).round(Float(rng.nextUnit() * 2 - 1)) },
+                                rows: 20 + i, cols: k, transposed: true, quantization: bf16).packedForNativeBF16(keepingValues: false)
+        }
+        let gemm = QuantizedGEMM(recipe: GemmRecipe(a: bf16, b: bf16, output: .bf16), backend: OpenBLASBackend())
+        let wgrad = QuantizedGEMM(recipe: GemmRecipe(a: bf16, b: bf16, output: .fp32), backend: OpenBLASBackend())
+        func run(memo: Bool) -> [[UInt32]] {
+            var results: [[UInt32]] = []
+            x.withUnsafeBufferPointer { xp in
+                let shared = memo ? BF16Kernel.PackMemo(source: xp.baseAddress!) : nil
+                for (i, w) in weights.enumerated() {
+                    var y = [Float](repeating: .nan, count: m * (20 + i))
+                    let counts = gemm.multiplyRoundingA(xp.baseAddress!, w, m: m, n: 20 + i, k: k, memo: shared, into: &y)
+                    results.append(y.map(\.bitPattern) + [UInt32(counts?.overflowed ?? -1), UInt32(counts?.nonFinite ?? -1)])
+                    // Another operand of the same shape under the same memo: its own product.
+                    var z = [Float](repeating: .nan, count: m * (20 + i))
+                    _ = other.withUnsafeBufferPointer { gemm.multiplyRoundingA($0.baseAddress!, w, m: m, n: 20 + i, k: k, memo: shared, into: &z) }
+                    results.append(z.map(\.bitPattern))
+                    // dW = dyᵀ·x: x as B, shared.
+                    var dW = [Float](repeating: .nan, count: 21 * k)
+                    let both = dys[i].withUnsafeBufferPointer {
+                        wgrad.multiplyRoundingBoth($0.baseAddress!, transA: true, xp.baseAddress!, m: 21, n: k, k: m, memo: shared, into: &dW)
+                    }
+                    results.append(dW.map(\.bitPattern) + [UInt32(both?.b.overflowed ?? -1), UInt32(both?.b.nonFinite ?? -1)])
+                }
+            }
+            return results
+        }
+        let alone = run(memo: false), shared = run(memo: true)
+        #expect(shared == alone)
+        #expect(alone[0].suffix(2) == [1, 0] && alone[2].suffix(2) == [1, 0])
+        #expect(alone[0] != alone[1])
+    }
 }
