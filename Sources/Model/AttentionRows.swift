@@ -2,7 +2,8 @@
 // backward: the bits of `attendRow` (whole-row softmax) and `attendRowBackward` row by row,
 // with the rows' chains of multiply-adds side by side. A row's chains are short (a head's 64
 // elements, a sequence's few dozen keys) and each step waits on the last; four rows' chains
-// together keep the processor's multiply-add units busy.
+// together keep the processor's multiply-add units busy. Below, attention over a packed
+// batch of sequences, cut between threads by whole sequences.
 
 import Numerics
 
@@ -202,6 +203,127 @@ public func attendRowsBackward(dout: UnsafePointer<Float>, q: UnsafePointer<Floa
             let g = dout + r * qDim + h * d, qh = q + r * qDim + h * d
             for j in 0..<l { addScaled(ph[j], g, to: dvalues + j * kvDim + kvOffset, length: d) }
             for j in 0..<l { addScaled(dsh[j], qh, to: dkeys + j * kvDim + kvOffset, length: d) }
+        }
+    }
+}
+
+// MARK: Over the packed batch
+
+extension Transformer {
+    /// Attention over the packed batch: row r of sequence s attends over the rows
+    /// starts[s]...r; its probabilities are kept at probOffsets[r] for the backward.
+    func attentionForward(_ batch: PackedBatch, q: [Float], k: [Float], v: [Float], attn: inout [Float],
+                          probs: inout [Float], keepProbs: Bool, probOffsets: [Int], plan: ForwardPlan) {
+        let qDim = config.qDim, kvDim = config.kvDim, d = config.headDim
+        let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
+        let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
+        q.withUnsafeBufferPointer { q in
+            k.withUnsafeBufferPointer { k in
+                v.withUnsafeBufferPointer { v in
+                    attn.withUnsafeMutableBufferPointer { out in
+                        probs.withUnsafeMutableBufferPointer { probs in
+                            let kept = keepProbs ? probs.baseAddress : nil
+                            // Sequences are independent: each thread takes whole sequences.
+                            forEachRange(batch.sequenceCount, minimumCost: Transformer.parallelAttentionCost,
+                                         cost: { attentionCost(batch, $0) }) { sequences in
+                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: attentionRowGroup * (2 * longest + d + 1) + 16)
+                                defer { scratch.deallocate() }
+                                // The sequence's keys by columns, for sixteen scores at a time.
+                                let (columns, stride) = columnsRoom(longest: longest, width: kvDim)
+                                defer { columns.deallocate() }
+                                for s in sequences {
+                                    let start = batch.starts[s], n = batch.starts[s + 1] - start
+                                    let keys = k.baseAddress! + start * kvDim
+                                    byColumns(keys, rows: n, width: kvDim, into: columns, stride: stride)
+                                    if plan.softmax == .wholeRow {
+                                        // Rows in groups, each group's chains side by side: the same bits.
+                                        var r = start
+                                        while r < start + n {
+                                            let rows = min(attentionRowGroup, start + n - r)
+                                            attendRows(q: q.baseAddress! + r * qDim, keys: keys, values: v.baseAddress! + start * kvDim,
+                                                       firstCount: r - start + 1, rows: rows, heads: h, kvHeads: hkv, headDim: d,
+                                                       probabilityRounding: plan.probabilities, outputRounding: plan.activation,
+                                                       out: out.baseAddress! + r * qDim, probs: { [r] i in kept.map { $0 + probOffsets[r + i] } },
+                                                       scratch: scratch, keyColumns: columns, keyColumnStride: stride)
+                                            r += rows
+                                        }
+                                        continue
+                                    }
+                                    for r in start..<batch.starts[s + 1] {
+                                        attendRow(q: q.baseAddress! + r * qDim, keys: keys,
+                                                  values: v.baseAddress! + start * kvDim, count: r - start + 1, heads: h, kvHeads: hkv,
+                                                  headDim: d, layout: plan.softmax, probabilityRounding: plan.probabilities,
+                                                  outputRounding: plan.activation, out: out.baseAddress! + r * qDim,
+                                                  probs: kept.map { $0 + probOffsets[r] }, scratch: scratch,
+                                                  keyColumns: columns, keyColumnStride: stride)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Below this many multiply-adds (rows × keys × heads × head size, summed) attention runs
+    /// on one thread: waking a second costs more than it saves.
+    static let parallelAttentionCost = 1 << 16
+
+    /// Sequence s's attention work: its rows' key counts times the heads' widths.
+    func attentionCost(_ batch: PackedBatch, _ s: Int) -> Int {
+        let n = batch.starts[s + 1] - batch.starts[s]
+        return n * (n + 1) / 2 * config.qDim
+    }
+
+    /// Backward of `attentionForward` from the kept probabilities: dq written, the keys' and
+    /// values' gradients added into dk and dv (zeroed by the caller).
+    func attentionBackward(_ batch: PackedBatch, _ cache: LayerCache, dattn: [Float], probOffsets: [Int],
+                           dq: inout [Float], dk: inout [Float], dv: inout [Float]) {
+        let qDim = config.qDim, kvDim = config.kvDim, d = config.headDim
+        let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
+        let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
+        cache.q.withUnsafeBufferPointer { q in
+            cache.k.withUnsafeBufferPointer { k in
+                cache.v.withUnsafeBufferPointer { v in
+                    cache.probs.withUnsafeBufferPointer { probs in
+                        dattn.withUnsafeBufferPointer { g in
+                            dq.withUnsafeMutableBufferPointer { dqp in
+                                dk.withUnsafeMutableBufferPointer { dkp in
+                                    dv.withUnsafeMutableBufferPointer { dvp in
+                                        // Each sequence's rows add into its own keys' gradients only:
+                                        // whole sequences per thread, each in the same row order.
+                                        forEachRange(batch.sequenceCount, minimumCost: Transformer.parallelAttentionCost,
+                                                     cost: { attentionCost(batch, $0) }) { sequences in
+                                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: attentionRowGroup * h * longest + 16)
+                                            defer { scratch.deallocate() }
+                                            let (columns, stride) = columnsRoom(longest: longest, width: kvDim)
+                                            defer { columns.deallocate() }
+                                            for s in sequences {
+                                                let start = batch.starts[s], n = batch.starts[s + 1] - start
+                                                byColumns(v.baseAddress! + start * kvDim, rows: n, width: kvDim, into: columns, stride: stride)
+                                                // Rows in groups, each group's chains side by side: the same bits.
+                                                var r = start
+                                                while r < start + n {
+                                                    let rows = min(attentionRowGroup, start + n - r)
+                                                    attendRowsBackward(dout: g.baseAddress! + r * qDim, q: q.baseAddress! + r * qDim,
+                                                                       keys: k.baseAddress! + start * kvDim,
+                                                                       probs: { [r] i in probs.baseAddress! + probOffsets[r + i] },
+                                                                       firstCount: r - start + 1, rows: rows, heads: h, kvHeads: hkv, headDim: d,
+                                                                       dq: dqp.baseAddress! + r * qDim, dkeys: dkp.baseAddress! + start * kvDim,
+                                                                       dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch,
+                                                                       valueColumns: columns, valueColumnStride: stride)
+                                                    r += rows
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -424,72 +424,6 @@ public struct Transformer {
         return x
     }
 
-    /// Attention over the packed batch: row r of sequence s attends over the rows
-    /// starts[s]...r; its probabilities are kept at probOffsets[r] for the backward.
-    private func attentionForward(_ batch: PackedBatch, q: [Float], k: [Float], v: [Float], attn: inout [Float],
-                                  probs: inout [Float], keepProbs: Bool, probOffsets: [Int], plan: ForwardPlan) {
-        let qDim = config.qDim, kvDim = config.kvDim, d = config.headDim
-        let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
-        let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
-        q.withUnsafeBufferPointer { q in
-            k.withUnsafeBufferPointer { k in
-                v.withUnsafeBufferPointer { v in
-                    attn.withUnsafeMutableBufferPointer { out in
-                        probs.withUnsafeMutableBufferPointer { probs in
-                            let kept = keepProbs ? probs.baseAddress : nil
-                            // Sequences are independent: each thread takes whole sequences.
-                            forEachRange(batch.sequenceCount, minimumCost: Transformer.parallelAttentionCost,
-                                         cost: { attentionCost(batch, $0) }) { sequences in
-                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: attentionRowGroup * (2 * longest + d + 1) + 16)
-                                defer { scratch.deallocate() }
-                                // The sequence's keys by columns, for sixteen scores at a time.
-                                let (columns, stride) = columnsRoom(longest: longest, width: kvDim)
-                                defer { columns.deallocate() }
-                                for s in sequences {
-                                    let start = batch.starts[s], n = batch.starts[s + 1] - start
-                                    let keys = k.baseAddress! + start * kvDim
-                                    byColumns(keys, rows: n, width: kvDim, into: columns, stride: stride)
-                                    if plan.softmax == .wholeRow {
-                                        // Rows in groups, each group's chains side by side: the same bits.
-                                        var r = start
-                                        while r < start + n {
-                                            let rows = min(attentionRowGroup, start + n - r)
-                                            attendRows(q: q.baseAddress! + r * qDim, keys: keys, values: v.baseAddress! + start * kvDim,
-                                                       firstCount: r - start + 1, rows: rows, heads: h, kvHeads: hkv, headDim: d,
-                                                       probabilityRounding: plan.probabilities, outputRounding: plan.activation,
-                                                       out: out.baseAddress! + r * qDim, probs: { [r] i in kept.map { $0 + probOffsets[r + i] } },
-                                                       scratch: scratch, keyColumns: columns, keyColumnStride: stride)
-                                            r += rows
-                                        }
-                                        continue
-                                    }
-                                    for r in start..<batch.starts[s + 1] {
-                                        attendRow(q: q.baseAddress! + r * qDim, keys: keys,
-                                                  values: v.baseAddress! + start * kvDim, count: r - start + 1, heads: h, kvHeads: hkv,
-                                                  headDim: d, layout: plan.softmax, probabilityRounding: plan.probabilities,
-                                                  outputRounding: plan.activation, out: out.baseAddress! + r * qDim,
-                                                  probs: kept.map { $0 + probOffsets[r] }, scratch: scratch,
-                                                  keyColumns: columns, keyColumnStride: stride)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Below this many multiply-adds (rows × keys × heads × head size, summed) attention runs
-    /// on one thread: waking a second costs more than it saves.
-    static let parallelAttentionCost = 1 << 16
-
-    /// Sequence s's attention work: its rows' key counts times the heads' widths.
-    private func attentionCost(_ batch: PackedBatch, _ s: Int) -> Int {
-        let n = batch.starts[s + 1] - batch.starts[s]
-        return n * (n + 1) / 2 * config.qDim
-    }
-
     // MARK: Backward
 
     /// Back-propagates `dLogProb` (∂loss/∂log p of each row's target token; N values) through
@@ -535,55 +469,6 @@ public struct Transformer {
             for r in 0..<n {
                 let row = emb + Int(batch.tokens[r]) * c
                 for j in 0..<c { row[j] += dx[r * c + j] }
-            }
-        }
-    }
-
-    private func attentionBackward(_ batch: PackedBatch, _ cache: LayerCache, dattn: [Float], probOffsets: [Int],
-                                   dq: inout [Float], dk: inout [Float], dv: inout [Float]) {
-        let qDim = config.qDim, kvDim = config.kvDim, d = config.headDim
-        let h = config.numAttentionHeads, hkv = config.numKeyValueHeads
-        let longest = (0..<batch.sequenceCount).map { batch.starts[$0 + 1] - batch.starts[$0] }.max() ?? 0
-        cache.q.withUnsafeBufferPointer { q in
-            cache.k.withUnsafeBufferPointer { k in
-                cache.v.withUnsafeBufferPointer { v in
-                    cache.probs.withUnsafeBufferPointer { probs in
-                        dattn.withUnsafeBufferPointer { g in
-                            dq.withUnsafeMutableBufferPointer { dqp in
-                                dk.withUnsafeMutableBufferPointer { dkp in
-                                    dv.withUnsafeMutableBufferPointer { dvp in
-                                        // Each sequence's rows add into its own keys' gradients only:
-                                        // whole sequences per thread, each in the same row order.
-                                        forEachRange(batch.sequenceCount, minimumCost: Transformer.parallelAttentionCost,
-                                                     cost: { attentionCost(batch, $0) }) { sequences in
-                                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: attentionRowGroup * h * longest + 16)
-                                            defer { scratch.deallocate() }
-                                            let (columns, stride) = columnsRoom(longest: longest, width: kvDim)
-                                            defer { columns.deallocate() }
-                                            for s in sequences {
-                                                let start = batch.starts[s], n = batch.starts[s + 1] - start
-                                                byColumns(v.baseAddress! + start * kvDim, rows: n, width: kvDim, into: columns, stride: stride)
-                                                // Rows in groups, each group's chains side by side: the same bits.
-                                                var r = start
-                                                while r < start + n {
-                                                    let rows = min(attentionRowGroup, start + n - r)
-                                                    attendRowsBackward(dout: g.baseAddress! + r * qDim, q: q.baseAddress! + r * qDim,
-                                                                       keys: k.baseAddress! + start * kvDim,
-                                                                       probs: { [r] i in probs.baseAddress! + probOffsets[r + i] },
-                                                                       firstCount: r - start + 1, rows: rows, heads: h, kvHeads: hkv, headDim: d,
-                                                                       dq: dqp.baseAddress! + r * qDim, dkeys: dkp.baseAddress! + start * kvDim,
-                                                                       dvalues: dvp.baseAddress! + start * kvDim, scratch: scratch,
-                                                                       valueColumns: columns, valueColumnStride: stride)
-                                                    r += rows
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
             }
         }
     }
