@@ -69,12 +69,7 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
         c0 = 0
         while c0 < l {
             let c1 = min(l, c0 + chunk)
-            var m = -Float.infinity
-            for j in c0..<c1 { m = max(m, s[j]) }
-            for j in c0..<c1 { e[j] = s[j] - m }
-            expInPlace(e + c0, c1 - c0)
-            var lc: Float = 0
-            for j in c0..<c1 { lc += e[j] }
+            let (m, lc) = shiftedExponentials(s + c0, count: c1 - c0, into: e + c0)
             // A whole row's e_j are the backward's e^(s_j − M) already: kept before rounding.
             if let probs, chunk >= l { (probs + h * l).update(from: e, count: l) }
             roundInPlace(probabilityRounding, e + c0, c1 - c0)
@@ -101,9 +96,7 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
 /// Backward of `attendRow` (roundings as identity), with out = Σ_j p_j v_j, p = softmax(s),
 /// s_j = q·k_j/√D: dv_j += p_j·dout; dp_j = dout·v_j; ds_j = p_j (dp_j − Σ_k p_k dp_k);
 /// dq = Σ_j ds_j k_j/√D; dk_j += ds_j q/√D. Key and value gradients accumulate (several
-/// query rows and heads read the same key). `valueColumns`, if given, holds the values by
-/// columns as `attendRow`'s `keyColumns` holds the keys: dp is then sixteen keys at a time,
-/// with the same bits.
+/// query rows and heads read the same key). The reference for `attendRowsBackward`.
 public func attendRowBackward(dout: UnsafePointer<Float>,          // (H, D)
                               q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>,          // (H, L)
@@ -111,8 +104,7 @@ public func attendRowBackward(dout: UnsafePointer<Float>,          // (H, D)
                               dq: UnsafeMutablePointer<Float>,      // (H, D), overwritten
                               dkeys: UnsafeMutablePointer<Float>,   // (L, Hkv·D), accumulated
                               dvalues: UnsafeMutablePointer<Float>, // (L, Hkv·D), accumulated
-                              scratch: UnsafeMutablePointer<Float>, // ≥ L floats
-                              valueColumns: UnsafePointer<Float>? = nil, valueColumnStride: Int = 0) {
+                              scratch: UnsafeMutablePointer<Float>) { // ≥ L floats
     let kvDim = kvHeads * d
     let group = heads / kvHeads
     let scale = 1 / Float(d).squareRoot()
@@ -120,11 +112,7 @@ public func attendRowBackward(dout: UnsafePointer<Float>,          // (H, D)
     for h in 0..<heads {
         let kvOffset = (h / group) * d
         let ph = probs + h * l, g = dout + h * d, qh = q + h * d, dqh = dq + h * d
-        if let valueColumns {
-            columnDots(g, valueColumns + (h / group) * d * valueColumnStride, stride: valueColumnStride, count: l, length: d, into: dp)
-        } else {
-            rowDots(g, values + kvOffset, stride: kvDim, count: l, length: d, into: dp)
-        }
+        rowDots(g, values + kvOffset, stride: kvDim, count: l, length: d, into: dp)
         var weighted: Float = 0
         for j in 0..<l {
             let dvj = dvalues + j * kvDim + kvOffset

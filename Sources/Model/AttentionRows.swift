@@ -144,12 +144,7 @@ func exponentials(_ s: UnsafeMutablePointer<Float>, count l: Int, headDim d: Int
                   keep: UnsafeMutablePointer<Float>?, rounding: Rounder?) -> Float {
     let scale = 1 / Float(d).squareRoot()
     for j in 0..<l { s[j] *= scale }
-    var m = -Float.infinity
-    for j in 0..<l { m = max(m, s[j]) }
-    for j in 0..<l { e[j] = s[j] - m }
-    expInPlace(e, l)
-    var lc: Float = 0
-    for j in 0..<l { lc += e[j] }
+    let lc = shiftedExponentials(s, count: l, into: e).sum
     if let keep { keep.update(from: e, count: l) }
     roundInPlace(rounding, e, l)
     return lc

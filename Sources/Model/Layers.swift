@@ -245,6 +245,19 @@ public func swigluBackward(_ dout: UnsafeMutablePointer<Float>, _ gate: UnsafePo
 
 // MARK: Log-softmax over the vocabulary
 
+/// m = max_j x_j, e_j = e^(x_j − m) and their sum in increasing j, in float32: where a softmax
+/// starts, for the log-softmax over the vocabulary and a row of attention alike.
+@inline(__always)
+func shiftedExponentials(_ x: UnsafePointer<Float>, count n: Int, into e: UnsafeMutablePointer<Float>) -> (max: Float, sum: Float) {
+    var m = -Float.infinity
+    for j in 0..<n { m = max(m, x[j]) }
+    for j in 0..<n { e[j] = x[j] - m }
+    expInPlace(e, n)
+    var sum: Float = 0
+    for j in 0..<n { sum += e[j] }
+    return (m, sum)
+}
+
 /// log p = z − max − log Σ e^(z − max), per row, in float32 (the sum in a fixed order).
 /// `out` may be `logits` itself (the exponentials go to a scratch row). Rows are independent,
 /// so large batches are cut between threads by rows with the same results.
@@ -256,12 +269,7 @@ public func logSoftmaxForward(_ logits: UnsafePointer<Float>, _ out: UnsafeMutab
         defer { e.deallocate() }
         for i in range {
             let z = logits + i * v, o = out + i * v
-            var m = -Float.infinity
-            for j in 0..<v { m = max(m, z[j]) }
-            for j in 0..<v { e[j] = z[j] - m }
-            expInPlace(e, v)
-            var s: Float = 0
-            for j in 0..<v { s += e[j] }
+            let (m, s) = shiftedExponentials(z, count: v, into: e)
             let lse = logF(s)
             for j in 0..<v { o[j] = z[j] - m - lse }
         }

@@ -6,8 +6,7 @@ import Testing
 /// One query row's attention with its keys also given by columns (the training forward's
 /// sixteen scores at a time) gives the bits of the keys read by rows (the decode step's), for
 /// every length of a short sequence, head size and layout, and the probabilities kept for the
-/// backward are those the row's own exponentials give. The backward with its values by
-/// columns gives the bits of values by rows, and both are the plain formulas.
+/// backward are those the row's own exponentials give.
 @Suite struct AttentionRowTests {
     @Test func keysByColumnsGiveTheBitsOfKeysByRows() {
         let heads = 4, kvHeads = 2
@@ -78,17 +77,6 @@ import Testing
             var dk = [Float](repeating: 0, count: l * kvDim), dv = dk
             attendRowBackward(dout: dout, q: q, keys: keys, values: values, probs: probs, count: l, heads: heads, kvHeads: kvHeads,
                               headDim: d, dq: &dq, dkeys: &dk, dvalues: &dv, scratch: &scratch)
-            // The same with the values also given by columns (the training backward's way).
-            let stride = (l + 15) / 16 * 16
-            var columns = [Float](repeating: 0, count: kvDim * stride)
-            for j in 0..<l { for c in 0..<kvDim { columns[c * stride + j] = values[j * kvDim + c] } }
-            var dqColumns = [Float](repeating: .nan, count: heads * d)
-            var dkColumns = [Float](repeating: 0, count: l * kvDim), dvColumns = dkColumns
-            attendRowBackward(dout: dout, q: q, keys: keys, values: values, probs: probs, count: l, heads: heads, kvHeads: kvHeads,
-                              headDim: d, dq: &dqColumns, dkeys: &dkColumns, dvalues: &dvColumns, scratch: &scratch,
-                              valueColumns: columns, valueColumnStride: stride)
-            #expect(dqColumns.map(\.bitPattern) == dq.map(\.bitPattern) && dkColumns.map(\.bitPattern) == dk.map(\.bitPattern)
-                    && dvColumns.map(\.bitPattern) == dv.map(\.bitPattern), "values by columns, d \(d)")
             var expectedDk = [Float](repeating: 0, count: l * kvDim), expectedDv = expectedDk
             for h in 0..<heads {
                 let kv = (h / group) * d
