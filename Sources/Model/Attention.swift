@@ -16,6 +16,16 @@ public enum SoftmaxLayout: Hashable, Sendable {
     case chunked(Int)
 }
 
+/// Where one sequence's keys (L of them, Hkv·D elements each) lie.
+public enum Keys {
+    /// (L, Hkv·D) row-major: key j at [j·Hkv·D].
+    case rows(UnsafePointer<Float>)
+    /// By columns, key/value head by head: element i of key j of head g at
+    /// [(g·D + i)·stride + j], the stride a multiple of 16 and at least L (`columnDots`
+    /// reads whole blocks of sixteen keys).
+    case columns(UnsafePointer<Float>, stride: Int)
+}
+
 /// out (H·D) = softmax(q·Kᵀ/√D) · V for one query row, per head.
 ///
 /// Concretely, per head and chunk c of keys: m_c = max_j s_j; e_j = e^(s_j − m_c); l_c = Σ e_j;
@@ -23,18 +33,15 @@ public enum SoftmaxLayout: Hashable, Sendable {
 /// the second product, as FlashAttention does); then with M = max m_c,
 /// out = round(Σ_c e^(m_c − M) o_c / Σ_c e^(m_c − M) l_c). A whole row is one chunk.
 /// If `probs` is given (L per head, H·L), the normalised probabilities p_j are saved there.
-/// `keyColumns`, if given, holds the same keys by columns, key/value head by head (element i
-/// of key j of head g at [(g·D + i)·keyColumnStride + j], the stride a multiple of 16 and at
-/// least L): the scores are then sixteen keys at a time, with the same bits.
+/// Keys by rows or by columns give the same bits (by columns, sixteen scores at a time).
 public func attendRow(q: UnsafePointer<Float>,            // (H, D)
-                      keys: UnsafePointer<Float>,         // (L, Hkv·D) rows
+                      keys: Keys,                         // L keys of Hkv·D
                       values: UnsafePointer<Float>,       // (L, Hkv·D)
                       count l: Int, heads: Int, kvHeads: Int, headDim d: Int,
                       layout: SoftmaxLayout, probabilityRounding: Rounder?, outputRounding: Rounder?,
                       out: UnsafeMutablePointer<Float>,   // (H, D)
                       probs: UnsafeMutablePointer<Float>?,// (H, L) or nil
-                      scratch: UnsafeMutablePointer<Float>, // ≥ 2·L + D floats
-                      keyColumns: UnsafePointer<Float>? = nil, keyColumnStride: Int = 0) {
+                      scratch: UnsafeMutablePointer<Float>) { // ≥ 2·L + D floats
     let kvDim = kvHeads * d
     let group = heads / kvHeads
     let scale = 1 / Float(d).squareRoot()
@@ -47,10 +54,10 @@ public func attendRow(q: UnsafePointer<Float>,            // (H, D)
     for h in 0..<heads {
         let qh = q + h * d
         let kvOffset = (h / group) * d
-        if let keyColumns {
-            columnDots(qh, keyColumns + (h / group) * d * keyColumnStride, stride: keyColumnStride, count: l, length: d, into: s)
-        } else {
-            rowDots(qh, keys + kvOffset, stride: kvDim, count: l, length: d, into: s)
+        switch keys {
+        case .rows(let rows): rowDots(qh, rows + kvOffset, stride: kvDim, count: l, length: d, into: s)
+        case .columns(let columns, let stride):
+            columnDots(qh, columns + (h / group) * d * stride, stride: stride, count: l, length: d, into: s)
         }
         for j in 0..<l { s[j] *= scale }
         let oh = out + h * d

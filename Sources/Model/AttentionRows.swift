@@ -105,10 +105,10 @@ func weightedRowsOfRows(_ w: UnsafePointer<Float>, wStride: Int, rows: Int, coun
 
 /// `attendRow` with a whole-row softmax for `rows` (1…4) consecutive query rows of one
 /// sequence, the first with `firstCount` keys (row r has firstCount + r): the same bits, row by
-/// row. q and out hold the rows H·D apart; `probs(r)` is where row r keeps its probabilities
+/// row. The keys are given by columns (`Keys.columns`). q and out hold the rows H·D apart; `probs(r)` is where row r keeps its probabilities
 /// (H·count each), if anywhere. `scratch` holds at least rows·(2·(firstCount + rows) + D + 1)
 /// floats.
-public func attendRows(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+public func attendRows(q: UnsafePointer<Float>, values: UnsafePointer<Float>,
                        firstCount l0: Int, rows: Int, heads: Int, kvHeads: Int, headDim d: Int,
                        probabilityRounding: Rounder?, outputRounding: Rounder?, out: UnsafeMutablePointer<Float>,
                        probs: (Int) -> UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
@@ -235,7 +235,7 @@ extension Transformer {
                                         var r = start
                                         while r < start + n {
                                             let rows = min(attentionRowGroup, start + n - r)
-                                            attendRows(q: q.baseAddress! + r * qDim, keys: keys, values: v.baseAddress! + start * kvDim,
+                                            attendRows(q: q.baseAddress! + r * qDim, values: v.baseAddress! + start * kvDim,
                                                        firstCount: r - start + 1, rows: rows, heads: h, kvHeads: hkv, headDim: d,
                                                        probabilityRounding: plan.probabilities, outputRounding: plan.activation,
                                                        out: out.baseAddress! + r * qDim, probs: { [r] i in kept.map { $0 + probOffsets[r + i] } },
@@ -245,12 +245,11 @@ extension Transformer {
                                         continue
                                     }
                                     for r in start..<batch.starts[s + 1] {
-                                        attendRow(q: q.baseAddress! + r * qDim, keys: keys,
+                                        attendRow(q: q.baseAddress! + r * qDim, keys: .columns(columns, stride: stride),
                                                   values: v.baseAddress! + start * kvDim, count: r - start + 1, heads: h, kvHeads: hkv,
                                                   headDim: d, layout: plan.softmax, probabilityRounding: plan.probabilities,
                                                   outputRounding: plan.activation, out: out.baseAddress! + r * qDim,
-                                                  probs: kept.map { $0 + probOffsets[r] }, scratch: scratch,
-                                                  keyColumns: columns, keyColumnStride: stride)
+                                                  probs: kept.map { $0 + probOffsets[r] }, scratch: scratch)
                                     }
                                 }
                             }

@@ -85,7 +85,7 @@ extension Transformer {
                                     for r in range {
                                         let row = rows[r]
                                         let base = row.slot * capacity * kvDim
-                                        attendRow(q: qp.baseAddress! + r * qDim, keys: kp.baseAddress! + base, values: vp.baseAddress! + base,
+                                        attendRow(q: qp.baseAddress! + r * qDim, keys: .rows(kp.baseAddress! + base), values: vp.baseAddress! + base,
                                                   count: Int(row.position) + 1, heads: h, kvHeads: hkv, headDim: d, layout: plan.softmax,
                                                   probabilityRounding: plan.probabilities, outputRounding: plan.activation,
                                                   out: out.baseAddress! + r * qDim, probs: nil, scratch: scratch)

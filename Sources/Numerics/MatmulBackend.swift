@@ -19,6 +19,12 @@ public protocol MatmulBackend: Sendable {
               b: UnsafePointer<Float>, ldb: Int,
               c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool)
 
+    /// A sum of products of the same shape (split-K's pieces): each term computed as `gemm`
+    /// computes it alone, not accumulating (`accumulate` false), into its own C, then the terms added into the
+    /// first's C in order, c₀ = ((c₀ + c₁) + c₂) + …, in float32. A backend may compute the
+    /// terms at once; the bits are those of this order.
+    func gemmSum(_ terms: [GemmCall])
+
     /// True when the BF16 recipe's products (operands of BF16 values, float32 sums) run on the
     /// processor's BF16 dot-product instructions (`BF16Kernel`) instead of float32 products.
     var nativeBF16: Bool { get }
@@ -26,6 +32,47 @@ public protocol MatmulBackend: Sendable {
 
 extension MatmulBackend {
     public var nativeBF16: Bool { false }
+
+    /// One term after the other, then their sum.
+    public func gemmSum(_ terms: [GemmCall]) { sumOneAfterTheOther(terms) }
+
+    /// `gemmSum` the plain way: one `gemm` per term, then the additions.
+    func sumOneAfterTheOther(_ terms: [GemmCall]) {
+        for t in terms {
+            gemm(transA: t.transA, transB: t.transB, m: t.m, n: t.n, k: t.k, a: t.a, lda: t.lda, b: t.b, ldb: t.ldb,
+                 c: t.c, ldc: t.ldc, accumulate: false)
+        }
+        addTerms(terms, rows: 0..<(terms.first?.m ?? 0), cols: 0..<(terms.first?.n ?? 0))
+    }
+}
+
+/// c₀ += c₁, then c₀ += c₂, … over the given rows and columns of the terms' outputs.
+func addTerms(_ terms: [GemmCall], rows: Range<Int>, cols: Range<Int>) {
+    guard let first = terms.first else { return }
+    precondition(terms.allSatisfy { !$0.accumulate }, "each term of a sum of products starts from zero")
+    for t in terms.dropFirst() {
+        precondition(t.m == first.m && t.n == first.n, "the terms of a sum of products have one shape")
+        for i in rows {
+            let c = first.c + i * first.ldc, term = t.c + i * t.ldc
+            for j in cols { c[j] += term[j] }
+        }
+    }
+}
+
+/// The arguments of one `MatmulBackend.gemm` call (`gemmSum`'s terms).
+public struct GemmCall: @unchecked Sendable {
+    public var transA: Bool, transB: Bool
+    public var m: Int, n: Int, k: Int
+    public var a: UnsafePointer<Float>, lda: Int
+    public var b: UnsafePointer<Float>, ldb: Int
+    public var c: UnsafeMutablePointer<Float>, ldc: Int
+    public var accumulate: Bool
+
+    public init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        (self.transA, self.transB, self.m, self.n, self.k) = (transA, transB, m, n, k)
+        (self.a, self.lda, self.b, self.ldb, self.c, self.ldc, self.accumulate) = (a, lda, b, ldb, c, ldc, accumulate)
+    }
 }
 
 /// The machine's fastest products: OpenBLAS's `cblas_sgemm` for float32, and the processor's
@@ -77,33 +124,63 @@ public struct OpenBLASBackend: MatmulBackend {
                      a: UnsafePointer<Float>, lda: Int,
                      b: UnsafePointer<Float>, ldb: Int,
                      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        let call = GemmCall(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                            c: c, ldc: ldc, accumulate: accumulate)
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
-        let grid = ProductGrid(m: m, n: n, k: k, threads: pieces, parallelThreshold: parallelThreshold,
-                               tile: OpenBLASBackend.tile, rowsOnTie: m >= n)
-        let operands = UncheckedSendable((a: a, b: b, c: c))
-        // One region of C: the rows of op(A) and the columns of op(B) it needs.
-        let region = { @Sendable (rows: Range<Int>, cols: Range<Int>) in
-            let (a, b, c) = operands.value
-            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                        Int32(rows.count), Int32(cols.count), Int32(k), 1,
-                        a + (transA ? rows.lowerBound : rows.lowerBound * lda), Int32(lda),
-                        b + (transB ? cols.lowerBound * ldb : cols.lowerBound), Int32(ldb),
-                        accumulate ? 1 : 0, c + rows.lowerBound * ldc + cols.lowerBound, Int32(ldc))
-        }
+        let grid = grid(call)
         if grid.pieces == 1 {
-            region(0..<m, 0..<n)
+            OpenBLASBackend.compute(call, rows: 0..<m, cols: 0..<n)
         } else if threads == 1 {
             for piece in 0..<grid.pieces {
                 let (rows, cols) = grid.region(piece)
-                region(rows, cols)
+                OpenBLASBackend.compute(call, rows: rows, cols: cols)
             }
         } else {
-            // Each region is one call, which writes only its elements.
             parallelPerform(grid.pieces) { piece in
                 let (rows, cols) = grid.region(piece)
-                region(rows, cols)
+                OpenBLASBackend.compute(call, rows: rows, cols: cols)
             }
         }
+    }
+
+    /// Each term cut into the rectangles it has alone (so it has the bits `gemm` gives it).
+    /// When every term is cut alike (their K differ by little), each rectangle is one job: its
+    /// terms one after the other, then their sum, while the rectangle is in cache; one pass of
+    /// the threads for the whole sum, no serial additions.
+    public func gemmSum(_ terms: [GemmCall]) {
+        guard let first = terms.first, first.m > 0, first.n > 0, terms.allSatisfy({ $0.k > 0 }) else {
+            return sumOneAfterTheOther(terms)
+        }
+        let grids = terms.map(grid)
+        let regions = (0..<grids[0].pieces).map { grids[0].region($0) }
+        guard grids.allSatisfy({ g in g.pieces == regions.count && (0..<g.pieces).allSatisfy { g.region($0) == regions[$0] } })
+        else { return sumOneAfterTheOther(terms) }
+        let rectangle = { (index: Int) in
+            let (rows, cols) = regions[index]
+            for t in terms { OpenBLASBackend.compute(t, rows: rows, cols: cols) }
+            addTerms(terms, rows: rows, cols: cols)
+        }
+        if threads == 1 || regions.count == 1 {
+            for index in regions.indices { rectangle(index) }
+        } else {
+            parallelPerform(regions.count, rectangle)
+        }
+    }
+
+    /// How C is cut into rectangles: by the processors (`pieces`), never by the threads.
+    private func grid(_ p: GemmCall) -> ProductGrid {
+        ProductGrid(m: p.m, n: p.n, k: p.k, threads: pieces, parallelThreshold: parallelThreshold,
+                    tile: OpenBLASBackend.tile, rowsOnTie: p.m >= p.n)
+    }
+
+    /// One rectangle of C, rows × cols: one call, reading the rows of op(A) and the columns of
+    /// op(B) it needs and writing only its elements.
+    private static func compute(_ p: GemmCall, rows: Range<Int>, cols: Range<Int>) {
+        cblas_sgemm(CblasRowMajor, p.transA ? CblasTrans : CblasNoTrans, p.transB ? CblasTrans : CblasNoTrans,
+                    Int32(rows.count), Int32(cols.count), Int32(p.k), 1,
+                    p.a + (p.transA ? rows.lowerBound : rows.lowerBound * p.lda), Int32(p.lda),
+                    p.b + (p.transB ? cols.lowerBound * p.ldb : cols.lowerBound), Int32(p.ldb),
+                    p.accumulate ? 1 : 0, p.c + rows.lowerBound * p.ldc + cols.lowerBound, Int32(p.ldc))
     }
 
     /// The threads the products may use: OpenBLAS's own count as the environment set it

@@ -143,12 +143,49 @@ public struct QuantizedGEMM: Sendable {
     /// rounding — the same arithmetic in another order.
     public func multiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                                  splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
-        // The lab's own kernels may run split-K's pieces at once (each too small to be cut
-        // between threads itself); OpenBLAS's products are cut by its backend instead.
-        let ownKernels = backend is PortableBackend || BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
-        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, piecesAtOnce: ownKernels, into: c) { k0, k1, out, roundOutput in
+        // A float32 backend (OpenBLAS) takes a plain product's pieces as one sum; the lab's own
+        // kernels may run split-K's pieces at once (each too small to be cut between threads).
+        let plain = qa.allScalesOne && qb.allScalesOne && recipe.accumulation == .fp32
+        if plain && !ownKernels {
+            // Float32 backend products over all of each piece's K, summed by the backend.
+            return qa.withValues().matrix.values.withUnsafeBufferPointer { av in
+                plainSum(av.baseAddress!, transA: qa.transposed, lda: qa.matrix.cols, qb, m: m, n: n, k: k, splitK: splitK, into: c)
+            }
+        }
+        combine(stretch: stretchLength(qa, qb, k: k), m: m, n: n, k: k, splitK: splitK, piecesAtOnce: ownKernels,
+                into: c) { k0, k1, out, roundOutput in
             accumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, roundOutput: roundOutput, into: out)
         }
+    }
+
+    /// A plain product (unscaled operands, float32 accumulation) on a float32 backend, A read
+    /// where it lies (element (0, 0) at `a`): split-K's pieces handed to the backend as one sum
+    /// (`MatmulBackend.gemmSum`), each the backend product `accumulate` makes of it alone,
+    /// added in the same order, so the same bits; then the output rounding.
+    private func plainSum(_ a: UnsafePointer<Float>, transA: Bool, lda: Int, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
+                          splitK: Int, into c: UnsafeMutablePointer<Float>) {
+        if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return }
+        let qb = qb.withValues()
+        let bTransposed = qb.transposed && qb.untransposed == nil
+        let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
+        let pieces = min(max(1, splitK), k)
+        let partials = UnsafeMutablePointer<Float>.allocate(capacity: (pieces - 1) * m * n)
+        defer { partials.deallocate() }
+        (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
+            backend.gemmSum((0..<pieces).map { piece in
+                let k0 = piece * k / pieces, k1 = (piece + 1) * k / pieces
+                return GemmCall(transA: transA, transB: bTransposed, m: m, n: n, k: k1 - k0,
+                                a: a + (transA ? k0 * lda : k0), lda: lda, b: bv.baseAddress! + (bTransposed ? k0 : k0 * ldb),
+                                ldb: ldb, c: piece == 0 ? c : partials + (piece - 1) * m * n, ldc: n, accumulate: false)
+            })
+        }
+        if recipe.output != .fp32 { Rounder(format: recipe.output).round(c, into: c, count: m * n) }
+    }
+
+    /// Whether the products run on the lab's own kernels (the portable backend, native BF16
+    /// products) rather than on a float32 backend's (OpenBLAS).
+    var ownKernels: Bool {
+        backend is PortableBackend || BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
     }
 
     /// The reference model of `multiplyPrepared`, kept to test it: the same split-K, stretches,
@@ -158,7 +195,7 @@ public struct QuantizedGEMM: Sendable {
     /// `multiplyPrepared` on any backend; it is far slower.
     public func referenceMultiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                                           splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
-        combine(qa, qb, m: m, n: n, k: k, splitK: splitK, into: c) { k0, k1, out, _ in
+        combine(stretch: stretchLength(qa, qb, k: k), m: m, n: n, k: k, splitK: splitK, into: c) { k0, k1, out, _ in
             referenceAccumulate(qa, qb, m: m, n: n, k0: k0, k1: k1, into: out)
             return false
         }
@@ -167,13 +204,13 @@ public struct QuantizedGEMM: Sendable {
     /// Split-K and the output rounding around `accumulate(k0, k1, into, roundOutput)`, which
     /// returns true when it rounded to the output format itself (`roundOutput`: it may).
     ///
-    /// `piecesAtOnce`: split-K's pieces may be computed on several threads, each into its own
-    /// buffer (when each is too small to be cut between threads itself); they are added in
-    /// the same order afterwards, so the bits are the same.
-    private func combine(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int, splitK: Int,
+    /// `stretch`: the length of K over which the operands' scales stay constant (split-K cuts
+    /// only at its ends). `piecesAtOnce`: split-K's pieces may be computed on several threads,
+    /// each into its own buffer (when each is too small to be cut between threads itself);
+    /// they are added in the same order afterwards, so the bits are the same.
+    private func combine(stretch: Int, m: Int, n: Int, k: Int, splitK: Int,
                          piecesAtOnce: Bool = false, into c: UnsafeMutablePointer<Float>,
                          accumulate: (Int, Int, UnsafeMutablePointer<Float>, Bool) -> Bool) {
-        let stretch = stretchLength(qa, qb, k: k)
         let unit = stretch >= k ? 1 : max(1, stretch)  // split only where scales change, if they do
         let units = (k + unit - 1) / unit
         let pieces = min(max(1, splitK), units)
@@ -187,23 +224,27 @@ public struct QuantizedGEMM: Sendable {
             func range(_ piece: Int) -> (Int, Int) {
                 ((piece * units / pieces) * unit, min(k, ((piece + 1) * units / pieces) * unit))
             }
+            let partials = UnsafeMutablePointer<Float>.allocate(capacity: (pieces - 1) * m * n)
+            defer { partials.deallocate() }
+            let out = { (piece: Int) in piece == 0 ? c : partials + (piece - 1) * m * n }
+            func addPartials() {
+                for piece in 1..<pieces {
+                    let partial = out(piece)
+                    for i in 0..<(m * n) { c[i] += partial[i] }
+                }
+            }
             if threads > 1 && pieceWork * pieces >= 1 << 20 {
                 // Each piece into its own buffer, on several threads; added in order after.
-                let partials = UnsafeMutablePointer<Float>.allocate(capacity: (pieces - 1) * m * n)
-                defer { partials.deallocate() }
                 forEachRange(pieces, threads: threads, minimumCost: 0, cost: { _ in pieceWork }) { pieceRange in
                     for piece in pieceRange {
                         let (k0, k1) = range(piece)
-                        _ = accumulate(k0, k1, piece == 0 ? c : partials + (piece - 1) * m * n, false)
+                        _ = accumulate(k0, k1, out(piece), false)
                     }
                 }
-                for piece in 1..<pieces {
-                    let partial = partials + (piece - 1) * m * n
-                    for i in 0..<(m * n) { c[i] += partial[i] }
-                }
+                addPartials()
             } else {
-                let partial = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-                defer { partial.deallocate() }
+                // One piece after the other, each added as soon as it is made.
+                let partial = out(1)
                 for piece in 0..<pieces {
                     let (k0, k1) = range(piece)
                     _ = accumulate(k0, k1, piece == 0 ? c : partial, false)
@@ -299,16 +340,22 @@ public struct QuantizedGEMM: Sendable {
     /// `multiplyPrepared` for a left operand whose rule leaves float32 as it is
     /// (`recipe.a.isIdentity`, an FP32 engine's activations and gradients), read where it
     /// lies (row-major m × k, or k × m used transposed) instead of from a copy: the same bits
-    /// (save a NaN's payload: the copy makes every NaN the canonical quiet one). False, with nothing done,
-    /// when the product is not one float32-accumulated product of unscaled operands over all
-    /// of K (a scaled B, limited accumulation, split-K); the caller then prepares A.
+    /// (save a NaN's payload: the copy makes every NaN the canonical quiet one), split-K
+    /// included. False, with nothing done, when the product is not float32-accumulated
+    /// products of unscaled operands (a scaled B, limited accumulation); the caller then
+    /// prepares A.
     public func multiplyInPlace(_ a: UnsafePointer<Float>, transA: Bool = false, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                                 splitK: Int = 1, into c: UnsafeMutablePointer<Float>) -> Bool {
-        guard recipe.a.isIdentity, recipe.accumulation == .fp32, splitK <= 1, qb.allScalesOne else { return false }
+        guard recipe.a.isIdentity, recipe.accumulation == .fp32, qb.allScalesOne else { return false }
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return true }
-        let rounded = plainProduct(a, transA: transA, lda: transA ? m : k, qb, m: m, n: n, k0: 0, k1: k, roundOutput: true, into: c)
-        if recipe.output != .fp32 && !rounded.roundedOutput {
-            Rounder(format: recipe.output).round(c, into: c, count: m * n)
+        let lda = transA ? m : k
+        guard ownKernels else {
+            plainSum(a, transA: transA, lda: lda, qb, m: m, n: n, k: k, splitK: splitK, into: c)
+            return true
+        }
+        combine(stretch: k, m: m, n: n, k: k, splitK: splitK, piecesAtOnce: true, into: c) { k0, k1, out, roundOutput in
+            plainProduct(a + (transA ? k0 * lda : k0), transA: transA, lda: lda, qb, m: m, n: n, k0: k0, k1: k1,
+                         roundOutput: roundOutput, into: out).roundedOutput
         }
         return true
     }

@@ -28,10 +28,12 @@ import Testing
                             var probs = [Float](repeating: .nan, count: heads * l)
                             var scratch = [Float](repeating: .nan, count: 2 * l + d + 16)
                             columns.withUnsafeBufferPointer { cp in
-                                attendRow(q: q, keys: keys, values: values, count: l, heads: heads, kvHeads: kvHeads, headDim: d,
-                                          layout: layout, probabilityRounding: rounding, outputRounding: rounding,
-                                          out: &out, probs: &probs, scratch: &scratch,
-                                          keyColumns: byColumns ? cp.baseAddress! : nil, keyColumnStride: byColumns ? stride : 0)
+                                keys.withUnsafeBufferPointer { kp in
+                                    attendRow(q: q, keys: byColumns ? .columns(cp.baseAddress!, stride: stride) : .rows(kp.baseAddress!),
+                                              values: values, count: l, heads: heads, kvHeads: kvHeads, headDim: d,
+                                              layout: layout, probabilityRounding: rounding, outputRounding: rounding,
+                                              out: &out, probs: &probs, scratch: &scratch)
+                                }
                             }
                             return (out, probs)
                         }
@@ -71,8 +73,10 @@ import Testing
             }
             var out = [Float](repeating: .nan, count: heads * d), probs = [Float](repeating: .nan, count: heads * l)
             var scratch = [Float](repeating: .nan, count: 2 * l + d + 16)
-            attendRow(q: q, keys: keys, values: values, count: l, heads: heads, kvHeads: kvHeads, headDim: d, layout: .wholeRow,
-                      probabilityRounding: nil, outputRounding: nil, out: &out, probs: &probs, scratch: &scratch)
+            keys.withUnsafeBufferPointer { kp in
+                attendRow(q: q, keys: .rows(kp.baseAddress!), values: values, count: l, heads: heads, kvHeads: kvHeads, headDim: d,
+                          layout: .wholeRow, probabilityRounding: nil, outputRounding: nil, out: &out, probs: &probs, scratch: &scratch)
+            }
             var dq = [Float](repeating: .nan, count: heads * d)
             var dk = [Float](repeating: 0, count: l * kvDim), dv = dk
             attendRowBackward(dout: dout, q: q, keys: keys, values: values, probs: probs, count: l, heads: heads, kvHeads: kvHeads,
@@ -133,7 +137,8 @@ import Testing
                         for r in 0..<rows {
                             var probs = [Float](repeating: .nan, count: heads * (first + r))
                             alone.withUnsafeMutableBufferPointer { out in
-                                attendRow(q: q.withUnsafeBufferPointer { $0.baseAddress! } + (first - 1 + r) * heads * d, keys: keys,
+                                attendRow(q: q.withUnsafeBufferPointer { $0.baseAddress! } + (first - 1 + r) * heads * d,
+                                          keys: .rows(keys.withUnsafeBufferPointer { $0.baseAddress! }),
                                           values: values, count: first + r, heads: heads, kvHeads: kvHeads, headDim: d,
                                           layout: .wholeRow, probabilityRounding: rounding, outputRounding: rounding,
                                           out: out.baseAddress! + r * heads * d, probs: &probs, scratch: &scratch)
@@ -147,7 +152,7 @@ import Testing
                         defer { probPointers.forEach { $0.deallocate() } }
                         q.withUnsafeBufferPointer { qp in
                             columns.withUnsafeBufferPointer { cp in
-                                attendRows(q: qp.baseAddress! + (first - 1) * heads * d, keys: keys, values: values, firstCount: first,
+                                attendRows(q: qp.baseAddress! + (first - 1) * heads * d, values: values, firstCount: first,
                                            rows: rows, heads: heads, kvHeads: kvHeads, headDim: d, probabilityRounding: rounding,
                                            outputRounding: rounding, out: &together, probs: { probPointers[$0] },
                                            scratch: &groupScratch, keyColumns: cp.baseAddress!, keyColumnStride: stride)

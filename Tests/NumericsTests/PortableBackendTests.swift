@@ -245,6 +245,45 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
         }
     }
 
+    /// A sum of products (`gemmSum`, split-K's pieces) is each term as `gemm` computes it
+    /// alone, then the terms added into the first in order: the same bits on every backend
+    /// and thread count, whether the terms are cut alike (K differing by little: one job per
+    /// rectangle) or not (a term below the size that is cut), and with an empty term.
+    @Test func aSumOfProductsIsEachTermAloneThenTheAdditionsInOrder() {
+        let shapes: [(m: Int, n: Int, ks: [Int])] = [
+            (64, 384, [96, 96, 96, 96]), (64, 1024, [341, 341, 342]), (17, 33, [3, 3, 3]), (1, 1, [1, 2]),
+            (64, 40, [100, 2]), (5, 7, [4, 0, 5]), (130, 70, [171, 171])]
+        let backends: [any MatmulBackend] = [OpenBLASBackend(pieces: 2, threads: 2), OpenBLASBackend(pieces: 2, threads: 1),
+                                             OpenBLASBackend(parallelThreshold: 1, pieces: 3, threads: 2), PortableBackend()]
+        for (index, shape) in shapes.enumerated() {
+            for trans in 0..<4 {
+                let cases = shape.ks.map { GemmCase(m: shape.m, n: shape.n, k: $0, transA: trans & 1 != 0, transB: trans & 2 != 0,
+                                                    padA: 2, padB: 3, padC: 1) }
+                let operands = cases.enumerated().map { GemmOperands($1, seed: 900 + UInt64(10 * index + $0)) }
+                for backend in backends {
+                    // Each term alone, then c₀ += c₁, c₀ += c₂, … element by element.
+                    var expected = runGemm(backend, cases[0], operands[0])
+                    for (t, ops) in zip(cases, operands).dropFirst() {
+                        let term = runGemm(backend, t, ops)
+                        for i in 0..<t.m { for j in 0..<t.n { expected[i * t.ldc + j] += term[i * t.ldc + j] } }
+                    }
+                    let a = operands.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.a.count) }
+                    let b = operands.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.b.count) }
+                    let c = operands.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.c.count) }
+                    defer { (a + b + c).forEach { $0.deallocate() } }
+                    for (i, ops) in operands.enumerated() {
+                        _ = a[i].initialize(from: ops.a); _ = b[i].initialize(from: ops.b); _ = c[i].initialize(from: ops.c)
+                    }
+                    backend.gemmSum(cases.enumerated().map { i, t in
+                        GemmCall(transA: t.transA, transB: t.transB, m: t.m, n: t.n, k: t.k, a: a[i].baseAddress!, lda: t.lda,
+                                 b: b[i].baseAddress!, ldb: t.ldb, c: c[i].baseAddress!, ldc: t.ldc, accumulate: false)
+                    })
+                    expectSameBits(Array(c[0]), expected, "\(backend.name) \(cases[0]) ks \(shape.ks) summed")
+                }
+            }
+        }
+    }
+
     @Test func agreesWithOpenBLAS() {
         // Both backends compute each output, C's old value included when accumulating, as a sum
         // of k + 1 terms in some order, so each is within γ_{k+1}·S of the exact value, where

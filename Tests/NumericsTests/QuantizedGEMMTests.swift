@@ -206,8 +206,9 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
 }
 
 /// A left operand whose rule leaves float32 as it is (an FP32 engine's activations) read in
-/// place gives the bits of the same product through a quantized copy of it; products that
-/// need the copy (scaled B, limited accumulation, split-K, a rounding A) are refused.
+/// place gives the bits of the same product through a quantized copy of it, split-K included
+/// (a rollout engine's products); products that need the copy (scaled B, limited
+/// accumulation, a rounding A) are refused.
 @Suite struct InPlaceOperandTests {
     @Test(arguments: ["openblas", "portable"])
     func inPlaceAGivesTheCopysBits(backend: String) throws {
@@ -222,11 +223,16 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
                     let qa = PreparedOperand(matrix: try recipe.a.quantize(a, rows: transA ? k : m, cols: transA ? m : k),
                                              transposed: transA)
                     let qb = PreparedOperand(matrix: try recipe.b.quantize(b, rows: n, cols: k), transposed: true)
-                    var copied = [Float](repeating: .nan, count: m * n), inPlace = copied
-                    gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, into: &copied)
-                    let done = a.withUnsafeBufferPointer { gemm.multiplyInPlace($0.baseAddress!, transA: transA, qb, m: m, n: n, k: k, into: &inPlace) }
-                    #expect(done)
-                    #expect(inPlace.map(\.bitPattern) == copied.map(\.bitPattern), "\(recipe) \(m)x\(n)x\(k) transA \(transA)")
+                    for splitK in [1, 2, 4] {
+                        var copied = [Float](repeating: .nan, count: m * n), inPlace = copied
+                        gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &copied)
+                        let done = a.withUnsafeBufferPointer {
+                            gemm.multiplyInPlace($0.baseAddress!, transA: transA, qb, m: m, n: n, k: k, splitK: splitK, into: &inPlace)
+                        }
+                        #expect(done)
+                        #expect(inPlace.map(\.bitPattern) == copied.map(\.bitPattern),
+                                "\(recipe) \(m)x\(n)x\(k) transA \(transA) split-K \(splitK)")
+                    }
                 }
             }
         }
@@ -240,7 +246,6 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
         let cases: [(GemmRecipe, Quantization, Int)] = [
             (GemmRecipe(a: .none, b: scaledB), scaledB, 1),                                   // B has scales
             (GemmRecipe(a: .none, b: .none, accumulation: .hopperFP8), .none, 1),             // limited accumulation
-            (GemmRecipe.fp32, .none, 2),                                                      // split-K
             (GemmRecipe(a: Quantization(format: .bf16), b: .none), .none, 1),                 // A rounds
             (GemmRecipe(a: Quantization(format: .fp32, saturate: true), b: .none), .none, 1), // ±∞ → ±max
         ]

@@ -22,7 +22,8 @@ import Testing
     }
 
     /// Runs one product through the kernel on openblas, portable with 1 and 2 threads, and
-    /// through the reference on portable with 1 thread; returns whether all agree.
+    /// through the reference on portable with 1 thread (on openblas for its plain float32
+    /// products); returns whether all agree.
     static func check(_ recipe: GemmRecipe, a: [Float], b: [Float], m: Int, n: Int, k: Int,
                       transA: Bool, transB: Bool, splitK: Int) throws -> Bool {
         let qa = try PreparedOperand(a, rows: transA ? k : m, cols: transA ? m : k, transposed: transA,
@@ -38,8 +39,14 @@ import Testing
         for (backend, qb) in backends.map({ ($0, qb) }) + [(PortableBackend(threads: 2), qb.packedAsRightOperand())] {
             let unscaledFP32 = (qa.matrix.scales.allSatisfy { $0 == 1 } && qb.matrix.scales.allSatisfy { $0 == 1 }
                                 && recipe.accumulation == .fp32)
-            // Plain float32 products stay with their backend (openblas sums in its own order).
-            if unscaledFP32 && backend is OpenBLASBackend { continue }
+            // Plain float32 products stay with their backend (openblas sums in its own order):
+            // there, the reference on openblas (split-K's pieces one product after the other,
+            // where the kernel hands them over together).
+            var expected = expected
+            if unscaledFP32 && backend is OpenBLASBackend {
+                QuantizedGEMM(recipe: recipe, backend: backend)
+                    .referenceMultiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &expected)
+            }
             var c = [Float](repeating: .nan, count: m * n)
             QuantizedGEMM(recipe: recipe, backend: backend).multiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &c)
             if !sameBits(c, expected) {
@@ -77,6 +84,34 @@ import Testing
             }
         }
         #expect(failures == 0)
+    }
+
+    /// A rollout engine's plain products with split-K on openblas (a decode step's shapes, FP32
+    /// and the BF16 emulation, both backends' thread counts): its pieces, handed to OpenBLAS
+    /// together, give the bits of the reference, which runs them one after the other.
+    @Test func splitKPiecesOnOpenBLASMatchThemOneAfterTheOther() throws {
+        let bf16 = Quantization(format: .bf16)
+        let recipes = [GemmRecipe.fp32, GemmRecipe(a: bf16, b: bf16, accumulation: .fp32, output: .bf16)]
+        for (index, (m, n, k)) in [(64, 384, 384), (64, 1024, 384), (64, 384, 1024), (5, 33, 17), (64, 96, 96)].enumerated() {
+            let a = randomMatrix(m * k, seed: 40 + UInt64(index), name: "a"), b = randomMatrix(k * n, seed: 40 + UInt64(index), name: "b")
+            for recipe in recipes {
+                let qa = try PreparedOperand(a, rows: m, cols: k, transposed: false, quantization: recipe.a)
+                // B as the engines keep weights: (out, in) used transposed, or also stored untransposed.
+                let weights = try PreparedOperand(b, rows: n, cols: k, transposed: true, quantization: recipe.b)
+                for (qb, backend) in [weights, weights.untransposedForBackend()].flatMap({ qb in
+                    [OpenBLASBackend(nativeBF16: false, threads: 2), OpenBLASBackend(nativeBF16: false, threads: 1)].map { (qb, $0) }
+                }) {
+                    let gemm = QuantizedGEMM(recipe: recipe, backend: backend)
+                    for splitK in [2, 3, 4] {
+                        var together = [Float](repeating: .nan, count: m * n), alone = together
+                        gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &together)
+                        gemm.referenceMultiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &alone)
+                        #expect(together.map(\.bitPattern) == alone.map(\.bitPattern),
+                                "\(m)x\(n)x\(k) \(recipe.a.format) split-K \(splitK) threads \(backend.threads)")
+                    }
+                }
+            }
+        }
     }
 
     /// The engines' shapes: activations per 1×G group, weights per B×B block, Hopper-style
