@@ -358,6 +358,12 @@ public final class EngineKernel: LinearKernel {
                 state.recordRounded(.wgradActivation, counts.b)
                 return
             }
+            // Both float32 as they are (an FP32 engine): read where they lie.
+            if gemm.multiplyBothInPlace(dy, transA: true, x, m: outDim, n: inDim, k: rows, into: product) {
+                recordUnrounded(.wgradGradient, dy, count: rows * outDim)
+                recordUnrounded(.wgradActivation, x, count: rows * inDim)
+                return
+            }
             let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
             if gemm.multiplyInPlace(dy, transA: true, qx, m: outDim, n: inDim, k: rows, into: product) {
                 recordUnrounded(.wgradGradient, dy, count: rows * outDim)

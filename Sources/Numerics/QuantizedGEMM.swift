@@ -360,6 +360,19 @@ public struct QuantizedGEMM: Sendable {
         return true
     }
 
+    /// `multiplyInPlace` with B read where it lies too, stored (k, n) row-major (a weight
+    /// gradient dyᵀ·x of an FP32 engine): one backend product, the same bits as through
+    /// prepared copies of both (save NaN payloads). False, with nothing done, unless both
+    /// rules leave float32 as it is and the accumulation is float32.
+    public func multiplyBothInPlace(_ a: UnsafePointer<Float>, transA: Bool = false, _ b: UnsafePointer<Float>,
+                                    m: Int, n: Int, k: Int, into c: UnsafeMutablePointer<Float>) -> Bool {
+        guard recipe.a.isIdentity, recipe.b.isIdentity, recipe.accumulation == .fp32 else { return false }
+        backend.gemm(transA: transA, transB: false, m: m, n: n, k: k, a: a, lda: transA ? m : k, b: b, ldb: n,
+                     c: c, ldc: n, accumulate: false)
+        if recipe.output != .fp32 { Rounder(format: recipe.output).round(c, into: c, count: m * n) }
+        return true
+    }
+
     /// `multiplyPrepared` for a left operand given unrounded whose rule is plain BF16 (nearest
     /// even, unscaled, not saturating) when the product runs on the native BF16 kernel: A is
     /// read where it lies and rounded as the kernel packs it, never stored rounded. The same

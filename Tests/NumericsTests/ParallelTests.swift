@@ -103,4 +103,22 @@ import Testing
             #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "\(mode)")
         }
     }
+
+    /// Non-finite values counted in chunks on the threads: the plain count, whatever the size
+    /// (one chunk, a chunk and one, many), with NaNs and infinities of both signs at chunk
+    /// edges, at the ends and scattered.
+    @Test func nonFiniteCountsAreThePlainCount() {
+        var rng = RandomStream(seed: 12, name: "non-finite")
+        for count in [1, 17, 1 << 15, (1 << 15) + 1, (1 << 17) + 3, 300_001] {
+            var x = (0..<count).map { _ in Float(rng.nextUnit() * 2 - 1) }
+            let specials: [Float] = [.nan, -.nan, .infinity, -.infinity, .signalingNaN]
+            var places = [0, count - 1, (1 << 15) - 1, 1 << 15, (1 << 16) + 1].filter { (0..<count).contains($0) }
+            for _ in 0..<(count / 1000) { places.append(Int(rng.next() % UInt64(count))) }
+            for (i, place) in places.enumerated() { x[place] = specials[i % specials.count] }
+            // Huge finite values are not counted.
+            if count > 2 { x[1] = .greatestFiniteMagnitude }
+            let expected = x.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+            #expect(x.withUnsafeBufferPointer { countNonFinite($0.baseAddress!, count) } == expected, "\(count) values")
+        }
+    }
 }

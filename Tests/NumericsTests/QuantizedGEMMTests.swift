@@ -238,6 +238,42 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
         }
     }
 
+    /// Both operands read where they lie (an FP32 engine's weight gradient dyᵀ·x, B stored
+    /// (k, n)): the bits of the product through prepared copies of both; refused unless both
+    /// rules leave float32 as it is.
+    @Test(arguments: ["openblas", "portable"])
+    func bothInPlaceGiveTheCopiesBits(backend: String) throws {
+        let backend = try matmulBackend(named: backend)
+        for (m, n, k) in QuantizedGEMMTests.shapes {
+            for transA in [false, true] {
+                let a = randomMatrix(m * k, seed: 7, name: "a"), b = randomMatrix(k * n, seed: 7, name: "b")
+                let qa = PreparedOperand(matrix: try Quantization.none.quantize(a, rows: transA ? k : m, cols: transA ? m : k),
+                                         transposed: transA)
+                let qb = PreparedOperand(matrix: try Quantization.none.quantize(b, rows: k, cols: n), transposed: false)
+                let gemm = QuantizedGEMM(recipe: .fp32, backend: backend)
+                var copied = [Float](repeating: .nan, count: m * n), inPlace = copied
+                gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, into: &copied)
+                let done = a.withUnsafeBufferPointer { ap in
+                    b.withUnsafeBufferPointer { bp in
+                        gemm.multiplyBothInPlace(ap.baseAddress!, transA: transA, bp.baseAddress!, m: m, n: n, k: k, into: &inPlace)
+                    }
+                }
+                #expect(done)
+                #expect(inPlace.map(\.bitPattern) == copied.map(\.bitPattern), "\(m)x\(n)x\(k) transA \(transA)")
+                var bf16 = GemmRecipe.fp32
+                bf16.b = Quantization(format: .bf16)
+                var untouched = [Float](repeating: .nan, count: m * n)
+                let refused = a.withUnsafeBufferPointer { ap in
+                    b.withUnsafeBufferPointer { bp in
+                        QuantizedGEMM(recipe: bf16, backend: backend)
+                            .multiplyBothInPlace(ap.baseAddress!, transA: transA, bp.baseAddress!, m: m, n: n, k: k, into: &untouched)
+                    }
+                }
+                #expect(!refused && untouched.allSatisfy(\.isNaN))
+            }
+        }
+    }
+
     @Test func productsThatNeedTheCopyAreRefused() throws {
         let (m, n, k) = (8, 16, 256)
         let a = randomMatrix(m * k, seed: 6, name: "a"), b = randomMatrix(n * k, seed: 6, name: "b")
