@@ -10,7 +10,9 @@ import Testing
         try t.waitFor("the prompt") { $0.last == "plab>" }
         try t.type("seed 11")
         try t.send("Enter")
-        try t.waitFor("seed = 11") { $0.contains("seed = 11") }
+        // Ctrl-D only once the prompt is back: typed while the command still runs, the
+        // terminal's canonical mode takes it as an end of input that line editing never sees.
+        try t.waitFor("seed = 11 and the prompt") { $0.contains("seed = 11") && $0.last == "plab>" }
         try t.send("C-d")
         let deadline = Date().addingTimeInterval(5)
         while t.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }

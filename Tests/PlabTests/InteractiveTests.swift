@@ -167,9 +167,9 @@ func spawnAndWait(_ path: String, _ arguments: [String], capture: Bool = false) 
         try t.waitFor("a fresh prompt") { $0.last == "plab>" && $0.contains("plab> seed 99^C") }
         try t.type("seed")
         try t.send("Enter")
-        try t.waitFor("the seed still 7") { $0.filter { $0 == "seed = 7" }.count == 4 }
+        try t.waitFor("the seed still 7") { $0.filter { $0 == "seed = 7" }.count == 4 && $0.last == "plab>" }
 
-        // Ctrl-D leaves; the history file keeps the lines.
+        // Ctrl-D leaves (at the prompt: see HistoryFileTests); the history file keeps the lines.
         try t.send("C-d")
         let deadline = Date().addingTimeInterval(20)
         while t.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
