@@ -105,9 +105,10 @@ func weightedRowsOfRows(_ w: UnsafePointer<Float>, wStride: Int, rows: Int, coun
 
 /// `attendRow` with a whole-row softmax for `rows` (1…4) consecutive query rows of one
 /// sequence, the first with `firstCount` keys (row r has firstCount + r): the same bits, row by
-/// row. The keys are given by columns (`Keys.columns`). q and out hold the rows H·D apart; `probs(r)` is where row r keeps its probabilities
-/// (H·count each), if anywhere. `scratch` holds at least rows·(2·(firstCount + rows) + D + 1)
-/// floats.
+/// row. The keys only by columns, laid out as `Keys.columns` describes (`keyColumns`, its
+/// stride `keyColumnStride`). q and out hold the rows H·D apart; `probs(r)` is where row r
+/// keeps its probabilities (H·count each), if anywhere. `scratch` holds at least
+/// rows·(2·(firstCount + rows) + D + 1) floats.
 public func attendRows(q: UnsafePointer<Float>, values: UnsafePointer<Float>,
                        firstCount l0: Int, rows: Int, heads: Int, kvHeads: Int, headDim d: Int,
                        probabilityRounding: Rounder?, outputRounding: Rounder?, out: UnsafeMutablePointer<Float>,

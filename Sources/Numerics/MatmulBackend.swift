@@ -19,10 +19,10 @@ public protocol MatmulBackend: Sendable {
               b: UnsafePointer<Float>, ldb: Int,
               c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool)
 
-    /// A sum of products of the same shape (split-K's pieces): each term computed as `gemm`
-    /// computes it alone, not accumulating (`accumulate` false), into its own C, then the terms added into the
-    /// first's C in order, c₀ = ((c₀ + c₁) + c₂) + …, in float32. A backend may compute the
-    /// terms at once; the bits are those of this order.
+    /// A sum of products of one shape m × n (split-K's pieces): each term computed as `gemm`
+    /// computes it alone from zero (its `accumulate` must be false) into its own C, then the
+    /// terms added into the first's C in order, c₀ = ((c₀ + c₁) + c₂) + …, in float32. A
+    /// backend may compute the terms at once; the bits are those of this order.
     func gemmSum(_ terms: [GemmCall])
 
     /// True when the BF16 recipe's products (operands of BF16 values, float32 sums) run on the
@@ -38,6 +38,7 @@ extension MatmulBackend {
 
     /// `gemmSum` the plain way: one `gemm` per term, then the additions.
     func sumOneAfterTheOther(_ terms: [GemmCall]) {
+        checkTerms(terms)
         for t in terms {
             gemm(transA: t.transA, transB: t.transB, m: t.m, n: t.n, k: t.k, a: t.a, lda: t.lda, b: t.b, ldb: t.ldb,
                  c: t.c, ldc: t.ldc, accumulate: false)
@@ -46,12 +47,18 @@ extension MatmulBackend {
     }
 }
 
+/// The terms of a sum of products have one shape and start from zero (checked before any is
+/// computed).
+func checkTerms(_ terms: [GemmCall]) {
+    guard let first = terms.first else { return }
+    precondition(terms.allSatisfy { !$0.accumulate && $0.m == first.m && $0.n == first.n },
+                 "the terms of a sum of products have one shape and start from zero")
+}
+
 /// c₀ += c₁, then c₀ += c₂, … over the given rows and columns of the terms' outputs.
 func addTerms(_ terms: [GemmCall], rows: Range<Int>, cols: Range<Int>) {
     guard let first = terms.first else { return }
-    precondition(terms.allSatisfy { !$0.accumulate }, "each term of a sum of products starts from zero")
     for t in terms.dropFirst() {
-        precondition(t.m == first.m && t.n == first.n, "the terms of a sum of products have one shape")
         for i in rows {
             let c = first.c + i * first.ldc, term = t.c + i * t.ldc
             for j in cols { c[j] += term[j] }
@@ -127,27 +134,29 @@ public struct OpenBLASBackend: MatmulBackend {
         let call = GemmCall(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
                             c: c, ldc: ldc, accumulate: accumulate)
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
-        let grid = grid(call)
-        if grid.pieces == 1 {
+        let cut = grid(call)
+        if cut.pieces == 1 {
             OpenBLASBackend.compute(call, rows: 0..<m, cols: 0..<n)
         } else if threads == 1 {
-            for piece in 0..<grid.pieces {
-                let (rows, cols) = grid.region(piece)
+            for piece in 0..<cut.pieces {
+                let (rows, cols) = cut.region(piece)
                 OpenBLASBackend.compute(call, rows: rows, cols: cols)
             }
         } else {
-            parallelPerform(grid.pieces) { piece in
-                let (rows, cols) = grid.region(piece)
+            parallelPerform(cut.pieces) { piece in
+                let (rows, cols) = cut.region(piece)
                 OpenBLASBackend.compute(call, rows: rows, cols: cols)
             }
         }
     }
 
     /// Each term cut into the rectangles it has alone (so it has the bits `gemm` gives it).
-    /// When every term is cut alike (their K differ by little), each rectangle is one job: its
-    /// terms one after the other, then their sum, while the rectangle is in cache; one pass of
-    /// the threads for the whole sum, no serial additions.
+    /// When every term is cut alike (as split-K's pieces are, unless their m·n·k fall on either
+    /// side of `parallelThreshold`), each rectangle is one job: its terms one after the other,
+    /// then their sum, while the rectangle is in cache; one pass of the threads for the whole
+    /// sum, no serial additions. Otherwise one term after the other, then the additions.
     public func gemmSum(_ terms: [GemmCall]) {
+        checkTerms(terms)
         guard let first = terms.first, first.m > 0, first.n > 0, terms.allSatisfy({ $0.k > 0 }) else {
             return sumOneAfterTheOther(terms)
         }

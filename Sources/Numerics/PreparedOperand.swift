@@ -34,6 +34,17 @@ public struct PreparedOperand: Sendable {
     /// whose every output is one chain in increasing k whatever the layout.
     var untransposed: [Float]?
 
+    /// This operand's values as a float32 backend reads them as the right operand B (k × n):
+    /// `at(p)`, where K index p starts; whether the backend transposes them; their leading
+    /// dimension. The untransposed copy when there is one (read untransposed).
+    func asBackendB<R>(_ body: (_ at: (Int) -> UnsafePointer<Float>, _ transB: Bool, _ ldb: Int) -> R) -> R {
+        let transB = transposed && untransposed == nil
+        let ldb = untransposed == nil ? matrix.cols : matrix.rows
+        return (untransposed ?? matrix.values).withUnsafeBufferPointer { values in
+            body({ p in values.baseAddress! + (transB ? p : p * ldb) }, transB, ldb)
+        }
+    }
+
     /// The same operand, with its values also stored untransposed (see `untransposed`); itself
     /// if it is not transposed.
     public func untransposedForBackend() -> PreparedOperand {

@@ -158,28 +158,41 @@ public struct QuantizedGEMM: Sendable {
         }
     }
 
-    /// A plain product (unscaled operands, float32 accumulation) on a float32 backend, A read
-    /// where it lies (element (0, 0) at `a`): split-K's pieces handed to the backend as one sum
-    /// (`MatmulBackend.gemmSum`), each the backend product `accumulate` makes of it alone,
-    /// added in the same order, so the same bits; then the output rounding.
+    /// A plain product (unscaled operands, float32 accumulation), A read where it lies
+    /// (element (0, 0) at `a`), split-K's pieces each one `plainProduct`. On a float32 backend
+    /// (OpenBLAS) the pieces go to it as one sum (`MatmulBackend.gemmSum`, `combine`'s K
+    /// ranges), each the backend product it is alone, added in the same order, so the same
+    /// bits; then the output rounding. Otherwise, or when the partial results would pass
+    /// `QuantizedGEMM.sumLimit` floats (many rows times a large vocabulary), through `combine`.
     private func plainSum(_ a: UnsafePointer<Float>, transA: Bool, lda: Int, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                           splitK: Int, into c: UnsafeMutablePointer<Float>) {
-        if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return }
-        let qb = qb.withValues()
-        let bTransposed = qb.transposed && qb.untransposed == nil
-        let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
         let pieces = min(max(1, splitK), k)
+        guard !ownKernels, pieces > 1, (pieces - 1) * m * n <= QuantizedGEMM.sumLimit else {
+            return combine(stretch: k, m: m, n: n, k: k, splitK: splitK, piecesAtOnce: ownKernels, into: c) { k0, k1, out, roundOutput in
+                plainProduct(a + (transA ? k0 * lda : k0), transA: transA, lda: lda, qb, m: m, n: n, k0: k0, k1: k1,
+                             roundOutput: roundOutput, into: out).roundedOutput
+            }
+        }
         let partials = UnsafeMutablePointer<Float>.allocate(capacity: (pieces - 1) * m * n)
         defer { partials.deallocate() }
-        (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
+        qb.withValues().asBackendB { b, bTransposed, ldb in
             backend.gemmSum((0..<pieces).map { piece in
-                let k0 = piece * k / pieces, k1 = (piece + 1) * k / pieces
-                return GemmCall(transA: transA, transB: bTransposed, m: m, n: n, k: k1 - k0,
-                                a: a + (transA ? k0 * lda : k0), lda: lda, b: bv.baseAddress! + (bTransposed ? k0 : k0 * ldb),
-                                ldb: ldb, c: piece == 0 ? c : partials + (piece - 1) * m * n, ldc: n, accumulate: false)
+                let (k0, k1) = QuantizedGEMM.splitRange(piece, of: pieces, units: k, unit: 1, k: k)
+                return GemmCall(transA: transA, transB: bTransposed, m: m, n: n, k: k1 - k0, a: a + (transA ? k0 * lda : k0),
+                                lda: lda, b: b(k0), ldb: ldb, c: piece == 0 ? c : partials + (piece - 1) * m * n, ldc: n,
+                                accumulate: false)
             })
         }
         if recipe.output != .fp32 { Rounder(format: recipe.output).round(c, into: c, count: m * n) }
+    }
+
+    /// The most floats a sum of split-K pieces keeps as partial results at once (64 MB).
+    static let sumLimit = 1 << 24
+
+    /// Split-K piece `piece` of `pieces`: K indices k0..<k1, cut at multiples of `unit` (the
+    /// scale tiles' length, 1 if unscaled), `units` of them in K.
+    static func splitRange(_ piece: Int, of pieces: Int, units: Int, unit: Int, k: Int) -> (Int, Int) {
+        ((piece * units / pieces) * unit, min(k, ((piece + 1) * units / pieces) * unit))
     }
 
     /// Whether the products run on the lab's own kernels (the portable backend, native BF16
@@ -211,6 +224,7 @@ public struct QuantizedGEMM: Sendable {
     private func combine(stretch: Int, m: Int, n: Int, k: Int, splitK: Int,
                          piecesAtOnce: Bool = false, into c: UnsafeMutablePointer<Float>,
                          accumulate: (Int, Int, UnsafeMutablePointer<Float>, Bool) -> Bool) {
+        if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return }
         let unit = stretch >= k ? 1 : max(1, stretch)  // split only where scales change, if they do
         let units = (k + unit - 1) / unit
         let pieces = min(max(1, splitK), units)
@@ -222,29 +236,27 @@ public struct QuantizedGEMM: Sendable {
             let threads = piecesAtOnce && pieceWork < PortableBackend.defaultParallelThreshold
                 ? (backend as? PortableBackend)?.threads ?? ParallelWork.threads : 1
             func range(_ piece: Int) -> (Int, Int) {
-                ((piece * units / pieces) * unit, min(k, ((piece + 1) * units / pieces) * unit))
-            }
-            let partials = UnsafeMutablePointer<Float>.allocate(capacity: (pieces - 1) * m * n)
-            defer { partials.deallocate() }
-            let out = { (piece: Int) in piece == 0 ? c : partials + (piece - 1) * m * n }
-            func addPartials() {
-                for piece in 1..<pieces {
-                    let partial = out(piece)
-                    for i in 0..<(m * n) { c[i] += partial[i] }
-                }
+                QuantizedGEMM.splitRange(piece, of: pieces, units: units, unit: unit, k: k)
             }
             if threads > 1 && pieceWork * pieces >= 1 << 20 {
                 // Each piece into its own buffer, on several threads; added in order after.
+                let partials = UnsafeMutablePointer<Float>.allocate(capacity: (pieces - 1) * m * n)
+                defer { partials.deallocate() }
+                let out = { (piece: Int) in piece == 0 ? c : partials + (piece - 1) * m * n }
                 forEachRange(pieces, threads: threads, minimumCost: 0, cost: { _ in pieceWork }) { pieceRange in
                     for piece in pieceRange {
                         let (k0, k1) = range(piece)
                         _ = accumulate(k0, k1, out(piece), false)
                     }
                 }
-                addPartials()
+                for piece in 1..<pieces {
+                    let partial = out(piece)
+                    for i in 0..<(m * n) { c[i] += partial[i] }
+                }
             } else {
                 // One piece after the other, each added as soon as it is made.
-                let partial = out(1)
+                let partial = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+                defer { partial.deallocate() }
                 for piece in 0..<pieces {
                     let (k0, k1) = range(piece)
                     _ = accumulate(k0, k1, piece == 0 ? c : partial, false)
@@ -308,20 +320,17 @@ public struct QuantizedGEMM: Sendable {
         // B's float32 values are read unless its pairs serve this product as packed.
         let pairsServe = native && qb.packedBF16.map { $0.n == n && $0.accepts(start: kStart, count: kEnd - kStart) } == true
         let qb = pairsServe ? qb : qb.withValues()
-        let bTransposed = qb.transposed && qb.untransposed == nil
-        let ldb = qb.untransposed == nil ? qb.matrix.cols : qb.matrix.rows
-        let bStart = bTransposed ? kStart : kStart * ldb
         let roundsInEpilogue = native && roundOutput && recipe.output == .bf16
         precondition(!roundA || native, "A is rounded as it is packed only by the native BF16 product")
         var counts = (overflowed: 0, nonFinite: 0)
-        (qb.untransposed ?? qb.matrix.values).withUnsafeBufferPointer { bv in
+        qb.asBackendB { b, bTransposed, ldb in
             if native {
                 // BF16 operands on the BF16 instructions: B as packed at the sync when the
                 // product's stretch of K is whole pairs of it, else packed now.
                 let threads = ParallelWork.threads
                 var packed = qb.packedBF16, start = kStart
                 if !pairsServe {
-                    packed = BF16Kernel.PackedB(bv.baseAddress! + bStart, ldb: ldb, transB: bTransposed, k: kEnd - kStart, n: n,
+                    packed = BF16Kernel.PackedB(b(kStart), ldb: ldb, transB: bTransposed, k: kEnd - kStart, n: n,
                                                 threads: threads)
                     start = 0
                 }
@@ -332,7 +341,7 @@ public struct QuantizedGEMM: Sendable {
                 return
             }
             backend.gemm(transA: transA, transB: bTransposed, m: m, n: n, k: kEnd - kStart, a: a, lda: lda,
-                         b: bv.baseAddress! + bStart, ldb: ldb, c: c, ldc: n, accumulate: false)
+                         b: b(kStart), ldb: ldb, c: c, ldc: n, accumulate: false)
         }
         return (roundsInEpilogue, counts.overflowed, counts.nonFinite)
     }
@@ -348,15 +357,7 @@ public struct QuantizedGEMM: Sendable {
                                 splitK: Int = 1, into c: UnsafeMutablePointer<Float>) -> Bool {
         guard recipe.a.isIdentity, recipe.accumulation == .fp32, qb.allScalesOne else { return false }
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: n, accumulate: false) { return true }
-        let lda = transA ? m : k
-        guard ownKernels else {
-            plainSum(a, transA: transA, lda: lda, qb, m: m, n: n, k: k, splitK: splitK, into: c)
-            return true
-        }
-        combine(stretch: k, m: m, n: n, k: k, splitK: splitK, piecesAtOnce: true, into: c) { k0, k1, out, roundOutput in
-            plainProduct(a + (transA ? k0 * lda : k0), transA: transA, lda: lda, qb, m: m, n: n, k0: k0, k1: k1,
-                         roundOutput: roundOutput, into: out).roundedOutput
-        }
+        plainSum(a, transA: transA, lda: transA ? m : k, qb, m: m, n: n, k: k, splitK: splitK, into: c)
         return true
     }
 

@@ -32,8 +32,8 @@ func amaxAndNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> (amax: Float, nonF
     return (Float(bitPattern: top > 0x7F80_0000 ? 0x7FC0_0000 : top), nonFinite)
 }
 
-/// How many of `x[0..<n]` are NaN or infinite: chunks of 2^15 elements counted on the
-/// threads from 2^17 elements on (an FP32 engine counts every product's input), then added.
+/// How many of `x[0..<n]` are NaN or infinite: chunks of 2^15 elements, counted on the
+/// threads from four chunks on (an FP32 engine counts every product's input), then added.
 public func countNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
     let chunk = 1 << 15, chunks = (n + chunk - 1) / chunk
     guard chunks > 1 else { return countLargeAndNonFinite(x, n, .infinity).nonFinite }

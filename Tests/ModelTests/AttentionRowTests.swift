@@ -137,11 +137,14 @@ import Testing
                         for r in 0..<rows {
                             var probs = [Float](repeating: .nan, count: heads * (first + r))
                             alone.withUnsafeMutableBufferPointer { out in
-                                attendRow(q: q.withUnsafeBufferPointer { $0.baseAddress! } + (first - 1 + r) * heads * d,
-                                          keys: .rows(keys.withUnsafeBufferPointer { $0.baseAddress! }),
-                                          values: values, count: first + r, heads: heads, kvHeads: kvHeads, headDim: d,
-                                          layout: .wholeRow, probabilityRounding: rounding, outputRounding: rounding,
-                                          out: out.baseAddress! + r * heads * d, probs: &probs, scratch: &scratch)
+                                q.withUnsafeBufferPointer { qp in
+                                    keys.withUnsafeBufferPointer { kp in
+                                        attendRow(q: qp.baseAddress! + (first - 1 + r) * heads * d, keys: .rows(kp.baseAddress!),
+                                                  values: values, count: first + r, heads: heads, kvHeads: kvHeads, headDim: d,
+                                                  layout: .wholeRow, probabilityRounding: rounding, outputRounding: rounding,
+                                                  out: out.baseAddress! + r * heads * d, probs: &probs, scratch: &scratch)
+                                    }
+                                }
                             }
                             aloneProbs[r] = probs
                         }

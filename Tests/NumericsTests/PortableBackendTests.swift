@@ -247,12 +247,12 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
 
     /// A sum of products (`gemmSum`, split-K's pieces) is each term as `gemm` computes it
     /// alone, then the terms added into the first in order: the same bits on every backend
-    /// and thread count, whether the terms are cut alike (K differing by little: one job per
-    /// rectangle) or not (a term below the size that is cut), and with an empty term.
+    /// and thread count, whether the terms are cut alike (one job per rectangle) or not
+    /// (64·40·103 is above the default size that is cut, 64·40·2 below), and with an empty term.
     @Test func aSumOfProductsIsEachTermAloneThenTheAdditionsInOrder() {
         let shapes: [(m: Int, n: Int, ks: [Int])] = [
             (64, 384, [96, 96, 96, 96]), (64, 1024, [341, 341, 342]), (17, 33, [3, 3, 3]), (1, 1, [1, 2]),
-            (64, 40, [100, 2]), (5, 7, [4, 0, 5]), (130, 70, [171, 171])]
+            (64, 40, [103, 2]), (5, 7, [4, 0, 5]), (130, 70, [171, 171])]
         let backends: [any MatmulBackend] = [OpenBLASBackend(pieces: 2, threads: 2), OpenBLASBackend(pieces: 2, threads: 1),
                                              OpenBLASBackend(parallelThreshold: 1, pieces: 3, threads: 2), PortableBackend()]
         for (index, shape) in shapes.enumerated() {

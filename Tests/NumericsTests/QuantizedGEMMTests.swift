@@ -260,16 +260,21 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
                 }
                 #expect(done)
                 #expect(inPlace.map(\.bitPattern) == copied.map(\.bitPattern), "\(m)x\(n)x\(k) transA \(transA)")
-                var bf16 = GemmRecipe.fp32
-                bf16.b = Quantization(format: .bf16)
-                var untouched = [Float](repeating: .nan, count: m * n)
-                let refused = a.withUnsafeBufferPointer { ap in
-                    b.withUnsafeBufferPointer { bp in
-                        QuantizedGEMM(recipe: bf16, backend: backend)
-                            .multiplyBothInPlace(ap.baseAddress!, transA: transA, bp.baseAddress!, m: m, n: n, k: k, into: &untouched)
+                // Refused, C untouched, when either rule rounds or the accumulation is limited.
+                var bf16A = GemmRecipe.fp32, bf16B = GemmRecipe.fp32, limited = GemmRecipe.fp32
+                bf16A.a = Quantization(format: .bf16)
+                bf16B.b = Quantization(format: .bf16)
+                limited.accumulation = .hopperFP8
+                for recipe in [bf16A, bf16B, limited] {
+                    var untouched = [Float](repeating: .nan, count: m * n)
+                    let refused = a.withUnsafeBufferPointer { ap in
+                        b.withUnsafeBufferPointer { bp in
+                            QuantizedGEMM(recipe: recipe, backend: backend)
+                                .multiplyBothInPlace(ap.baseAddress!, transA: transA, bp.baseAddress!, m: m, n: n, k: k, into: &untouched)
+                        }
                     }
+                    #expect(!refused && untouched.allSatisfy(\.isNaN), "\(recipe)")
                 }
-                #expect(!refused && untouched.allSatisfy(\.isNaN))
             }
         }
     }
@@ -279,19 +284,19 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
         let a = randomMatrix(m * k, seed: 6, name: "a"), b = randomMatrix(n * k, seed: 6, name: "b")
         var c = [Float](repeating: 0, count: m * n)
         let scaledB = Quantization(format: .e4m3, granularity: .blocks(16, 128))
-        let cases: [(GemmRecipe, Quantization, Int)] = [
-            (GemmRecipe(a: .none, b: scaledB), scaledB, 1),                                   // B has scales
-            (GemmRecipe(a: .none, b: .none, accumulation: .hopperFP8), .none, 1),             // limited accumulation
-            (GemmRecipe(a: Quantization(format: .bf16), b: .none), .none, 1),                 // A rounds
-            (GemmRecipe(a: Quantization(format: .fp32, saturate: true), b: .none), .none, 1), // ±∞ → ±max
+        let cases: [(GemmRecipe, Quantization)] = [
+            (GemmRecipe(a: .none, b: scaledB), scaledB),                                   // B has scales
+            (GemmRecipe(a: .none, b: .none, accumulation: .hopperFP8), .none),             // limited accumulation
+            (GemmRecipe(a: Quantization(format: .bf16), b: .none), .none),                 // A rounds
+            (GemmRecipe(a: Quantization(format: .fp32, saturate: true), b: .none), .none), // ±∞ → ±max
         ]
-        for (recipe, bRule, splitK) in cases {
+        for (recipe, bRule) in cases {
             let qb = PreparedOperand(matrix: try bRule.quantize(b, rows: n, cols: k), transposed: true)
             let done = a.withUnsafeBufferPointer {
                 QuantizedGEMM(recipe: recipe, backend: PortableBackend()).multiplyInPlace($0.baseAddress!, qb, m: m, n: n, k: k,
-                                                                                          splitK: splitK, into: &c)
+                                                                                          into: &c)
             }
-            #expect(!done, "\(recipe) split-K \(splitK)")
+            #expect(!done, "\(recipe)")
         }
     }
 }

@@ -86,28 +86,67 @@ import Testing
         #expect(failures == 0)
     }
 
+    /// A split-K product written out: one `gemm` per piece (K cut as `QuantizedGEMM` cuts an
+    /// unscaled product) on the given layouts, the pieces added in order, then the output
+    /// rounding. A is (m, k), or stored (k, m) if `transA`; B is (k, n), or stored (n, k) if `transB`.
+    static func piecesOneAfterTheOther(_ backend: any MatmulBackend, a: [Float], transA: Bool, b: [Float], transB: Bool,
+                                       m: Int, n: Int, k: Int, splitK: Int, output: NumberFormat) -> [Float] {
+        var sum = [Float](repeating: 0, count: m * n), piece = sum
+        for p in 0..<splitK {
+            let k0 = p * k / splitK, k1 = (p + 1) * k / splitK
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    piece.withUnsafeMutableBufferPointer { cp in
+                        backend.gemm(transA: transA, transB: transB, m: m, n: n, k: k1 - k0,
+                                     a: ap.baseAddress! + (transA ? k0 * m : k0), lda: transA ? m : k,
+                                     b: bp.baseAddress! + (transB ? k0 : k0 * n), ldb: transB ? k : n,
+                                     c: cp.baseAddress!, ldc: n, accumulate: false)
+                    }
+                }
+            }
+            if p == 0 { sum = piece } else { for i in 0..<(m * n) { sum[i] += piece[i] } }
+        }
+        return output == .fp32 ? sum : sum.map { Rounder(format: output).round($0) }
+    }
+
     /// A rollout engine's plain products with split-K on openblas (a decode step's shapes, FP32
-    /// and the BF16 emulation, both backends' thread counts): its pieces, handed to OpenBLAS
-    /// together, give the bits of the reference, which runs them one after the other.
+    /// and the BF16 emulation, A as is or transposed, B as the engines keep weights, one and two
+    /// threads): the pieces, handed to OpenBLAS as one sum, give the bits of the pieces written
+    /// out here, one `gemm` each on the same layout, added in order, then the output rounding.
     @Test func splitKPiecesOnOpenBLASMatchThemOneAfterTheOther() throws {
         let bf16 = Quantization(format: .bf16)
         let recipes = [GemmRecipe.fp32, GemmRecipe(a: bf16, b: bf16, accumulation: .fp32, output: .bf16)]
         for (index, (m, n, k)) in [(64, 384, 384), (64, 1024, 384), (64, 384, 1024), (5, 33, 17), (64, 96, 96)].enumerated() {
             let a = randomMatrix(m * k, seed: 40 + UInt64(index), name: "a"), b = randomMatrix(k * n, seed: 40 + UInt64(index), name: "b")
             for recipe in recipes {
-                let qa = try PreparedOperand(a, rows: m, cols: k, transposed: false, quantization: recipe.a)
-                // B as the engines keep weights: (out, in) used transposed, or also stored untransposed.
+                // B (n, k), used transposed as the engines' weights are; or also stored (k, n).
                 let weights = try PreparedOperand(b, rows: n, cols: k, transposed: true, quantization: recipe.b)
-                for (qb, backend) in [weights, weights.untransposedForBackend()].flatMap({ qb in
-                    [OpenBLASBackend(nativeBF16: false, threads: 2), OpenBLASBackend(nativeBF16: false, threads: 1)].map { (qb, $0) }
-                }) {
-                    let gemm = QuantizedGEMM(recipe: recipe, backend: backend)
-                    for splitK in [2, 3, 4] {
-                        var together = [Float](repeating: .nan, count: m * n), alone = together
-                        gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &together)
-                        gemm.referenceMultiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &alone)
-                        #expect(together.map(\.bitPattern) == alone.map(\.bitPattern),
-                                "\(m)x\(n)x\(k) \(recipe.a.format) split-K \(splitK) threads \(backend.threads)")
+                let w = weights.matrix.values
+                let stored = (0..<(k * n)).map { w[($0 % n) * k + $0 / n] }
+                for transA in [false, true] {
+                    let qa = try PreparedOperand(a, rows: transA ? k : m, cols: transA ? m : k, transposed: transA,
+                                                 quantization: recipe.a)
+                    let av = qa.matrix.values
+                    for (qb, untransposed) in [(weights, false), (weights.untransposedForBackend(), true)] {
+                        for backend in [OpenBLASBackend(nativeBF16: false, threads: 2), OpenBLASBackend(nativeBF16: false, threads: 1)] {
+                            let gemm = QuantizedGEMM(recipe: recipe, backend: backend)
+                            for splitK in [2, 3, 4] {
+                                let expected = ScaledKernelTests.piecesOneAfterTheOther(
+                                    backend, a: av, transA: transA, b: untransposed ? stored : w, transB: !untransposed,
+                                    m: m, n: n, k: k, splitK: splitK, output: recipe.output)
+                                var together = [Float](repeating: .nan, count: m * n)
+                                gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &together)
+                                let what = "\(m)x\(n)x\(k) \(recipe.a.format) transA \(transA) untransposed B \(untransposed) split-K \(splitK) threads \(backend.threads)"
+                                #expect(together.map(\.bitPattern) == expected.map(\.bitPattern), "\(what)")
+                                if recipe.a.isIdentity {
+                                    var inPlace = [Float](repeating: .nan, count: m * n)
+                                    let done = a.withUnsafeBufferPointer {
+                                        gemm.multiplyInPlace($0.baseAddress!, transA: transA, qb, m: m, n: n, k: k, splitK: splitK, into: &inPlace)
+                                    }
+                                    #expect(done && inPlace.map(\.bitPattern) == expected.map(\.bitPattern), "in place: \(what)")
+                                }
+                            }
+                        }
                     }
                 }
             }
