@@ -143,11 +143,8 @@ public struct QuantizedGEMM: Sendable {
     /// rounding — the same arithmetic in another order.
     public func multiplyPrepared(_ qa: PreparedOperand, _ qb: PreparedOperand, m: Int, n: Int, k: Int,
                                  splitK: Int = 1, into c: UnsafeMutablePointer<Float>) {
-        // A float32 backend (OpenBLAS) takes a plain product's pieces as one sum; the lab's own
-        // kernels may run split-K's pieces at once (each too small to be cut between threads).
-        let plain = qa.allScalesOne && qb.allScalesOne && recipe.accumulation == .fp32
-        if plain && !ownKernels {
-            // Float32 backend products over all of each piece's K, summed by the backend.
+        // Unscaled operands with float32 accumulation: one plain product per split-K piece.
+        if qa.allScalesOne && qb.allScalesOne && recipe.accumulation == .fp32 {
             return qa.withValues().matrix.values.withUnsafeBufferPointer { av in
                 plainSum(av.baseAddress!, transA: qa.transposed, lda: qa.matrix.cols, qb, m: m, n: n, k: k, splitK: splitK, into: c)
             }
