@@ -33,6 +33,8 @@ var package = Package(
             providers: [.apt(["libedit-dev"]), .brew(["libedit"])]
         ),
         .target(name: "CBF16"),
+        // oneDNN's float32 product (libdnnl-dev: its headers carry no pkg-config file).
+        .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl")]),
         .target(name: "CPool"),
         .target(name: "Files"),
         .target(name: "JSON"),
@@ -40,7 +42,7 @@ var package = Package(
         .target(name: "Tokenizer", dependencies: ["JSON"]),
         .target(
             name: "Numerics",
-            dependencies: ["CBLAS", "CBF16", "CPool"],
+            dependencies: ["CBLAS", "CBF16", "CDNNL", "CPool"],
             swiftSettings: nativeCPU
         ),
         .target(
@@ -98,7 +100,7 @@ var package = Package(
         ),
         .testTarget(
             name: "NumericsTests",
-            dependencies: ["Numerics", "CBLAS", "CBF16"],
+            dependencies: ["Numerics", "CBLAS", "CBF16", "CDNNL"],
             swiftSettings: nativeCPU
         ),
         .testTarget(

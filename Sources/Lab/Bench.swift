@@ -92,7 +92,7 @@ public func benchGEMM(sizes: [Int] = [256, 512, 1024], budget: Double = 0.5) -> 
         var c = [Float](repeating: 0, count: n * n)
         let flops = 2 * Double(n) * Double(n) * Double(n)
         let raw = bestTime(budget: budget) {
-            OpenBLASBackend().gemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n,
+            LibraryBackend(.openblas).gemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n,
                                    c: &c, ldc: n, accumulate: false)
         }
         results.append(BenchResult(name: "cblas_sgemm \(n)^3", value: flops / raw * 1e-9, unit: "GFLOP/s"))
@@ -100,7 +100,7 @@ public func benchGEMM(sizes: [Int] = [256, 512, 1024], budget: Double = 0.5) -> 
         let tquant = bestTime(budget: budget) { _ = try? rule.quantize(a, rows: n, cols: n) }
         results.append(BenchResult(name: "quantize bf16 \(n)x\(n)", value: Double(n * n) / tquant * 1e-9, unit: "G elem/s",
                                    note: String(format: "%.3f ms", tquant * 1e3)))
-        let bf16 = QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend())
+        let bf16 = QuantizedGEMM(recipe: .uniform(.bf16), backend: LibraryBackend(.openblas))
         let tq = bestTime(budget: budget) { _ = try? bf16.multiply(a, b, m: n, n: n, k: n) }
         let pa = try! PreparedOperand(a, rows: n, cols: n, transposed: false, quantization: rule)
         let pb = try! PreparedOperand(b, rows: n, cols: n, transposed: false, quantization: rule)
@@ -156,7 +156,8 @@ public func benchProductShapes(budget: Double = 0.4) -> [BenchResult] {
         var out = [Float](repeating: 0, count: m * n)
         let flops = 2 * Double(m) * Double(n) * Double(k)
         let backends: [(String, any MatmulBackend)] = [
-            ("openblas", OpenBLASBackend()), ("portable", PortableBackend()), ("portable 1 thread", PortableBackend(threads: 1)),
+            ("openblas", LibraryBackend(.openblas)), ("onednn", LibraryBackend(.onednn)), ("portable", PortableBackend()),
+            ("portable 1 thread", PortableBackend(threads: 1)),
         ]
         var rows: [(String, Double)] = []
         for (label, backend) in backends {
@@ -187,7 +188,8 @@ public func benchProductShapes(budget: Double = 0.4) -> [BenchResult] {
     var y = [Float](repeating: 0, count: 64 * f)
     let flops = mats.reduce(0.0) { $0 + 2 * 64 * Double($1.0 * $1.1) }
     let bytes = mats.reduce(0.0) { $0 + 4 * Double($1.0 * $1.1) }
-    for (label, backend, transB) in [("openblas x·Wᵀ", OpenBLASBackend() as any MatmulBackend, true),
+    for (label, backend, transB) in [("openblas x·Wᵀ", LibraryBackend(.openblas) as any MatmulBackend, true),
+                                     ("onednn x·Wᵀ", LibraryBackend(.onednn), true),
                                      ("portable x·Wᵀ", PortableBackend(), true), ("portable x·(Wᵀ stored)", PortableBackend(), false)] {
         let t = bestTime(budget: budget) {
             for (i, (n, k)) in mats.enumerated() {
@@ -257,7 +259,7 @@ func benchModel(_ config: LlamaConfig, sequences: Int) -> (ModelWeights, [[Int32
 /// FP8 rows also give their time relative to the BF16 preset's (rollout time, step time),
 /// when BF16 was measured before them.
 public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Rollout, .fp8Unified], sequences: Int = 64, newTokens: Int = 32,
-                         backend: any MatmulBackend = OpenBLASBackend(), configs: [(String, LlamaConfig)] = benchConfigs,
+                         backend: any MatmulBackend = LibraryBackend(.openblas), configs: [(String, LlamaConfig)] = benchConfigs,
                          budget: Double = 1) throws -> [BenchResult] {
     var results: [BenchResult] = []
     for (label, config) in configs {
@@ -304,7 +306,7 @@ public func benchEngines(presets: [Preset] = [.fp32, .bf16, .fp8Rollout, .fp8Uni
 /// BF16 recipe (activation rounding, float32 accumulation, output rounding) against the raw
 /// float32 product of the same backend on the same shapes: the share of raw throughput the
 /// engine keeps.
-public func benchEngineGEMMs(rows: Int = 2560, budget: Double = 0.5, backend: any MatmulBackend = OpenBLASBackend()) throws -> [BenchResult] {
+public func benchEngineGEMMs(rows: Int = 2560, budget: Double = 0.5, backend: any MatmulBackend = LibraryBackend(.openblas)) throws -> [BenchResult] {
     let config = benchConfigs[1].1
     var master = ModelWeights(config: config)
     master.initialize(std: 0.05, stream: RandomStream(seed: 1, name: "bench-init"))

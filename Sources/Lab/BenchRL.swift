@@ -13,7 +13,7 @@ import RL
 /// fixed. The figure is the median over `steps` steps after one warm-up step; the parts
 /// are that step's.
 public func benchRL(lengths: [Int] = [58, 256], presets: [Preset] = [.bf16], steps: Int = 3,
-                    backend: any MatmulBackend = OpenBLASBackend(),
+                    backend: any MatmulBackend = LibraryBackend(.openblas),
                     models: [(String, LlamaConfig)] = [("default", .labDefault)]) throws -> [BenchResult] {
     var results: [BenchResult] = []
     for (label, model) in models {

@@ -34,7 +34,7 @@ public func benchRecipeProfiles(for config: LlamaConfig) -> [(String, PrecisionP
 /// One training step (forward and backward over 64 sequences of 8 + 32 tokens) and one
 /// rollout of those sequences, per recipe and model size; each figure also as a multiple of
 /// the BF16 recipe's time.
-public func benchRecipes(sequences: Int = 64, newTokens: Int = 32, backend: any MatmulBackend = OpenBLASBackend(),
+public func benchRecipes(sequences: Int = 64, newTokens: Int = 32, backend: any MatmulBackend = LibraryBackend(.openblas),
                          configs: [(String, LlamaConfig)] = benchConfigs, budget: Double = 1) throws -> [BenchResult] {
     var results: [BenchResult] = []
     for (label, config) in configs {

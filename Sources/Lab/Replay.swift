@@ -120,8 +120,9 @@ extension Transcript {
         out.append(numbered("-", lineNumber, expected ?? "(end of the recorded output)"))
         out.append(numbered("+", lineNumber, got ?? "(end of the output)"))
         out.append("(- recorded, + this run)")
-        if header.backend == "openblas", let recorded = header.openblas, recorded != OpenBLASBackend.description {
-            out.append("note: this transcript was made with the openblas backend on another OpenBLAS (\(recorded)); this machine has \(OpenBLASBackend.description). OpenBLAS picks its kernels by CPU and the lab cuts its products by the processor count, so the last bits of matrix products can differ: record with 'set backend portable' to get transcripts that replay on every machine.")
+        if let library = FloatLibrary(rawValue: header.backend), let recorded = header.libraries[library],
+           recorded != LibraryBackend.description(of: library) {
+            out.append("note: this transcript was made with the \(library.rawValue) backend on another build or processor (\(recorded)); this machine has \(LibraryBackend.description(of: library)). The library picks its kernels by CPU and the lab cuts its products by the processor count, so the last bits of matrix products can differ: record with 'set backend portable' to get transcripts that replay on every machine.")
         } else if header.version != plabVersion {
             out.append("note: this transcript was made by plab \(header.version); this is plab \(plabVersion).")
         }

@@ -108,8 +108,8 @@ extension Setting {
 
     /// The matrix-product backend (ARCHITECTURE.md "Determinism").
     public static let backend = Setting(
-        name: "backend", kind: .choice(["openblas", "portable"]), default: .text("portable"),
-        help: "matrix products: portable (the lab's own kernel: same bits on every machine) or openblas (last bits depend on the CPU)")
+        name: "backend", kind: .choice(["onednn", "openblas", "portable"]), default: .text("portable"),
+        help: "matrix products: portable (the lab's own kernel: same bits on every machine), openblas or onednn (those libraries' float32 products: faster, last bits depend on the CPU)")
 
     /// Colour on the terminal (never in transcripts, files or with NO_COLOR).
     public static let color = Setting(

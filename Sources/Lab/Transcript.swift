@@ -5,7 +5,8 @@
 //     # date: 2026-01-05T10:00:00Z          (ignored by the replay checker)
 //     # seed: 0
 //     # backend: portable
-//     # openblas: Haswell; OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64
+//     # openblas: Haswell; OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64; …
+//     # onednn: oneDNN 2.6.3 (avx2, OpenMP); …   (the libraries' builds on the recording machine)
 //     # json: on                            (only from `plab run --json`: reports in JSON)
 //     # set: color off                      (one per setting not at its default)
 //     # state: model load ckpt/base         (commands that rebuild other state)
@@ -28,9 +29,10 @@ public struct TranscriptHeader: Sendable, Equatable {
     public var date: String?
     public var seed: Int
     public var backend: String
-    /// The OpenBLAS kernel set and build that made it (`openblas_get_corename()`,
-    /// `openblas_get_config()`), to explain differences of `openblas` transcripts.
-    public var openblas: String?
+    /// How each float32 library computes products on the machine that made it
+    /// (`LibraryBackend.description(of:)`), to explain differences of `openblas` and `onednn`
+    /// transcripts.
+    public var libraries: [FloatLibrary: String] = [:]
     /// Settings other than seed and backend that were not at their defaults.
     public var settings: [ScriptLine] = []
     /// Commands that rebuild the rest of the state, from the registry's restorers.
@@ -47,7 +49,7 @@ public struct TranscriptHeader: Sendable, Equatable {
         self.date = ISO8601DateFormatter().string(from: date)
         seed = session.settings.integer("seed")
         backend = session.settings.text("backend")
-        openblas = OpenBLASBackend.description
+        for library in FloatLibrary.allCases { libraries[library] = LibraryBackend.description(of: library) }
         json = session.reportsInJSON
         settings = session.settings.changed
             .filter { $0.name != "seed" && $0.name != "backend" }
@@ -73,7 +75,9 @@ public struct TranscriptHeader: Sendable, Equatable {
         if let date { out.append("# date: \(date)") }
         out.append("# seed: \(seed)")
         out.append("# backend: \(backend)")
-        if let openblas { out.append("# openblas: \(openblas)") }
+        for library in FloatLibrary.allCases {
+            if let build = libraries[library] { out.append("# \(library.rawValue): \(build)") }
+        }
         if json { out.append("# json: on") }
         out += settings.map { "# set: \($0.text)" }
         out += state.map { "# state: \($0.text)" }
@@ -198,7 +202,7 @@ public struct Transcript: Sendable {
         }
         var seed: Int?
         var backend: String?
-        var openblas: String?
+        var libraries: [FloatLibrary: String] = [:]
         var date: String?
         var json = false
         var settings: [ScriptLine] = []
@@ -223,7 +227,7 @@ public struct Transcript: Sendable {
                 headerLines["backend"] = line.number
             case "set": settings.append(ScriptLine(number: line.number, text: value))
             case "state": state.append(ScriptLine(number: line.number, text: value))
-            case "openblas": openblas = value
+            case let key where FloatLibrary(rawValue: key) != nil: libraries[FloatLibrary(rawValue: key)!] = value
             case "date": date = value
             case "json":
                 guard value == "on" || value == "off" else {
@@ -237,7 +241,7 @@ public struct Transcript: Sendable {
         guard let backend else { throw LabError("\(name): the header has no '# backend: NAME' line") }
         header = TranscriptHeader(version: String(words[2]), seed: seed, backend: backend)
         header.date = date
-        header.openblas = openblas
+        header.libraries = libraries
         header.json = json
         header.settings = settings
         header.state = state

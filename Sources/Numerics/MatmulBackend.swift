@@ -1,6 +1,7 @@
-// The two matrix-product backends behind one interface (ARCHITECTURE.md "Determinism").
+// The matrix-product backends behind one interface (ARCHITECTURE.md "Determinism").
 
 import CBLAS
+import CDNNL
 
 /// Plain float32 matrix products, row-major: `C = op(A)·op(B) + (accumulate ? C : 0)` with
 /// op(A) of shape (m, k) and op(B) of shape (k, n). The models' float32 products and the
@@ -8,7 +9,7 @@ import CBLAS
 /// of these; scaled or limited-accumulation products (FP8) run the lab's own fused kernel on
 /// either backend (see QuantizedGEMM.swift), so their bits do not depend on the backend.
 public protocol MatmulBackend: Sendable {
-    /// `openblas` or `portable`: recorded in transcripts, so a replay uses the same one.
+    /// `portable`, `openblas` or `onednn`: recorded in transcripts, so a replay uses the same one.
     var name: String { get }
 
     /// C (m×n, leading dimension ldc) = op(A)·op(B), plus C's old value if `accumulate`.
@@ -82,49 +83,78 @@ public struct GemmCall: @unchecked Sendable {
     }
 }
 
-/// The machine's fastest products: OpenBLAS's `cblas_sgemm` for float32, and the processor's
-/// BF16 dot-product instructions for the BF16 recipe where it has them (`BF16Kernel`). OpenBLAS
-/// chooses its kernel (and so its summation order) by CPU, and the BF16 instructions sum in
+/// The float32 matrix-product library a `LibraryBackend` calls for each rectangle of C.
+public enum FloatLibrary: String, Sendable, CaseIterable {
+    /// OpenBLAS's `cblas_sgemm`.
+    case openblas
+    /// oneDNN's `dnnl_sgemm`, on the calling thread (`plab_dnnl_sgemm`).
+    case onednn
+
+    /// This machine's build of the library and the kernels it chose for this processor:
+    /// `Cooperlake; OpenBLAS 0.3.21 DYNAMIC_ARCH …` (`openblas_get_corename()`,
+    /// `openblas_get_config()`) or `oneDNN 2.6.3 (avx512_core_bf16, OpenMP)` (its version,
+    /// instruction set and threading runtime).
+    public var build: String {
+        switch self {
+        case .openblas:
+            let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+            let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
+            return "\(core); " + String(config.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+        case .onednn:
+            var buffer = [CChar](repeating: 0, count: 128)
+            plab_dnnl_describe(&buffer, Int32(buffer.count))
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+    }
+}
+
+/// The machine's fastest products: a library's float32 product (`FloatLibrary`: OpenBLAS or
+/// oneDNN), and the processor's BF16 dot-product instructions for the BF16 recipe where it has
+/// them (`BF16Kernel`). Each product is cut into rectangles by the processors and each
+/// rectangle is one call of the library on one of the lab's threads. The libraries choose
+/// their kernels (and so their summation order) by CPU, and the BF16 instructions sum in
 /// another order than the float32 emulation, so the last bits can differ between machines.
-public struct OpenBLASBackend: MatmulBackend {
-    public let name = "openblas"
+public struct LibraryBackend: MatmulBackend {
+    public let library: FloatLibrary
+    /// `openblas` or `onednn`.
+    public var name: String { library.rawValue }
     /// BF16 recipe products on the BF16 instructions (only where the processor has them).
     public let nativeBF16: Bool
 
     /// The smallest product (m·n·k) cut into rectangles.
     public let parallelThreshold: Int
     /// How many rectangles a product is cut into: the machine's processors, whatever the
-    /// thread settings. OpenBLAS chooses its kernel (and so its summation order) by the shape
-    /// of each call, so the cut changes bits; the threads that compute the rectangles do not.
+    /// thread settings. The libraries choose their kernels (and so their summation order) by
+    /// the shape of each call, so the cut changes bits; the threads that compute the
+    /// rectangles do not.
     public let pieces: Int
     /// The threads that compute the rectangles (1: one after the other, on the caller).
     public let threads: Int
 
     /// `nativeBF16: false` keeps the BF16 recipe on float32 products (the emulation).
     /// `parallelThreshold`: the smallest product (m·n·k) cut into rectangles; `pieces`: into
-    /// how many; `threads`: computed by how many threads (default `OPENBLAS_NUM_THREADS`).
-    public init(nativeBF16: Bool = true, parallelThreshold: Int = OpenBLASBackend.defaultParallelThreshold,
-                pieces: Int = PortableBackend.cores, threads: Int = OpenBLASBackend.environmentThreads) {
+    /// how many; `threads`: computed by how many threads (default: `OPENBLAS_NUM_THREADS` for
+    /// OpenBLAS, as OpenBLAS reads it; the lab's threads, `PLAB_THREADS`, for oneDNN).
+    public init(_ library: FloatLibrary, nativeBF16: Bool = true, parallelThreshold: Int = LibraryBackend.defaultParallelThreshold,
+                pieces: Int = PortableBackend.cores, threads: Int? = nil) {
+        self.library = library
         self.nativeBF16 = nativeBF16 && BF16Kernel.available
         self.parallelThreshold = max(1, parallelThreshold)
         self.pieces = max(1, pieces)
-        self.threads = max(1, threads)
+        self.threads = max(1, threads ?? (library == .openblas ? LibraryBackend.environmentThreads : ParallelWork.threads))
     }
 
     /// Below this many multiply-adds a product runs on the calling thread alone.
     public static let defaultParallelThreshold = 1 << 18
 
-    /// This machine's OpenBLAS and BF16 products: `Cooperlake; OpenBLAS 0.3.21 DYNAMIC_ARCH …;
-    /// BF16 products: native (AVX512_BF16); float32 products cut in 2` (the kernel set OpenBLAS
-    /// chose for this CPU, its build, how the BF16 recipe is computed, and into how many
+    /// How this machine computes `library`'s products: `Cooperlake; OpenBLAS 0.3.21
+    /// DYNAMIC_ARCH …; BF16 products: native (AVX512_BF16); float32 products cut in 2` (the
+    /// library's build and kernels, how the BF16 recipe is computed, and into how many
     /// rectangles a product is cut: the processors), written into transcript headers.
-    public static var description: String {
-        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
-        let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
-        let trimmed = config.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
+    public static func description(of library: FloatLibrary) -> String {
         let bf16 = BF16Kernel.available ? "native (AVX512_BF16)"
             : BF16Kernel.hardware ? "float32 emulation (PLAB_BF16=emulated)" : "float32 emulation (no BF16 instructions)"
-        return "\(core); \(String(trimmed)); BF16 products: \(bf16); float32 products cut in \(PortableBackend.cores)"
+        return "\(library.build); BF16 products: \(bf16); float32 products cut in \(PortableBackend.cores)"
     }
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -136,16 +166,16 @@ public struct OpenBLASBackend: MatmulBackend {
         if emptyProduct(m: m, n: n, k: k, c: c, ldc: ldc, accumulate: accumulate) { return }
         let cut = grid(call)
         if cut.pieces == 1 {
-            OpenBLASBackend.compute(call, rows: 0..<m, cols: 0..<n)
+            compute(call, rows: 0..<m, cols: 0..<n)
         } else if threads == 1 {
             for piece in 0..<cut.pieces {
                 let (rows, cols) = cut.region(piece)
-                OpenBLASBackend.compute(call, rows: rows, cols: cols)
+                compute(call, rows: rows, cols: cols)
             }
         } else {
             parallelPerform(cut.pieces) { piece in
                 let (rows, cols) = cut.region(piece)
-                OpenBLASBackend.compute(call, rows: rows, cols: cols)
+                compute(call, rows: rows, cols: cols)
             }
         }
     }
@@ -166,7 +196,7 @@ public struct OpenBLASBackend: MatmulBackend {
         else { return sumOneAfterTheOther(terms) }
         let rectangle = { (index: Int) in
             let (rows, cols) = regions[index]
-            for t in terms { OpenBLASBackend.compute(t, rows: rows, cols: cols) }
+            for t in terms { compute(t, rows: rows, cols: cols) }
             addTerms(terms, rows: rows, cols: cols)
         }
         if threads == 1 || regions.count == 1 {
@@ -179,20 +209,29 @@ public struct OpenBLASBackend: MatmulBackend {
     /// How C is cut into rectangles: by the processors (`pieces`), never by the threads.
     private func grid(_ p: GemmCall) -> ProductGrid {
         ProductGrid(m: p.m, n: p.n, k: p.k, threads: pieces, parallelThreshold: parallelThreshold,
-                    tile: OpenBLASBackend.tile, rowsOnTie: p.m >= p.n)
+                    tile: LibraryBackend.tile, rowsOnTie: p.m >= p.n)
     }
 
-    /// One rectangle of C, rows × cols: one call, reading the rows of op(A) and the columns of
-    /// op(B) it needs and writing only its elements.
-    private static func compute(_ p: GemmCall, rows: Range<Int>, cols: Range<Int>) {
-        cblas_sgemm(CblasRowMajor, p.transA ? CblasTrans : CblasNoTrans, p.transB ? CblasTrans : CblasNoTrans,
-                    Int32(rows.count), Int32(cols.count), Int32(p.k), 1,
-                    p.a + (p.transA ? rows.lowerBound : rows.lowerBound * p.lda), Int32(p.lda),
-                    p.b + (p.transB ? cols.lowerBound * p.ldb : cols.lowerBound), Int32(p.ldb),
-                    p.accumulate ? 1 : 0, p.c + rows.lowerBound * p.ldc + cols.lowerBound, Int32(p.ldc))
+    /// One rectangle of C, rows × cols: one call of the library, reading the rows of op(A) and
+    /// the columns of op(B) it needs and writing only its elements.
+    private func compute(_ p: GemmCall, rows: Range<Int>, cols: Range<Int>) {
+        let a = p.a + (p.transA ? rows.lowerBound : rows.lowerBound * p.lda)
+        let b = p.b + (p.transB ? cols.lowerBound * p.ldb : cols.lowerBound)
+        let c = p.c + rows.lowerBound * p.ldc + cols.lowerBound
+        let beta: Float = p.accumulate ? 1 : 0
+        switch library {
+        case .openblas:
+            cblas_sgemm(CblasRowMajor, p.transA ? CblasTrans : CblasNoTrans, p.transB ? CblasTrans : CblasNoTrans,
+                        Int32(rows.count), Int32(cols.count), Int32(p.k), 1, a, Int32(p.lda), b, Int32(p.ldb),
+                        beta, c, Int32(p.ldc))
+        case .onednn:
+            let status = plab_dnnl_sgemm(CChar(UInt8(ascii: p.transA ? "T" : "N")), CChar(UInt8(ascii: p.transB ? "T" : "N")),
+                                         rows.count, cols.count, p.k, a, p.lda, b, p.ldb, beta, c, p.ldc)
+            precondition(status == 0, "dnnl_sgemm refused a product (status \(status))")
+        }
     }
 
-    /// The threads the products may use: OpenBLAS's own count as the environment set it
+    /// The threads OpenBLAS products may use: OpenBLAS's own count as the environment set it
     /// (`OPENBLAS_NUM_THREADS`, else the processors), read once. OpenBLAS itself is then kept
     /// on one thread and the lab computes the rectangles on its own threads: OpenBLAS's pool
     /// spins in `sched_yield` between products (a third of the samples of a training step
@@ -219,11 +258,14 @@ func emptyProduct(m: Int, n: Int, k: Int, c: UnsafeMutablePointer<Float>, ldc: I
     return true
 }
 
-/// The backend named `name`: `openblas` or `portable`.
+/// The backends' names, as `set backend` accepts them.
+public let matmulBackendNames = ["portable"] + FloatLibrary.allCases.map(\.rawValue)
+
+/// The backend named `name`: `portable`, `openblas` or `onednn`.
 public func matmulBackend(named name: String) throws(NumericsError) -> any MatmulBackend {
+    if let library = FloatLibrary(rawValue: name.lowercased()) { return LibraryBackend(library) }
     switch name.lowercased() {
-    case "openblas": return OpenBLASBackend()
     case "portable": return PortableBackend()
-    default: throw .invalidArgument("unknown matrix-product backend '\(name)'; accepted: openblas portable")
+    default: throw .invalidArgument("unknown matrix-product backend '\(name)'; accepted: \(matmulBackendNames.joined(separator: " "))")
     }
 }

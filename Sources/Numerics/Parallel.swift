@@ -102,7 +102,7 @@ public enum ParallelWork {
 
     /// The worker threads, started at the first parallel job: as many as the most threads
     /// any product or pass may use, less the caller.
-    static let pool: Void = plab_pool_start(Int32(max(threads, OpenBLASBackend.environmentThreads)))
+    static let pool: Void = plab_pool_start(Int32(max(threads, LibraryBackend.environmentThreads)))
 
     /// Jobs shared with a worker and worker sleeps since the start (tests, benchmarks).
     public static var sharedJobs: Int { plab_pool_shared_jobs() }

@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
         gemm: n×n×n products: raw cblas_sgemm, the BF16 recipe, the portable backend.
 
         shapes: the 10M model's float32 products by shape (training forward, DGrad, WGrad, one \
-        decode step) on openblas and portable, all threads and one.
+        decode step) on openblas, onednn and portable, all threads and one.
 
         engines: the 10M model's BF16 forward products against the backend's raw float32 \
         product, then rollout
@@ -43,7 +43,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("save-input"), help: "Write the rounding benchmark's float32 input to this file (raw little-endian), for comparisons.")
     var saveInput: String?
 
-    @Option(help: "Matrix-product backend of the engine benchmarks: portable or openblas.")
+    @Option(help: "Matrix-product backend of the engine benchmarks: portable, openblas or onednn.")
     var backend: String = "portable"
 
     @Option(help: "Presets of the engine benchmark, comma-separated (fp32, bf16, fp16, fp8-rollout, fp8-unified, …).")

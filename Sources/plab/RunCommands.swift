@@ -34,7 +34,7 @@ struct Run: ParsableCommand {
     @Flag(name: .customLong("keep-going"), help: "Run every line even after a failure.")
     var keepGoing = false
 
-    @Option(help: "The matrix-product backend to start with: portable or openblas (default: portable).")
+    @Option(help: "The matrix-product backend to start with: portable, openblas or onednn (default: portable).")
     var backend: String?
 
     @Option(help: "The seed to start with (default 0).")

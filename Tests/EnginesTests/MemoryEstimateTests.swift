@@ -64,7 +64,7 @@ import Testing
         let largest = shapes.map { $0.rows * $0.cols }.max()!
         let expected = 4 * ModelWeights(config: c).data.count + shapes.reduce(0) { $0 + 4 * (2 * $1.rows * $1.cols + 1) } + 2 * 4 * largest
         #expect(MemoryEstimate.engineWeights(c, profile, backend: PortableBackend()) == expected)
-        #expect(MemoryEstimate.engineWeights(c, profile, backend: OpenBLASBackend(nativeBF16: false)) == expected)
+        #expect(MemoryEstimate.engineWeights(c, profile, backend: LibraryBackend(.openblas, nativeBF16: false)) == expected)
     }
 
     /// On native BF16 products a BF16 engine holds each linear weight as BF16 pairs alone, for
@@ -82,7 +82,7 @@ import Testing
             return total + 2 * packed.bytes + 4
         }
         let expected = 4 * ModelWeights(config: c).data.count + pairs + 2 * 4 * largest
-        #expect(MemoryEstimate.engineWeights(c, profile, backend: OpenBLASBackend()) == expected)
+        #expect(MemoryEstimate.engineWeights(c, profile, backend: LibraryBackend(.openblas)) == expected)
     }
 
     @Test(arguments: configs)
@@ -102,7 +102,7 @@ import Testing
             largest = max(largest, out * inDim)
         }
         let expected = 4 * ModelWeights(config: c).data.count + linear + 2 * 4 * largest
-        #expect(MemoryEstimate.engineWeights(c, profile, backend: OpenBLASBackend()) == expected)
+        #expect(MemoryEstimate.engineWeights(c, profile, backend: LibraryBackend(.openblas)) == expected)
     }
 
     @Test(arguments: configs)
@@ -161,7 +161,7 @@ import Testing
         let c = LlamaConfig(hiddenSize: 1 << 20, intermediateSize: 1 << 20, numAttentionHeads: 1, numHiddenLayers: 1 << 20,
                             vocabSize: 1 << 20)
         #expect(MemoryEstimate.kvCache(c, slots: 1 << 20, positions: 1 << 20) == Int.max)
-        let step = MemoryEstimate.step(c, engines: Preset.bf16.engines(for: c), backend: OpenBLASBackend(), sequences: 1 << 12, promptLength: 1 << 20,
+        let step = MemoryEstimate.step(c, engines: Preset.bf16.engines(for: c), backend: LibraryBackend(.openblas), sequences: 1 << 12, promptLength: 1 << 20,
                                        maxNew: 1 << 20, minibatches: 3)
         #expect(step.total == Int.max)
     }

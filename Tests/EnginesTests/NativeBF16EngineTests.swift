@@ -14,7 +14,7 @@ struct NativeBF16EngineTests {
         var pair = Preset.identical.engines(hiddenSize: LlamaConfig.labDefault.hiddenSize)
         pair.rollout.sources = .none
         pair.training.sources = .none
-        let backend = OpenBLASBackend()
+        let backend = LibraryBackend(.openblas)
         #expect(backend.nativeBF16)
         let policy = try Policy(master: labModel(), engines: pair, backend: backend)
         let (stats, _, pairs) = try measure(policy)
@@ -29,7 +29,7 @@ struct NativeBF16EngineTests {
     @Test func theBF16MismatchKeepsItsSize() throws {
         let master = labModel()
         let engines = Preset.bf16.engines(hiddenSize: 64)
-        let native = try measure(try Policy(master: master, engines: engines, backend: OpenBLASBackend()), count: 16).0
+        let native = try measure(try Policy(master: master, engines: engines, backend: LibraryBackend(.openblas)), count: 16).0
         let emulated = try measure(try Policy(master: master, engines: engines, backend: PortableBackend()), count: 16).0
         let fp16 = try measure(try Policy(master: master, engines: Preset.fp16.engines(hiddenSize: 64), backend: PortableBackend()), count: 16).0
         print("k3 native \(native.k3), emulated \(emulated.k3), fp16 \(fp16.k3)")
@@ -46,7 +46,7 @@ struct NativeBF16EngineTests {
     func weightsHeldAsPairsAloneServeEveryReader(preparingDgrad: Bool) throws {
         let master = labModel()
         let kernel = try EngineKernel(master: master, profile: Preset.bf16.engines(hiddenSize: master.config.hiddenSize).training,
-                                      backend: OpenBLASBackend(), preparingDgrad: preparingDgrad)
+                                      backend: LibraryBackend(.openblas), preparingDgrad: preparingDgrad)
         #expect(kernel.madeDgradPairs == preparingDgrad)
         for site in [LinearSite(.q, layer: 0), LinearSite(.down, layer: 1), LinearSite(.lmHead, layer: -1)] {
             let s = site.slot(in: master)
@@ -54,7 +54,7 @@ struct NativeBF16EngineTests {
             let held = try #require(kernel.quantizedWeights(site))
             #expect(held.values.map(\.bitPattern) == slice.map { Rounder(format: .bf16).round($0).bitPattern })
             let p = kernel.profile.forSite(site)
-            let direct = QuantizedGEMM(recipe: GemmRecipe(a: p.dgrad.input, b: p.weights, output: p.gradient), backend: OpenBLASBackend())
+            let direct = QuantizedGEMM(recipe: GemmRecipe(a: p.dgrad.input, b: p.weights, output: p.gradient), backend: LibraryBackend(.openblas))
             for rows in [7, 40] {
                 let dy = (0..<(rows * s.rows)).map { Float(sin(Double($0) * 0.3)) }
                 let x = (0..<(rows * s.cols)).map { Float(cos(Double($0) * 0.2)) }
@@ -73,7 +73,7 @@ struct NativeBF16EngineTests {
     @Test func aSyncAfterTrainingPreparesDgradWithTheSameBits() throws {
         let master = labModel()
         let engines = Preset.bf16.engines(hiddenSize: master.config.hiddenSize)
-        let policy = try Policy(master: master, engines: engines, backend: OpenBLASBackend())
+        let policy = try Policy(master: master, engines: engines, backend: LibraryBackend(.openblas))
         let batch = PackedBatch(sequences: prompts(6).map { $0 + [5, 6, 7] })
         func step() throws -> [Float] {
             let forward = policy.training.forward(batch, keepForBackward: true)

@@ -24,7 +24,7 @@ import Lab
 
     @Test func settingNamesAndTheirValues() {
         #expect(session.completions(for: "set ") == ["backend", "color", "seed"])
-        #expect(session.completions(for: "set backend ") == ["openblas", "portable"])
+        #expect(session.completions(for: "set backend ") == ["onednn", "openblas", "portable"])
         #expect(session.completions(for: "set color o") == ["off", "on"])
         #expect(session.completions(for: "show b") == ["backend"])
         #expect(session.completions(for: "help rec") == ["record"])

@@ -44,7 +44,7 @@ import Lab
         expectFailure("history cleer", contains: ["did you mean 'clear'?"])
         expectFailure("cast bf16 1 --bit", contains: ["cast: unknown option '--bit'", "did you mean '--bits'?", "--saturate"])
         expectFailure("cast bf16 1 --rounding neerest", contains: ["--rounding must be one of nearest, zero, stochastic, not 'neerest'", "did you mean 'nearest'?"])
-        expectFailure("set backend portabel", contains: ["backend must be one of openblas, portable", "did you mean 'portable'?"])
+        expectFailure("set backend portabel", contains: ["backend must be one of onednn, openblas, portable", "did you mean 'portable'?"])
         expectFailure("help fromats", contains: ["did you mean 'formats'?"])
         expectFailure("set seeed 1", contains: ["unknown setting 'seeed'", "did you mean 'seed'?"])
         expectFailure("export cvs x.csv", contains: ["FORMAT must be one of csv, jsonl", "did you mean 'csv'?"])

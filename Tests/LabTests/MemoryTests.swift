@@ -38,6 +38,9 @@ import Testing
         run("set backend openblas", in: s)
         #expect(s.settings.text("backend") == "openblas")
         #expect(s.lab.policy.backend.name == "openblas")
+        run("set backend onednn", in: s)
+        #expect(s.settings.text("backend") == "onednn")
+        #expect(s.lab.policy.backend.name == "onednn")
     }
 
     /// The command that aborted the process with "failed to allocate 68723228704 bytes".

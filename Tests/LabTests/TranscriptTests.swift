@@ -30,8 +30,9 @@ import Lab
         #expect(all[2] == "# seed: 3")
         #expect(all[3] == "# backend: portable")
         #expect(all[4].hasPrefix("# openblas: "))
-        #expect(all[5] == "# set: color off")
-        #expect(all[6] == "plab> cast bf16 1.00390625")
+        #expect(all[5].hasPrefix("# onednn: oneDNN "))
+        #expect(all[6] == "# set: color off")
+        #expect(all[7] == "plab> cast bf16 1.00390625")
         #expect(all.contains("error: unknown command 'fromats'; did you mean 'formats'? (try 'help')"))
         #expect(all.contains { $0.hasPrefix("~ took ") }, "the timing is marked volatile")
         #expect(!all.contains { $0.contains("record") || $0.contains("seed 4") })
@@ -102,10 +103,12 @@ import Lab
         #expect(session.backend.name == "portable")
     }
 
-    @Test func anOpenBLASTranscriptFromAnotherMachineSaysSo() throws {
-        let text = "# plab 0.1.0 transcript\n# seed: 0\n# backend: openblas\n# openblas: Pentium; OpenBLAS 0.0.1\nplab> seed\nseed = 1"
-        let difference = try Transcript(lines: lines(text), name: "o").replay(name: "o").difference ?? ""
-        #expect(difference.contains("note: this transcript was made with the openblas backend on another OpenBLAS (Pentium; OpenBLAS 0.0.1)"))
+    @Test func aLibraryTranscriptFromAnotherMachineSaysSo() throws {
+        for (library, build) in [("openblas", "Pentium; OpenBLAS 0.0.1"), ("onednn", "oneDNN 0.0.1 (sse41, OpenMP)")] {
+            let text = "# plab 0.1.0 transcript\n# seed: 0\n# backend: \(library)\n# \(library): \(build)\nplab> seed\nseed = 1"
+            let difference = try Transcript(lines: lines(text), name: "o").replay(name: "o").difference ?? ""
+            #expect(difference.contains("note: this transcript was made with the \(library) backend on another build or processor (\(build))"))
+        }
     }
 
     @Test func mangledTranscriptsGiveFileAndLine() {
@@ -120,7 +123,7 @@ import Lab
         #expect(error("# plab 0.1.0 transcript\n# seed: x\n# backend: portable") == "bad.transcript:2: seed must be a non-negative integer, not 'x'")
         #expect(error("# plab 0.1.0 transcript\n# backend: portable") == "bad.transcript: the header has no '# seed: N' line")
         #expect(error("# plab 0.1.0 transcript\n# seed: 0") == "bad.transcript: the header has no '# backend: NAME' line")
-        #expect(error("# plab 0.1.0 transcript\n# seed: 0\n# backend: cuda").hasPrefix("bad.transcript:3: backend must be one of openblas, portable, not 'cuda'"))
+        #expect(error("# plab 0.1.0 transcript\n# seed: 0\n# backend: cuda").hasPrefix("bad.transcript:3: backend must be one of onednn, openblas, portable, not 'cuda'"))
         #expect(error("# plab 0.1.0 transcript\n# seed: 0\n# backend: portable\n# set: nosuch 1") .hasPrefix("bad.transcript:4: unknown setting 'nosuch'"))
         #expect(error("# plab 0.1.0 transcript\n# seed: 0\n# backend: portable\n# set: color") == "bad.transcript:4: expected '# set: NAME VALUE', found '# set: color'")
         #expect(error("# plab 0.1.0 transcript\n# seed: 0\n# backend: portable\nstray output\nplab> seed").hasPrefix("bad.transcript:4: expected a 'plab> COMMAND' line after the header"))

@@ -55,7 +55,7 @@ let tinySequences: [[Int32]] = [[1, 4, 9, 2, 7], [3, 3, 10, 0, 5, 8, 6]]
         let weights = tinyWeights()
         let model = Transformer(config: tinyConfig)
         let v = tinyConfig.vocabSize
-        for backendName in ["portable", "openblas"] {
+        for backendName in ["portable", "openblas", "onednn"] {
             let kernel = PlainLinear(weights: weights, backend: try matmulBackend(named: backendName))
             let full = model.forward(PackedBatch(sequences: tinySequences), weights: weights, kernel: kernel, plan: .fp32)
             var cache = KVCache(config: tinyConfig, slots: 2, capacity: 16)

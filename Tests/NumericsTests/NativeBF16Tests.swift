@@ -165,9 +165,9 @@ struct NativeBF16Tests {
         let a = rawA.map { Rounder(format: .bf16).round($0) }, b = rawB.map { Rounder(format: .bf16).round($0) }
         let chain = Self.pairChain(a, lda: k, transA: false, b, ldb: n, transB: false, m: m, n: n, k: k, start: nil)
             .map { Rounder(format: .bf16).round($0) }
-        let native = try QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend()).multiply(rawA, rawB, m: m, n: n, k: k).c
+        let native = try QuantizedGEMM(recipe: .uniform(.bf16), backend: LibraryBackend(.openblas)).multiply(rawA, rawB, m: m, n: n, k: k).c
         #expect(native.map(\.bitPattern) == chain.map(\.bitPattern))
-        let fallbackBackend = OpenBLASBackend(nativeBF16: false)
+        let fallbackBackend = LibraryBackend(.openblas, nativeBF16: false)
         #expect(!fallbackBackend.nativeBF16)
         let fallback = try QuantizedGEMM(recipe: .uniform(.bf16), backend: fallbackBackend).multiply(rawA, rawB, m: m, n: n, k: k).c
         var float32 = [Float](repeating: 0, count: m * n)
@@ -204,7 +204,7 @@ struct NativeBF16Tests {
             .packedForNativeBF16(keepingValues: false)
         for output in [NumberFormat.bf16, .fp32] {
             let gemm = QuantizedGEMM(recipe: GemmRecipe(a: Quantization(format: .bf16), b: Quantization(format: .bf16), output: output),
-                                     backend: OpenBLASBackend())
+                                     backend: LibraryBackend(.openblas))
             let qa = try PreparedOperand(a, rows: transA ? k : m, cols: transA ? m : k, transposed: transA,
                                          quantization: Quantization(format: .bf16))
             var expected = [Float](repeating: 0, count: m * n), fused = expected
@@ -219,11 +219,11 @@ struct NativeBF16Tests {
         // Not such a product: another rule, split-K, or no native kernel: nothing done.
         var untouched = [Float](repeating: 7, count: m * n)
         a.withUnsafeBufferPointer { ap in
-            let fp16 = QuantizedGEMM(recipe: .uniform(.fp16), backend: OpenBLASBackend())
+            let fp16 = QuantizedGEMM(recipe: .uniform(.fp16), backend: LibraryBackend(.openblas))
             #expect(fp16.multiplyRoundingA(ap.baseAddress!, transA: transA, qb, m: m, n: n, k: k, into: &untouched) == nil)
-            let bf16 = QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend())
+            let bf16 = QuantizedGEMM(recipe: .uniform(.bf16), backend: LibraryBackend(.openblas))
             #expect(bf16.multiplyRoundingA(ap.baseAddress!, transA: transA, qb, m: m, n: n, k: k, splitK: 2, into: &untouched) == nil)
-            let emulated = QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend(nativeBF16: false))
+            let emulated = QuantizedGEMM(recipe: .uniform(.bf16), backend: LibraryBackend(.openblas, nativeBF16: false))
             #expect(emulated.multiplyRoundingA(ap.baseAddress!, transA: transA, qb, m: m, n: n, k: k, into: &untouched) == nil)
         }
         #expect(untouched.allSatisfy { $0 == 7 })
@@ -244,7 +244,7 @@ struct NativeBF16Tests {
             b[(index * 53 + 7) % b.count] = Float(bitPattern: bits)
         }
         let bf16 = Quantization(format: .bf16)
-        let gemm = QuantizedGEMM(recipe: GemmRecipe(a: bf16, b: bf16, output: .fp32), backend: OpenBLASBackend())
+        let gemm = QuantizedGEMM(recipe: GemmRecipe(a: bf16, b: bf16, output: .fp32), backend: LibraryBackend(.openblas))
         let qa = try PreparedOperand(a, rows: k, cols: m, transposed: true, quantization: bf16)
         let qb = try PreparedOperand(b, rows: k, cols: n, transposed: false, quantization: bf16)
         var expected = [Float](repeating: 0, count: m * n), fused = expected
@@ -276,8 +276,8 @@ struct NativeBF16Tests {
             try PreparedOperand((0..<(k * (20 + i))).map { _ in Rounder(format: .bf16).round(Float(rng.nextUnit() * 2 - 1)) },
                                 rows: 20 + i, cols: k, transposed: true, quantization: bf16).packedForNativeBF16(keepingValues: false)
         }
-        let gemm = QuantizedGEMM(recipe: GemmRecipe(a: bf16, b: bf16, output: .bf16), backend: OpenBLASBackend())
-        let wgrad = QuantizedGEMM(recipe: GemmRecipe(a: bf16, b: bf16, output: .fp32), backend: OpenBLASBackend())
+        let gemm = QuantizedGEMM(recipe: GemmRecipe(a: bf16, b: bf16, output: .bf16), backend: LibraryBackend(.openblas))
+        let wgrad = QuantizedGEMM(recipe: GemmRecipe(a: bf16, b: bf16, output: .fp32), backend: LibraryBackend(.openblas))
         func run(memo: Bool) -> [[UInt32]] {
             var results: [[UInt32]] = []
             x.withUnsafeBufferPointer { xp in

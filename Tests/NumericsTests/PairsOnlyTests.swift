@@ -41,9 +41,9 @@ struct PairsOnlyTests {
         let limited = GemmRecipe(a: Quantization(format: .bf16), b: Quantization(format: .bf16),
                                  accumulation: .limited(bits: 14, step: 4, interval: 8), output: .bf16)
         let cases: [(String, QuantizedGEMM, Int)] = [
-            ("native", QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend()), 1),
-            ("native, split-K at odd positions", QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend()), 3),
-            ("float32 fallback", QuantizedGEMM(recipe: .uniform(.bf16), backend: OpenBLASBackend(nativeBF16: false)), 1),
+            ("native", QuantizedGEMM(recipe: .uniform(.bf16), backend: LibraryBackend(.openblas)), 1),
+            ("native, split-K at odd positions", QuantizedGEMM(recipe: .uniform(.bf16), backend: LibraryBackend(.openblas)), 3),
+            ("float32 fallback", QuantizedGEMM(recipe: .uniform(.bf16), backend: LibraryBackend(.openblas, nativeBF16: false)), 1),
             ("portable", QuantizedGEMM(recipe: .uniform(.bf16), backend: PortableBackend()), 2),
             ("fused kernel", QuantizedGEMM(recipe: limited, backend: PortableBackend()), 1)]
         for (name, gemm, splitK) in cases {

@@ -1,3 +1,5 @@
+import CDNNL
+import Foundation
 import Numerics
 import Testing
 
@@ -228,21 +230,44 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
         }
     }
 
-    /// OpenBLAS runs on one thread and the lab cuts C into rectangles, one call each. OpenBLAS
-    /// picks its kernel (and summation order) by each call's shape, so the cut may change bits
-    /// (it does for some of these shapes); the threads computing the rectangles must not: the
-    /// same cut on one thread and on several gives the same bits.
-    @Test func openBLASRectanglesGiveTheSameBitsOnAnyThreads() {
+    /// A library (OpenBLAS, oneDNN) runs on one thread and the lab cuts C into rectangles, one
+    /// call each. The library picks its kernel (and summation order) by each call's shape, so
+    /// the cut may change bits (it does for some of these shapes); the threads computing the
+    /// rectangles must not: the same cut on one thread and on several gives the same bits.
+    @Test(arguments: FloatLibrary.allCases)
+    func libraryRectanglesGiveTheSameBitsOnAnyThreads(_ library: FloatLibrary) {
         let sizes = [(1, 1, 1), (17, 33, 9), (64, 384, 384), (130, 70, 513), (2560 / 8, 176, 64), (40, 1024, 96),
                      (16, 96, 1024), (17, 64, 1024), (8, 128, 1536), (24, 40, 1024), (3, 400, 1024), (64, 64, 2048)]
         for (i, t) in paddedCases(sizes) {
             let ops = GemmOperands(t, seed: 700 + UInt64(i))
             for pieces in [2, 3] {
-                let alone = runGemm(OpenBLASBackend(parallelThreshold: 1, pieces: pieces, threads: 1), t, ops)
-                let shared = runGemm(OpenBLASBackend(parallelThreshold: 1, pieces: pieces, threads: 2), t, ops)
-                #expect(shared.map(\.bitPattern) == alone.map(\.bitPattern), "\(t) in \(pieces)")
+                let alone = runGemm(LibraryBackend(library, parallelThreshold: 1, pieces: pieces, threads: 1), t, ops)
+                let shared = runGemm(LibraryBackend(library, parallelThreshold: 1, pieces: pieces, threads: 2), t, ops)
+                #expect(shared.map(\.bitPattern) == alone.map(\.bitPattern), "\(library) \(t) in \(pieces)")
             }
         }
+    }
+
+    /// oneDNN gives a call as many threads as its OpenMP runtime allows the calling thread: the
+    /// processors, unless set. Each call of the `onednn` backend first limits its thread to one,
+    /// so a product never starts threads of its own (on top of the lab's). A new thread starts
+    /// at the runtime's default; after one product on it, the limit is 1.
+    @Test func oneDNNProductsKeepToTheirThread() {
+        let t = GemmCase(m: 64, n: 64, k: 64, transB: true)
+        let ops = GemmOperands(t, seed: 11)
+        let limits = UncheckedSendable(UnsafeMutableBufferPointer<Int32>.allocate(capacity: 2))
+        defer { limits.value.deallocate() }
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            limits.value[0] = plab_dnnl_thread_limit()
+            _ = runGemm(LibraryBackend(.onednn, threads: 1), t, ops)
+            limits.value[1] = plab_dnnl_thread_limit()
+            done.signal()
+        }.start()
+        done.wait()
+        #expect(limits.value[0] != 0 && limits.value[0] != 1 || PortableBackend.cores == 1,
+                "a new thread may use \(limits.value[0]) threads: the default this limit guards against")
+        #expect(limits.value[1] == 1, "after a product the thread's limit is \(limits.value[1])")
     }
 
     /// A sum of products (`gemmSum`, split-K's pieces) is each term as `gemm` computes it
@@ -253,8 +278,10 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
         let shapes: [(m: Int, n: Int, ks: [Int])] = [
             (64, 384, [96, 96, 96, 96]), (64, 1024, [341, 341, 342]), (17, 33, [3, 3, 3]), (1, 1, [1, 2]),
             (64, 40, [103, 2]), (5, 7, [4, 0, 5]), (130, 70, [171, 171])]
-        let backends: [any MatmulBackend] = [OpenBLASBackend(pieces: 2, threads: 2), OpenBLASBackend(pieces: 2, threads: 1),
-                                             OpenBLASBackend(parallelThreshold: 1, pieces: 3, threads: 2), PortableBackend()]
+        let backends: [any MatmulBackend] = FloatLibrary.allCases.flatMap { library in
+            [LibraryBackend(library, pieces: 2, threads: 2), LibraryBackend(library, pieces: 2, threads: 1),
+             LibraryBackend(library, parallelThreshold: 1, pieces: 3, threads: 2)] as [any MatmulBackend]
+        } + [PortableBackend()]
         for (index, shape) in shapes.enumerated() {
             for trans in 0..<4 {
                 let cases = shape.ks.map { GemmCase(m: shape.m, n: shape.n, k: $0, transA: trans & 1 != 0, transB: trans & 2 != 0,
@@ -284,7 +311,8 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
         }
     }
 
-    @Test func agreesWithOpenBLAS() {
+    @Test(arguments: FloatLibrary.allCases)
+    func agreesWithTheLibraries(_ library: FloatLibrary) {
         // Both backends compute each output, C's old value included when accumulating, as a sum
         // of k + 1 terms in some order, so each is within γ_{k+1}·S of the exact value, where
         // S = |C| + Σ_p |A[i][p]|·|B[p][j]| and γ_j = j·u/(1 − j·u), u = 2^-24 (whether or
@@ -296,7 +324,7 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
             let (m, n, k, accumulate) = (t.m, t.n, t.k, t.accumulate)
             let ops = GemmOperands(t, seed: 300 + UInt64(i))
             let portable = runGemm(PortableBackend(), t, ops)
-            let openblas = runGemm(OpenBLASBackend(), t, ops)
+            let other = runGemm(LibraryBackend(library), t, ops)
             var worst = 0.0
             for r in 0..<m {
                 for j in 0..<n {
@@ -307,11 +335,11 @@ private func expectSameBits(_ got: [Float], _ expected: [Float], _ what: String)
                         s += Double(abs(x)) * Double(abs(y))
                     }
                     let bound = Double(k + 2) * 0x1p-23 * s + Double(k + 2) * 0x1p-149
-                    let delta = abs(Double(portable[r * t.ldc + j]) - Double(openblas[r * t.ldc + j]))
+                    let delta = abs(Double(portable[r * t.ldc + j]) - Double(other[r * t.ldc + j]))
                     worst = max(worst, delta / bound)
                 }
             }
-            #expect(worst <= 1, "\(t): |portable − openblas| reaches \(worst) × the bound")
+            #expect(worst <= 1, "\(t): |portable − \(library)| reaches \(worst) × the bound")
         }
     }
 }

@@ -12,7 +12,7 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
 
     /// All-FP32 recipe on openblas is exactly cblas_sgemm.
     @Test func fp32RecipeIsExactlyCblasSgemm() throws {
-        let gemm = QuantizedGEMM(recipe: .fp32, backend: OpenBLASBackend())
+        let gemm = QuantizedGEMM(recipe: .fp32, backend: LibraryBackend(.openblas))
         for (m, n, k) in QuantizedGEMMTests.shapes {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = randomMatrix(m * k, seed: 1, name: "a\(m)\(k)"), b = randomMatrix(k * n, seed: 1, name: "b\(k)\(n)")
@@ -28,7 +28,7 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
     /// BF16 operands: the result equals the Double product of the rounded operands within
     /// float32 accumulation error, |Δ| ≤ γ_k Σ|a||b| with γ_k = k·2^-24 / (1 − k·2^-24)
     /// (Higham, Accuracy and Stability, §3.1), for any summation order.
-    @Test(arguments: ["openblas", "portable"])
+    @Test(arguments: ["openblas", "onednn", "portable"])
     func bf16OperandsAgreeWithADoubleReference(backend: String) throws {
         var recipe = GemmRecipe.uniform(.bf16)
         recipe.output = .fp32
@@ -129,7 +129,7 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
                                                               interval: interval, output: .bf16)
                 let portable = try QuantizedGEMM(recipe: recipe, backend: PortableBackend()).multiply(a, b, m: m, n: n, k: k).c
                 #expect(portable.map(\.bitPattern) == expected.map(\.bitPattern), "\(m)x\(n)x\(k) \(accumulation)")
-                let blas = try QuantizedGEMM(recipe: recipe, backend: OpenBLASBackend()).multiply(a, b, m: m, n: n, k: k).c
+                let blas = try QuantizedGEMM(recipe: recipe, backend: LibraryBackend(.openblas)).multiply(a, b, m: m, n: n, k: k).c
                 for (x, y) in zip(blas, expected) {
                     // Summation order inside a step may differ: allow a few bf16 ulps.
                     #expect(abs(x - y) <= 4 * max(abs(y), 1e-3) * 0x1p-7, "\(x) vs \(y)")
@@ -167,7 +167,7 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
     }
 
     @Test func badShapesAndSettingsAreRejected() {
-        let gemm = QuantizedGEMM(recipe: .fp32, backend: OpenBLASBackend())
+        let gemm = QuantizedGEMM(recipe: .fp32, backend: LibraryBackend(.openblas))
         #expect(throws: NumericsError.self) { try gemm.multiply([], [], m: 0, n: 1, k: 1) }
         #expect(throws: NumericsError.self) { try gemm.multiply([1, 2], [1], m: 1, n: 1, k: 1) }
         let bad = QuantizedGEMM(recipe: GemmRecipe(accumulation: .limited(bits: 14, step: 32, interval: 100)), backend: PortableBackend())
@@ -210,7 +210,7 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
 /// (a rollout engine's products); products that need the copy (scaled B, limited
 /// accumulation, a rounding A) are refused.
 @Suite struct InPlaceOperandTests {
-    @Test(arguments: ["openblas", "portable"])
+    @Test(arguments: ["openblas", "onednn", "portable"])
     func inPlaceAGivesTheCopysBits(backend: String) throws {
         let backend = try matmulBackend(named: backend)
         var bf16Weights = GemmRecipe.uniform(.bf16)
@@ -241,7 +241,7 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
     /// Both operands read where they lie (an FP32 engine's weight gradient dyᵀ·x, B stored
     /// (k, n)): the bits of the product through prepared copies of both; refused unless both
     /// rules leave float32 as it is.
-    @Test(arguments: ["openblas", "portable"])
+    @Test(arguments: ["openblas", "onednn", "portable"])
     func bothInPlaceGiveTheCopiesBits(backend: String) throws {
         let backend = try matmulBackend(named: backend)
         for (m, n, k) in QuantizedGEMMTests.shapes {

@@ -34,7 +34,8 @@ import Testing
         QuantizedGEMM(recipe: recipe, backend: PortableBackend(threads: 1))
             .referenceMultiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &expected)
         var ok = true
-        let backends: [any MatmulBackend] = [PortableBackend(threads: 1), PortableBackend(threads: 2), OpenBLASBackend()]
+        let backends: [any MatmulBackend] = [PortableBackend(threads: 1), PortableBackend(threads: 2), LibraryBackend(.openblas),
+                                             LibraryBackend(.onednn)]
         // B laid out in advance (as an engine's weights are) must change nothing either.
         for (backend, qb) in backends.map({ ($0, qb) }) + [(PortableBackend(threads: 2), qb.packedAsRightOperand())] {
             let unscaledFP32 = (qa.matrix.scales.allSatisfy { $0 == 1 } && qb.matrix.scales.allSatisfy { $0 == 1 }
@@ -43,7 +44,7 @@ import Testing
             // there, the reference on openblas (split-K's pieces one product after the other,
             // where the kernel hands them over together).
             var expected = expected
-            if unscaledFP32 && backend is OpenBLASBackend {
+            if unscaledFP32 && backend is LibraryBackend {
                 QuantizedGEMM(recipe: recipe, backend: backend)
                     .referenceMultiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &expected)
             }
@@ -128,7 +129,8 @@ import Testing
                                                  quantization: recipe.a)
                     let av = qa.matrix.values
                     for (qb, untransposed) in [(weights, false), (weights.untransposedForBackend(), true)] {
-                        for backend in [OpenBLASBackend(nativeBF16: false, threads: 2), OpenBLASBackend(nativeBF16: false, threads: 1)] {
+                        for backend in FloatLibrary.allCases.flatMap({ [LibraryBackend($0, nativeBF16: false, threads: 2),
+                                                                        LibraryBackend($0, nativeBF16: false, threads: 1)] }) {
                             let gemm = QuantizedGEMM(recipe: recipe, backend: backend)
                             for splitK in [2, 3, 4] {
                                 let expected = ScaledKernelTests.piecesOneAfterTheOther(
@@ -136,7 +138,7 @@ import Testing
                                     m: m, n: n, k: k, splitK: splitK, output: recipe.output)
                                 var together = [Float](repeating: .nan, count: m * n)
                                 gemm.multiplyPrepared(qa, qb, m: m, n: n, k: k, splitK: splitK, into: &together)
-                                let what = "\(m)x\(n)x\(k) \(recipe.a.format) transA \(transA) untransposed B \(untransposed) split-K \(splitK) threads \(backend.threads)"
+                                let what = "\(backend.name) \(m)x\(n)x\(k) \(recipe.a.format) transA \(transA) untransposed B \(untransposed) split-K \(splitK) threads \(backend.threads)"
                                 #expect(together.map(\.bitPattern) == expected.map(\.bitPattern), "\(what)")
                                 if recipe.a.isIdentity {
                                     var inPlace = [Float](repeating: .nan, count: m * n)

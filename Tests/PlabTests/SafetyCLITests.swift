@@ -98,7 +98,7 @@ private func fileType(_ path: String) -> mode_t {
     @Test func aBadOptionValueOfRunIsAUsageError() throws {
         let r = try runPlab(["run", packageRoot.appendingPathComponent("sessions/tour.plab").path, "--backend", "gpu"])
         #expect(r.status == 64)
-        #expect(r.stderr == "plab: error: backend must be one of openblas, portable, not 'gpu'\n")
+        #expect(r.stderr == "plab: error: backend must be one of onednn, openblas, portable, not 'gpu'\n")
     }
 }
 

@@ -111,7 +111,7 @@ import Testing
             #expect(run.status == 0, "\(name): \(run.stderr)")
             let recorded = try String(contentsOfFile: transcript, encoding: .utf8)
             func body(_ text: String) -> [String] {
-                text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("# date:") && !$0.hasPrefix("# openblas:") && !$0.hasPrefix("~ ") }
+                text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("# date:") && !$0.hasPrefix("# openblas:") && !$0.hasPrefix("# onednn:") && !$0.hasPrefix("~ ") }
             }
             let (got, expected) = (body(run.stdout), body(recorded))
             let common = min(got.count, expected.count)
