@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The lab's engines against PyTorch + transformers on the same work, in one run.
 #
-#   bench/compare-pytorch.sh [--repeat N] [--backends openblas,portable] [--threads T]
+#   bench/compare-pytorch.sh [--repeat N] [--backends onednn,openblas,portable] [--threads T]
 #
 # The work is `plab bench engines`'s: 64 prompts of 8 tokens, 32 new tokens each (sampled, KV
 # cache), then one teacher-forced forward and backward over the 64 × 40 tokens; on the default
@@ -21,7 +21,7 @@ root="$(cd "$here/.." && pwd)"
 venv="${PLAB_BENCH_VENV:-/tmp/plab-bench-venv}"
 python="${PYTHON:-python3}"
 repeat=3
-backends="openblas,portable"
+backends="onednn,openblas,portable"
 threads=2
 while [ $# -gt 0 ]; do
     case "$1" in

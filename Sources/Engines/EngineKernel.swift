@@ -288,10 +288,15 @@ public final class EngineKernel: LinearKernel {
         guard memo == nil, !input.isEmpty else { return body() }
         return input.withUnsafeBufferPointer { pointer in
             memo = BF16Kernel.PackMemo(source: pointer.baseAddress!)
-            defer { memo = nil }
+            defer { memo = nil; sharedNonFinite = nil }
             return body()
         }
     }
+
+    /// The non-finite count of a `sharingInput` call's input, once a product has counted it:
+    /// the products that read it used as it is (q, k and v; gate and up; their weight
+    /// gradients) each record it without counting again.
+    private var sharedNonFinite: (count: Int, nonFinite: Int)?
 
     public func forward(_ site: LinearSite, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>) {
         guard let w = prepared[site] else { preconditionFailure("no weights for \(site)") }
@@ -314,8 +319,24 @@ public final class EngineKernel: LinearKernel {
 
     /// The counts of an operand used as it is (its rule leaves float32 unchanged): only
     /// non-finite inputs can be counted; nothing overflows or flushes.
-    private func recordUnrounded(_ role: OperandRole, _ x: UnsafePointer<Float>, count: Int) {
-        state.recordNonFinite(role, countNonFinite(x, count))
+    /// `known`: the count of x already made (DGrad's of dy, for WGrad). Returns the count.
+    @discardableResult
+    private func recordUnrounded(_ role: OperandRole, _ x: UnsafePointer<Float>, count: Int, known: Int? = nil) -> Int {
+        let nonFinite: Int
+        if let known {
+            nonFinite = known
+        } else if let memo, memo.source == x {
+            if let shared = sharedNonFinite, shared.count == count {
+                nonFinite = shared.nonFinite
+            } else {
+                nonFinite = countNonFinite(x, count)
+                sharedNonFinite = (count, nonFinite)
+            }
+        } else {
+            nonFinite = countNonFinite(x, count)
+        }
+        state.recordNonFinite(role, nonFinite)
+        return nonFinite
     }
 
     /// dx = dy · W (DGrad: dy quantized per the DGrad rule along the output features, the
@@ -328,13 +349,14 @@ public final class EngineKernel: LinearKernel {
         let inDim = w.matrix.cols, outDim = w.matrix.rows
         let p = profile.forSite(site)
         var quantizedDy: PreparedOperand? = nil
+        var dyNonFinite: Int? = nil   // dy's count, when DGrad read it as it is
         if let dx {
             var dgradWeights = p.weights
             dgradWeights.granularity = p.weights.granularity.transposed
             let gemm = QuantizedGEMM(recipe: GemmRecipe(a: p.dgrad.input, b: dgradWeights, accumulation: p.dgrad.accumulation,
                                                         output: p.gradient), backend: backend)
             if gemm.multiplyInPlace(dy, w, m: rows, n: inDim, k: outDim, into: dx) {
-                recordUnrounded(.dgradGradient, dy, count: rows * outDim)
+                dyNonFinite = recordUnrounded(.dgradGradient, dy, count: rows * outDim)
             } else if let counts = gemm.multiplyRoundingA(dy, w, m: rows, n: inDim, k: outDim, into: dx) {
                 state.recordRounded(.dgradGradient, counts)
             } else {
@@ -360,13 +382,13 @@ public final class EngineKernel: LinearKernel {
             }
             // Both float32 as they are (an FP32 engine): read where they lie.
             if gemm.multiplyBothInPlace(dy, transA: true, x, m: outDim, n: inDim, k: rows, into: product) {
-                recordUnrounded(.wgradGradient, dy, count: rows * outDim)
+                recordUnrounded(.wgradGradient, dy, count: rows * outDim, known: dyNonFinite)
                 recordUnrounded(.wgradActivation, x, count: rows * inDim)
                 return
             }
             let qx = quantize(x, rows: rows, cols: inDim, p.wgradActivation, p.scaleRule, transposed: false, site: site, role: .wgradActivation)
             if gemm.multiplyInPlace(dy, transA: true, qx, m: outDim, n: inDim, k: rows, into: product) {
-                recordUnrounded(.wgradGradient, dy, count: rows * outDim)
+                recordUnrounded(.wgradGradient, dy, count: rows * outDim, known: dyNonFinite)
             } else if quantizedDy == nil, let counts = gemm.multiplyRoundingA(dy, transA: true, qx, m: outDim, n: inDim, k: rows,
                                                                               into: product) {
                 state.recordRounded(.wgradGradient, counts)

@@ -225,7 +225,7 @@ public enum BF16Kernel {
     /// that input alive and unchanged while the memo is in use.
     public final class PackMemo: @unchecked Sendable {
         struct Key: Hashable { let transposed: Bool, rows: Int, cols: Int, leading: Int, round: Bool }
-        let source: UnsafePointer<Float>
+        public let source: UnsafePointer<Float>
         private var packedA: [Key: PackedA] = [:], packedB: [Key: PackedB] = [:]
 
         public init(source: UnsafePointer<Float>) { self.source = source }

@@ -36,15 +36,37 @@ func amaxAndNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> (amax: Float, nonF
 /// threads from four chunks on (an FP32 engine counts every product's input), then added.
 public func countNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
     let chunk = 1 << 15, chunks = (n + chunk - 1) / chunk
-    guard chunks > 1 else { return countLargeAndNonFinite(x, n, .infinity).nonFinite }
+    guard chunks > 1 else { return nonFiniteCount(x, n) }
     return withUnsafeTemporaryAllocation(of: Int.self, capacity: chunks) { counts in
         let shared = UncheckedSendable((x, counts.baseAddress!))
         forEachRange(chunks, minimumCost: 4, cost: { _ in 1 }) { range in
             let (x, counts) = shared.value
-            for c in range { counts[c] = countLargeAndNonFinite(x + c * chunk, min(chunk, n - c * chunk), .infinity).nonFinite }
+            for c in range { counts[c] = nonFiniteCount(x + c * chunk, min(chunk, n - c * chunk)) }
         }
         return counts.reduce(0, +)
     }
+}
+
+/// How many of `x[0..<n]` are NaN or infinite. Usually none is: first whether any is, from
+/// the magnitudes' bit patterns plus 2^23 (only a non-finite one, at least infinity's
+/// 0x7F800000, reaches the top bit) or-ed together, two chains side by side; the values are
+/// counted only when one is.
+@inlinable
+func nonFiniteCount(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
+    let magnitudeMask = Bits16(repeating: 0x7FFF_FFFF), bump = Bits16(repeating: 0x0080_0000)
+    var any0 = Bits16(repeating: 0), any1 = Bits16(repeating: 0)
+    var i = 0
+    while i + 32 <= n {
+        any0 |= (UnsafeRawPointer(x + i).loadUnaligned(as: Bits16.self) & magnitudeMask) &+ bump
+        any1 |= (UnsafeRawPointer(x + i + 16).loadUnaligned(as: Bits16.self) & magnitudeMask) &+ bump
+        i += 32
+    }
+    var flagged = ((any0 | any1) & Bits16(repeating: 0x8000_0000)) != Bits16(repeating: 0)
+    while i < n, !flagged {
+        flagged = x[i].bitPattern & 0x7FFF_FFFF >= 0x7F80_0000
+        i += 1
+    }
+    return flagged ? countLargeAndNonFinite(x, n, .infinity).nonFinite : 0
 }
 
 /// How many of `x[0..<n]` are finite with magnitude at least `threshold` (a positive

@@ -136,4 +136,36 @@ func measure(_ policy: Policy, count: Int = 24, maxNew: Int = 24, seed: UInt64 =
         #expect(counts[0] == [.fpropInput: 2, .dgradGradient: 1, .wgradGradient: 1, .wgradActivation: 2])
         #expect(counts[0] == counts[1])
     }
+
+    /// q, k and v read one input: an FP32 engine counts its non-finite values once and records
+    /// the count for each product, forward and weight gradient, as a BF16 engine's copies do.
+    @Test func aSharedInputIsCountedOnceAndRecordedPerProduct() throws {
+        let master = labModel()
+        let c = master.config.hiddenSize, rows = 5
+        var x = (0..<(rows * c)).map { Float(($0 % 13) - 6) / 8 }
+        x[3] = .nan
+        x[c + 1] = .infinity
+        var counts: [[OperandRole: Int]] = []
+        for format in [NumberFormat.fp32, .bf16] {
+            let kernel = try EngineKernel(master: master, profile: .uniform(format, sources: .none), backend: PortableBackend())
+            let sites = [LinearKind.q, .k, .v].map { LinearSite($0, layer: 0) }
+            kernel.sharingInput(x) {
+                for site in sites {
+                    var y = [Float](repeating: 0, count: rows * site.slot(in: master).rows)
+                    kernel.forward(site, x: x, rows: rows, y: &y)
+                }
+            }
+            kernel.sharingInput(x) {
+                for site in sites {
+                    let out = site.slot(in: master).rows
+                    var dx = x, dW = [Float](repeating: 0, count: out * c)
+                    let dy = (0..<(rows * out)).map { Float(($0 % 7) - 3) / 4 }
+                    kernel.backward(site, dy: dy, x: x, rows: rows, dx: &dx, dW: &dW)
+                }
+            }
+            counts.append(kernel.state.nonFinite.filter { $0.value > 0 })
+        }
+        #expect(counts[0] == [.fpropInput: 6, .wgradActivation: 6])
+        #expect(counts[0] == counts[1])
+    }
 }

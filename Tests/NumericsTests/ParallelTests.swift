@@ -111,6 +111,13 @@ import Testing
         var rng = RandomStream(seed: 12, name: "non-finite")
         for count in [1, 17, 1 << 15, (1 << 15) + 1, (1 << 17) + 3, 300_001] {
             var x = (0..<count).map { _ in Float(rng.nextUnit() * 2 - 1) }
+            #expect(x.withUnsafeBufferPointer { countNonFinite($0.baseAddress!, count) } == 0, "\(count) finite values")
+            // One non-finite value alone, at each of these places, is found.
+            for place in [0, count / 2, count - 1] {
+                var one = x
+                one[place] = .infinity
+                #expect(one.withUnsafeBufferPointer { countNonFinite($0.baseAddress!, count) } == 1, "\(count) values, inf at \(place)")
+            }
             let specials: [Float] = [.nan, -.nan, .infinity, -.infinity, .signalingNaN]
             var places = [0, count - 1, (1 << 15) - 1, 1 << 15, (1 << 16) + 1].filter { (0..<count).contains($0) }
             for _ in 0..<(count / 1000) { places.append(Int(rng.next() % UInt64(count))) }
