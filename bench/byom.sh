@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A model of real size, loaded as a downloaded one: the lab against PyTorch + transformers.
 #
-#   bench/byom.sh [--repeat N] [--dir DIR] [--backend portable|openblas]
+#   bench/byom.sh [--repeat N] [--dir DIR] [--backend portable|openblas|onednn]
 #
 # Makes (once, kept in DIR, default /tmp/plab-byom-qwen05b) a random Qwen2ForCausalLM of
 # Qwen2.5-0.5B's shape in bfloat16 with bench/pytorch_byom.py, then measures, one after the
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
         --repeat) repeat="$2"; shift 2 ;;
         --dir) dir="$2"; shift 2 ;;
         --backend) backend="$2"; shift 2 ;;
-        *) echo "byom.sh: unknown argument '$1'; accepted: --repeat N, --dir DIR, --backend portable|openblas" >&2; exit 2 ;;
+        *) echo "byom.sh: unknown argument '$1'; accepted: --repeat N, --dir DIR, --backend portable|openblas|onednn" >&2; exit 2 ;;
     esac
 done
 command -v /usr/bin/time >/dev/null 2>&1 || { echo "byom.sh: needs /usr/bin/time (Debian: apt-get install time)" >&2; exit 1; }
