@@ -33,8 +33,16 @@ var package = Package(
             providers: [.apt(["libedit-dev"]), .brew(["libedit"])]
         ),
         .target(name: "CBF16"),
-        // oneDNN's float32 product (libdnnl-dev: its headers carry no pkg-config file).
-        .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl")]),
+        // oneDNN's float32 product (libdnnl-dev: its headers carry no pkg-config file; on macOS,
+        // Homebrew's onednn, under one of Homebrew's two prefixes).
+        .target(
+            name: "CDNNL",
+            cSettings: [.unsafeFlags(["-I/opt/homebrew/include", "-I/usr/local/include"], .when(platforms: [.macOS]))],
+            linkerSettings: [
+                .linkedLibrary("dnnl"),
+                .unsafeFlags(["-L/opt/homebrew/lib", "-L/usr/local/lib"], .when(platforms: [.macOS])),
+            ]
+        ),
         .target(name: "CPool"),
         .target(name: "Files"),
         .target(name: "JSON"),

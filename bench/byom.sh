@@ -46,8 +46,8 @@ plab="$root/.build/release/plab"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 case "$backend" in
-    portable|openblas) ;;
-    *) echo "byom.sh: unknown backend '$backend'; accepted: portable, openblas" >&2; exit 2 ;;
+    portable|openblas|onednn) ;;
+    *) echo "byom.sh: unknown backend '$backend'; accepted: portable, openblas, onednn" >&2; exit 2 ;;
 esac
 cat > "$work/load.plab" <<SESSION
 set backend $backend

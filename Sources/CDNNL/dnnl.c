@@ -2,6 +2,7 @@
 // Debian builds it), from the calling thread's OpenMP thread count, which is the processors
 // unless set. The lab computes each rectangle of a product on one of its own threads, so each
 // call first sets that thread's count to one: a product never starts threads of its own.
+#define _GNU_SOURCE
 #include "plab_dnnl.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <dlfcn.h>
@@ -24,6 +25,12 @@ int plab_dnnl_thread_limit(void) {
     return openmp_threads ? openmp_threads() : -1;
 }
 
+int plab_dnnl_confined(void) {
+    pthread_once(&found, find_openmp);
+    unsigned runtime = dnnl_version()->cpu_runtime;
+    return runtime == DNNL_RUNTIME_SEQ || (runtime == DNNL_RUNTIME_OMP && set_openmp_threads && openmp_threads);
+}
+
 int plab_dnnl_sgemm(char transa, char transb, long m, long n, long k,
                     const float *a, long lda, const float *b, long ldb,
                     float beta, float *c, long ldc) {
@@ -43,7 +50,7 @@ static const char *isa_name(dnnl_cpu_isa_t isa) {
     case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
     case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
     case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
+    default: return NULL;
     }
 }
 
@@ -59,6 +66,10 @@ static const char *runtime_name(unsigned runtime) {
 
 void plab_dnnl_describe(char *buffer, int size) {
     const dnnl_version_t *v = dnnl_version();
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    char number[16];
+    snprintf(number, sizeof number, "isa 0x%x", (unsigned)isa);
+    const char *name = isa_name(isa);
     snprintf(buffer, (size_t)size, "oneDNN %d.%d.%d (%s, %s)", v->major, v->minor, v->patch,
-             isa_name(dnnl_get_effective_cpu_isa()), runtime_name(v->cpu_runtime));
+             name ? name : number, runtime_name(v->cpu_runtime));
 }

@@ -1,4 +1,5 @@
-// Native BF16 matrix products (AVX512_BF16), for the BF16 recipe on the `openblas` backend.
+// Native BF16 matrix products (AVX512_BF16), for the BF16 recipe on the `openblas` and `onednn`
+// backends.
 
 import CBF16
 #if canImport(Glibc)

@@ -7,7 +7,7 @@ import CDNNL
 /// op(A) of shape (m, k) and op(B) of shape (k, n). The models' float32 products and the
 /// unscaled, float32-accumulated quantized products (FP32, BF16, FP16 recipes) go through one
 /// of these; scaled or limited-accumulation products (FP8) run the lab's own fused kernel on
-/// either backend (see QuantizedGEMM.swift), so their bits do not depend on the backend.
+/// every backend (see QuantizedGEMM.swift), so their bits do not depend on the backend.
 public protocol MatmulBackend: Sendable {
     /// `portable`, `openblas` or `onednn`: recorded in transcripts, so a replay uses the same one.
     var name: String { get }
@@ -263,7 +263,12 @@ public let matmulBackendNames = ["portable"] + FloatLibrary.allCases.map(\.rawVa
 
 /// The backend named `name`: `portable`, `openblas` or `onednn`.
 public func matmulBackend(named name: String) throws(NumericsError) -> any MatmulBackend {
-    if let library = FloatLibrary(rawValue: name.lowercased()) { return LibraryBackend(library) }
+    if let library = FloatLibrary(rawValue: name.lowercased()) {
+        if library == .onednn && plab_dnnl_confined() == 0 {
+            throw .invalidArgument("the onednn backend is not available here: this oneDNN (\(library.build)) starts threads of its own that the lab cannot limit; use openblas or portable")
+        }
+        return LibraryBackend(library)
+    }
     switch name.lowercased() {
     case "portable": return PortableBackend()
     default: throw .invalidArgument("unknown matrix-product backend '\(name)'; accepted: \(matmulBackendNames.joined(separator: " "))")

@@ -9,12 +9,13 @@
 //
 // Who computes what:
 // - Unscaled operands with float32 accumulation (BF16, FP16, FP32 recipes): one backend product
-//   over all of K, so the fp32 recipe on openblas is exactly `cblas_sgemm`, and the bits are the
-//   backend's (openblas's depend on the CPU; the portable backend's do not).
+//   over all of K, so the fp32 recipe on openblas is exactly `cblas_sgemm` (on onednn
+//   `dnnl_sgemm`), and the bits are the backend's (a library's depend on the CPU; the portable
+//   backend's do not).
 // - Anything scaled or with limited accumulation (the FP8 recipes): the fused kernel of
 //   ScaledKernel.swift, whatever the backend. It packs both operands once per product and keeps
 //   step sums and partial sums in registers, and its bits are fixed by the definition above:
-//   FP8 products give the same bits on openblas and portable, on every machine, with any
+//   FP8 products give the same bits on every backend, on every machine, with any
 //   thread count. `referenceMultiplyPrepared` keeps the plain model (one backend product per
 //   stretch or MMA step) that the kernel is tested against.
 
@@ -72,7 +73,7 @@ public struct GemmRecipe: Hashable, Sendable, CustomStringConvertible {
         self.output = output
     }
 
-    /// Plain float32: exactly `cblas_sgemm` on the openblas backend.
+    /// Plain float32: exactly `cblas_sgemm` on the openblas backend, `dnnl_sgemm` on onednn.
     public static let fp32 = GemmRecipe()
 
     /// Both operands rounded to `format` (unscaled), float32 accumulation, output in `format`:

@@ -40,7 +40,7 @@ struct ScaledKernel {
     /// threads costs more than a small product).
     static let parallelThreshold = 1 << 23
 
-    /// Threads for products on a backend without a thread setting (openblas): the active
+    /// Threads for products on a backend without a thread setting (a library's): the active
     /// processor count, read once (asking the system reads a file each time).
     static let processorCount = PortableBackend.activeProcessorCount
 

@@ -1,4 +1,5 @@
 import CBLAS
+import CDNNL
 import Numerics
 import Testing
 
@@ -10,17 +11,26 @@ func element(_ x: [Float], _ r: Int, _ c: Int, rows: Int, cols: Int, transposed:
 @Suite struct QuantizedGEMMTests {
     static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (3, 5, 7), (16, 16, 16), (17, 33, 65), (64, 48, 300), (128, 96, 257)]
 
-    /// All-FP32 recipe on openblas is exactly cblas_sgemm.
-    @Test func fp32RecipeIsExactlyCblasSgemm() throws {
-        let gemm = QuantizedGEMM(recipe: .fp32, backend: LibraryBackend(.openblas))
+    /// All-FP32 recipe on a library backend is exactly the library's product: `cblas_sgemm` on
+    /// openblas, `dnnl_sgemm` on onednn (these products are below the size that is cut).
+    @Test(arguments: FloatLibrary.allCases)
+    func fp32RecipeIsExactlyTheLibrarysProduct(_ library: FloatLibrary) throws {
+        let gemm = QuantizedGEMM(recipe: .fp32, backend: LibraryBackend(library))
         for (m, n, k) in QuantizedGEMMTests.shapes {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = randomMatrix(m * k, seed: 1, name: "a\(m)\(k)"), b = randomMatrix(k * n, seed: 1, name: "b\(k)\(n)")
                 let (c, _) = try gemm.multiply(a, b, m: m, n: n, k: k, transA: ta, transB: tb)
                 var expected = [Float](repeating: 0, count: m * n)
-                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                            Int32(m), Int32(n), Int32(k), 1, a, Int32(ta ? m : k), b, Int32(tb ? k : n), 0, &expected, Int32(n))
-                #expect(c.map(\.bitPattern) == expected.map(\.bitPattern), "\(m)x\(n)x\(k) \(ta) \(tb)")
+                switch library {
+                case .openblas:
+                    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                                Int32(m), Int32(n), Int32(k), 1, a, Int32(ta ? m : k), b, Int32(tb ? k : n), 0, &expected, Int32(n))
+                case .onednn:
+                    let status = plab_dnnl_sgemm(CChar(UInt8(ascii: ta ? "T" : "N")), CChar(UInt8(ascii: tb ? "T" : "N")),
+                                                 m, n, k, a, ta ? m : k, b, tb ? k : n, 0, &expected, n)
+                    #expect(status == 0)
+                }
+                #expect(c.map(\.bitPattern) == expected.map(\.bitPattern), "\(library) \(m)x\(n)x\(k) \(ta) \(tb)")
             }
         }
     }

@@ -3,7 +3,7 @@ import Testing
 
 /// The fused block-scaled kernel behind `QuantizedGEMM.multiplyPrepared` against the plain
 /// reference model (`referenceMultiplyPrepared`: one portable-backend product per K stretch
-/// or MMA step, scales applied element by element), bit for bit, on both backends, with one
+/// or MMA step, scales applied element by element), bit for bit, on every backend, with one
 /// or two threads, and with B packed in advance (`packedAsRightOperand`).
 @Suite struct ScaledKernelTests {
     static let accumulations: [Accumulation] = [

@@ -40,7 +40,7 @@ import Storage
         let presets = try (environment("PLAB_RL_PRESETS") ?? "fp16 fp32 bf16").split(separator: " ").map { try Preset.parse(String($0)) }
         let algorithm = try Algorithm.parse(environment("PLAB_RL_ALGO") ?? "grpo")
         let maxSteps = Int(environment("PLAB_RL_STEPS") ?? "400")!
-        let backend: any MatmulBackend = environment("PLAB_RL_BACKEND") == "openblas" ? LibraryBackend(.openblas) : PortableBackend()
+        let backend = try matmulBackend(named: environment("PLAB_RL_BACKEND") ?? "portable")
         for preset in presets {
             let policy = try Policy(master: checkpoint.weights, engines: preset.engines(hiddenSize: checkpoint.weights.config.hiddenSize),
                                     backend: backend)

@@ -1,5 +1,5 @@
 // The native BF16 matrix product (AVX512_BF16's VDPBF16PS), for the BF16 recipe's products on
-// the `openblas` backend. See Sources/Numerics/BF16Kernel.swift for its arithmetic and use.
+// the `openblas` and `onednn` backends. See Sources/Numerics/BF16Kernel.swift for its arithmetic and use.
 #ifndef PLAB_BF16_H
 #define PLAB_BF16_H
 

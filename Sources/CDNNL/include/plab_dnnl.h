@@ -13,6 +13,11 @@ int plab_dnnl_sgemm(char transa, char transb, long m, long n, long k,
 /// limit for it (`omp_get_max_threads`), or -1 when oneDNN was built without OpenMP.
 int plab_dnnl_thread_limit(void);
 
+/// 1 when a product stays on its calling thread: oneDNN is sequential, or runs on OpenMP and
+/// that runtime's thread setting was found; 0 otherwise (a TBB or threadpool build, whose
+/// threads the lab cannot limit).
+int plab_dnnl_confined(void);
+
 /// "oneDNN 2.6.3 (avx512_core_bf16, OpenMP)": the library's version, the instruction set its
 /// kernels were generated for on this processor and its threading runtime, into `buffer`.
 void plab_dnnl_describe(char *buffer, int size);
