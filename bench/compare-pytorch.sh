@@ -56,6 +56,8 @@ for r in $(seq 1 "$repeat"); do
     done
 done
 
+# Which lab and when: the table's first line.
+echo "plab at $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- Sources Package.swift || echo ' (with uncommitted changes)'), $(date -u +%Y-%m-%dT%H:%MZ), $repeat repeats, $threads threads"
 "$venv/bin/python" - "$out" "$repeat" "$backends" <<'EOF'
 import json, statistics, sys
 out, repeat, backends = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
