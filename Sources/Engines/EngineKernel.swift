@@ -322,20 +322,17 @@ public final class EngineKernel: LinearKernel {
     /// `known`: the count of x already made (DGrad's of dy, for WGrad). Returns the count.
     @discardableResult
     private func recordUnrounded(_ role: OperandRole, _ x: UnsafePointer<Float>, count: Int, known: Int? = nil) -> Int {
-        let nonFinite: Int
-        if let known {
-            nonFinite = known
-        } else if let memo, memo.source == x {
-            if let shared = sharedNonFinite, shared.count == count {
-                nonFinite = shared.nonFinite
-            } else {
-                nonFinite = countNonFinite(x, count)
-                sharedNonFinite = (count, nonFinite)
-            }
-        } else {
-            nonFinite = countNonFinite(x, count)
-        }
+        let nonFinite = known ?? countOnce(x, count: count)
         state.recordNonFinite(role, nonFinite)
+        return nonFinite
+    }
+
+    /// x's non-finite count, counted once per `sharingInput` call when x is its input.
+    private func countOnce(_ x: UnsafePointer<Float>, count: Int) -> Int {
+        guard let memo, memo.source == x else { return countNonFinite(x, count) }
+        if let shared = sharedNonFinite, shared.count == count { return shared.nonFinite }
+        let nonFinite = countNonFinite(x, count)
+        sharedNonFinite = (count, nonFinite)
         return nonFinite
     }
 

@@ -215,6 +215,10 @@ public struct Transcript: Sendable {
             guard let colon = body.firstIndex(of: ":") else { continue }  // a comment
             let key = String(body[..<colon])
             let value = body[body.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if let library = FloatLibrary(rawValue: key) {
+                libraries[library] = value
+                continue
+            }
             switch key {
             case "seed":
                 guard let n = Int(value), n >= 0 else {
@@ -227,7 +231,6 @@ public struct Transcript: Sendable {
                 headerLines["backend"] = line.number
             case "set": settings.append(ScriptLine(number: line.number, text: value))
             case "state": state.append(ScriptLine(number: line.number, text: value))
-            case let key where FloatLibrary(rawValue: key) != nil: libraries[FloatLibrary(rawValue: key)!] = value
             case "date": date = value
             case "json":
                 guard value == "on" || value == "off" else {

@@ -157,8 +157,8 @@ public struct QuantizedGEMM: Sendable {
     }
 
     /// A plain product (unscaled operands, float32 accumulation), A read where it lies
-    /// (element (0, 0) at `a`), split-K's pieces each one `plainProduct`. On a float32 backend
-    /// (OpenBLAS) the pieces go to it as one sum (`MatmulBackend.gemmSum`, `combine`'s K
+    /// (element (0, 0) at `a`), split-K's pieces each one `plainProduct`. On a float32 library
+    /// backend (OpenBLAS, oneDNN) the pieces go to it as one sum (`MatmulBackend.gemmSum`, `combine`'s K
     /// ranges), each the backend product it is alone, added in the same order, so the same
     /// bits; then the output rounding. Otherwise, or when the partial results would pass
     /// `QuantizedGEMM.sumLimit` floats (many rows times a large vocabulary), through `combine`.
@@ -194,7 +194,7 @@ public struct QuantizedGEMM: Sendable {
     }
 
     /// Whether the products run on the lab's own kernels (the portable backend, native BF16
-    /// products) rather than on a float32 backend's (OpenBLAS).
+    /// products) rather than on a float32 library's (OpenBLAS, oneDNN).
     var ownKernels: Bool {
         backend is PortableBackend || BF16Kernel.computes(recipe.a.format, recipe.b.format, on: backend)
     }

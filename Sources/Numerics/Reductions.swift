@@ -36,23 +36,23 @@ func amaxAndNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> (amax: Float, nonF
 /// threads from four chunks on (an FP32 engine counts every product's input), then added.
 public func countNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
     let chunk = 1 << 15, chunks = (n + chunk - 1) / chunk
-    guard chunks > 1 else { return nonFiniteCount(x, n) }
+    guard chunks > 1 else { return countNonFiniteSerially(x, n) }
     return withUnsafeTemporaryAllocation(of: Int.self, capacity: chunks) { counts in
         let shared = UncheckedSendable((x, counts.baseAddress!))
         forEachRange(chunks, minimumCost: 4, cost: { _ in 1 }) { range in
             let (x, counts) = shared.value
-            for c in range { counts[c] = nonFiniteCount(x + c * chunk, min(chunk, n - c * chunk)) }
+            for c in range { counts[c] = countNonFiniteSerially(x + c * chunk, min(chunk, n - c * chunk)) }
         }
         return counts.reduce(0, +)
     }
 }
 
-/// How many of `x[0..<n]` are NaN or infinite. Usually none is: first whether any is, from
+/// How many of `x[0..<n]` are NaN or infinite, on the calling thread. Usually none is: first whether any is, from
 /// the magnitudes' bit patterns plus 2^23 (only a non-finite one, at least infinity's
 /// 0x7F800000, reaches the top bit) or-ed together, two chains side by side; the values are
 /// counted only when one is.
 @inlinable
-func nonFiniteCount(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
+func countNonFiniteSerially(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
     let magnitudeMask = Bits16(repeating: 0x7FFF_FFFF), bump = Bits16(repeating: 0x0080_0000)
     var any0 = Bits16(repeating: 0), any1 = Bits16(repeating: 0)
     var i = 0
